@@ -1,0 +1,207 @@
+"""The event store: ClickHouse SQL, embedded (chDB) or remote (clickhouse-connect).
+
+``dsn = "chdb:///path"`` runs ClickHouse in-process on a directory; ``http://host:8123`` talks
+to a cluster. The same DDL and queries serve both. chDB allows one data directory per
+process, so `norrvakt serve` owns it while running and other commands go through the API.
+
+The store is an index, not the source of truth: the journal decides what was acknowledged,
+and :meth:`ClickHouseStore.reconcile` cuts a partially inserted tail (a killed INSERT can
+leave part of a batch behind) so replay from the journal stores every event exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import clickhouse_connect
+
+from norrvakt.event import Event
+from norrvakt.store.schema import ECS_COLUMNS, EVENTS_TABLE, INSERT_COLUMNS, events_ddl
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The store could not be opened, written or queried."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where events are indexed.
+
+    ``dsn``: ``chdb:///abs/path`` (embedded, default under the data directory) or
+    ``http://user:pass@host:8123`` for a ClickHouse server. ``database``: the database that
+    holds the events table. ``retention_days``: TTL of rows in the store (the journal keeps
+    its own retention, see docs/integrity.md); 0 disables the TTL.
+    """
+
+    dsn: str
+    database: str = "norrvakt"
+    retention_days: int = 395
+
+    def build(self) -> ClickHouseStore:
+        return ClickHouseStore(self)
+
+
+# Settings for every session: imports span years of days, one partition per day.
+_SESSION_SETTINGS = {"max_partitions_per_insert_block": 0}
+
+
+class ClickHouseStore:
+    """Insert events and run SQL. Thread-safe: inserts and queries use separate clients."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self._insert_lock = threading.Lock()
+        self._query_lock = threading.Lock()
+        try:
+            bootstrap = clickhouse_connect.get_client(dsn=config.dsn)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{config.database}`")
+            self._writer = clickhouse_connect.get_client(
+                dsn=config.dsn, database=config.database, settings=_SESSION_SETTINGS
+            )
+            self._reader = clickhouse_connect.get_client(dsn=config.dsn, database=config.database)
+            self._writer.command(events_ddl(config.retention_days))
+        except Exception as exc:  # clickhouse-connect raises many types; name the store
+            raise StoreError(f"cannot open store {config.dsn!r}: {exc}") from exc
+
+    # -- writing -------------------------------------------------------------------------
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        rows = [_row(e) for e in events]
+        with self._insert_lock:
+            self._writer.insert(EVENTS_TABLE, rows, column_names=list(INSERT_COLUMNS))
+
+    def delete_tenant_from(self, tenant: str, first_seq: int) -> None:
+        """Remove rows of ``tenant`` with seq ≥ ``first_seq`` (the unacknowledged-by-store tail)."""
+        with self._insert_lock:
+            self._writer.command(
+                f"DELETE FROM {EVENTS_TABLE} WHERE tenant = {{t:String}} AND seq >= {{s:UInt64}}",
+                parameters={"t": tenant, "s": first_seq},
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._query_lock:
+            result = self._reader.query(sql, parameters=parameters or {})
+            return list(result.result_rows)
+
+    def query_columns(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._query_lock:
+            result = self._reader.query(sql, parameters=parameters or {}, query_formats={"String": "bytes"})
+            return list(result.column_names), list(result.result_rows)
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._insert_lock:
+            return self._writer.command(sql, parameters=parameters or {})
+
+    def tenant_counts(self) -> dict[str, tuple[int, int]]:
+        """tenant → (row count, max seq)."""
+        rows = self.query(f"SELECT tenant, count(), max(seq) FROM {EVENTS_TABLE} GROUP BY tenant")
+        return {str(t): (int(n), int(m)) for t, n, m in rows}
+
+    def first_gap(self, tenant: str, first_seq: int, last_seq: int) -> int:
+        """Lowest seq in [first_seq, last_seq+1] whose prefix is incomplete in the store.
+
+        Rows are inserted in seq order, so everything below the first missing seq is present.
+        Returns ``last_seq + 1`` when [first_seq, last_seq] is complete.
+        """
+        lo, hi = first_seq, last_seq + 1  # invariant: [first_seq, lo) complete; answer ≤ hi
+        while lo < hi:
+            mid = (lo + hi) // 2
+            (n,) = self.query(
+                f"SELECT count() FROM {EVENTS_TABLE} WHERE tenant = {{t:String}} "
+                f"AND seq >= {{a:UInt64}} AND seq <= {{b:UInt64}}",
+                {"t": tenant, "a": first_seq, "b": mid},
+            )[0]
+            if int(n) == mid - first_seq + 1:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def fetch_events(self, tenant: str, seqs: Iterable[int]) -> list[Event]:
+        """Events of ``tenant`` with the given seqs, as stored (for evidence and verification)."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return []
+        names, rows = self.query_columns(
+            f"SELECT {', '.join(_SELECT_COLUMNS)} FROM {EVENTS_TABLE} "
+            "WHERE tenant = {t:String} AND seq IN {s:Array(UInt64)} ORDER BY seq",
+            {"t": tenant, "s": wanted},
+        )
+        return [event_from_row(dict(zip(names, row, strict=True))) for row in rows]
+
+    def close(self) -> None:
+        for client in (self._writer, self._reader):
+            try:
+                client.close()
+            except Exception as exc:  # closing is best effort, but say why it failed
+                log.warning("closing store client failed: %s", exc)
+
+
+_SELECT_COLUMNS = (
+    "tenant",
+    "seq",
+    "toUnixTimestamp64Micro(ts) AS ts",
+    "toUnixTimestamp64Micro(ingested) AS ingested",
+    "source",
+    "peer",
+    *(f"`{c}`" for c in ECS_COLUMNS.values()),
+    "fields",
+    "message",
+    "raw",
+)
+SELECT_EVENT_COLUMNS = ", ".join(_SELECT_COLUMNS)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    """Rebuild an :class:`Event` from a row selected with ``SELECT_EVENT_COLUMNS``."""
+    ecs = {}
+    for name, col in ECS_COLUMNS.items():
+        value = row.get(col)
+        if value:
+            ecs[name] = _text(value)
+    raw = row.get("raw", b"")
+    fields = row.get("fields") or {}
+    return Event(
+        tenant=_text(row["tenant"]),
+        seq=int(row["seq"]),
+        ts=int(row["ts"]),
+        ingested=int(row["ingested"]),
+        source=_text(row["source"]),
+        peer=_text(row["peer"]),
+        ecs=ecs,
+        fields={_text(k): _text(v) for k, v in fields.items()},
+        message=_text(row.get("message", "")),
+        raw=raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
+    )
+
+
+def _row(event: Event) -> list[Any]:
+    ecs = event.ecs
+    return [
+        event.tenant,
+        event.seq,
+        event.ts,
+        event.ingested,
+        event.source,
+        event.peer,
+        *(ecs.get(name, "") for name in ECS_COLUMNS),
+        event.fields,
+        event.message,
+        event.raw,
+    ]

@@ -1,0 +1,44 @@
+"""Shared fixtures.
+
+chDB runs one embedded ClickHouse per process on one directory, so every test in this pytest
+process shares ``chdb_path``; tests isolate themselves with their own database name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+_db_counter = itertools.count()
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data; skips the calling test (with the reason) when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"test data not available: {path} (CI always has ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chdb_path() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="norrvakt-chdb-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def store(chdb_path: Path) -> Iterator[ClickHouseStore]:
+    database = f"test_{os.getpid()}_{next(_db_counter)}"
+    s = StoreConfig(dsn=f"chdb://{chdb_path}", database=database, retention_days=0).build()
+    yield s
+    s.command(f"DROP DATABASE IF EXISTS `{database}`")
+    s.close()
