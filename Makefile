@@ -1,0 +1,43 @@
+# Norrvakt — two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA_DIR ?= var
+
+.PHONY: run test lint typecheck unit system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+## make run: install everything and start Norrvakt with demo traffic (data under ./var)
+run: $(STAMP)
+	$(BIN)/norrvakt --data-dir $(DATA_DIR) serve --demo
+
+## make test: install what the tests need (PyPI + Debian packages), then ruff, mypy, pytest
+test: $(STAMP) system-deps lint typecheck unit
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check norrvakt tests bench
+	$(BIN)/ruff format --check norrvakt tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/import.py
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,357 @@
+"""The `norrvakt` command. Thin: parses options and calls the library.
+
+Commands that read or write the data directory go through the HTTP API when a server owns
+the directory, and open it themselves otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from norrvakt import __version__
+from norrvakt.config import ConfigError, Settings, load_settings, settings_table
+
+err = Console(stderr=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj: dict[str, Any] = ctx.obj
+    if "settings" not in obj:
+        overrides: dict[str, Any] = {}
+        if obj.get("data_dir"):
+            overrides["data_dir"] = obj["data_dir"]
+        try:
+            obj["settings"] = load_settings(obj.get("config"), overrides)
+        except ConfigError as exc:
+            err.print(f"[red]{exc}[/red]")
+            sys.exit(2)
+    settings: Settings = obj["settings"]
+    return settings
+
+
+@click.group()
+@click.version_option(__version__, prog_name="norrvakt")
+@click.option("--config", "-c", type=click.Path(dir_okay=False, path_type=Path), envvar="NORRVAKT_CONFIG",
+              help="TOML settings file (default: built-in defaults).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="NORRVAKT_DATA_DIR",
+              help="Data directory (overrides data_dir in the settings).")
+@click.option("--log-level", default=None, help="debug | info | warning | error")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, data_dir: Path | None, log_level: str | None) -> None:
+    """Norrvakt — central log management and threat detection for the Norrbotten municipalities."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+    ctx.obj["data_dir"] = str(data_dir) if data_dir else None
+    logging.basicConfig(
+        level=(log_level or "info").upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Generate realistic traffic for all tenants, attack stories included.")
+@click.option("--host", default=None, help="Address of the web/API server (overrides server.host).")
+@click.option("--port", type=int, default=None, help="Port of the web/API server (overrides server.port).")
+@click.pass_context
+def serve(ctx: click.Context, demo: bool, host: str | None, port: int | None) -> None:
+    """Run the pipeline, the listeners and the web console."""
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["server.host"] = host
+    if port:
+        overrides["server.port"] = port
+    if ctx.obj.get("data_dir"):
+        overrides["data_dir"] = ctx.obj["data_dir"]
+    try:
+        settings = load_settings(ctx.obj.get("config"), overrides)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    from norrvakt.runtime import DataDirBusy
+    from norrvakt.server import install_uvloop, serve as run_server
+
+    logging.getLogger().setLevel(settings.log_level.upper())
+    install_uvloop()
+    try:
+        asyncio.run(run_server(settings, demo=demo))
+    except DataDirBusy as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+# -- import -------------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.option("--tenant", "-t", required=True, help="Tenant the records belong to.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "evtx", "jsonl", "text"]), default="auto",
+              show_default=True)
+@click.option("--source", default="import", show_default=True, help="Source id shown on the events.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def import_cmd(ctx: click.Context, tenant: str, fmt: str, source: str, paths: tuple[Path, ...]) -> None:
+    """Import EVTX, JSONL or text log files (directories are searched recursively)."""
+    from norrvakt.client import ServerClient
+    from norrvakt.importer import ImportResult, encode_items, file_batches
+
+    settings = _settings(ctx)
+    if tenant not in settings.tenants:
+        err.print(f"[red]unknown tenant {tenant!r}; configured: {', '.join(settings.tenants)}[/red]")
+        sys.exit(2)
+    files = _expand(paths)
+    result = ImportResult()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, transient=False)
+    file_task = progress.add_task("files", total=len(files))
+    unit_task = progress.add_task("", total=None)
+
+    def on_file(path: Path, total: int) -> None:
+        progress.update(unit_task, description=path.name[:48], total=total or None, completed=0)
+
+    client = ServerClient.for_data_dir(settings.data_path)
+    batches = file_batches(files, tenant, source, fmt, settings.timezone, result, on_file)
+    last_path: Path | None = None
+    with progress:
+        if client is not None:
+            for path, batch in batches:
+                if last_path is not None and path != last_path:
+                    progress.advance(file_task)
+                last_path = path
+                client.request("POST", "/api/import", params={"tenant": tenant, "source": source},
+                               content=encode_items(batch))
+                progress.update(unit_task, completed=batch[-1].progress)
+            client.request("GET", "/api/import/wait", params={"timeout": 600}, timeout=700)
+        else:
+            asyncio.run(_import_local(settings, batches, progress, file_task, unit_task))
+        progress.update(file_task, completed=len(files))
+    _print_import_summary(result)
+    sys.exit(0)
+
+
+async def _import_local(settings: Settings, batches: Any, progress: Progress, file_task: Any, unit_task: Any) -> None:
+    from norrvakt.importer import items_to_events
+    from norrvakt.runtime import open_runtime
+
+    runtime = open_runtime(settings)
+    await runtime.start(with_sources=False)
+    try:
+        last_path = None
+        for path, batch in batches:
+            if last_path is not None and path != last_path:
+                progress.advance(file_task)
+            last_path = path
+            await runtime.pipeline.commit(items_to_events(runtime.pipeline, batch))
+            progress.update(unit_task, completed=batch[-1].progress)
+        await runtime.indexer.wait_caught_up(timeout=600)
+    finally:
+        await runtime.close()
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")))
+        else:
+            files.append(p)
+    return files
+
+
+def _print_import_summary(result: Any) -> None:
+    colour = "yellow" if result.errors else "green"
+    err.print(f"[{colour}]imported {result.records} records from {result.files} file(s); "
+              f"{result.errors} problem(s) kept as pipeline_error events[/{colour}]")
+    for problem in result.problems:
+        err.print(f"  [yellow]•[/yellow] {problem}")
+
+
+# -- search -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("query", default="")
+@click.option("--tenant", "-t", default=None, help="Tenant(s), comma-separated (default: all you may read).")
+@click.option("--since", default=None, help="Start: 15m, 2h, 7d, now-1h or an ISO time.")
+@click.option("--until", default=None, help="End: same forms as --since.")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--offset", default=0, show_default=True, type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson"]), default="table", show_default=True)
+@click.pass_context
+def search(ctx: click.Context, query: str, tenant: str | None, since: str | None, until: str | None, limit: int,
+           offset: int, fmt: str) -> None:
+    """Search events, e.g. `norrvakt search 'event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name'`."""
+    from norrvakt.client import ApiError, ServerClient
+
+    settings = _settings(ctx)
+    params = {"q": query, "limit": limit, "offset": offset}
+    for key, value in (("tenant", tenant), ("since", since), ("until", until)):
+        if value:
+            params[key] = value
+    client = ServerClient.for_data_dir(settings.data_path)
+    try:
+        if client is not None:
+            result = client.request("GET", "/api/search", params=params)
+        else:
+            result = _search_local(settings, query, tenant, since, until, limit, offset)
+    except ApiError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        sys.exit(2)
+    except ValueError as exc:  # QueryError is a ValueError with position
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    _print_search(result, fmt)
+
+
+def _search_local(settings: Settings, query: str, tenant: str | None, since: str | None, until: str | None,
+                  limit: int, offset: int) -> dict[str, Any]:
+    from norrvakt.search import run_search
+    from norrvakt.store.clickhouse import StoreConfig
+
+    # No server: read the store directly. The local operator is trusted with every tenant.
+    tenants = list(settings.tenants)
+    if tenant:
+        wanted = [t.strip() for t in tenant.split(",")]
+        unknown = [t for t in wanted if t not in tenants]
+        if unknown:
+            raise ValueError(f"unknown tenant(s): {', '.join(unknown)}")
+        tenants = wanted
+    store = StoreConfig(dsn=settings.store_dsn(), database=settings.store.database,
+                        retention_days=settings.store.retention_days).build()
+    try:
+        return run_search(store, tenants, query, since=since, until=until, limit=limit, offset=offset)
+    finally:
+        store.close()
+
+
+def _print_search(result: dict[str, Any], fmt: str) -> None:
+    rows: list[dict[str, Any]] = result.get("rows", [])
+    if fmt == "json":
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    if fmt == "ndjson":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    console = Console()
+    if result.get("kind") == "stats":
+        table = Table(show_lines=False)
+        columns = result.get("columns") or (list(rows[0]) if rows else [])
+        for c in columns:
+            table.add_column(c)
+        for row in rows:
+            table.add_row(*(str(row.get(c, "")) for c in columns))
+        console.print(table)
+        return
+    table = Table(show_lines=False)
+    for c in ("@timestamp", "tenant", "host.name", "event.code", "user.name", "source.ip", "message"):
+        table.add_column(c, overflow="fold", max_width=80 if c == "message" else None)
+    for row in rows:
+        ecs = row.get("ecs", {})
+        table.add_row(
+            str(row.get("@timestamp", "")), str(row.get("tenant", "")), ecs.get("host.name", ""),
+            ecs.get("event.code", ""), ecs.get("user.name", ""), ecs.get("source.ip", ""), str(row.get("message", "")),
+        )
+    console.print(table)
+    err.print(f"{len(rows)} of {result.get('total', len(rows))} event(s)")
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+@main.group()
+def config() -> None:
+    """Check settings and list the defaults."""
+
+
+@config.command("check")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.pass_context
+def config_check(ctx: click.Context, path: Path | None) -> None:
+    """Validate a settings file; every problem is reported at once."""
+    try:
+        load_settings(path or ctx.obj.get("config"))
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    err.print("[green]settings are valid[/green]")
+
+
+@config.command("defaults")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table")
+def config_defaults(fmt: str) -> None:
+    """Every setting with its default and what it does."""
+    rows = settings_table()
+    if fmt == "markdown":
+        out = io.StringIO()
+        out.write("| setting | default | meaning |\n|---|---|---|\n")
+        for key, default, doc in rows:
+            out.write(f"| `{key}` | `{default}` | {doc} |\n")
+        click.echo(out.getvalue(), nl=False)
+        return
+    table = Table()
+    for c in ("setting", "default", "meaning"):
+        table.add_column(c, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Ingest tokens (HEC, _bulk, JSON): each maps a sender to a tenant and a source id."""
+
+
+@tokens.command("create")
+@click.option("--tenant", "-t", required=True)
+@click.option("--source", "-s", required=True, help="Source id shown on the events, e.g. 'lulea-winlogbeat'.")
+@click.pass_context
+def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
+    """Create an ingest token (printed once; only its hash is stored)."""
+    from norrvakt.state.accounts import create_ingest_token
+    from norrvakt.state.db import open_state, sqlite_url
+
+    settings = _settings(ctx)
+    if tenant not in settings.tenants:
+        err.print(f"[red]unknown tenant {tenant!r}[/red]")
+        sys.exit(2)
+    engine = open_state(sqlite_url(settings.data_path))
+    click.echo(create_ingest_token(engine, tenant, source))
+
+
+@tokens.command("list")
+@click.pass_context
+def tokens_list(ctx: click.Context) -> None:
+    from norrvakt.state.accounts import list_ingest_tokens
+    from norrvakt.state.db import open_state, sqlite_url
+
+    settings = _settings(ctx)
+    engine = open_state(sqlite_url(settings.data_path))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "name", "tenant", "source_id", "created_at", "revoked_at"])
+    for row in list_ingest_tokens(engine):
+        writer.writerow([row["id"], row["name"], row["tenant"], row["source_id"], row["created_at"], row["revoked_at"]])
+    click.echo(out.getvalue(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

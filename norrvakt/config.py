@@ -1,0 +1,357 @@
+"""Settings: one TOML file, documented defaults, validated all at once.
+
+Every setting is declared once below (name, type, default, help) and that declaration is what
+the loader validates, what `norrvakt config defaults` prints and what docs/configuration.md
+lists — a test fails when they drift apart. Validation collects *all* problems and reports
+them together as ``key: bad value — why``.
+
+Example::
+
+    data_dir = "var"
+    timezone = "Europe/Stockholm"
+
+    [server]
+    port = 8080
+
+    [[sources]]
+    id = "syslog-tcp"
+    type = "syslog"
+    protocol = "tcp"
+    port = 5514
+    tenant = "lulea"
+    networks = { "10.20.0.0/16" = "boden" }
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from norrvakt.event import SYSTEM_TENANT
+
+MUNICIPALITIES: dict[str, str] = {
+    "arjeplog": "Arjeplog",
+    "arvidsjaur": "Arvidsjaur",
+    "boden": "Boden",
+    "gallivare": "Gällivare",
+    "haparanda": "Haparanda",
+    "jokkmokk": "Jokkmokk",
+    "kalix": "Kalix",
+    "kiruna": "Kiruna",
+    "lulea": "Luleå",
+    "pajala": "Pajala",
+    "pitea": "Piteå",
+    "alvsbyn": "Älvsbyn",
+    "overkalix": "Överkalix",
+    "overtornea": "Övertorneå",
+}
+
+_TENANT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+
+
+class ConfigError(ValueError):
+    """One or more settings are invalid. ``problems`` lists each as (key, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]], origin: str = "") -> None:
+        self.problems = problems
+        where = f" in {origin}" if origin else ""
+        lines = [f"{len(problems)} invalid setting(s){where}:"]
+        lines += [f"  {key}: {msg}" for key, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = field(default="127.0.0.1", metadata=_doc("Address the web console and HTTP API listen on."))
+    port: int = field(default=8080, metadata=_doc("Port of the web console, the API and HTTP ingest."))
+    public_url: str = field(
+        default="", metadata=_doc("URL users open, if different from http://host:port (behind a proxy).")
+    )
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    segment_mb: int = field(default=64, metadata=_doc("Size at which a journal segment file is closed."))
+    fsync: bool = field(
+        default=True,
+        metadata=_doc("fsync before acknowledging senders. Off only for benchmarks: acks then survive "
+                      "a process crash but not a power loss."),
+    )
+    group_commit_ms: float = field(
+        default=2.0, metadata=_doc("How long a commit waits for more records before fsync (latency vs. IOPS).")
+    )
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    dsn: str = field(
+        default="",
+        metadata=_doc("ClickHouse address. Empty = embedded chDB under <data_dir>/store; "
+                      "http://user:pass@host:8123 for a server."),
+    )
+    database: str = field(default="norrvakt", metadata=_doc("Database holding the events table."))
+    retention_days: int = field(
+        default=395, metadata=_doc("Days events stay searchable in the store (TTL); 0 = forever. "
+                                   "The journal keeps its own retention.")
+    )
+    batch_rows: int = field(default=20000, metadata=_doc("Maximum rows per insert into the store."))
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
+    type: str = field(default="syslog", metadata=_doc("syslog | relp."))
+    protocol: str = field(default="tcp", metadata=_doc("For syslog: udp | tcp | tls. For relp: tcp | tls."))
+    host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
+    port: int = field(default=5514, metadata=_doc("Port to listen on."))
+    tenant: str = field(
+        default="", metadata=_doc("Tenant of records from senders not matched by `networks`. "
+                                  "Empty: such records go to the system tenant as pipeline errors.")
+    )
+    networks: dict[str, str] = field(
+        default_factory=dict, metadata=_doc("Sender network (CIDR) → tenant, most specific wins.")
+    )
+    max_message_bytes: int = field(
+        default=65536, metadata=_doc("Longer messages are cut and kept as pipeline errors.")
+    )
+    timezone: str = field(default="", metadata=_doc("Zone for timestamps without one; default: top-level timezone."))
+    tls_cert: str = field(default="", metadata=_doc("PEM certificate for tls; generated at first start if empty."))
+    tls_key: str = field(default="", metadata=_doc("PEM private key for tls; generated at first start if empty."))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = field(default="var", metadata=_doc("Where journal, store, state and keys live."))
+    timezone: str = field(
+        default="Europe/Stockholm", metadata=_doc("Zone assumed for log timestamps that carry none (RFC 3164).")
+    )
+    tenants: dict[str, str] = field(
+        default_factory=lambda: dict(MUNICIPALITIES),
+        metadata=_doc("Tenant id → display name. Default: the 14 municipalities."),
+    )
+    log_level: str = field(default="info", metadata=_doc("debug | info | warning | error."))
+    server: ServerSettings = field(default_factory=ServerSettings, metadata=_doc("Web console and HTTP API."))
+    journal: JournalSettings = field(default_factory=JournalSettings, metadata=_doc("Durable journal."))
+    store: StoreSettings = field(default_factory=StoreSettings, metadata=_doc("Event store (ClickHouse)."))
+    sources: list[SourceSettings] = field(
+        default_factory=lambda: default_sources(), metadata=_doc("Network listeners ([[sources]] tables).")
+    )
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def store_dsn(self) -> str:
+        if self.store.dsn:
+            return self.store.dsn
+        return f"chdb://{(self.data_path / 'store').resolve()}"
+
+
+def default_sources() -> list[SourceSettings]:
+    """Listeners of a fresh install. Loopback senders 127.0.1.N map to tenant N (the demo
+    uses this); other senders land in Luleå until the operator maps their networks."""
+    demo_nets = {f"127.0.1.{i + 1}/32": t for i, t in enumerate(MUNICIPALITIES)}
+    common: dict[str, Any] = {"tenant": "lulea", "networks": demo_nets}
+    return [
+        SourceSettings(id="syslog-udp", type="syslog", protocol="udp", port=5514, **common),
+        SourceSettings(id="syslog-tcp", type="syslog", protocol="tcp", port=5514, **common),
+        SourceSettings(id="syslog-tls", type="syslog", protocol="tls", port=6514, **common),
+        SourceSettings(id="relp", type="relp", protocol="tcp", port=2514, **common),
+    ]
+
+
+# -- loading and validation ---------------------------------------------------------------
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read TOML (if given), apply ``overrides`` (dotted keys), validate everything."""
+    raw: dict[str, Any] = {}
+    origin = ""
+    if path is not None:
+        origin = str(path)
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([("(file)", f"{path} does not exist")], origin) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([("(file)", f"not valid TOML: {exc}")], origin) from None
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    problems: list[tuple[str, str]] = []
+    settings = _build(Settings, raw, "", problems)
+    if not problems:
+        _check_semantics(settings, problems)
+    if problems:
+        raise ConfigError(problems, origin)
+    return settings
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> Any:
+    if not isinstance(raw, dict):
+        problems.append((prefix.rstrip(".") or "(root)", f"{raw!r} — expected a table"))
+        return cls()
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            problems.append((f"{prefix}{key}", f"unknown setting (known: {', '.join(sorted(known))})"))
+    values: dict[str, Any] = {}
+    hints = _resolved_hints(cls)
+    for name, f in known.items():
+        if name not in raw:
+            continue
+        tp = hints[name]
+        value = raw[name]
+        key = f"{prefix}{name}"
+        if is_dataclass(tp):
+            values[name] = _build(tp, value, key + ".", problems)
+        elif tp == list[SourceSettings]:
+            if not isinstance(value, list):
+                problems.append((key, f"{value!r} — expected an array of tables [[{name}]]"))
+                continue
+            values[name] = [_build(SourceSettings, item, f"{key}[{i}].", problems) for i, item in enumerate(value)]
+        elif tp == dict[str, str]:
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                problems.append((key, f"{value!r} — expected a table of string → string"))
+                continue
+            values[name] = dict(value)
+        elif tp is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append((key, f"{value!r} — expected a number"))
+                continue
+            values[name] = float(value)
+        elif tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append((key, f"{value!r} — expected an integer"))
+                continue
+            values[name] = value
+        elif tp is bool:
+            if not isinstance(value, bool):
+                problems.append((key, f"{value!r} — expected true or false"))
+                continue
+            values[name] = value
+        elif tp is str:
+            if not isinstance(value, str):
+                problems.append((key, f"{value!r} — expected a string"))
+                continue
+            values[name] = value
+        else:  # pragma: no cover - a new setting type must be added above
+            raise TypeError(f"setting {key} has unsupported type {_type_name(tp)}")
+    return cls(**values)
+
+
+def _resolved_hints(cls: Any) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _check_port(key: str, port: int, problems: list[tuple[str, str]]) -> None:
+    if not 1 <= port <= 65535:
+        problems.append((key, f"{port} — a port must be 1..65535"))
+
+
+def _check_zone(key: str, zone: str, problems: list[tuple[str, str]]) -> None:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append((key, f"{zone!r} — not a known time zone (e.g. Europe/Stockholm, UTC)"))
+
+
+def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
+    _check_zone("timezone", s.timezone, problems)
+    if s.log_level not in {"debug", "info", "warning", "error"}:
+        problems.append(("log_level", f"{s.log_level!r} — one of debug, info, warning, error"))
+    if not s.tenants:
+        problems.append(("tenants", "{} — at least one tenant is needed"))
+    for tid in s.tenants:
+        if not _TENANT_ID.match(tid) or tid == SYSTEM_TENANT:
+            problems.append((f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter"))
+    _check_port("server.port", s.server.port, problems)
+    if s.journal.segment_mb < 1 or s.journal.segment_mb > 4096:
+        problems.append(("journal.segment_mb", f"{s.journal.segment_mb} — must be 1..4096"))
+    if not 0 <= s.journal.group_commit_ms <= 1000:
+        problems.append(("journal.group_commit_ms", f"{s.journal.group_commit_ms} — must be 0..1000"))
+    if s.store.retention_days < 0:
+        problems.append(("store.retention_days", f"{s.store.retention_days} — must be ≥ 0"))
+    if not 100 <= s.store.batch_rows <= 1_000_000:
+        problems.append(("store.batch_rows", f"{s.store.batch_rows} — must be 100..1000000"))
+    if s.store.dsn and not s.store.dsn.startswith(("chdb://", "http://", "https://")):
+        problems.append(("store.dsn", f"{s.store.dsn!r} — must start with chdb://, http:// or https://"))
+    seen_ids: set[str] = set()
+    seen_ports: set[tuple[str, int]] = set()
+    for i, src in enumerate(s.sources):
+        key = f"sources[{i}]"
+        if not src.id:
+            problems.append((f"{key}.id", "'' — every source needs an id"))
+        elif src.id in seen_ids:
+            problems.append((f"{key}.id", f"{src.id!r} — duplicate source id"))
+        seen_ids.add(src.id)
+        if src.type not in {"syslog", "relp"}:
+            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp"))
+        allowed = {"udp", "tcp", "tls"} if src.type == "syslog" else {"tcp", "tls"}
+        if src.protocol not in allowed:
+            problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))
+        _check_port(f"{key}.port", src.port, problems)
+        transport = "udp" if src.protocol == "udp" else "tcp"
+        if (transport, src.port) in seen_ports:
+            problems.append((f"{key}.port", f"{src.port} — another {transport} source already uses it"))
+        seen_ports.add((transport, src.port))
+        if src.tenant and src.tenant not in s.tenants:
+            problems.append((f"{key}.tenant", f"{src.tenant!r} — not a configured tenant"))
+        for net, tenant in src.networks.items():
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                problems.append((f"{key}.networks.{net}", f"{net!r} — not a network (CIDR, e.g. 10.1.0.0/16)"))
+            if tenant not in s.tenants:
+                problems.append((f"{key}.networks.{net}", f"{tenant!r} — not a configured tenant"))
+        if not 256 <= src.max_message_bytes <= 16 * 1024 * 1024:
+            problems.append((f"{key}.max_message_bytes", f"{src.max_message_bytes} — must be 256..16777216"))
+        if src.timezone:
+            _check_zone(f"{key}.timezone", src.timezone, problems)
+        if bool(src.tls_cert) != bool(src.tls_key):
+            problems.append((f"{key}.tls_cert", "set both tls_cert and tls_key, or neither"))
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every setting — the CLI, docs and a test read this."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(cls: Any, prefix: str) -> None:
+        hints = _resolved_hints(cls)
+        for f in fields(cls):
+            tp = hints[f.name]
+            if is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+                continue
+            if tp == list[SourceSettings]:
+                walk(SourceSettings, f"{prefix}{f.name}[].")
+                continue
+            default: Any = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            if f.name in {"tenants", "sources"} or (isinstance(default, dict) and len(default) > 3):
+                shown = "(see below)"
+            else:
+                shown = repr(default)
+            rows.append((f"{prefix}{f.name}", shown, f.metadata.get("doc", "")))
+
+    walk(Settings, "")
+    return rows

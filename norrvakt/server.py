@@ -1,0 +1,93 @@
+"""`norrvakt serve`: the pipeline, the listeners and the web server in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+
+from norrvakt.config import Settings
+from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
+from norrvakt.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        log.info("uvloop not available; using the standard asyncio loop")
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def public_url(settings: Settings) -> str:
+    if settings.server.public_url:
+        return settings.server.public_url
+    host = settings.server.host
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    return f"http://{shown}:{settings.server.port}"
+
+
+async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) -> None:
+    runtime = open_runtime(settings)
+    creds = bootstrap_accounts(runtime)
+    await runtime.start(with_sources=True)
+    app = create_app(runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="off",
+        loop="none",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
+    url = public_url(settings)
+    write_server_file(settings, url, ports)
+    demo_task: asyncio.Task[Any] | None = None
+    if demo:
+        from norrvakt.demo import DemoTraffic
+
+        traffic = DemoTraffic(runtime, url)
+        runtime.extras["demo"] = traffic
+        demo_task = asyncio.create_task(traffic.run(), name="demo")
+    if banner:
+        _print_banner(runtime, url, creds, demo)
+    try:
+        await server.serve()
+    finally:
+        if demo_task is not None:
+            demo_task.cancel()
+            try:
+                await demo_task
+            except (asyncio.CancelledError, Exception) as exc:  # report, never hide, a demo crash
+                if not isinstance(exc, asyncio.CancelledError):
+                    log.error("demo traffic stopped with an error: %s", exc)
+        await runtime.close()
+
+
+def _print_banner(runtime: Runtime, url: str, creds: dict[str, str], demo: bool) -> None:
+    lines = [
+        "",
+        "  Norrvakt is running",
+        f"  Web and API:   {url}   (API docs: {url}/api/docs)",
+        f"  Log in:        {creds.get('username', 'admin')} / "
+        f"{creds.get('password', '(see ' + str(runtime.settings.data_path / 'initial-admin.txt') + ')')}",
+    ]
+    for src in runtime.sources:
+        lines.append(f"  Listening:     {src.describe():28s} [{src.id}]")
+    lines.append(f"  HTTP ingest:   {url}/services/collector/event (HEC), {url}/_bulk, {url}/ingest")
+    lines.append(f"  Data:          {runtime.settings.data_path.resolve()}")
+    if demo:
+        lines.append("  Demo traffic:  on — 14 municipalities, attack stories included")
+    lines.append("  Stop with Ctrl-C.")
+    lines.append("")
+    print("\n".join(lines), file=sys.stderr, flush=True)

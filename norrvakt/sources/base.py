@@ -1,0 +1,63 @@
+"""What every network source is: a frozen config with ``build()``, and a running listener.
+
+A source turns bytes into :class:`~norrvakt.event.RawRecord` and hands them to the pipeline;
+it acknowledges its sender only after the pipeline says the records are durable.
+Built-in sources register here exactly as a plugin would::
+
+    @register_source("syslog")
+    @dataclass(frozen=True)
+    class SyslogSourceConfig: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from norrvakt.config import Settings, SourceSettings
+    from norrvakt.pipeline import Pipeline
+
+
+class Source(Protocol):
+    id: str
+
+    async def start(self, pipeline: Pipeline) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+class SourceConfig(Protocol):
+    def build(self) -> Source: ...
+
+
+SourceFactory = Callable[["SourceSettings", "Settings"], SourceConfig]
+SOURCE_TYPES: dict[str, SourceFactory] = {}
+
+
+def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
+    def deco(factory: SourceFactory) -> SourceFactory:
+        SOURCE_TYPES[name] = factory
+        return factory
+
+    return deco
+
+
+def build_sources(settings: Settings) -> list[Source]:
+    # Importing the modules registers the built-in types.
+    from norrvakt.sources import relp, syslog  # noqa: F401
+
+    out: list[Source] = []
+    for src in settings.sources:
+        factory = SOURCE_TYPES[src.type]
+        out.append(factory(src, settings).build())
+    return out
+
+
+def peer_of(transport: Any) -> tuple[str, int]:
+    info = transport.get_extra_info("peername")
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return "unknown", 0

@@ -1,0 +1,432 @@
+"""The search language: text → :class:`Query` (an AST), with errors that say where.
+
+Sample queries it reads::
+
+    user.name:anna AND event.code:4625
+    "failed password" -host.name:*-dc? source.ip:10.0.0.0/8
+    event.code:(4624 OR 4625) source.port:>1024 | stats count by source.ip | head 5
+    EventID:4688 process.command_line:*mimikatz* | sort -@timestamp | fields host.name, user.name
+
+Grammar (keywords are upper case; lower-case ``and`` is just a word)::
+
+    query    = [ or ] { "|" command }
+    or       = and { "OR" and }
+    and      = not { [ "AND" ] not }              (adjacent terms: implicit AND)
+    not      = ( "NOT" | "-" ) not | primary
+    primary  = "(" or ")" | term
+    term     = [ field ":" ] value
+    value    = phrase | word | ( ">" | ">=" | "<" | "<=" ) ( phrase | word )
+             | ( "[" | "{" ) bound "TO" bound ( "]" | "}" ) | "(" or ")"    (field only)
+    command  = "stats" "count" [ "()" ] [ "by" field { [","] field } ]
+             | "sort" key { "," key }     key = [ "-" | "+" ] field [ "asc" | "desc" ]
+             | "head" [ N ] | "fields" field { [","] field }
+
+Words may hold ``*`` / ``?`` wildcards; ``\\`` escapes a special character in a word
+(``adm\\*``). Inside ``"..."`` nothing is a wildcard and only ``\\"`` is an escape, so Windows
+paths can be pasted as they are. A word after ``field:`` that is an IP network
+(``10.0.0.0/8``, ``2001:db8::/32``) is a CIDR match; ``field:*`` means the field is present.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from norrvakt.store.query_ast import (
+    COMPARE_OPS,
+    And,
+    Cidr,
+    Compare,
+    Exists,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Query,
+    QueryError,
+    Range,
+    SortKey,
+    Stats,
+    Term,
+)
+
+DEFAULT_HEAD = 10
+
+# A field name: ECS dotted names, Windows names (EventID), @timestamp, non-ASCII names (Åtkomst).
+_FIELD_RE = re.compile(r"[^\W\d][\w.@-]*|@[\w.@-]+")
+_FIELD_COLON_RE = re.compile(r"(?:[^\W\d][\w.@-]*|@[\w.@-]+):")
+_WORD_END = ' \t\r\n()"|'
+_ESCAPABLE = set(' \t()"|*?:\\[]{}<>-')
+_DIRECTION_RE = re.compile(r"(asc|desc)\b", re.IGNORECASE)
+_DIGITS_RE = re.compile(r"\d+")
+
+
+def parse_query(text: str) -> Query:
+    """Parse ``text`` into a :class:`Query`; raises :class:`QueryError` naming the column."""
+    return _Parser(text).parse()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def error(self, message: str, position: int) -> QueryError:
+        return QueryError(message.replace("{col}", f"column {position + 1}"), position, self.text)
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def at_keyword(self, *words: str) -> str | None:
+        for word in words:
+            end = self.pos + len(word)
+            if self.text.startswith(word, self.pos) and self.text[end : end + 1] in ("", *_WORD_END):
+                return word
+        return None
+
+    # -- search expression -----------------------------------------------------------------
+
+    def parse(self) -> Query:
+        self.skip_space()
+        where: Node = MatchAll() if self.peek() in ("", "|") else self.parse_or(None)
+        self.skip_space()
+        if self.peek() == ")":
+            raise self.error("unexpected ')' at {col}", self.pos)
+        query = Query(where=where, text=self.text)
+        if self.peek() == "|":
+            query = _parse_pipeline(self, query)
+        return query
+
+    def parse_or(self, default_field: str | None) -> Node:
+        children = [self.parse_and(default_field)]
+        while True:
+            self.skip_space()
+            if not self.at_keyword("OR"):
+                break
+            self.pos += 2
+            children.append(self.parse_and(default_field))
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def parse_and(self, default_field: str | None) -> Node:
+        children = [self.parse_not(default_field)]
+        while True:
+            self.skip_space()
+            if self.peek() in ("", ")", "|") or self.at_keyword("OR"):
+                break
+            if self.at_keyword("AND"):
+                self.pos += 3
+            children.append(self.parse_not(default_field))
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def parse_not(self, default_field: str | None) -> Node:
+        self.skip_space()
+        if self.at_keyword("NOT"):
+            self.pos += 3
+            return Not(self.parse_not(default_field))
+        nxt = self.text[self.pos + 1 : self.pos + 2]
+        if self.peek() == "-" and nxt and nxt not in " \t\r\n)|":
+            self.pos += 1
+            return Not(self.parse_not(default_field))
+        return self.parse_primary(default_field)
+
+    def parse_primary(self, default_field: str | None) -> Node:
+        self.skip_space()
+        start, c = self.pos, self.peek()
+        if c == "":
+            raise self.error("expected a search term at {col} (end of query)", start)
+        if c in ")|":
+            raise self.error(f"expected a search term at {{col}}, found '{c}'", start)
+        keyword = self.at_keyword("AND", "OR")
+        if keyword:
+            raise self.error(f"unexpected '{keyword}' at {{col}}", start)
+        if c == "(":
+            return self.parse_group(default_field)
+        if c == '"':
+            return Term(default_field, self.read_quoted(), (), True, start)
+        match = _FIELD_COLON_RE.match(self.text, self.pos) if default_field is None else None
+        if match:
+            self.pos = match.end()
+            return self.parse_value(match.group()[:-1], start)
+        value, wildcards = self.read_word()
+        if default_field is None and value == "*" and wildcards:
+            return MatchAll()
+        return self.word_term(default_field, value, wildcards, start)
+
+    def parse_group(self, default_field: str | None) -> Node:
+        start = self.pos
+        self.pos += 1
+        self.skip_space()
+        if self.peek() == ")":
+            raise self.error("empty parentheses at {col}", start)
+        node = self.parse_or(default_field)
+        self.skip_space()
+        if self.peek() != ")":
+            raise self.error("missing ')' for the '(' at {col}", start)
+        self.pos += 1
+        return node
+
+    def parse_value(self, name: str, start: int) -> Node:
+        c = self.peek()
+        if c == "" or c.isspace() or c in ")|":
+            raise self.error(f"missing value after '{name}:' at {{col}}", self.pos)
+        if c == '"':
+            return Term(name, self.read_quoted(), (), True, start)
+        if c == "(":
+            return self.parse_group(name)
+        if c in "[{":
+            return self.parse_range(name, start)
+        if c in "<>":
+            op = COMPARE_OPS[c + "=" if self.text.startswith("=", self.pos + 1) else c]
+            self.pos += len(op)
+            if self.peek() == '"':
+                value = self.read_quoted()
+            else:
+                value, wildcards = self.read_word()
+                if wildcards:
+                    raise self.error(f"wildcards cannot be compared with '{op}' at {{col}}", start)
+            if not value:
+                raise self.error(f"missing value after '{op}' at {{col}}", self.pos)
+            return Compare(name, op, value, start)
+        value, wildcards = self.read_word()
+        if value == "*" and wildcards:
+            return Exists(name, start)
+        return self.word_term(name, value, wildcards, start)
+
+    def word_term(self, name: str | None, value: str, wildcards: tuple[int, ...], start: int) -> Node:
+        if name is not None and not wildcards and "/" in value:
+            try:
+                return Cidr(name, str(ipaddress.ip_network(value, strict=False)), start)
+            except ValueError:
+                pass  # not a network: an ordinary value that happens to contain '/'
+        return Term(name, value, wildcards, False, start)
+
+    def parse_range(self, name: str, start: int) -> Node:
+        opening = self.peek()
+        end = next((i for i in range(self.pos + 1, len(self.text)) if self.text[i] in "]}"), -1)
+        if end < 0:
+            raise self.error("unterminated range starting at {col} (missing ']' or '}')", self.pos)
+        parts = self.text[self.pos + 1 : end].split()
+        if len(parts) != 3 or parts[1].upper() != "TO":
+            raise self.error("a range is written [low TO high] (at {col})", self.pos)
+        self.pos = end + 1
+        low, high = (None if p == "*" else p for p in (parts[0], parts[2]))
+        return Range(name, low, high, opening == "[", self.text[end] == "]", start)
+
+    def read_quoted(self) -> str:
+        start = self.pos
+        self.pos += 1
+        out: list[str] = []
+        while self.pos < len(self.text):
+            c = self.text[self.pos]
+            if c == "\\" and self.text.startswith('"', self.pos + 1):
+                out.append('"')
+                self.pos += 2
+                continue
+            self.pos += 1
+            if c == '"':
+                return "".join(out)
+            out.append(c)
+        raise self.error("unterminated quote starting at {col}", start)
+
+    def read_word(self) -> tuple[str, tuple[int, ...]]:
+        """A bare word up to a space, paren, quote or pipe; returns it and its wildcard offsets."""
+        out: list[str] = []
+        wildcards: list[int] = []
+        while self.pos < len(self.text) and self.text[self.pos] not in _WORD_END:
+            c = self.text[self.pos]
+            if c == "\\":
+                nxt = self.text[self.pos + 1 : self.pos + 2]
+                if nxt == "":
+                    raise self.error("nothing to escape after '\\' at {col}", self.pos)
+                if nxt in _ESCAPABLE:
+                    out.append(nxt)
+                    self.pos += 2
+                    continue
+            elif c in "*?":
+                wildcards.append(len(out))
+            out.append(c)
+            self.pos += 1
+        return "".join(out), tuple(wildcards)
+
+
+# -- pipeline ---------------------------------------------------------------------------------
+
+
+def _parse_pipeline(parser: _Parser, query: Query) -> Query:
+    seen: set[str] = set()
+    stats, sort, head, fields = query.stats, query.sort, query.head, query.fields
+    while parser.peek() == "|":
+        parser.pos += 1
+        parser.skip_space()
+        start = parser.pos
+        name = _read_ident(parser, "a command (stats, sort, head or fields)")
+        if name in seen:
+            raise parser.error(f"'{name}' given twice at {{col}}", start)
+        if name == "stats":
+            if seen:
+                raise parser.error("'stats' must be the first command (at {col})", start)
+            stats = _parse_stats(parser)
+        elif name == "sort":
+            sort = _parse_sort(parser)
+        elif name == "head":
+            head = _parse_head(parser)
+        elif name == "fields":
+            if stats is not None:
+                raise parser.error("'fields' cannot follow 'stats' (at {col})", start)
+            fields = tuple(_parse_field_list(parser))
+        else:
+            expected = "expected stats, sort, head or fields"
+            raise parser.error(f"unknown command '{name}' at {{col}} ({expected})", start)
+        seen.add(name)
+        parser.skip_space()
+        if parser.peek() not in ("", "|"):
+            raise parser.error(f"unexpected '{parser.peek()}' at {{col}}", parser.pos)
+    query = Query(query.where, stats, sort, head, fields, query.text)
+    _check_stats_sort(parser, query)
+    return query
+
+
+def _check_stats_sort(parser: _Parser, query: Query) -> None:
+    if query.stats is None:
+        return
+    allowed = {"count", *query.stats.by}
+    for key in query.sort:
+        if key.field not in allowed:
+            message = f"cannot sort stats by '{key.field}' at {{col}} (use count or a by field)"
+            raise parser.error(message, key.position)
+
+
+def _read_ident(parser: _Parser, what: str) -> str:
+    parser.skip_space()
+    match = _FIELD_RE.match(parser.text, parser.pos)
+    if not match:
+        found = parser.peek() or "end of query"
+        raise parser.error(f"expected {what} at {{col}}, found '{found}'", parser.pos)
+    parser.pos = match.end()
+    return match.group()
+
+
+def _parse_stats(parser: _Parser) -> Stats:
+    parser.skip_space()
+    start = parser.pos
+    function = _read_ident(parser, "a stats function (count)")
+    if function != "count":
+        raise parser.error(f"unknown stats function '{function}' at {{col}} (supported: count)", start)
+    if parser.text.startswith("()", parser.pos):
+        parser.pos += 2
+    parser.skip_space()
+    if parser.peek() in ("", "|"):
+        return Stats("count")
+    start = parser.pos
+    if _read_ident(parser, "'by'") != "by":
+        raise parser.error("expected 'by' at {col}", start)
+    return Stats("count", tuple(_parse_field_list(parser)))
+
+
+def _parse_field_list(parser: _Parser) -> list[str]:
+    names = [_read_ident(parser, "a field name")]
+    while True:
+        parser.skip_space()
+        if parser.peek() in ("", "|"):
+            return names
+        if parser.peek() == ",":
+            parser.pos += 1
+        names.append(_read_ident(parser, "a field name"))
+
+
+def _parse_sort(parser: _Parser) -> tuple[SortKey, ...]:
+    keys: list[SortKey] = []
+    while True:
+        parser.skip_space()
+        sign, start = parser.peek(), parser.pos
+        if sign in "+-" and sign:
+            parser.pos += 1
+        name = _read_ident(parser, "a field to sort by")
+        parser.skip_space()
+        descending = sign == "-"
+        direction = _DIRECTION_RE.match(parser.text, parser.pos)
+        if direction:
+            descending = direction.group(1).lower() == "desc"
+            parser.pos = direction.end()
+            parser.skip_space()
+        keys.append(SortKey(name, descending, start))
+        if parser.peek() != ",":
+            return tuple(keys)
+        parser.pos += 1
+
+
+def _parse_head(parser: _Parser) -> int:
+    parser.skip_space()
+    match = _DIGITS_RE.match(parser.text, parser.pos)
+    if not match:
+        if parser.peek() in ("", "|"):
+            return DEFAULT_HEAD
+        raise parser.error(f"'head' takes a number of rows at {{col}}, found '{parser.peek()}'", parser.pos)
+    parser.pos = match.end()
+    n = int(match.group())
+    if n < 1:
+        raise parser.error("'head' needs at least 1 row at {col}", match.start())
+    return n
+
+
+# -- times ------------------------------------------------------------------------------------
+
+_UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+_RELATIVE_RE = re.compile(r"(?:now\s*([+-])\s*)?(\d+)\s*([smhdw])", re.IGNORECASE)
+_EPOCH_RE = re.compile(r"-?\d+(?:\.\d{1,6})?")
+_MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_time(text: str, now_us: int) -> int:
+    """Microseconds since the epoch for a time an analyst types.
+
+    ``now``; ``15m`` / ``2h`` / ``7d`` / ``30s`` / ``1w`` (that long before now);
+    ``now-1h`` / ``now+5m``; ISO 8601 dates and date-times (no zone = UTC); epoch seconds
+    (``1714557600`` or ``1714557600.25``).
+    """
+    value = text.strip()
+    if not value:
+        raise QueryError("empty time: use e.g. 15m, now-1h, 2024-05-01 or epoch seconds")
+    if value.lower() == "now":
+        return now_us
+    relative = _RELATIVE_RE.fullmatch(value)
+    if relative:
+        sign, amount, unit = relative.groups()
+        delta = int(amount) * _UNIT_US[unit.lower()]
+        return now_us + delta if sign == "+" else now_us - delta
+    if _EPOCH_RE.fullmatch(value):
+        seconds = Decimal(value)
+        if abs(seconds) > _MAX_EPOCH_S:
+            raise QueryError(f"epoch seconds out of range: {value!r}")
+        return int(seconds * 1_000_000)
+    return _parse_iso(value)
+
+
+def _parse_iso(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise QueryError(
+            f"cannot read time {value!r}: use 15m, 2h, 7d, now, now-1h, "
+            "an ISO 8601 date or date-time, or epoch seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def is_number(value: str) -> bool:
+    """True when ``value`` is a plain decimal number, as ``toFloat64OrNull`` reads one."""
+    return _NUMBER_RE.fullmatch(value) is not None

@@ -1,0 +1,53 @@
+"""POST /api/import — what `norrvakt import` sends when a server owns the data directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from norrvakt.importer import decode_items, items_to_events
+from norrvakt.pipeline import PipelineUnavailable
+from norrvakt.state.accounts import Principal
+from norrvakt.web.auth import current_principal
+
+router = APIRouter(prefix="/api", tags=["ingest"])
+
+
+@router.post("/import")
+async def import_records(
+    request: Request,
+    tenant: str = Query(..., description="Tenant the records belong to"),
+    source: str = Query("import", description="Source id shown on the events"),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    rt = request.app.state.runtime
+    if principal.role == "auditor":
+        raise HTTPException(403, "auditors have read-only access")
+    if tenant not in rt.tenants or not principal.can_read(tenant):
+        raise HTTPException(403, f"no access to tenant: {tenant}")
+    try:
+        items = decode_items(await request.body(), tenant, source, rt.settings.timezone)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    events = items_to_events(rt.pipeline, items)
+    try:
+        await rt.pipeline.commit(events)
+    except PipelineUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    return {
+        "accepted": len(events),
+        "errors": sum(1 for it in items if it.error_type),
+        "first_seq": events[0].seq if events else None,
+        "last_seq": events[-1].seq if events else None,
+    }
+
+
+@router.get("/import/wait")
+async def wait_indexed(
+    request: Request, timeout: float = 60.0, principal: Principal = Depends(current_principal)
+) -> dict[str, Any]:
+    """Block until everything journaled so far is searchable (used at the end of an import)."""
+    rt = request.app.state.runtime
+    ok = await rt.indexer.wait_caught_up(timeout=min(timeout, 600.0))
+    return {"caught_up": ok}
