@@ -191,9 +191,10 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
             node = node.setdefault(p, {})
         node[last] = value
     problems: list[tuple[str, str]] = []
+    # Values of the wrong type keep their default, so the semantic checks below still run
+    # and every problem is reported in one go.
     settings = _build(Settings, raw, "", problems)
-    if not problems:
-        _check_semantics(settings, problems)
+    _check_semantics(settings, problems)
     if problems:
         raise ConfigError(problems, origin)
     return settings

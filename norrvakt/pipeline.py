@@ -164,14 +164,15 @@ class Indexer:
         self.wake = wake or asyncio.Event()
         self.counters = counters or PipelineCounters()
         self.hooks: list[StoredHook] = []
-        self._cursors: dict[str, JournalCursor] = {}
+        self._cursors: dict[str, JournalCursor] = {}  # read position (may run ahead of the store)
+        self._stored: dict[str, int] = {}  # highest seq known to be in the store
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.idle = asyncio.Event()  # set whenever the store has caught up with the journal
         self.last_error: str | None = None
 
     def stored_seq(self, tenant: str) -> int:
-        cursor = self._cursors.get(tenant)
-        return cursor.next_seq - 1 if cursor else 0
+        return self._stored.get(tenant, 0)
 
     def reconcile(self) -> dict[str, int]:
         """Make the store a complete prefix of the journal; returns tenant → first seq to index.
@@ -204,6 +205,7 @@ class Indexer:
                 self.store.delete_tenant_from(tenant, nxt)
             start[tenant] = nxt
             self._cursors[tenant] = JournalCursor(self.journal, tenant, nxt)
+            self._stored[tenant] = nxt - 1
         return start
 
     async def start(self) -> None:
@@ -211,12 +213,15 @@ class Indexer:
         self._task = asyncio.create_task(self._run(), name="indexer")
 
     async def stop(self) -> None:
+        """Stop after the batch in flight is stored (an INSERT is never abandoned halfway)."""
+        self._stopping = True
+        self.wake.set()
         if self._task:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=60)
+            except TimeoutError:
+                log.error("indexer did not finish its last batch within 60 s; it is re-indexed at next start")
+                self._task.cancel()
 
     def backlog(self) -> int:
         total = 0
@@ -225,7 +230,7 @@ class Indexer:
         return total
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             events = await asyncio.to_thread(self._read_batch)
             if not events:
                 self.idle.set()
@@ -246,6 +251,8 @@ class Indexer:
                 continue
             self.last_error = None
             self.counters.stored += len(events)
+            for e in events:  # batches are in seq order per tenant
+                self._stored[e.tenant] = e.seq
             for hook in self.hooks:
                 result = hook(events)
                 if result is not None:
@@ -287,6 +294,9 @@ class Indexer:
         return self.backlog() == 0
 
 
+_EXCERPT = 120
+
+
 def unmapped_sender_event(record: RawRecord) -> Event:
     """A record whose sender maps to no tenant: kept in the system tenant for the SOC to see."""
     message = (
@@ -299,7 +309,13 @@ def unmapped_sender_event(record: RawRecord) -> Event:
 def pipeline_error_event(
     record: RawRecord, error_type: str, message: str, *, tenant: str | None = None
 ) -> Event:
-    """An event for a record a transport could not even frame (oversized, truncated, TLS garbage)."""
+    """An event for a record a transport could not even frame (oversized, truncated, TLS garbage).
+
+    The message ends with the first bytes of the data, so the bad value is visible and searchable."""
+    if record.payload:
+        excerpt = record.payload[:_EXCERPT].decode("utf-8", "backslashreplace")
+        more = "…" if len(record.payload) > _EXCERPT else ""
+        message = f"{message} — data: {excerpt!r}{more}"
     return Event(
         tenant=tenant or record.tenant,
         ts=record.received_at or now_us(),

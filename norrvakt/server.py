@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -17,6 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def install_uvloop() -> None:
+    # Opt-in only: uvloop's TLS fails the handshake with rsyslog's GnuTLS client
+    # ("Function was interrupted"), which the standard loop handles.
+    if not os.environ.get("NORRVAKT_UVLOOP"):
+        return
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
@@ -59,6 +64,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
         traffic = DemoTraffic(runtime, url)
         runtime.extras["demo"] = traffic
         demo_task = asyncio.create_task(traffic.run(), name="demo")
+        demo_task.add_done_callback(_report_demo_end)
     if banner:
         _print_banner(runtime, url, creds, demo)
     try:
@@ -72,6 +78,11 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
                 if not isinstance(exc, asyncio.CancelledError):
                     log.error("demo traffic stopped with an error: %s", exc)
         await runtime.close()
+
+
+def _report_demo_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("demo traffic stopped: %r", task.exception(), exc_info=task.exception())
 
 
 def _print_banner(runtime: Runtime, url: str, creds: dict[str, str], demo: bool) -> None:

@@ -66,7 +66,7 @@ class TenantWorld:
         self.dc = f"{tenant}-dc01"
         self.workstations = [f"{tenant}-ws{n:03d}" for n in range(1, 25)]
         self.servers = [f"{tenant}-app01", f"{tenant}-web01", f"{tenant}-db01"]
-        self.firewall = f"{tenant}-fw01"
+        self.firewall_host = f"{tenant}-fw01"
         self.record_id = rng.randint(100_000, 900_000)
 
     def ip(self) -> str:
@@ -177,7 +177,7 @@ class TenantWorld:
         cef = (f"CEF:0|Fortinet|FortiGate-100F|7.2.8|0000000013|traffic:forward {act}|{sev}|"
                f"src={src} spt={self.rng.randint(1024, 65535)} dst={dst} dpt={dpt} proto=6 act={act} "
                f"deviceInboundInterface=internal deviceOutboundInterface=wan1 cs1Label=policyid cs1=12")
-        return DemoMessage("syslog-udp", f"<134>{_bsd(ts)} {self.firewall} {cef}")
+        return DemoMessage("syslog-udp", f"<134>{_bsd(ts)} {self.firewall_host} {cef}")
 
     def web(self, ts: float) -> DemoMessage:
         ip = self.rng.choice([self.ip(), f"81.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"])

@@ -95,6 +95,7 @@ class StreamConnection(asyncio.Protocol):
         self.tenant = self.listener.resolver.resolve(host) or ""
         self.listener.connections.add(self)
         if self.listener.ssl_context is not None:
+            # No plaintext may reach data_received before the handshake; start_tls resumes.
             transport.pause_reading()  # type: ignore[attr-defined]
             asyncio.get_running_loop().create_task(self._upgrade())
 
@@ -117,7 +118,10 @@ class StreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.on_eof()
         asyncio.get_running_loop().create_task(self._close_when_durable())
-        return True  # keep the socket open until our records are durable
+        # Keep a plain socket open until our records are durable (the sender's only ack).
+        # asyncio's TLS transport always closes on EOF, so there the records are simply
+        # journaled after the close.
+        return self.listener.ssl_context is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)

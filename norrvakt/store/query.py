@@ -20,8 +20,9 @@ from typing import Any, Literal
 from norrvakt.event import Event, now_us
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
 from norrvakt.store.query_ast import MatchAll, Query, QueryError, Stats
-from norrvakt.store.query_parse import parse_query, parse_time
+from norrvakt.store.query_parse import parse_query
 from norrvakt.store.query_sql import SqlBuilder, micros_sql, where_sql
+from norrvakt.store.query_time import parse_time
 from norrvakt.store.schema import EVENTS_TABLE
 
 __all__ = [

@@ -25,14 +25,15 @@ Words may hold ``*`` / ``?`` wildcards; ``\\`` escapes a special character in a 
 (``adm\\*``). Inside ``"..."`` nothing is a wildcard and only ``\\"`` is an escape, so Windows
 paths can be pasted as they are. A word after ``field:`` that is an IP network
 (``10.0.0.0/8``, ``2001:db8::/32``) is a CIDR match; ``field:*`` means the field is present.
+A word with a ``:`` is always ``field:value``: quote it (``"privilege::debug"``) to search text.
+Pipeline commands may come in any order (``stats`` first); ``sort`` and ``head`` apply to the
+whole result, so ``| head 5 | sort x`` is the same as ``| sort x | head 5``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from norrvakt.store.query_ast import (
     COMPARE_OPS,
@@ -288,7 +289,8 @@ def _parse_pipeline(parser: _Parser, query: Query) -> Query:
         seen.add(name)
         parser.skip_space()
         if parser.peek() not in ("", "|"):
-            raise parser.error(f"unexpected '{parser.peek()}' at {{col}}", parser.pos)
+            extra = parser.text[parser.pos :].split("|", 1)[0].split()[0]
+            raise parser.error(f"unexpected '{extra}' at {{col}}", parser.pos)
     query = Query(query.where, stats, sort, head, fields, query.text)
     _check_stats_sort(parser, query)
     return query
@@ -375,58 +377,3 @@ def _parse_head(parser: _Parser) -> int:
     if n < 1:
         raise parser.error("'head' needs at least 1 row at {col}", match.start())
     return n
-
-
-# -- times ------------------------------------------------------------------------------------
-
-_UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
-_RELATIVE_RE = re.compile(r"(?:now\s*([+-])\s*)?(\d+)\s*([smhdw])", re.IGNORECASE)
-_EPOCH_RE = re.compile(r"-?\d+(?:\.\d{1,6})?")
-_MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def parse_time(text: str, now_us: int) -> int:
-    """Microseconds since the epoch for a time an analyst types.
-
-    ``now``; ``15m`` / ``2h`` / ``7d`` / ``30s`` / ``1w`` (that long before now);
-    ``now-1h`` / ``now+5m``; ISO 8601 dates and date-times (no zone = UTC); epoch seconds
-    (``1714557600`` or ``1714557600.25``).
-    """
-    value = text.strip()
-    if not value:
-        raise QueryError("empty time: use e.g. 15m, now-1h, 2024-05-01 or epoch seconds")
-    if value.lower() == "now":
-        return now_us
-    relative = _RELATIVE_RE.fullmatch(value)
-    if relative:
-        sign, amount, unit = relative.groups()
-        delta = int(amount) * _UNIT_US[unit.lower()]
-        return now_us + delta if sign == "+" else now_us - delta
-    if _EPOCH_RE.fullmatch(value):
-        seconds = Decimal(value)
-        if abs(seconds) > _MAX_EPOCH_S:
-            raise QueryError(f"epoch seconds out of range: {value!r}")
-        return int(seconds * 1_000_000)
-    return _parse_iso(value)
-
-
-def _parse_iso(value: str) -> int:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise QueryError(
-            f"cannot read time {value!r}: use 15m, 2h, 7d, now, now-1h, "
-            "an ISO 8601 date or date-time, or epoch seconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def is_number(value: str) -> bool:
-    """True when ``value`` is a plain decimal number, as ``toFloat64OrNull`` reads one."""
-    return _NUMBER_RE.fullmatch(value) is not None

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeAlias
 
 from norrvakt.event import ECS_FIELD_SET
 from norrvakt.store.query_ast import And, Cidr, Compare, Exists, MatchAll, Node, Not, QueryError, Range, Term
-from norrvakt.store.query_parse import is_number, parse_time
+from norrvakt.store.query_time import parse_time
 from norrvakt.store.schema import ECS_COLUMNS, EVENTS_TABLE
 
 # What a field is to the compiler: text column (ECS or a ``fields`` key), or a special column.
@@ -53,6 +53,7 @@ class SqlBuilder:
         self.parameters: dict[str, Any] = {}
         self.query_text = query_text
         self.now = now
+        self._keys: dict[str, str] = {}  # one parameter per ``fields`` key, however often used
 
     def param(self, value: Any, type_: str) -> str:
         name = f"p{len(self.parameters)}"
@@ -66,7 +67,9 @@ class SqlBuilder:
         if name in _BASE:
             return _BASE[name]
         key = name.removeprefix("fields.")
-        return f"fields[{self.param(key, 'String')}]", "string"
+        if key not in self._keys:
+            self._keys[key] = self.param(key, "String")
+        return f"fields[{self._keys[key]}]", "string"
 
     def error(self, message: str, position: int) -> QueryError:
         return QueryError(message.replace("{col}", f"column {position + 1}"), position, self.query_text)
@@ -75,11 +78,11 @@ class SqlBuilder:
 # -- free text ---------------------------------------------------------------------------------
 
 # splitByNonAlpha splits on ASCII that is not a letter or digit; other bytes belong to tokens.
-_SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_TOKEN = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
 
 
 def _tokens(text: str) -> list[str]:
-    return [t for t in _SEPARATORS.split(text) if t]
+    return _TOKEN.findall(text)
 
 
 def _spellings(text: str) -> list[str]:
@@ -88,9 +91,14 @@ def _spellings(text: str) -> list[str]:
     Non-ASCII letters keep their case there, so search both all-lower and all-upper forms:
     that finds ``Dörr``/``dörr`` and ``DÖRR``; a mixed ``DöRR`` is the one case missed.
     """
-    lowered = text.lower()
-    upper = "".join(c.lower() if c.isascii() else (c.upper() if len(c.upper()) == 1 else c) for c in text)
+    # Character by character, so wildcard offsets stay valid ('İ'.lower() is two characters).
+    lowered = "".join(_one(c.lower(), c) for c in text)
+    upper = "".join(c.lower() if c.isascii() else _one(c.upper(), c) for c in text)
     return [lowered] if upper == lowered else [lowered, upper]
+
+
+def _one(changed: str, original: str) -> str:
+    return changed if len(changed) == 1 else original
 
 
 def _free_text(term: Term, sql: SqlBuilder) -> str:
@@ -111,7 +119,7 @@ def _free_wildcard(term: Term, text: str, sql: SqlBuilder) -> str:
     # Whole tokens (not touching a wildcard) still narrow granules through the index.
     whole: list[str] = []
     for start, end in _literal_spans(term):
-        for match in re.finditer(r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+", text[start:end]):
+        for match in _TOKEN.finditer(text[start:end]):
             touches_left = match.start() == 0 and start > 0
             touches_right = match.end() == end - start and end < len(text)
             if not touches_left and not touches_right:
@@ -143,6 +151,14 @@ def _like_pattern(text: str, wildcards: Sequence[int]) -> str:
 
 
 # -- field terms ---------------------------------------------------------------------------------
+
+
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _is_number(value: str) -> bool:
+    """True when ``value`` is a plain decimal number, as ``toFloat64OrNull`` reads one."""
+    return _NUMBER_RE.fullmatch(value) is not None
 
 
 def _has_case(value: str) -> bool:
@@ -192,7 +208,7 @@ def _compare(name: str, op: str, value: str, position: int, sql: SqlBuilder) -> 
     expr, kind = sql.column(name)
     if kind in ("seq", "time"):
         return f"{expr} {op} {_typed_value(name, kind, value, position, sql)}"
-    if is_number(value):  # both sides as numbers; rows that are not numbers drop out (NULL)
+    if _is_number(value):  # both sides as numbers; rows that are not numbers drop out (NULL)
         return f"toFloat64OrNull({expr}) {op} {sql.param(float(value), 'Float64')}"
     return f"{expr} {op} {sql.param(value, 'String')}"
 
@@ -201,7 +217,7 @@ def _range(node: Range, sql: SqlBuilder) -> str:
     bounds = [b for b in (node.low, node.high) if b is not None]
     if not bounds:
         return _exists(node.field, sql)
-    numeric = all(is_number(b) for b in bounds)
+    numeric = all(_is_number(b) for b in bounds)
     checks = []
     for bound, inclusive, op in ((node.low, node.include_low, ">"), (node.high, node.include_high, "<")):
         if bound is None:

@@ -1,0 +1,209 @@
+"""parse_record on random and random-ish input: always an Event, never an exception, never a
+parser bug (``parser.internal_error``), raw kept, ECS names only, strings only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from norrvakt.event import RawRecord
+from norrvakt.parsers import parse_record, registry
+from tests.parsers.golden import check_invariants
+
+FORMATS = ("syslog", "text", "json", "hec", "windows")
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check(
+    payload: bytes, fmt: str, timezone: str = "Europe/Stockholm", received_at: int = 1_795_729_500_000_000
+) -> None:
+    record = RawRecord("lulea", "fuzz", received_at, "192.0.2.1:514", payload, fmt, timezone, {"host": "h"})
+    event = parse_record(record)
+    check_invariants(record, event)
+    assert event.ecs.get("error.type") != "parser.internal_error", event.ecs.get("error.message")
+
+
+@FUZZ
+@given(payload=st.binary(max_size=400), fmt=st.sampled_from(FORMATS))
+def test_random_bytes(payload: bytes, fmt: str) -> None:
+    _check(payload, fmt)
+
+
+# Pieces real messages are made of, recombined at random.
+_TOKEN = st.text(alphabet='abcAZ019-_.:@[]="\\ |<>{}\u00e5\u00f6\ufeff\r\n\x00', max_size=12)
+_PRI = st.sampled_from(["<13>", "<36>", "<191>", "<0>", "<192>", "<1", "<>", "<a>", "", "<134>", "<00013>"])
+_STAMP = st.sampled_from(
+    [
+        "2026-11-26T21:43:23.306142+00:00",
+        "2026-11-26T21:43:23Z",
+        "2026-02-30T10:00:00Z",
+        "2026-11-26T25:00:00Z",
+        "2026-11-26T21:43:23.+01:00",
+        "2026-11-26T21:43:23+1:00",
+        "Nov 26 21:43:38",
+        "Feb 29 00:00:00",
+        "Xyz 26 21:43:38",
+        "Nov  6 08:01:02.123",
+        "Nov 26 2026 21:43:38",
+        "-",
+        "",
+    ]
+)
+_SD = st.one_of(
+    st.just("-"),
+    st.builds(lambda i, k, v: f'[{i} {k}="{v}"]', _TOKEN, _TOKEN, _TOKEN),
+    st.builds(lambda a, b: f"[{a}{b}", _TOKEN, _TOKEN),
+)
+_MSG = st.one_of(
+    _TOKEN,
+    st.sampled_from(
+        [
+            "Failed password for invalid user admin from 10.1.2.3 port 55222 ssh2",
+            "Accepted publickey for anna from 10.1.2.3 port 1 ssh2: ED25519 SHA256:x",
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 rhost=x  user=root",
+            "    anna : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id",
+            "FAILED SU (to root) anna on pts/0",
+            "CEF:0|V|P|1|2|N|High|src=10.0.0.1 rt=Nov 26 2026 99:00:00 msg=a\\=b",
+            "CEF:0|V\\|x|P|1|2|N|3|",
+            '{"EventID":4625,"Channel":"Security","IpAddress":"1.2.3.4"}',
+            '{"Event":{"System":{"EventID":"x"}}}',
+            '{"Event":{"System":{}},"winlog":1}',
+        ]
+    ),
+)
+
+
+@st.composite
+def _syslog_lines(draw: st.DrawFn) -> str:
+    parts = [draw(_PRI), draw(st.sampled_from(["1 ", "2 ", "", "1"])), draw(_STAMP)]
+    for _ in range(draw(st.integers(0, 4))):
+        parts.append(" " + draw(st.one_of(_TOKEN, st.just("-"))))
+    parts.append(" " + draw(_SD))
+    parts.append(draw(st.sampled_from([" ", "  ", "", " \ufeff"])) + draw(_MSG))
+    return "".join(parts)
+
+
+@FUZZ
+@given(
+    line=_syslog_lines(),
+    fmt=st.sampled_from(("syslog", "text")),
+    tz=st.sampled_from(("UTC", "Europe/Stockholm", "No/Such_Zone")),
+)
+def test_syslog_shaped_text(line: str, fmt: str, tz: str) -> None:
+    _check(line.encode("utf-8"), fmt, tz)
+
+
+_JSON_SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False), _TOKEN, _STAMP
+)
+_JSON = st.recursive(
+    _JSON_SCALAR,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                _TOKEN,
+                st.sampled_from(
+                    _KEYS := [
+                        "message",
+                        "host",
+                        "time",
+                        "@timestamp",
+                        "event",
+                        "Event",
+                        "System",
+                        "EventData",
+                        "UserData",
+                        "EventID",
+                        "Channel",
+                        "winlog",
+                        "event_data",
+                        "#text",
+                        "#attributes",
+                        "Data",
+                        "fields",
+                        "PRIORITY",
+                        "FACILITY",
+                        "host.name",
+                        "event.kind",
+                        "level",
+                    ]
+                ),
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@FUZZ
+@given(doc=_JSON, fmt=st.sampled_from(("json", "hec", "windows")))
+def test_random_json(doc: Any, fmt: str) -> None:
+    _check(orjson.dumps(doc), fmt)
+
+
+@st.composite
+def _windows_docs(draw: st.DrawFn) -> dict[str, Any]:
+    system = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "Provider",
+                    "EventID",
+                    "TimeCreated",
+                    "Channel",
+                    "Computer",
+                    "Execution",
+                    "Security",
+                    "Keywords",
+                ]
+            ),
+            _JSON,
+            max_size=6,
+        )
+    )
+    event: dict[str, Any] = {"System": system}
+    for key in ("EventData", "UserData", "ProcessingErrorData"):
+        if draw(st.booleans()):
+            event[key] = draw(_JSON)
+    return {"Event": event}
+
+
+@FUZZ
+@given(doc=_windows_docs(), wrap=st.sampled_from(("windows", "json", "hec", "syslog")))
+def test_random_windows_shapes(doc: dict[str, Any], wrap: str) -> None:
+    body = orjson.dumps(doc)
+    if wrap == "hec":
+        _check(orjson.dumps({"event": doc, "time": "x"}), "hec")
+    elif wrap == "syslog":
+        _check(b"<14>1 2026-11-26T21:43:38Z h app - - - " + body, "syslog")
+    else:
+        _check(body, wrap)
+
+
+@FUZZ
+@given(event=st.one_of(_JSON, _syslog_lines()), time=_JSON_SCALAR, host=_JSON_SCALAR)
+def test_random_hec_envelopes(event: Any, time: Any, host: Any) -> None:
+    _check(orjson.dumps({"event": event, "time": time, "host": host, "sourcetype": "syslog"}), "hec")
+
+
+def test_every_builtin_format_is_fuzzed() -> None:
+    assert set(FORMATS) == set(registry.formats)
+
+
+def test_deeply_nested_json_is_an_event_not_a_crash() -> None:
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    for fmt, payload in (
+        ("json", deep),
+        ("windows", '{"Event":{"System":{"EventID":1},"UserData":' + deep + ',"EventData":' + deep + "}}"),
+        ("hec", '{"event":' + deep + "}"),
+    ):
+        record = RawRecord("lulea", "fuzz", 1, "p", payload.encode(), fmt)
+        event = parse_record(record)
+        check_invariants(record, event)
+        assert event.kind == "event", event.ecs.get("error.message")
