@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from _common import REPO, SHARED, print_table, write_result
 
@@ -28,16 +27,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="norrvakt-import-") as tmp:
         cli = [sys.executable, "-m", "norrvakt.cli", "--data-dir", tmp]
         start = time.monotonic()
-        proc = subprocess.run([*cli, "import", "--tenant", "lulea", str(samples)], capture_output=True, text=True,
-                              cwd=REPO)
+        proc = subprocess.run(
+            [*cli, "import", "--tenant", "lulea", str(samples)], capture_output=True, text=True, cwd=REPO
+        )
         elapsed = time.monotonic() - start
         if proc.returncode != 0:
             raise SystemExit(f"import failed:\n{proc.stderr[-3000:]}")
-        out = subprocess.run([*cli, "search", "", "--format", "json", "--limit", "1"], capture_output=True, text=True,
-                             cwd=REPO, check=True)
+        out = subprocess.run(
+            [*cli, "search", "", "--format", "json", "--limit", "1"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
         total = json.loads(out.stdout)["total"]
-        out = subprocess.run([*cli, "search", "event.kind:pipeline_error", "--format", "json", "--limit", "5"],
-                             capture_output=True, text=True, cwd=REPO, check=True)
+        out = subprocess.run(
+            [*cli, "search", "event.kind:pipeline_error", "--format", "json", "--limit", "5"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
         errors = json.loads(out.stdout)
     result = {
         "files": len(files),

@@ -23,11 +23,29 @@ from tests.e2e.harness import SYSLOG_NG, running_server
 
 
 def loggen_cmd(port: int, events: int, size: int, connections: int) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "LD_LIBRARY_PATH": str(SYSLOG_NG / "usr/lib/syslog-ng"), "SYSLOGNG_PREFIX": str(SYSLOG_NG / "usr")}
+    env = {
+        **os.environ,
+        "LD_LIBRARY_PATH": str(SYSLOG_NG / "usr/lib/syslog-ng"),
+        "SYSLOGNG_PREFIX": str(SYSLOG_NG / "usr"),
+    }
     per_conn = events // connections
-    cmd = [str(SYSLOG_NG / "usr/bin/loggen"), "--inet", "--stream", "--syslog-proto", "--rate", "10000000",
-           "--size", str(size), "--number", str(per_conn), "--active-connections", str(connections), "--quiet",
-           "127.0.0.1", str(port)]
+    cmd = [
+        str(SYSLOG_NG / "usr/bin/loggen"),
+        "--inet",
+        "--stream",
+        "--syslog-proto",
+        "--rate",
+        "10000000",
+        "--size",
+        str(size),
+        "--number",
+        str(per_conn),
+        "--active-connections",
+        str(connections),
+        "--quiet",
+        "127.0.0.1",
+        str(port),
+    ]
     return cmd, env
 
 
@@ -42,7 +60,10 @@ def main() -> None:
     if not (SYSLOG_NG / "usr/bin/loggen").exists():
         raise SystemExit("loggen missing: run `bash scripts/install-system-deps.sh` first")
     extra = "[journal]\nfsync = false\n" if args.no_fsync else ""
-    with tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp, running_server(Path(tmp), extra_toml=extra) as srv:
+    with (
+        tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
+        running_server(Path(tmp), extra_toml=extra) as srv,
+    ):
         assert srv.proc is not None
         cmd, env = loggen_cmd(srv.ports["tcp"], args.events, args.size, args.connections)
         events = (args.events // args.connections) * args.connections

@@ -67,8 +67,9 @@ def timed(store, tenants, q, since_us, until_us, runs=7):  # type: ignore[no-unt
     result = None
     for _ in range(runs):
         t = time.perf_counter()
-        result = run_search(store, tenants, q, since=str(since_us // 1_000_000), until=str(until_us // 1_000_000),
-                            limit=100)
+        result = run_search(
+            store, tenants, q, since=str(since_us // 1_000_000), until=str(until_us // 1_000_000), limit=100
+        )
         times.append((time.perf_counter() - t) * 1000)
     assert result is not None
     return statistics.median(times), max(times), result
@@ -88,18 +89,36 @@ def main() -> None:
         cases = [
             ("a: tenant + user + 24h", ["lulea"], "user.name:user42", end_us - DAY_US, end_us),
             ("b: rare token, all tenants, 7d", all_tenants, "xyzzyrare", end_us - 7 * DAY_US, end_us),
-            ("c: stats count by source.ip, 1 day", all_tenants, "| stats count by source.ip",
-             end_us - DAY_US, end_us),
-            ("d: failed logons of one IP, 7d", ["pitea"], 'event.code:4625 source.ip:10.0.1.1', end_us - 7 * DAY_US,
-             end_us),
+            (
+                "c: stats count by source.ip, 1 day",
+                all_tenants,
+                "| stats count by source.ip",
+                end_us - DAY_US,
+                end_us,
+            ),
+            (
+                "d: failed logons of one IP, 7d",
+                ["pitea"],
+                "event.code:4625 source.ip:10.0.1.1",
+                end_us - 7 * DAY_US,
+                end_us,
+            ),
         ]
         rows = []
         out = []
         for name, tenants, q, since, until in cases:
             median, worst, result = timed(store, tenants, q, since, until)
             rows.append((name, f"{median:.1f} ms median, {worst:.1f} ms max, {result['total']:,} hits"))
-            out.append({"case": name, "query": q, "tenants": len(tenants), "median_ms": round(median, 1),
-                        "max_ms": round(worst, 1), "hits": result["total"]})
+            out.append(
+                {
+                    "case": name,
+                    "query": q,
+                    "tenants": len(tenants),
+                    "median_ms": round(median, 1),
+                    "max_ms": round(worst, 1),
+                    "hits": result["total"],
+                }
+            )
         store.close()
     result = {"events": int(count), "load_seconds": round(load_s, 1), "queries": out, "goal_ms": 1000}
     path = write_result("search", result)

@@ -43,10 +43,19 @@ def _settings(ctx: click.Context) -> Settings:
 
 @click.group()
 @click.version_option(__version__, prog_name="norrvakt")
-@click.option("--config", "-c", type=click.Path(dir_okay=False, path_type=Path), envvar="NORRVAKT_CONFIG",
-              help="TOML settings file (default: built-in defaults).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="NORRVAKT_DATA_DIR",
-              help="Data directory (overrides data_dir in the settings).")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="NORRVAKT_CONFIG",
+    help="TOML settings file (default: built-in defaults).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="NORRVAKT_DATA_DIR",
+    help="Data directory (overrides data_dir in the settings).",
+)
 @click.option("--log-level", default=None, help="debug | info | warning | error")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, data_dir: Path | None, log_level: str | None) -> None:
@@ -55,7 +64,9 @@ def main(ctx: click.Context, config: Path | None, data_dir: Path | None, log_lev
     ctx.obj["config"] = config
     ctx.obj["data_dir"] = str(data_dir) if data_dir else None
     logging.basicConfig(
-        level=(log_level or "info").upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=(log_level or "info").upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
@@ -63,7 +74,9 @@ def main(ctx: click.Context, config: Path | None, data_dir: Path | None, log_lev
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Generate realistic traffic for all tenants, attack stories included.")
+@click.option(
+    "--demo", is_flag=True, help="Generate realistic traffic for all tenants, attack stories included."
+)
 @click.option("--host", default=None, help="Address of the web/API server (overrides server.host).")
 @click.option("--port", type=int, default=None, help="Port of the web/API server (overrides server.port).")
 @click.pass_context
@@ -82,7 +95,8 @@ def serve(ctx: click.Context, demo: bool, host: str | None, port: int | None) ->
         err.print(f"[red]{exc}[/red]")
         sys.exit(2)
     from norrvakt.runtime import DataDirBusy
-    from norrvakt.server import install_uvloop, serve as run_server
+    from norrvakt.server import install_uvloop
+    from norrvakt.server import serve as run_server
 
     logging.getLogger().setLevel(settings.log_level.upper())
     install_uvloop()
@@ -100,8 +114,9 @@ def serve(ctx: click.Context, demo: bool, host: str | None, port: int | None) ->
 
 @main.command("import")
 @click.option("--tenant", "-t", required=True, help="Tenant the records belong to.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "evtx", "jsonl", "text"]), default="auto",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["auto", "evtx", "jsonl", "text"]), default="auto", show_default=True
+)
 @click.option("--source", default="import", show_default=True, help="Source id shown on the events.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
@@ -116,8 +131,14 @@ def import_cmd(ctx: click.Context, tenant: str, fmt: str, source: str, paths: tu
         sys.exit(2)
     files = _expand(paths)
     result = ImportResult()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
     file_task = progress.add_task("files", total=len(files))
     unit_task = progress.add_task("", total=None)
 
@@ -133,8 +154,12 @@ def import_cmd(ctx: click.Context, tenant: str, fmt: str, source: str, paths: tu
                 if last_path is not None and path != last_path:
                     progress.advance(file_task)
                 last_path = path
-                client.request("POST", "/api/import", params={"tenant": tenant, "source": source},
-                               content=encode_items(batch))
+                client.request(
+                    "POST",
+                    "/api/import",
+                    params={"tenant": tenant, "source": source},
+                    content=encode_items(batch),
+                )
                 progress.update(unit_task, completed=batch[-1].progress)
             client.request("GET", "/api/import/wait", params={"timeout": 600}, timeout=700)
         else:
@@ -144,7 +169,9 @@ def import_cmd(ctx: click.Context, tenant: str, fmt: str, source: str, paths: tu
     sys.exit(0)
 
 
-async def _import_local(settings: Settings, batches: Any, progress: Progress, file_task: Any, unit_task: Any) -> None:
+async def _import_local(
+    settings: Settings, batches: Any, progress: Progress, file_task: Any, unit_task: Any
+) -> None:
     from norrvakt.importer import items_to_events
     from norrvakt.runtime import open_runtime
 
@@ -175,8 +202,10 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 
 def _print_import_summary(result: Any) -> None:
     colour = "yellow" if result.errors else "green"
-    err.print(f"[{colour}]imported {result.records} records from {result.files} file(s); "
-              f"{result.errors} problem(s) kept as pipeline_error events[/{colour}]")
+    err.print(
+        f"[{colour}]imported {result.records} records from {result.files} file(s); "
+        f"{result.errors} problem(s) kept as pipeline_error events[/{colour}]"
+    )
     for problem in result.problems:
         err.print(f"  [yellow]•[/yellow] {problem}")
 
@@ -191,11 +220,23 @@ def _print_import_summary(result: Any) -> None:
 @click.option("--until", default=None, help="End: same forms as --since.")
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--offset", default=0, show_default=True, type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "ndjson"]), default="table", show_default=True
+)
 @click.pass_context
-def search(ctx: click.Context, query: str, tenant: str | None, since: str | None, until: str | None, limit: int,
-           offset: int, fmt: str) -> None:
-    """Search events, e.g. `norrvakt search 'event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name'`."""
+def search(
+    ctx: click.Context,
+    query: str,
+    tenant: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+    fmt: str,
+) -> None:
+    """Search events.
+
+    Example: `norrvakt search 'event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name'`."""
     from norrvakt.client import ApiError, ServerClient
 
     settings = _settings(ctx)
@@ -218,8 +259,15 @@ def search(ctx: click.Context, query: str, tenant: str | None, since: str | None
     _print_search(result, fmt)
 
 
-def _search_local(settings: Settings, query: str, tenant: str | None, since: str | None, until: str | None,
-                  limit: int, offset: int) -> dict[str, Any]:
+def _search_local(
+    settings: Settings,
+    query: str,
+    tenant: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
     from norrvakt.search import run_search
     from norrvakt.store.clickhouse import StoreConfig
 
@@ -231,8 +279,11 @@ def _search_local(settings: Settings, query: str, tenant: str | None, since: str
         if unknown:
             raise ValueError(f"unknown tenant(s): {', '.join(unknown)}")
         tenants = wanted
-    store = StoreConfig(dsn=settings.store_dsn(), database=settings.store.database,
-                        retention_days=settings.store.retention_days).build()
+    store = StoreConfig(
+        dsn=settings.store_dsn(),
+        database=settings.store.database,
+        retention_days=settings.store.retention_days,
+    ).build()
     try:
         return run_search(store, tenants, query, since=since, until=until, limit=limit, offset=offset)
     finally:
@@ -264,8 +315,13 @@ def _print_search(result: dict[str, Any], fmt: str) -> None:
     for row in rows:
         ecs = row.get("ecs", {})
         table.add_row(
-            str(row.get("@timestamp", "")), str(row.get("tenant", "")), ecs.get("host.name", ""),
-            ecs.get("event.code", ""), ecs.get("user.name", ""), ecs.get("source.ip", ""), str(row.get("message", "")),
+            str(row.get("@timestamp", "")),
+            str(row.get("tenant", "")),
+            ecs.get("host.name", ""),
+            ecs.get("event.code", ""),
+            ecs.get("user.name", ""),
+            ecs.get("source.ip", ""),
+            str(row.get("message", "")),
         )
     console.print(table)
     err.print(f"{len(rows)} of {result.get('total', len(rows))} event(s)")
@@ -349,7 +405,9 @@ def tokens_list(ctx: click.Context) -> None:
     writer = csv.writer(out)
     writer.writerow(["id", "name", "tenant", "source_id", "created_at", "revoked_at"])
     for row in list_ingest_tokens(engine):
-        writer.writerow([row["id"], row["name"], row["tenant"], row["source_id"], row["created_at"], row["revoked_at"]])
+        writer.writerow(
+            [row["id"], row["name"], row["tenant"], row["source_id"], row["created_at"], row["revoked_at"]]
+        )
     click.echo(out.getvalue(), nl=False)
 
 

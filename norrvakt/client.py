@@ -20,7 +20,9 @@ class ApiError(Exception):
 class ServerClient:
     def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> ServerClient | None:

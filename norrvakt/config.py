@@ -83,11 +83,14 @@ class JournalSettings:
     segment_mb: int = field(default=64, metadata=_doc("Size at which a journal segment file is closed."))
     fsync: bool = field(
         default=True,
-        metadata=_doc("fsync before acknowledging senders. Off only for benchmarks: acks then survive "
-                      "a process crash but not a power loss."),
+        metadata=_doc(
+            "fsync before acknowledging senders. Off only for benchmarks: acks then survive "
+            "a process crash but not a power loss."
+        ),
     )
     group_commit_ms: float = field(
-        default=2.0, metadata=_doc("How long a commit waits for more records before fsync (latency vs. IOPS).")
+        default=2.0,
+        metadata=_doc("How long a commit waits for more records before fsync (latency vs. IOPS)."),
     )
 
 
@@ -95,13 +98,18 @@ class JournalSettings:
 class StoreSettings:
     dsn: str = field(
         default="",
-        metadata=_doc("ClickHouse address. Empty = embedded chDB under <data_dir>/store; "
-                      "http://user:pass@host:8123 for a server."),
+        metadata=_doc(
+            "ClickHouse address. Empty = embedded chDB under <data_dir>/store; "
+            "http://user:pass@host:8123 for a server."
+        ),
     )
     database: str = field(default="norrvakt", metadata=_doc("Database holding the events table."))
     retention_days: int = field(
-        default=395, metadata=_doc("Days events stay searchable in the store (TTL); 0 = forever. "
-                                   "The journal keeps its own retention.")
+        default=395,
+        metadata=_doc(
+            "Days events stay searchable in the store (TTL); 0 = forever. "
+            "The journal keeps its own retention."
+        ),
     )
     batch_rows: int = field(default=20000, metadata=_doc("Maximum rows per insert into the store."))
 
@@ -114,8 +122,11 @@ class SourceSettings:
     host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
     port: int = field(default=5514, metadata=_doc("Port to listen on."))
     tenant: str = field(
-        default="", metadata=_doc("Tenant of records from senders not matched by `networks`. "
-                                  "Empty: such records go to the system tenant as pipeline errors.")
+        default="",
+        metadata=_doc(
+            "Tenant of records from senders not matched by `networks`. "
+            "Empty: such records go to the system tenant as pipeline errors."
+        ),
     )
     networks: dict[str, str] = field(
         default_factory=dict, metadata=_doc("Sender network (CIDR) → tenant, most specific wins.")
@@ -123,16 +134,23 @@ class SourceSettings:
     max_message_bytes: int = field(
         default=65536, metadata=_doc("Longer messages are cut and kept as pipeline errors.")
     )
-    timezone: str = field(default="", metadata=_doc("Zone for timestamps without one; default: top-level timezone."))
-    tls_cert: str = field(default="", metadata=_doc("PEM certificate for tls; generated at first start if empty."))
-    tls_key: str = field(default="", metadata=_doc("PEM private key for tls; generated at first start if empty."))
+    timezone: str = field(
+        default="", metadata=_doc("Zone for timestamps without one; default: top-level timezone.")
+    )
+    tls_cert: str = field(
+        default="", metadata=_doc("PEM certificate for tls; generated at first start if empty.")
+    )
+    tls_key: str = field(
+        default="", metadata=_doc("PEM private key for tls; generated at first start if empty.")
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = field(default="var", metadata=_doc("Where journal, store, state and keys live."))
     timezone: str = field(
-        default="Europe/Stockholm", metadata=_doc("Zone assumed for log timestamps that carry none (RFC 3164).")
+        default="Europe/Stockholm",
+        metadata=_doc("Zone assumed for log timestamps that carry none (RFC 3164)."),
     )
     tenants: dict[str, str] = field(
         default_factory=lambda: dict(MUNICIPALITIES),
@@ -193,7 +211,7 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     problems: list[tuple[str, str]] = []
     # Values of the wrong type keep their default, so the semantic checks below still run
     # and every problem is reported in one go.
-    settings = _build(Settings, raw, "", problems)
+    settings: Settings = _build(Settings, raw, "", problems)
     _check_semantics(settings, problems)
     if problems:
         raise ConfigError(problems, origin)
@@ -214,7 +232,7 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
             problems.append((f"{prefix}{key}", f"unknown setting (known: {', '.join(sorted(known))})"))
     values: dict[str, Any] = {}
     hints = _resolved_hints(cls)
-    for name, f in known.items():
+    for name, _f in known.items():
         if name not in raw:
             continue
         tp = hints[name]
@@ -226,7 +244,9 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
             if not isinstance(value, list):
                 problems.append((key, f"{value!r} — expected an array of tables [[{name}]]"))
                 continue
-            values[name] = [_build(SourceSettings, item, f"{key}[{i}].", problems) for i, item in enumerate(value)]
+            values[name] = [
+                _build(SourceSettings, item, f"{key}[{i}].", problems) for i, item in enumerate(value)
+            ]
         elif tp == dict[str, str]:
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -285,7 +305,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         problems.append(("tenants", "{} — at least one tenant is needed"))
     for tid in s.tenants:
         if not _TENANT_ID.match(tid) or tid == SYSTEM_TENANT:
-            problems.append((f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter"))
+            problems.append(
+                (f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter")
+            )
     _check_port("server.port", s.server.port, problems)
     if s.journal.segment_mb < 1 or s.journal.segment_mb > 4096:
         problems.append(("journal.segment_mb", f"{s.journal.segment_mb} — must be 1..4096"))
@@ -322,7 +344,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             try:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
-                problems.append((f"{key}.networks.{net}", f"{net!r} — not a network (CIDR, e.g. 10.1.0.0/16)"))
+                problems.append(
+                    (f"{key}.networks.{net}", f"{net!r} — not a network (CIDR, e.g. 10.1.0.0/16)")
+                )
             if tenant not in s.tenants:
                 problems.append((f"{key}.networks.{net}", f"{tenant!r} — not a configured tenant"))
         if not 256 <= src.max_message_bytes <= 16 * 1024 * 1024:
@@ -347,7 +371,7 @@ def settings_table() -> list[tuple[str, str, str]]:
             if tp == list[SourceSettings]:
                 walk(SourceSettings, f"{prefix}{f.name}[].")
                 continue
-            default: Any = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            default: Any = f.default_factory() if callable(f.default_factory) else f.default
             if f.name in {"tenants", "sources"} or (isinstance(default, dict) and len(default) > 3):
                 shown = "(see below)"
             else:

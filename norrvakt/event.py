@@ -174,10 +174,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Event:
-        if "raw" in doc:
-            raw = doc["raw"].encode("utf-8")
-        else:
-            raw = base64.b64decode(doc.get("raw_b64", ""))
+        raw = doc["raw"].encode("utf-8") if "raw" in doc else base64.b64decode(doc.get("raw_b64", ""))
         return cls(
             tenant=doc["tenant"],
             seq=doc["seq"],

@@ -31,7 +31,12 @@ class ImportResult:
     problems: list[str] = field(default_factory=list)  # first few, for the summary
 
     def as_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "records": self.records, "errors": self.errors, "problems": self.problems}
+        return {
+            "files": self.files,
+            "records": self.records,
+            "errors": self.errors,
+            "problems": self.problems,
+        }
 
 
 def items_to_events(pipeline: Pipeline, items: Sequence[FileItem]) -> list[Event]:
@@ -63,7 +68,12 @@ ProgressFn = Callable[[Path, int, int], None]  # (file, done units, total units)
 
 
 def file_batches(
-    paths: Sequence[Path], tenant: str, source_id: str, fmt: str, timezone: str, result: ImportResult,
+    paths: Sequence[Path],
+    tenant: str,
+    source_id: str,
+    fmt: str,
+    timezone: str,
+    result: ImportResult,
     on_file: Callable[[Path, int], None] | None = None,
 ) -> Iterator[tuple[Path, list[FileItem]]]:
     for path in paths:
@@ -86,7 +96,11 @@ def encode_items(items: Sequence[FileItem]) -> bytes:
     """NDJSON body for POST /api/import."""
     lines = []
     for it in items:
-        doc: dict[str, Any] = {"peer": it.record.peer, "format": it.record.format, "received_at": it.record.received_at}
+        doc: dict[str, Any] = {
+            "peer": it.record.peer,
+            "format": it.record.format,
+            "received_at": it.record.received_at,
+        }
         try:
             doc["payload"] = it.record.payload.decode("utf-8")
         except UnicodeDecodeError:
@@ -110,8 +124,12 @@ def decode_items(body: bytes, tenant: str, source_id: str, timezone: str) -> lis
                 doc["payload"].encode("utf-8") if "payload" in doc else base64.b64decode(doc["payload_b64"])
             )
             rec = RawRecord(
-                tenant=tenant, source_id=source_id, received_at=int(doc.get("received_at") or 0) or _now(),
-                peer=str(doc.get("peer", "file:unknown")), payload=payload, format=str(doc.get("format", "text")),
+                tenant=tenant,
+                source_id=source_id,
+                received_at=int(doc.get("received_at") or 0) or _now(),
+                peer=str(doc.get("peer", "file:unknown")),
+                payload=payload,
+                format=str(doc.get("format", "text")),
                 timezone=timezone,
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from norrvakt.auth.passwords import new_password
 from norrvakt.config import Settings
 from norrvakt.event import SYSTEM_TENANT, now_us
+from norrvakt.indexer import Indexer
 from norrvakt.journal.log import Journal, JournalConfig
-from norrvakt.pipeline import Indexer, Pipeline
+from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.state.accounts import create_api_token, create_user, user_exists
 from norrvakt.state.db import open_state, sqlite_url
@@ -103,7 +104,9 @@ def open_runtime(settings: Settings) -> Runtime:
             fsync=settings.journal.fsync,
         ).build()
         store = StoreConfig(
-            dsn=settings.store_dsn(), database=settings.store.database, retention_days=settings.store.retention_days
+            dsn=settings.store_dsn(),
+            database=settings.store.database,
+            retention_days=settings.store.retention_days,
         ).build()
         state = open_state(sqlite_url(data))
     except BaseException:
@@ -111,8 +114,13 @@ def open_runtime(settings: Settings) -> Runtime:
         raise
     pipeline = Pipeline(journal, group_commit_s=settings.journal.group_commit_ms / 1000)
     indexer = Indexer(
-        journal, store, batch_rows=settings.store.batch_rows, wake=pipeline.committed_event, counters=pipeline.counters
+        journal,
+        store,
+        batch_rows=settings.store.batch_rows,
+        wake=pipeline.committed_event,
+        counters=pipeline.counters,
     )
+    pipeline.committed_hooks.append(indexer.offer)
     return Runtime(settings, journal, store, state, pipeline, indexer, lock)
 
 

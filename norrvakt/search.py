@@ -33,8 +33,14 @@ def run_search(
     since_us = parse_time(since, now) if since else None
     until_us = parse_time(until, now) if until else None
     limit = max(1, min(int(limit), MAX_LIMIT))
-    compiled = compile_query(query, tenants=list(tenants), since_us=since_us, until_us=until_us, limit=limit,
-                             offset=max(0, int(offset)))
+    compiled = compile_query(
+        query,
+        tenants=list(tenants),
+        since_us=since_us,
+        until_us=until_us,
+        limit=limit,
+        offset=max(0, int(offset)),
+    )
     result = run_query(store, compiled)
     return {
         "query": query,

@@ -82,4 +82,6 @@ def test_every_setting_is_documented() -> None:
     assert undocumented == []
     docs = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     missing = [key for key, _d, _doc in rows if f"`{key}`" not in docs]
-    assert missing == [], "settings missing from docs/configuration.md (run `norrvakt config defaults --format markdown`)"
+    assert missing == [], (
+        "settings missing from docs/configuration.md (run `norrvakt config defaults --format markdown`)"
+    )

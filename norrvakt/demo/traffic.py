@@ -31,13 +31,17 @@ TOKENS_FILE = "demo-tokens.json"
 
 
 class DemoTraffic:
-    def __init__(self, runtime: Runtime, url: str, *, rate_per_tenant: float = 3.0, seed: int | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, url: str, *, rate_per_tenant: float = 3.0, seed: int | None = None
+    ) -> None:
         self.runtime = runtime
         self.url = url
         self.rate = rate_per_tenant
         self.rng = random.Random(seed)
         self.tenants = [t for t in runtime.settings.tenants]
-        self.worlds = {t: TenantWorld(t, i, random.Random(self.rng.random())) for i, t in enumerate(self.tenants)}
+        self.worlds = {
+            t: TenantWorld(t, i, random.Random(self.rng.random())) for i, t in enumerate(self.tenants)
+        }
         self.sent = 0
         self.stories_run: list[tuple[str, str, float]] = []
         self._ports: dict[str, int] = {}
@@ -58,7 +62,9 @@ class DemoTraffic:
             self._tokens = json.loads(path.read_text())
         missing = [t for t in self.tenants if t not in self._tokens]
         for t in missing:
-            self._tokens[t] = create_ingest_token(self.runtime.state, t, f"{t}-winlogbeat", "demo Windows events")
+            self._tokens[t] = create_ingest_token(
+                self.runtime.state, t, f"{t}-winlogbeat", "demo Windows events"
+            )
         if missing:
             import os
 
@@ -89,8 +95,11 @@ class DemoTraffic:
             next_story = now + self.rng.uniform(60, 120)
             while True:
                 tick = time.time()
-                batch = [(tenant, self.worlds[tenant].background(tick + self.rng.random()))
-                         for tenant in self.tenants for _ in range(self._poisson(self.rate))]
+                batch = [
+                    (tenant, self.worlds[tenant].background(tick + self.rng.random()))
+                    for tenant in self.tenants
+                    for _ in range(self._poisson(self.rate))
+                ]
                 due = [(t, m) for at, t, m in schedule if at <= tick + 1]
                 schedule = [s for s in schedule if s[0] > tick + 1]
                 if tick >= next_story:
@@ -122,16 +131,23 @@ class DemoTraffic:
             try:
                 await self._send(tenant, route, msgs)
                 self.sent += len(msgs)
-            except (OSError, httpx.HTTPError, asyncio.TimeoutError, ssl.SSLError) as exc:
-                log.warning("demo: sending %d message(s) for %s over %s failed: %s", len(msgs), tenant, route, exc)
+            except (TimeoutError, OSError, httpx.HTTPError, ssl.SSLError) as exc:
+                log.warning(
+                    "demo: sending %d message(s) for %s over %s failed: %s", len(msgs), tenant, route, exc
+                )
                 self._drop_connection(tenant, route)
 
     async def _send(self, tenant: str, route: str, msgs: list[DemoMessage]) -> None:
         if route == "hec":
             assert self._http is not None
-            body = "\n".join(json.dumps(m.body if isinstance(m.body, dict) else {"event": m.body}) for m in msgs)
-            resp = await self._http.post("/services/collector/event", content=body,
-                                         headers={"Authorization": f"Splunk {self._tokens[tenant]}"})
+            body = "\n".join(
+                json.dumps(m.body if isinstance(m.body, dict) else {"event": m.body}) for m in msgs
+            )
+            resp = await self._http.post(
+                "/services/collector/event",
+                content=body,
+                headers={"Authorization": f"Splunk {self._tokens[tenant]}"},
+            )
             resp.raise_for_status()
         elif route == "syslog-udp":
             transport = await self._udp_transport(tenant)
@@ -155,8 +171,12 @@ class DemoTraffic:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE  # the demo trusts its own self-signed certificate
-            self._tcp[key] = await asyncio.wait_for(asyncio.open_connection(
-                "127.0.0.1", self._ports[route], ssl=ctx, local_addr=(self._source_ip(tenant), 0)), timeout=10)
+            self._tcp[key] = await asyncio.wait_for(
+                asyncio.open_connection(
+                    "127.0.0.1", self._ports[route], ssl=ctx, local_addr=(self._source_ip(tenant), 0)
+                ),
+                timeout=10,
+            )
         return self._tcp[key]
 
     async def _relp_send(self, tenant: str, payloads: list[bytes]) -> None:
@@ -180,8 +200,10 @@ class DemoTraffic:
         if tenant not in self._udp:
             loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=(self._source_ip(tenant), 0),
-                remote_addr=("127.0.0.1", self._ports.get("syslog-udp", 5514)))
+                asyncio.DatagramProtocol,
+                local_addr=(self._source_ip(tenant), 0),
+                remote_addr=("127.0.0.1", self._ports.get("syslog-udp", 5514)),
+            )
             self._udp[tenant] = transport
         return self._udp[tenant]
 

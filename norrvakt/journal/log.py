@@ -103,7 +103,9 @@ class Journal:
         if good_end < size:
             log.warning(
                 "journal %s: cutting %d bytes of an uncommitted torn frame at offset %d (crash recovery)",
-                path, size - good_end, good_end,
+                path,
+                size - good_end,
+                good_end,
             )
             with open(path, "r+b") as fh:
                 fh.truncate(good_end)

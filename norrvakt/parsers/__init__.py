@@ -120,7 +120,8 @@ class ParserRegistry:
             if record.hints:
                 _apply_hints(event, record.hints)
             if self._recognize[record.format]:
-                for step, recognizer in self._recognizers:  # noqa: B007 - step names a failing recognizer
+                for name, recognizer in self._recognizers:
+                    step = name  # named in the error if this recognizer fails
                     if recognizer(event, record):
                         break
             return event

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 
 from norrvakt.event import Event, RawRecord
+from norrvakt.parsers.base import TS_MISSING
 from norrvakt.parsers.timestamps import MONTHS, day_seconds, epoch_to_us, parse_iso
 
 _HEADER = re.compile(
@@ -151,18 +152,25 @@ def recognize_cef(event: Event, record: RawRecord) -> bool:
         ts = _receipt_time(rt, record.timezone)
         if ts is not None:
             event.ts = ts
+            event.fields.pop(TS_MISSING, None)
     event.message = ext.get("msg") or header[5]
     return True
 
 
+# (value key, label key) of the custom fields a sender may label.
+_LABELLED = tuple(
+    (f"{prefix}{n}", f"{prefix}{n}Label")
+    for prefix, count in (("cs", 6), ("cn", 3), ("cfp", 4), ("flexString", 2), ("deviceCustomDate", 2))
+    for n in range(1, count + 1)
+)
+
+
 def _labels(ext: dict[str, str], fields: dict[str, str]) -> None:
-    for prefix, count in (("cs", 6), ("cn", 3), ("cfp", 4), ("flexString", 2), ("deviceCustomDate", 2)):
-        for n in range(1, count + 1):
-            key = f"{prefix}{n}"
-            if key in ext:
-                label = ext.get(key + "Label")
-                if label and label not in fields:
-                    fields[label] = ext[key]
+    for key, label_key in _LABELLED:
+        if key in ext:
+            label = ext.get(label_key)
+            if label and label not in fields:
+                fields[label] = ext[key]
 
 
 def _receipt_time(rt: str, zone_name: str) -> int | None:

@@ -31,7 +31,8 @@ The EVTX form is what the ``evtx`` package's ``PyEvtxParser(path).records_json()
   gives ``Computer``, ``RecordNumber`` gives ``EventRecordID``, a signed integer
   ``Keywords`` is written in hex like EVTX does.
 
-ECS: event.code, event.provider, winlog.channel/record_id/computer_name, host.name,
+ECS (:mod:`norrvakt.parsers.windows_ecs`, tables in :mod:`norrvakt.parsers.windows_ids`):
+event.code, event.provider, winlog.channel/record_id/computer_name, host.name,
 user.name/domain/id (the target user for logon events, else the subject), user.target.*
 for account management, source.ip/port/domain, destination.*, process.*, file.path and
 file.hash.* (Sysmon ``Hashes``), event.action/category/type/outcome for the common event
@@ -46,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from norrvakt.event import ECS_FIELD_SET, Event, RawRecord
+from norrvakt.event import Event, RawRecord
 from norrvakt.parsers.base import (
     MAX_JSON_DEPTH,
     TS_MISSING,
@@ -58,207 +59,7 @@ from norrvakt.parsers.base import (
     scalar_str,
 )
 from norrvakt.parsers.timestamps import parse_iso
-
-SYSMON = "Microsoft-Windows-Sysmon"
-_SECURITY = "Microsoft-Windows-Security-Auditing"
-_EVENTLOG = "Microsoft-Windows-Eventlog"
-_SCM = "Service Control Manager"
-_POWERSHELL = "Microsoft-Windows-PowerShell"
-
-# (action, category, type, title) per event id; category/type "" when ECS has none that fits.
-_Info = tuple[str, str, str, str]
-_SECURITY_IDS: dict[str, _Info] = {
-    "4624": ("logged-in", "authentication", "start", "An account was successfully logged on"),
-    "4625": ("logon-failed", "authentication", "start", "An account failed to log on"),
-    "4634": ("logged-out", "authentication", "end", "An account was logged off"),
-    "4647": ("logged-out", "authentication", "end", "User initiated logoff"),
-    "4648": (
-        "logged-in-explicit",
-        "authentication",
-        "start",
-        "A logon was attempted using explicit credentials",
-    ),
-    "4672": ("logged-in-special", "iam", "admin", "Special privileges assigned to new logon"),
-    "4688": ("process-created", "process", "start", "A new process has been created"),
-    "4689": ("process-terminated", "process", "end", "A process has exited"),
-    "4697": ("service-installed", "configuration", "creation", "A service was installed in the system"),
-    "4698": ("scheduled-task-created", "configuration", "creation", "A scheduled task was created"),
-    "4699": ("scheduled-task-deleted", "configuration", "deletion", "A scheduled task was deleted"),
-    "4702": ("scheduled-task-updated", "configuration", "change", "A scheduled task was updated"),
-    "4719": ("changed-audit-config", "configuration", "change", "System audit policy was changed"),
-    "4720": ("user-created", "iam", "creation", "A user account was created"),
-    "4722": ("user-enabled", "iam", "change", "A user account was enabled"),
-    "4723": (
-        "password-change-attempt",
-        "iam",
-        "change",
-        "An attempt was made to change an account's password",
-    ),
-    "4724": ("password-reset", "iam", "change", "An attempt was made to reset an account's password"),
-    "4725": ("user-disabled", "iam", "change", "A user account was disabled"),
-    "4726": ("user-deleted", "iam", "deletion", "A user account was deleted"),
-    "4728": (
-        "added-member-to-group",
-        "iam",
-        "change",
-        "A member was added to a security-enabled global group",
-    ),
-    "4729": (
-        "removed-member-from-group",
-        "iam",
-        "change",
-        "A member was removed from a security-enabled global group",
-    ),
-    "4732": (
-        "added-member-to-group",
-        "iam",
-        "change",
-        "A member was added to a security-enabled local group",
-    ),
-    "4733": (
-        "removed-member-from-group",
-        "iam",
-        "change",
-        "A member was removed from a security-enabled local group",
-    ),
-    "4738": ("user-changed", "iam", "change", "A user account was changed"),
-    "4740": ("user-locked-out", "iam", "change", "A user account was locked out"),
-    "4756": (
-        "added-member-to-group",
-        "iam",
-        "change",
-        "A member was added to a security-enabled universal group",
-    ),
-    "4757": (
-        "removed-member-from-group",
-        "iam",
-        "change",
-        "A member was removed from a security-enabled universal group",
-    ),
-    "4767": ("user-unlocked", "iam", "change", "A user account was unlocked"),
-    "4768": (
-        "kerberos-authentication-ticket-requested",
-        "authentication",
-        "start",
-        "A Kerberos authentication ticket (TGT) was requested",
-    ),
-    "4769": (
-        "kerberos-service-ticket-requested",
-        "authentication",
-        "start",
-        "A Kerberos service ticket was requested",
-    ),
-    "4771": ("kerberos-preauth-failed", "authentication", "start", "Kerberos pre-authentication failed"),
-    "4776": (
-        "credential-validated",
-        "authentication",
-        "start",
-        "The computer attempted to validate the credentials for an account",
-    ),
-    "4778": (
-        "session-reconnected",
-        "authentication",
-        "start",
-        "A session was reconnected to a Window Station",
-    ),
-    "4779": (
-        "session-disconnected",
-        "authentication",
-        "end",
-        "A session was disconnected from a Window Station",
-    ),
-    "4794": (
-        "set-dsrm-password",
-        "iam",
-        "change",
-        "An attempt was made to set the Directory Services Restore Mode administrator password",
-    ),
-    "5140": ("network-share-accessed", "network", "access", "A network share object was accessed"),
-    "5145": (
-        "network-share-object-checked",
-        "network",
-        "access",
-        "A network share object was checked for access",
-    ),
-    "5156": (
-        "network-connection-allowed",
-        "network",
-        "connection",
-        "The Windows Filtering Platform has permitted a connection",
-    ),
-}
-_OTHER_IDS: dict[tuple[str, str], _Info] = {
-    (_EVENTLOG, "1102"): ("audit-log-cleared", "configuration", "deletion", "The audit log was cleared"),
-    (_EVENTLOG, "104"): ("audit-log-cleared", "configuration", "deletion", "The event log was cleared"),
-    (_SCM, "7045"): (
-        "service-installed",
-        "configuration",
-        "creation",
-        "A service was installed in the system",
-    ),
-    (_SCM, "7036"): ("service-state-changed", "configuration", "change", "A service entered a new state"),
-    (_POWERSHELL, "4104"): ("script-block-logged", "process", "info", "PowerShell script block logged"),
-    (_POWERSHELL, "4103"): ("module-logged", "process", "info", "PowerShell module logging"),
-}
-_SYSMON_IDS: dict[str, _Info] = {
-    "1": ("process-created", "process", "start", "Process Create"),
-    "2": ("file-creation-time-changed", "file", "change", "File creation time changed"),
-    "3": ("network-connection", "network", "connection", "Network connection detected"),
-    "4": ("sysmon-state-changed", "", "", "Sysmon service state changed"),
-    "5": ("process-terminated", "process", "end", "Process terminated"),
-    "6": ("driver-loaded", "driver", "start", "Driver loaded"),
-    "7": ("image-loaded", "process", "change", "Image loaded"),
-    "8": ("remote-thread-created", "process", "change", "CreateRemoteThread detected"),
-    "9": ("raw-access-read", "file", "access", "RawAccessRead detected"),
-    "10": ("process-accessed", "process", "access", "Process accessed"),
-    "11": ("file-created", "file", "creation", "File created"),
-    "12": ("registry-object-added-or-deleted", "registry", "change", "Registry object added or deleted"),
-    "13": ("registry-value-set", "registry", "change", "Registry value set"),
-    "14": ("registry-object-renamed", "registry", "change", "Registry object renamed"),
-    "15": ("file-stream-created", "file", "creation", "File stream created"),
-    "16": ("sysmon-config-changed", "configuration", "change", "Sysmon config state changed"),
-    "17": ("pipe-created", "file", "creation", "Pipe Created"),
-    "18": ("pipe-connected", "file", "access", "Pipe Connected"),
-    "19": ("wmi-filter-registered", "configuration", "creation", "WmiEventFilter activity detected"),
-    "20": ("wmi-consumer-registered", "configuration", "creation", "WmiEventConsumer activity detected"),
-    "21": ("wmi-consumer-bound", "configuration", "creation", "WmiEventConsumerToFilter activity detected"),
-    "22": ("dns-query", "network", "protocol", "Dns query"),
-    "23": ("file-deleted", "file", "deletion", "File Delete archived"),
-    "24": ("clipboard-changed", "", "", "Clipboard changed"),
-    "25": ("process-tampering", "process", "change", "Process Tampering"),
-    "26": ("file-delete-detected", "file", "deletion", "File Delete logged"),
-    "27": ("file-executable-blocked", "file", "denied", "File Block Executable"),
-    "28": ("file-shredding-blocked", "file", "denied", "File Block Shredding"),
-    "29": ("file-executable-detected", "file", "creation", "File Executable Detected"),
-}
-
-# Logon-type events describe the user that logs on (Target*); others the acting user (Subject*).
-_TARGET_IS_USER = frozenset(
-    ("4624", "4625", "4634", "4647", "4648", "4768", "4769", "4771", "4776", "4778", "4779")
-)
-_ACCOUNT_MGMT = frozenset(
-    ("4720", "4722", "4723", "4724", "4725", "4726", "4738", "4740", "4767", "4781", "4794")
-)
-_GROUP_MEMBER = frozenset(("4728", "4729", "4732", "4733", "4746", "4747", "4751", "4752", "4756", "4757"))
-_LEVELS = {
-    "0": "information",
-    "1": "critical",
-    "2": "error",
-    "3": "warning",
-    "4": "information",
-    "5": "verbose",
-}
-_TRANSPORTS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp"}
-_SUMMARY_KEYS = (
-    "TargetUserName", "TargetDomainName", "SubjectUserName", "User", "LogonType", "IpAddress",
-    "WorkstationName", "Status", "SubStatus", "Image", "NewProcessName", "CommandLine",
-    "ParentImage", "ParentProcessName", "TargetFilename", "TargetObject", "Details", "ImageLoaded",
-    "SourceIp", "DestinationIp", "DestinationPort", "QueryName", "PipeName", "ServiceName",
-    "TaskName", "MemberName", "MemberSid", "ShareName", "RelativeTargetName", "ScriptBlockText",
-    "param1", "param2", "Data",
-)  # fmt: skip
-_SUMMARY_MAX_ITEMS = 8
-_SKIP = ("", "-")
+from norrvakt.parsers.windows_ecs import map_ecs, winlogbeat_ecs
 
 _SYSTEM_ATTR_PREFIX = {"Provider": "Provider_"}
 _WINLOGBEAT_MAP = {
@@ -316,7 +117,7 @@ def windows_event(record: RawRecord, doc: dict[str, Any], shape: str) -> Event:
     ecs: dict[str, str] = {}
     message = map_ecs(fields, ecs)
     if shape == "winlogbeat":
-        _winlogbeat_ecs(fields, ecs)
+        winlogbeat_ecs(fields, ecs)
     ts = parse_iso(stamp, record.timezone) if stamp else None
     if ts is None:
         ts = record.received_at
@@ -479,13 +280,6 @@ def _dig(doc: dict[str, Any], *path: str) -> Any:
     return node
 
 
-def _winlogbeat_ecs(fields: dict[str, str], ecs: dict[str, str]) -> None:
-    # Winlogbeat already wrote some ECS (host.name, event.outcome, ...): keep what we did not set.
-    for key, value in fields.items():
-        if value and key in ECS_FIELD_SET and key != "event.kind" and key not in ecs:
-            ecs[key] = value
-
-
 def _nxlog_fields(doc: dict[str, Any]) -> dict[str, str]:
     f: dict[str, str] = {}
     flatten_json(doc, "", f)
@@ -497,222 +291,6 @@ def _nxlog_fields(doc: dict[str, Any]) -> dict[str, str]:
     if isinstance(keywords, int) and not isinstance(keywords, bool):
         f["Keywords"] = f"0x{keywords & 0xFFFFFFFFFFFFFFFF:016x}"
     return f
-
-
-# --- ECS ----------------------------------------------------------------------------------
-
-
-def _good(value: str | None) -> str | None:
-    return None if value is None or value in _SKIP else value
-
-
-def _basename(path: str) -> str:
-    return path.rsplit("\\", 1)[-1]
-
-
-def _pid(value: str | None) -> str | None:
-    if not value or value in _SKIP:
-        return None
-    if value.startswith(("0x", "0X")):
-        try:
-            number = int(value, 16)
-        except ValueError:
-            return None
-    elif value.isdigit():
-        number = int(value)
-    else:
-        return None
-    # 0 is "no process" (a network logon's ProcessId 0x0), not the idle process.
-    return str(number) if number else None
-
-
-def map_ecs(f: dict[str, str], ecs: dict[str, str]) -> str:
-    """Fill ``ecs`` from Sigma-named ``f``; return the one-line summary message."""
-    get = f.get
-    eid = get("EventID", "")
-    provider = get("Provider_Name", "")
-    if eid:
-        ecs["event.code"] = eid
-    if provider:
-        ecs["event.provider"] = provider
-    channel = get("Channel")
-    if channel:
-        ecs["winlog.channel"] = channel
-    record_id = get("EventRecordID")
-    if record_id:
-        ecs["winlog.record_id"] = record_id
-    computer = get("Computer")
-    if computer:
-        ecs["winlog.computer_name"] = computer
-        ecs["host.name"] = computer
-    level = _LEVELS.get(get("Level", ""))
-    if level:
-        ecs["log.level"] = level
-
-    sysmon = provider == SYSMON
-    ecs["event.module"] = "sysmon" if sysmon else "windows"
-    if sysmon:
-        info = _SYSMON_IDS.get(eid)
-    else:
-        info = _SECURITY_IDS.get(eid) if provider in (_SECURITY, "") else None
-        if info is None:
-            info = _OTHER_IDS.get((provider, eid))
-    if info is not None:
-        action, category, type_, title = info
-        ecs["event.action"] = action
-        if category:
-            ecs["event.category"] = category
-            ecs["event.type"] = type_
-    else:
-        title = ""
-
-    _users(f, ecs, eid)
-    _network(f, ecs)
-    _process(f, ecs, sysmon)
-    _outcome(f, ecs, eid)
-    return _summary(f, eid, provider, title, info[0] if info else "")
-
-
-def _users(f: dict[str, str], ecs: dict[str, str], eid: str) -> None:
-    get = f.get
-    prefix = "Target" if eid in _TARGET_IS_USER else "Subject"
-    name = _good(get(prefix + "UserName"))
-    domain = _good(get(prefix + "DomainName"))
-    sid = _good(get(prefix + "UserSid"))
-    if eid in _ACCOUNT_MGMT:
-        _set(ecs, "user.target.name", get("TargetUserName"))
-        _set(ecs, "user.target.domain", get("TargetDomainName"))
-    elif eid in _GROUP_MEMBER:
-        _set(ecs, "user.target.name", _good(get("MemberName")) or get("MemberSid"))
-    if name is None:
-        # Sysmon "User": "NT AUTHORITY\\SYSTEM"; NXLog "AccountName" + "Domain".
-        user = _good(get("User")) or _good(get("AccountName"))
-        if user is not None and "\\" in user:
-            domain, _, name = user.partition("\\")
-        elif user is not None:
-            name, domain = user, _good(get("Domain"))
-    if name:
-        ecs["user.name"] = name
-        if domain:
-            ecs["user.domain"] = domain
-    # System/Security/UserID is the account the *logging* process runs as: only a fallback.
-    user_id = sid or (None if name else _good(get("UserID")))
-    if user_id:
-        ecs["user.id"] = user_id
-
-
-def _set(ecs: dict[str, str], key: str, value: str | None) -> None:
-    if value and value not in _SKIP:
-        ecs[key] = value
-
-
-def _network(f: dict[str, str], ecs: dict[str, str]) -> None:
-    get = f.get
-    ip = (
-        _good(get("IpAddress"))
-        or _good(get("SourceAddress"))
-        or _good(get("SourceIp"))
-        or _good(get("ClientAddress"))
-    )
-    if ip is not None:
-        ecs["source.ip"] = ip[7:] if ip.startswith("::ffff:") else ip
-    port = _good(get("IpPort")) or _good(get("SourcePort"))
-    if port is not None and port != "0":
-        ecs["source.port"] = port
-    _set(ecs, "source.domain", get("WorkstationName") or get("Workstation") or get("SourceHostname"))
-    dst = _good(get("DestinationIp")) or _good(get("DestAddress")) or _good(get("DestinationAddress"))
-    if dst is not None:
-        ecs["destination.ip"] = dst[7:] if dst.startswith("::ffff:") else dst
-    dport = _good(get("DestinationPort")) or _good(get("DestPort"))
-    if dport is not None and dport != "0":
-        ecs["destination.port"] = dport
-    _set(ecs, "destination.domain", get("DestinationHostname") or get("QueryName"))
-    proto = _good(get("Protocol"))
-    if proto is not None and (proto.isalpha() or proto in _TRANSPORTS):
-        ecs["network.transport"] = _TRANSPORTS.get(proto, proto.lower())
-
-
-def _process(f: dict[str, str], ecs: dict[str, str], sysmon: bool) -> None:
-    get = f.get
-    exe = (
-        _good(get("Image"))
-        or _good(get("NewProcessName"))
-        or _good(get("ProcessName"))
-        or _good(get("Application"))
-    )
-    if exe is not None:
-        ecs["process.executable"] = exe
-        ecs["process.name"] = _basename(exe)
-    _set(ecs, "process.command_line", get("CommandLine"))
-    pid = _pid(get("NewProcessId")) or _pid(get("ProcessId"))
-    if pid is not None:
-        ecs["process.pid"] = pid
-    parent = _good(get("ParentImage")) or _good(get("ParentProcessName"))
-    if parent is not None:
-        ecs["process.parent.executable"] = parent
-        ecs["process.parent.name"] = _basename(parent)
-    _set(ecs, "process.parent.command_line", get("ParentCommandLine"))
-    _set(ecs, "file.path", get("TargetFilename") or get("ImageLoaded"))
-    _set(ecs, "service.name", get("ServiceName"))
-    if sysmon:
-        _set(ecs, "rule.name", get("RuleName"))
-    hashes = get("Hashes") or get("Hash")
-    if hashes:
-        for part in hashes.split(","):
-            kind, _, digest = part.partition("=")
-            target = _HASHES.get(kind.strip().upper())
-            if target and digest:
-                ecs[target] = digest.lower()
-
-
-_HASHES = {"MD5": "file.hash.md5", "SHA1": "file.hash.sha1", "SHA256": "file.hash.sha256"}
-
-
-def _outcome(f: dict[str, str], ecs: dict[str, str], eid: str) -> None:
-    if eid == "4624":
-        ecs["event.outcome"] = "success"
-        return
-    if eid in ("4625", "4771"):
-        ecs["event.outcome"] = "failure"
-        return
-    status = f.get("Status")
-    if eid in ("4768", "4769", "4776") and status:
-        ecs["event.outcome"] = "success" if status in ("0x0", "0") else "failure"
-        return
-    keywords = f.get("Keywords", "")
-    if keywords.startswith(("0x", "0X")):
-        try:
-            bits = int(keywords, 16)
-        except ValueError:
-            return
-        # Audit Success / Audit Failure keyword bits of the Security log.
-        if bits & 0x20000000000000:
-            ecs["event.outcome"] = "success"
-        elif bits & 0x10000000000000:
-            ecs["event.outcome"] = "failure"
-
-
-def _summary(f: dict[str, str], eid: str, provider: str, title: str, action: str) -> str:
-    if not title:
-        rendered = f.get("Message") or f.get("message") or ""
-        title = rendered.split("\n", 1)[0].strip()[:200]
-    head = f"{eid or '?'} {provider or f.get('Channel') or 'Windows'}"
-    parts = [f"{head}: {title}" if title else head]
-    if action:
-        parts.append(f"({action})")
-    n = 0
-    for key in _SUMMARY_KEYS:
-        value = f.get(key)
-        if value and value not in _SKIP:
-            if len(value) > 160:
-                value = value[:160] + "…"
-            if "\n" in value:
-                value = value.replace("\r", "").replace("\n", " ")
-            parts.append(f"{key}={value}")
-            n += 1
-            if n == _SUMMARY_MAX_ITEMS:
-                break
-    return " ".join(parts)
 
 
 # --- Windows JSON inside another message (syslog, HEC) ------------------------------------
@@ -736,10 +314,9 @@ def recognize_windows_json(event: Event, record: RawRecord) -> bool:
     ecs: dict[str, str] = {}
     event.message = map_ecs(fields, ecs)
     if shape == "winlogbeat":
-        _winlogbeat_ecs(fields, ecs)
+        winlogbeat_ecs(fields, ecs)
     # The envelope's host is the relay's view; the event's own Computer is more precise.
-    for key, value in ecs.items():
-        event.ecs[key] = value
+    event.ecs.update(ecs)
     event.fields.update(fields)
     ts = parse_iso(stamp, record.timezone) if stamp else None
     if ts is not None:

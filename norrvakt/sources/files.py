@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from norrvakt.event import RawRecord, now_us
 
@@ -62,7 +62,9 @@ def progress_total(path: Path, fmt: str) -> int:
     return path.stat().st_size
 
 
-def read_file(path: Path, tenant: str, source_id: str, fmt: str = "auto", timezone: str = "UTC") -> Iterator[FileItem]:
+def read_file(
+    path: Path, tenant: str, source_id: str, fmt: str = "auto", timezone: str = "UTC"
+) -> Iterator[FileItem]:
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "evtx":
@@ -74,8 +76,15 @@ def read_file(path: Path, tenant: str, source_id: str, fmt: str = "auto", timezo
 
 
 def _rec(tenant: str, source_id: str, peer: str, payload: bytes, fmt: str, tz: str) -> RawRecord:
-    return RawRecord(tenant=tenant, source_id=source_id, received_at=now_us(), peer=peer, payload=payload,
-                     format=fmt, timezone=tz)
+    return RawRecord(
+        tenant=tenant,
+        source_id=source_id,
+        received_at=now_us(),
+        peer=peer,
+        payload=payload,
+        format=fmt,
+        timezone=tz,
+    )
 
 
 def _evtx_expected_records(path: Path) -> int | None:
@@ -102,8 +111,11 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
     except (RuntimeError, OSError) as exc:
         with open(path, "rb") as fh:
             head = fh.read(64)
-        yield FileItem(_rec(tenant, source_id, f"{peer_base}#0", head, "windows", tz), "evtx.bad_file",
-                       f"{path}: not a readable EVTX file at offset 0: {exc}")
+        yield FileItem(
+            _rec(tenant, source_id, f"{peer_base}#0", head, "windows", tz),
+            "evtx.bad_file",
+            f"{path}: not a readable EVTX file at offset 0: {exc}",
+        )
         return
     records = parser.records_json()
     done = 0
@@ -123,11 +135,15 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
                 done,
             )
             continue
+        if rec is None:
+            break
         done += 1
         last_id = int(rec.get("event_record_id") or last_id)
         data = rec["data"]
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        yield FileItem(_rec(tenant, source_id, f"{peer_base}#{last_id}", payload, "windows", tz), progress=done)
+        yield FileItem(
+            _rec(tenant, source_id, f"{peer_base}#{last_id}", payload, "windows", tz), progress=done
+        )
     size = path.stat().st_size
     if size > _EVTX_HEADER and (size - _EVTX_HEADER) % _EVTX_CHUNK:
         chunk_no = (size - _EVTX_HEADER) // _EVTX_CHUNK
@@ -135,7 +151,8 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
         yield FileItem(
             _rec(tenant, source_id, f"{peer_base}#end", b"", "windows", tz),
             "evtx.truncated",
-            f"{path}: file ends inside chunk {chunk_no} (offset {offset}, {size - offset} of {_EVTX_CHUNK} bytes); "
+            f"{path}: file ends inside chunk {chunk_no} "
+            f"(offset {offset}, {size - offset} of {_EVTX_CHUNK} bytes); "
             f"records after EventRecordID {last_id} in that chunk are lost",
             done,
         )
@@ -143,8 +160,8 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
 
 def _open(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")
 
 
 def _read_lines(path: Path, tenant: str, source_id: str, fmt: str, tz: str) -> Iterator[FileItem]:
@@ -161,7 +178,8 @@ def _read_lines(path: Path, tenant: str, source_id: str, fmt: str, tz: str) -> I
                 yield FileItem(
                     _rec(tenant, source_id, f"{peer_base}:{line_no}", body[:MAX_LINE_BYTES], fmt, tz),
                     "file.oversized_line",
-                    f"{path}:{line_no} (byte offset {start}): line of {len(body)} bytes cut to {MAX_LINE_BYTES}",
+                    f"{path}:{line_no} (byte offset {start}): "
+                    f"line of {len(body)} bytes cut to {MAX_LINE_BYTES}",
                     offset,
                 )
                 continue

@@ -100,7 +100,7 @@ def authenticate_ingest(request: Request) -> IngestToken:
     runtime = _runtime(request)
     if runtime.token_cache is None:
         runtime.token_cache = TokenCache(lambda t: ingest_token(runtime.state, t))
-    found = runtime.token_cache.get(token)
+    found: IngestToken | None = runtime.token_cache.get(token)
     if found is None:
         raise IngestAuthError(403, "Invalid token", 4)
     return found
@@ -120,7 +120,9 @@ def _peer(request: Request) -> str:
     return f"{client.host}:{client.port}" if client else "unknown:0"
 
 
-def _record(tok: IngestToken, request: Request, payload: bytes, fmt: str, hints: dict[str, str] | None = None) -> RawRecord:
+def _record(
+    tok: IngestToken, request: Request, payload: bytes, fmt: str, hints: dict[str, str] | None = None
+) -> RawRecord:
     runtime = _runtime(request)
     return RawRecord(
         tenant=tok.tenant,
@@ -189,7 +191,9 @@ def _hec_error(status: int, text: str, code: int, **extra: Any) -> JSONResponse:
     return JSONResponse({"text": text, "code": code, **extra}, status_code=status)
 
 
-async def _commit(request: Request, records: list[RawRecord], extra: list[Event] | None = None) -> list[Event]:
+async def _commit(
+    request: Request, records: list[RawRecord], extra: list[Event] | None = None
+) -> list[Event]:
     pipeline = _runtime(request).pipeline
     events = pipeline.parse(records) + list(extra or [])
     await pipeline.commit(events)
@@ -287,7 +291,9 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
         try:
             action = orjson.loads(lines[i])
         except orjson.JSONDecodeError as exc:
-            extra.append(_bad_body_event(tok, request, lines[i], "bulk.bad_action", f"_bulk line {line_no}: {exc}"))
+            extra.append(
+                _bad_body_event(tok, request, lines[i], "bulk.bad_action", f"_bulk line {line_no}: {exc}")
+            )
             items.append({"index": {"status": 400, "error": {"type": "parse_exception", "reason": str(exc)}}})
             i += 1
             continue
@@ -298,8 +304,15 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
             if i + 1 >= len(lines):
                 why = f"_bulk line {line_no}: action {op!r} without a document"
                 extra.append(_bad_body_event(tok, request, lines[i], "bulk.missing_document", why))
-                items.append({op: {"_index": target, "status": 400,
-                                   "error": {"type": "illegal_argument_exception", "reason": why}}})
+                items.append(
+                    {
+                        op: {
+                            "_index": target,
+                            "status": 400,
+                            "error": {"type": "illegal_argument_exception", "reason": why},
+                        }
+                    }
+                )
                 i += 1
                 continue
             doc = lines[i + 1]
@@ -310,26 +323,44 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
             except orjson.JSONDecodeError as exc:
                 good, reason = False, str(exc)
             if good:
-                records.append(_record(tok, request, doc.strip(), "json", {"index": target} if target else None))
+                records.append(
+                    _record(tok, request, doc.strip(), "json", {"index": target} if target else None)
+                )
                 items.append({op: {"_index": target, "record": len(records) - 1}})
             else:
                 why = f"_bulk line {line_no + 1}: {reason}"
                 extra.append(_bad_body_event(tok, request, doc, "bulk.bad_document", why))
-                items.append({op: {"_index": target, "status": 400,
-                                   "error": {"type": "mapper_parsing_exception", "reason": why}}})
+                items.append(
+                    {
+                        op: {
+                            "_index": target,
+                            "status": 400,
+                            "error": {"type": "mapper_parsing_exception", "reason": why},
+                        }
+                    }
+                )
             i += 2
             continue
         why = f"_bulk line {line_no}: action {op or action!r} is not supported (the log is append-only)"
         extra.append(_bad_body_event(tok, request, lines[i], "bulk.unsupported_action", why))
-        items.append({op or "unknown": {"_index": target, "status": 400,
-                                        "error": {"type": "illegal_argument_exception", "reason": why}}})
+        items.append(
+            {
+                op or "unknown": {
+                    "_index": target,
+                    "status": 400,
+                    "error": {"type": "illegal_argument_exception", "reason": why},
+                }
+            }
+        )
         # update carries a document line; delete does not
         i += 2 if op == "update" else 1
     started = time.monotonic()
     try:
         events = await _commit(request, records, extra)
     except PipelineUnavailable as exc:
-        return JSONResponse({"error": {"type": "unavailable", "reason": str(exc)}, "status": 503}, status_code=503)
+        return JSONResponse(
+            {"error": {"type": "unavailable", "reason": str(exc)}, "status": 503}, status_code=503
+        )
     errors = False
     for item in items:
         (op, meta) = next(iter(item.items()))
@@ -387,7 +418,9 @@ async def json_ingest(request: Request) -> Response:
                 rejected.append({"line": n, "error": why})
                 continue
             payloads.append(line.strip())
-    hints = {"program": request.headers["x-syslog-program"]} if "x-syslog-program" in request.headers else None
+    hints = (
+        {"program": request.headers["x-syslog-program"]} if "x-syslog-program" in request.headers else None
+    )
     try:
         await _commit(request, [_record(tok, request, p, "json", hints) for p in payloads], extra)
     except PipelineUnavailable as exc:

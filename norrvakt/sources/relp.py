@@ -137,7 +137,8 @@ class _RelpConnection(StreamConnection):
                     self._flush(records, txnrs)
                     records, txnrs = [], []
                     self.report_error(
-                        payload[: self.max_bytes], "relp.oversized",
+                        payload[: self.max_bytes],
+                        "relp.oversized",
                         f"message of {len(payload)} bytes exceeds the limit of {self.max_bytes}",
                         offset=frame_offset,
                     )
@@ -167,11 +168,11 @@ class _RelpConnection(StreamConnection):
         fut = self.submit(records)
         self._queue(fut, b"".join(t + b" rsp 6 200 OK\n" for t in txnrs))
 
-    def _all_pending(self) -> asyncio.Future[None] | None:
+    def _all_pending(self) -> asyncio.Future[Any] | None:
         pending = [f for f in self._pending if not f.done()]
         if not pending:
             return None
-        return asyncio.ensure_future(asyncio.gather(*pending))  # type: ignore[arg-type]
+        return asyncio.gather(*pending)
 
     def _queue(self, fut: asyncio.Future[Any] | None, response: bytes, close: bool = False) -> None:
         self._responses.append((fut, response + (b"\x00CLOSE" if close else b"")))

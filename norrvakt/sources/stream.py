@@ -59,7 +59,9 @@ class StreamListener:
     async def start(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.make_connection, self.host, self.port, reuse_address=True)
+        self._server = await loop.create_server(
+            self.make_connection, self.host, self.port, reuse_address=True
+        )
         if self.port == 0 and self._server.sockets:
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -109,7 +111,10 @@ class StreamConnection(asyncio.Protocol):
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             self.report_error(
-                b"", "tls.handshake_failed", f"TLS handshake with {self.peer} failed: {reason} ({exc})", offset=0
+                b"",
+                "tls.handshake_failed",
+                f"TLS handshake with {self.peer} failed: {reason} ({exc})",
+                offset=0,
             )
             if self.transport is not None:
                 self.transport.abort()
@@ -157,7 +162,9 @@ class StreamConnection(asyncio.Protocol):
     def _done(self, fut: asyncio.Future[None]) -> None:
         self._pending.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
-            log.error("%s: records from %s could not be journaled: %s", self.listener.id, self.peer, fut.exception())
+            log.error(
+                "%s: records from %s could not be journaled: %s", self.listener.id, self.peer, fut.exception()
+            )
             if self.transport is not None:
                 self.transport.abort()  # no ack: the sender must resend
             return

@@ -137,7 +137,9 @@ class SyslogUdpSource:
     async def start(self, pipeline: Pipeline) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self, pipeline), local_addr=(self.config.host, self.config.port), reuse_port=False
+            lambda: _UdpProtocol(self, pipeline),
+            local_addr=(self.config.host, self.config.port),
+            reuse_port=False,
         )
         self._transport = transport
         sock = transport.get_extra_info("socket")
@@ -180,8 +182,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) > cfg.max_message_bytes:
             from norrvakt.pipeline import pipeline_error_event
 
-            msg = (f"{cfg.id}: datagram of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes} "
-                   f"(peer {host}:{port}, offset 0)")
+            msg = (
+                f"{cfg.id}: datagram of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes} "
+                f"(peer {host}:{port}, offset 0)"
+            )
             log.warning("%s", msg)
             self.pipeline.transport_error(cfg.id, "syslog.oversized")
             record.payload = record.payload[: cfg.max_message_bytes]

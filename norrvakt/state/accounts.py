@@ -39,13 +39,17 @@ class IngestToken:
 
 def _principal(row: sa.Row[tuple[object, ...]]) -> Principal:
     tenants_text = str(row.tenants or "")
-    scope = None if row.role in {"admin", "soc_analyst", "auditor"} or tenants_text == "*" else frozenset(
-        t for t in tenants_text.split(",") if t
+    scope = (
+        None
+        if row.role in {"admin", "soc_analyst", "auditor"} or tenants_text == "*"
+        else frozenset(t for t in tenants_text.split(",") if t)
     )
     return Principal(username=str(row.username), role=str(row.role), tenants=scope)
 
 
-def create_user(engine: sa.Engine, username: str, password: str, role: str, tenants: list[str] | None = None) -> None:
+def create_user(
+    engine: sa.Engine, username: str, password: str, role: str, tenants: list[str] | None = None
+) -> None:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     with engine.begin() as conn:
@@ -68,7 +72,9 @@ def user_exists(engine: sa.Engine, username: str) -> bool:
 
 def set_password(engine: sa.Engine, username: str, password: str) -> None:
     with engine.begin() as conn:
-        conn.execute(users.update().where(users.c.username == username).values(password_hash=hash_password(password)))
+        conn.execute(
+            users.update().where(users.c.username == username).values(password_hash=hash_password(password))
+        )
 
 
 def authenticate(engine: sa.Engine, username: str, password: str) -> Principal | None:
@@ -96,7 +102,11 @@ def principal_for_token(engine: sa.Engine, token: str) -> Principal | None:
         row = conn.execute(
             sa.select(users)
             .join(tokens, tokens.c.user_id == users.c.id)
-            .where(tokens.c.token_hash == token_hash(token), tokens.c.kind == "api", tokens.c.revoked_at.is_(None))
+            .where(
+                tokens.c.token_hash == token_hash(token),
+                tokens.c.kind == "api",
+                tokens.c.revoked_at.is_(None),
+            )
         ).first()
     if row is None or row.disabled:
         return None
@@ -123,7 +133,9 @@ def ingest_token(engine: sa.Engine, token: str) -> IngestToken | None:
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(tokens.c.name, tokens.c.tenant, tokens.c.source_id).where(
-                tokens.c.token_hash == token_hash(token), tokens.c.kind == "ingest", tokens.c.revoked_at.is_(None)
+                tokens.c.token_hash == token_hash(token),
+                tokens.c.kind == "ingest",
+                tokens.c.revoked_at.is_(None),
             )
         ).first()
     if row is None:
@@ -134,8 +146,14 @@ def ingest_token(engine: sa.Engine, token: str) -> IngestToken | None:
 def list_ingest_tokens(engine: sa.Engine) -> list[dict[str, object]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(tokens.c.id, tokens.c.name, tokens.c.tenant, tokens.c.source_id, tokens.c.created_at,
-                      tokens.c.revoked_at).where(tokens.c.kind == "ingest")
+            sa.select(
+                tokens.c.id,
+                tokens.c.name,
+                tokens.c.tenant,
+                tokens.c.source_id,
+                tokens.c.created_at,
+                tokens.c.revoked_at,
+            ).where(tokens.c.kind == "ingest")
         ).all()
     return [dict(r._mapping) for r in rows]
 

@@ -9,8 +9,8 @@ How terms meet the indexes (EXPLAIN indexes=1 checks in tests/store/test_query_s
 - free text uses the ``text`` index on ``message_lower`` through ``hasToken``; phrases and
   words with punctuation need every whole token (``hasToken``) and then the exact substring
   (``position``); wildcards fall back to ``LIKE`` with the whole tokens still as a prefilter.
-- ``message_lower`` is ``lower(message)``, which lowers ASCII only, so a term with non-ASCII
-  letters is searched in two spellings (``dörr`` and ``dÖrr``) to find ``Dörr`` and ``DÖRR``.
+- ``message_lower`` is ``lowerUTF8(message)``, so one lowered term matches every case of it,
+  non-ASCII letters included (``dörr`` finds ``Dörr``, ``DÖRR`` and ``DöRR``).
 - ``field:value`` is case-insensitive (``lowerUTF8(col) = 'anna'``) only when the value has
   letters; numbers, IPs and codes compare exactly so bloom filters and the key still apply.
 """
@@ -86,15 +86,9 @@ def _tokens(text: str) -> list[str]:
 
 
 def _spellings(text: str) -> list[str]:
-    """``text`` as it can appear in ``message_lower`` (= ClickHouse ``lower``, ASCII only).
-
-    Non-ASCII letters keep their case there, so search both all-lower and all-upper forms:
-    that finds ``Dörr``/``dörr`` and ``DÖRR``; a mixed ``DöRR`` is the one case missed.
-    """
+    """``text`` as it appears in ``message_lower`` (= ClickHouse ``lowerUTF8(message)``)."""
     # Character by character, so wildcard offsets stay valid ('İ'.lower() is two characters).
-    lowered = "".join(_one(c.lower(), c) for c in text)
-    upper = "".join(c.lower() if c.isascii() else _one(c.upper(), c) for c in text)
-    return [lowered] if upper == lowered else [lowered, upper]
+    return ["".join(_one(c.lower(), c) for c in text)]
 
 
 def _one(changed: str, original: str) -> str:

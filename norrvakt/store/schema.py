@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
   {ecs_cols},
   fields Map(String, String),
   message String,
-  message_lower String MATERIALIZED lower(message),
+  message_lower String MATERIALIZED lowerUTF8(message),
   raw String,
   INDEX seq_idx seq TYPE minmax GRANULARITY 1,
   INDEX message_text message_lower TYPE text(tokenizer = splitByNonAlpha),

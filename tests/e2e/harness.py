@@ -75,7 +75,7 @@ id = "syslog-udp"
 type = "syslog"
 protocol = "udp"
 host = "127.0.0.1"
-port = {p['udp']}
+port = {p["udp"]}
 tenant = "{self.tenant}"
 
 [[sources]]
@@ -83,7 +83,7 @@ id = "syslog-tcp"
 type = "syslog"
 protocol = "tcp"
 host = "127.0.0.1"
-port = {p['tcp']}
+port = {p["tcp"]}
 tenant = "{self.tenant}"
 max_message_bytes = 8192
 
@@ -92,7 +92,7 @@ id = "syslog-tls"
 type = "syslog"
 protocol = "tls"
 host = "127.0.0.1"
-port = {p['tls']}
+port = {p["tls"]}
 tenant = "{self.tenant}"
 
 [[sources]]
@@ -100,7 +100,7 @@ id = "relp"
 type = "relp"
 protocol = "tcp"
 host = "127.0.0.1"
-port = {p['relp']}
+port = {p["relp"]}
 tenant = "{self.tenant}"
 """
         )
@@ -112,7 +112,9 @@ tenant = "{self.tenant}"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "norrvakt.cli", "--config", str(cfg), "serve", *args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -128,7 +130,11 @@ tenant = "{self.tenant}"
         raise RuntimeError(f"norrvakt serve did not come up:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path and self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace")[-5000:]
+            if self.log_path and self.log_path.exists()
+            else ""
+        )
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -169,9 +175,22 @@ tenant = "{self.tenant}"
 
     def ingest_token(self, tenant: str, source: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(self.data_dir), "tokens", "create",
-             "--tenant", tenant, "--source", source],
-            capture_output=True, check=True, cwd=str(REPO),
+            [
+                sys.executable,
+                "-m",
+                "norrvakt.cli",
+                "--data-dir",
+                str(self.data_dir),
+                "tokens",
+                "create",
+                "--tenant",
+                tenant,
+                "--source",
+                source,
+            ],
+            capture_output=True,
+            check=True,
+            cwd=str(REPO),
         )
         return out.stdout.decode().strip()
 
@@ -219,10 +238,10 @@ input(type="imuxsock" Socket="{self.socket}" CreatePath="on")
         check = subprocess.run(["rsyslogd", "-N1", "-f", str(conf)], capture_output=True)
         if check.returncode != 0:
             raise RuntimeError(f"rsyslog config invalid: {check.stderr.decode()} {check.stdout.decode()}")
-        self.proc = subprocess.Popen(
-            ["rsyslogd", "-n", "-iNONE", "-f", str(conf)],
-            stdout=open(self.workdir / "rsyslog.out", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        )
+        with open(self.workdir / "rsyslog.out", "wb") as out:
+            self.proc = subprocess.Popen(
+                ["rsyslogd", "-n", "-iNONE", "-f", str(conf)], stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 10
         while not self.socket.exists():
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -267,13 +286,26 @@ class SyslogNg:
         conf = self.workdir / "syslog-ng.conf"
         conf.write_text("@version: 3.38\n" + config_body)
         args = [
-            str(SYSLOG_NG / "usr" / "sbin" / "syslog-ng"), "-F", "-e", "--no-caps",
+            str(SYSLOG_NG / "usr" / "sbin" / "syslog-ng"),
+            "-F",
+            "-e",
+            "--no-caps",
             f"--module-path={SYSLOG_NG / 'usr' / 'lib' / 'syslog-ng' / '3.38'}",
-            "-f", str(conf), "-R", str(self.workdir / "persist"), "-p", str(self.workdir / "pid"),
-            "-c", str(self.workdir / "ctl"),
+            "-f",
+            str(conf),
+            "-R",
+            str(self.workdir / "persist"),
+            "-p",
+            str(self.workdir / "pid"),
+            "-c",
+            str(self.workdir / "ctl"),
         ]
-        self.proc = subprocess.Popen(args, env=self.env(), stdout=open(self.workdir / "out", "wb"),  # noqa: SIM115
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args,
+            env=self.env(),
+            stdout=open(self.workdir / "out", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
         time.sleep(1.0)
         if self.proc.poll() is not None:
             raise RuntimeError((self.workdir / "out").read_text())

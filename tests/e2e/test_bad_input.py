@@ -67,8 +67,10 @@ def test_garbage_on_the_tls_port(server: Server) -> None:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", server.ports["tls"]), timeout=10) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+    with (
+        socket.create_connection(("127.0.0.1", server.ports["tls"]), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as s,
+    ):
         msg = f"<13>1 - h app - - - fine after garbage {m}".encode()
         s.sendall(b"%d %s" % (len(msg), msg))
     assert server.wait_count(m, 1) == 1
@@ -90,9 +92,21 @@ def test_corrupt_evtx_import(server: Server, tmp_path: Path) -> None:
     bad = tmp_path / "corrupt-halfway.evtx"
     bad.write_bytes(bytes(data))
     out = subprocess.run(
-        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(server.data_dir), "import", "--tenant", "kalix",
-         str(bad)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "norrvakt.cli",
+            "--data-dir",
+            str(server.data_dir),
+            "import",
+            "--tenant",
+            "kalix",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "problem" in out.stderr and "damaged" in out.stderr

@@ -12,8 +12,13 @@ from tests.e2e.harness import REPO, Server
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 def test_import_evtx_then_cli_search_equals_api_search(server: Server) -> None:
@@ -24,19 +29,24 @@ def test_import_evtx_then_cli_search_equals_api_search(server: Server) -> None:
     assert "imported" in out.stderr
     query = "event.code:4771 | stats count by user.name"
     api = server.search(query, tenant="jokkmokk")
-    cli = json.loads(_cli(server.data_dir, "search", query, "--tenant", "jokkmokk", "--format", "json").stdout)
+    cli = json.loads(
+        _cli(server.data_dir, "search", query, "--tenant", "jokkmokk", "--format", "json").stdout
+    )
     assert api["rows"] == cli["rows"]
     assert sum(r["count"] for r in api["rows"]) == 2  # the file holds two 4771 events
-    events = json.loads(_cli(server.data_dir, "search", "EventID:4662", "--tenant", "jokkmokk",
-                             "--format", "json").stdout)
+    events = json.loads(
+        _cli(server.data_dir, "search", "EventID:4662", "--tenant", "jokkmokk", "--format", "json").stdout
+    )
     assert events["total"] == server.count("EventID:4662", tenant="jokkmokk") > 0
 
 
 def test_cli_works_without_a_server(tmp_path: Path) -> None:
     data = tmp_path / "offline"
     log = tmp_path / "auth.log"
-    log.write_text("Nov 26 21:43:38 vm sshd[812]: Failed password for root from 10.9.8.7 port 4022 ssh2\n"
-                   "Nov 26 21:43:40 vm sshd[812]: Accepted password for anna from 10.9.8.7 port 4023 ssh2\n")
+    log.write_text(
+        "Nov 26 21:43:38 vm sshd[812]: Failed password for root from 10.9.8.7 port 4022 ssh2\n"
+        "Nov 26 21:43:40 vm sshd[812]: Accepted password for anna from 10.9.8.7 port 4023 ssh2\n"
+    )
     out = _cli(data, "import", "--tenant", "pajala", str(log))
     assert out.returncode == 0, out.stderr
     res = json.loads(_cli(data, "search", "source.ip:10.9.8.0/24", "--format", "json").stdout)

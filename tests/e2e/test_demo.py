@@ -16,8 +16,11 @@ def test_demo_traffic_reaches_every_tenant_with_attack_stories(tmp_path: Path) -
         while time.monotonic() < deadline:
             rows = server.search("| stats count by tenant")["rows"]
             tenants = {r["tenant"] for r in rows}
-            if tenants >= set(MUNICIPALITIES) and server.count("event.code:1102") >= 1 \
-                    and server.count("event.code:4625") >= 20:
+            if (
+                tenants >= set(MUNICIPALITIES)
+                and server.count("event.code:1102") >= 1
+                and server.count("event.code:4625") >= 20
+            ):
                 break
             time.sleep(1)
         assert tenants >= set(MUNICIPALITIES)
@@ -26,4 +29,6 @@ def test_demo_traffic_reaches_every_tenant_with_attack_stories(tmp_path: Path) -
         assert server.count('"Failed password"') >= 10  # ssh brute force
         sources = {r["source"] for r in server.search("| stats count by source")["rows"]}
         assert {"syslog-udp", "syslog-tcp", "syslog-tls", "relp"} <= sources
-        assert server.count("event.kind:pipeline_error") == 0, server.search("event.kind:pipeline_error")["rows"][:3]
+        assert server.count("event.kind:pipeline_error") == 0, server.search("event.kind:pipeline_error")[
+            "rows"
+        ][:3]

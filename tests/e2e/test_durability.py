@@ -34,11 +34,17 @@ class HecSender(threading.Thread):
         with httpx.Client(timeout=10) as client:
             while not self.stop.is_set():
                 ids = [f"h{batch_no}x{i}" for i in range(100)]
-                body = "\n".join(json.dumps({"time": time.time(), "host": "durability", "event": f"durability {self.run_id} {i}"})
-                                 for i in ids)
+                body = "\n".join(
+                    json.dumps(
+                        {"time": time.time(), "host": "durability", "event": f"durability {self.run_id} {i}"}
+                    )
+                    for i in ids
+                )
                 self.sent += ids
                 try:
-                    resp = client.post(self.url, content=body, headers={"Authorization": f"Splunk {self.token}"})
+                    resp = client.post(
+                        self.url, content=body, headers={"Authorization": f"Splunk {self.token}"}
+                    )
                 except httpx.HTTPError:
                     return  # the server died: nothing of this batch was acknowledged
                 if resp.status_code == 200:
@@ -141,8 +147,11 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
         assert duplicated == [], f"{len(duplicated)} events stored twice, e.g. {duplicated[:5]}"
         # And the server goes on accepting after the crash.
-        resp = httpx.post(f"{server.url}/services/collector/event", headers={"Authorization": f"Splunk {token}"},
-                          content=json.dumps({"event": f"after restart {run}"}))
+        resp = httpx.post(
+            f"{server.url}/services/collector/event",
+            headers={"Authorization": f"Splunk {token}"},
+            content=json.dumps({"event": f"after restart {run}"}),
+        )
         assert resp.status_code == 200
         assert server.wait_count(f'"after restart {run}"', 1) == 1
     finally:

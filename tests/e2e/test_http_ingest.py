@@ -24,13 +24,23 @@ def _m() -> str:
 def test_hec_event_batch_goes_to_the_token_tenant(server: Server, token: str) -> None:
     m = _m()
     body = "".join(  # HEC allows concatenated objects without newlines
-        json.dumps({"time": 1795729970, "host": "vm", "sourcetype": "syslog",
-                    "event": {"program": "sshd", "message": f"Failed password for anna from 10.1.2.3 port 22 ssh2 {m}",
-                              "tenant": "lulea"}})
+        json.dumps(
+            {
+                "time": 1795729970,
+                "host": "vm",
+                "sourcetype": "syslog",
+                "event": {
+                    "program": "sshd",
+                    "message": f"Failed password for anna from 10.1.2.3 port 22 ssh2 {m}",
+                    "tenant": "lulea",
+                },
+            }
+        )
         for _ in range(3)
     )
-    resp = httpx.post(f"{server.url}/services/collector/event", content=body,
-                      headers={"Authorization": f"Splunk {token}"})
+    resp = httpx.post(
+        f"{server.url}/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+    )
     assert resp.status_code == 200 and resp.json() == {"text": "Success", "code": 0}
     assert server.wait_count(m, 3, tenant="boden") == 3
     assert server.count(m, tenant="lulea") == 0  # "tenant" in the payload is just a field
@@ -38,15 +48,22 @@ def test_hec_event_batch_goes_to_the_token_tenant(server: Server, token: str) ->
 
 def test_hec_raw(server: Server, token: str) -> None:
     m = _m()
-    resp = httpx.post(f"{server.url}/services/collector/raw?host=web01&sourcetype=access_combined",
-                      content=f"line one {m}\nline two {m}\n", headers={"Authorization": f"Splunk {token}"})
+    resp = httpx.post(
+        f"{server.url}/services/collector/raw?host=web01&sourcetype=access_combined",
+        content=f"line one {m}\nline two {m}\n",
+        headers={"Authorization": f"Splunk {token}"},
+    )
     assert resp.status_code == 200
     assert server.wait_count(m, 2, tenant="boden") == 2
 
 
 @pytest.mark.parametrize(
     "headers,status,code",
-    [({}, 401, 2), ({"Authorization": "Splunk wrong-token"}, 403, 4), ({"Authorization": "Bearer nope"}, 403, 4)],
+    [
+        ({}, 401, 2),
+        ({"Authorization": "Splunk wrong-token"}, 403, 4),
+        ({"Authorization": "Bearer nope"}, 403, 4),
+    ],
 )
 def test_hec_bad_tokens(server: Server, headers: dict[str, str], status: int, code: int) -> None:
     resp = httpx.post(f"{server.url}/services/collector/event", content='{"event":"x"}', headers=headers)
@@ -57,8 +74,9 @@ def test_hec_bad_tokens(server: Server, headers: dict[str, str], status: int, co
 def test_hec_malformed_body_is_400_and_kept_as_pipeline_error(server: Server, token: str) -> None:
     m = _m()
     body = json.dumps({"event": f"good one {m}"}) + '\n{"event": "broken ' + m
-    resp = httpx.post(f"{server.url}/services/collector/event", content=body,
-                      headers={"Authorization": f"Splunk {token}"})
+    resp = httpx.post(
+        f"{server.url}/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+    )
     assert resp.status_code == 400
     assert resp.json()["code"] == 6 and resp.json()["invalid-event-number"] == 1
     assert server.wait_count(f'"good one {m}"', 1, tenant="boden") == 1
@@ -66,7 +84,9 @@ def test_hec_malformed_body_is_400_and_kept_as_pipeline_error(server: Server, to
 
 
 def test_hec_no_data(server: Server, token: str) -> None:
-    resp = httpx.post(f"{server.url}/services/collector/event", content="", headers={"Authorization": f"Splunk {token}"})
+    resp = httpx.post(
+        f"{server.url}/services/collector/event", content="", headers={"Authorization": f"Splunk {token}"}
+    )
     assert resp.status_code == 400 and resp.json()["code"] == 5
 
 
@@ -75,13 +95,24 @@ def test_es_bulk_with_basic_auth_and_a_bad_document(server: Server, token: str) 
     auth = base64.b64encode(f"ingest:{token}".encode()).decode()
     body = (
         '{"index":{"_index":"siem-raw"}}\n'
-        + json.dumps({"@timestamp": "2026-11-26T21:52:50.576954+00:00", "host.name": "rs-testhost",
-                      "process.name": "sshd", "message": f"Failed password for root from 10.1.2.3 port 2 ssh2 {m}"})
-        + '\n{"create":{}}\n{"broken json ' + m + "\n"
+        + json.dumps(
+            {
+                "@timestamp": "2026-11-26T21:52:50.576954+00:00",
+                "host.name": "rs-testhost",
+                "process.name": "sshd",
+                "message": f"Failed password for root from 10.1.2.3 port 2 ssh2 {m}",
+            }
+        )
+        + '\n{"create":{}}\n{"broken json '
+        + m
+        + "\n"
         + '{"delete":{"_id":"1"}}\n'
     )
-    resp = httpx.post(f"{server.url}/_bulk", content=body, headers={"Authorization": f"Basic {auth}",
-                                                                     "Content-Type": "application/x-ndjson"})
+    resp = httpx.post(
+        f"{server.url}/_bulk",
+        content=body,
+        headers={"Authorization": f"Basic {auth}", "Content-Type": "application/x-ndjson"},
+    )
     assert resp.status_code == 200
     out = resp.json()
     assert out["errors"] is True
@@ -93,7 +124,9 @@ def test_es_bulk_with_basic_auth_and_a_bad_document(server: Server, token: str) 
 
 def test_es_bulk_wrong_token(server: Server) -> None:
     auth = base64.b64encode(b"ingest:wrong").decode()
-    resp = httpx.post(f"{server.url}/_bulk", content='{"index":{}}\n{}\n', headers={"Authorization": f"Basic {auth}"})
+    resp = httpx.post(
+        f"{server.url}/_bulk", content='{"index":{}}\n{}\n', headers={"Authorization": f"Basic {auth}"}
+    )
     assert resp.status_code == 403
 
 

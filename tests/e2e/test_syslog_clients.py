@@ -22,8 +22,20 @@ def _logger(*args: str) -> None:
 
 def test_logger_tcp_octet_counting_rfc5424(server: Server) -> None:
     m = _marker()
-    _logger("--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", str(server.ports["tcp"]),
-            "-t", "sshd", "-p", "auth.warning", f"Failed password for invalid user admin from 10.1.2.3 port 55222 ssh2 {m}")
+    _logger(
+        "--tcp",
+        "--octet-count",
+        "--rfc5424",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        str(server.ports["tcp"]),
+        "-t",
+        "sshd",
+        "-p",
+        "auth.warning",
+        f"Failed password for invalid user admin from 10.1.2.3 port 55222 ssh2 {m}",
+    )
     assert server.wait_count(m, 1) == 1
     (row,) = server.search(m)["rows"]
     assert row["tenant"] == "lulea"
@@ -35,14 +47,33 @@ def test_logger_tcp_octet_counting_rfc5424(server: Server) -> None:
 
 def test_logger_tcp_lf_framing(server: Server) -> None:
     m = _marker()
-    _logger("--tcp", "--rfc5424", "-n", "127.0.0.1", "-P", str(server.ports["tcp"]), "-t", "mdm", f"device enrolled {m}")
+    _logger(
+        "--tcp",
+        "--rfc5424",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        str(server.ports["tcp"]),
+        "-t",
+        "mdm",
+        f"device enrolled {m}",
+    )
     assert server.wait_count(m, 1) == 1
 
 
 def test_logger_udp_rfc3164(server: Server) -> None:
     m = _marker()
-    _logger("--udp", "--rfc3164", "-n", "127.0.0.1", "-P", str(server.ports["udp"]), "-t", "sshd",
-            f"Failed password for root from 10.9.8.7 port 4022 ssh2 {m}")
+    _logger(
+        "--udp",
+        "--rfc3164",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        str(server.ports["udp"]),
+        "-t",
+        "sshd",
+        f"Failed password for root from 10.9.8.7 port 4022 ssh2 {m}",
+    )
     assert server.wait_count(m, 1) == 1
     (row,) = server.search(m)["rows"]
     assert row["source"] == "syslog-udp"
@@ -53,8 +84,19 @@ def test_logger_many_messages_arrive_exactly_once(server: Server, tmp_path: Path
     m = _marker()
     lines = tmp_path / "lines.txt"
     lines.write_text("".join(f"line {i} of a burst {m}\n" for i in range(500)))
-    _logger("--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", str(server.ports["tcp"]),
-            "-t", "burst", "-f", str(lines))
+    _logger(
+        "--tcp",
+        "--octet-count",
+        "--rfc5424",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        str(server.ports["tcp"]),
+        "-t",
+        "burst",
+        "-f",
+        str(lines),
+    )
     assert server.wait_count(m, 500) == 500
     time.sleep(0.5)
     assert server.count(m) == 500
@@ -74,8 +116,10 @@ def test_rsyslog_omfwd_tcp(server: Server, rsyslog: Rsyslog, framing: str) -> No
         f'TCP_Framing="{framing}" template="RSYSLOG_SyslogProtocol23Format")'
     )
     m = _marker()
-    rsyslog.log(f"Failed password for invalid user admin from 10.1.2.3 port 55222 ssh2 {m}",
-                f"Åtkomst nekad kort=12345 dörr=Stadshuset-B2 {m}")
+    rsyslog.log(
+        f"Failed password for invalid user admin from 10.1.2.3 port 55222 ssh2 {m}",
+        f"Åtkomst nekad kort=12345 dörr=Stadshuset-B2 {m}",
+    )
     assert server.wait_count(m, 2) == 2
     rows = server.search(m)["rows"]
     assert {r["ecs"].get("host.name") for r in rows} != {""}
@@ -126,7 +170,8 @@ def test_rsyslog_omelasticsearch_bulk(server: Server, rsyslog: Rsyslog) -> None:
     )
     rsyslog.start(
         f'action(type="omelasticsearch" server="127.0.0.1" serverport="{server.http_port}" '
-        f'bulkmode="on" esVersion.major="8" uid="ingest" pwd="{token}" searchIndex="siem-raw" template="ecs")',
+        f'bulkmode="on" esVersion.major="8" uid="ingest" pwd="{token}" searchIndex="siem-raw" '
+        'template="ecs")',
         modules=f'module(load="omelasticsearch")\n{template}',
     )
     m = _marker()
@@ -155,9 +200,9 @@ def test_syslog_ng_network_destinations(server: Server, syslog_ng: SyslogNg, tmp
     syslog_ng.start(
         f"""
 source s_in {{ unix-dgram("{sock}"); }};
-destination d_tcp {{ syslog("127.0.0.1" transport("tcp") port({p['tcp']})); }};
-destination d_udp {{ network("127.0.0.1" transport("udp") port({p['udp']})); }};
-destination d_tls {{ syslog("127.0.0.1" transport("tls") port({p['tls']}) tls(peer-verify(optional-untrusted))); }};
+destination d_tcp {{ syslog("127.0.0.1" transport("tcp") port({p["tcp"]})); }};
+destination d_udp {{ network("127.0.0.1" transport("udp") port({p["udp"]})); }};
+destination d_tls {{ syslog("127.0.0.1" transport("tls") port({p["tls"]}) tls(peer-verify(optional-untrusted))); }};
 log {{ source(s_in); destination(d_tcp); destination(d_udp); destination(d_tls); }};
 """
     )

@@ -8,8 +8,15 @@ from norrvakt.journal.log import FRAME_HEADER, JournalConfig
 
 def _events(tenant: str, n: int, start: int = 0) -> list[Event]:
     return [
-        Event(tenant=tenant, ts=1_000_000 + i, ingested=2_000_000 + i, source="t", peer="p", message=f"m{start + i}",
-              raw=f"raw {start + i}".encode())
+        Event(
+            tenant=tenant,
+            ts=1_000_000 + i,
+            ingested=2_000_000 + i,
+            source="t",
+            peer="p",
+            message=f"m{start + i}",
+            raw=f"raw {start + i}".encode(),
+        )
         for i in range(n)
     ]
 
@@ -35,7 +42,7 @@ def test_reopen_continues_sequence(tmp_path: Path) -> None:
     assert j2.committed_seq("lulea") == 50
     j2.append_and_commit(_events("lulea", 10, start=50))
     assert [s for s, _ in j2.read("lulea")] == list(range(1, 61))
-    assert event_from_canonical(list(j2.read("lulea", 60))[0][1]).message == "m59"
+    assert event_from_canonical(next(iter(j2.read("lulea", 60)))[1]).message == "m59"
 
 
 def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:

@@ -35,7 +35,10 @@ def test_octet_counted_without_lf_as_logger_sends(chunk: int) -> None:
 
 def test_lf_framing_and_digit_leading_text_line() -> None:
     data = b"<13>Nov 26 21:43:59 vm sshd: one\n2026-11-26 12:00 plain text line\n"
-    assert _split(data) == [(b"<13>Nov 26 21:43:59 vm sshd: one", None), (b"2026-11-26 12:00 plain text line", None)]
+    assert _split(data) == [
+        (b"<13>Nov 26 21:43:59 vm sshd: one", None),
+        (b"2026-11-26 12:00 plain text line", None),
+    ]
 
 
 def test_mixed_framing_in_one_stream() -> None:

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/api", tags=["search"])
 @router.get("/search")
 async def search(
     request: Request,
-    q: str = Query("", description="Query, e.g. `event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name`"),
+    q: str = Query(
+        "", description="Query, e.g. `event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name`"
+    ),
     tenant: str | None = Query(None, description="Tenant id(s), comma-separated; default all you may read"),
     since: str | None = Query(None, description="15m, 2h, 7d, now-1h, ISO 8601 or epoch seconds"),
     until: str | None = Query(None, description="Same forms as since"),
