@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord, now_us
+from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal
-from norrvakt.parsers import parse_record
+from norrvakt.parsers import error_event, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ _EXCERPT = 120
 def unmapped_sender_event(record: RawRecord) -> Event:
     """A record whose sender maps to no tenant: kept in the system tenant for the SOC to see."""
     message = (
-        f"{record.source_id}: sender {record.peer} matches no tenant network and the source has no "
+        f"sender {record.peer} matches no tenant network and the source has no "
         "default tenant; the record is kept here until the sender is mapped"
     )
     return pipeline_error_event(record, "source.unmapped_sender", message, tenant=SYSTEM_TENANT)
@@ -163,21 +163,16 @@ def unmapped_sender_event(record: RawRecord) -> Event:
 def pipeline_error_event(
     record: RawRecord, error_type: str, message: str, *, tenant: str | None = None
 ) -> Event:
-    """An event for a record a transport could not even frame (oversized, truncated, TLS garbage).
+    """The event for a record a transport could not even frame (oversized, truncated, TLS garbage).
 
-    The message ends with the first bytes of the data, so the bad value is visible and searchable."""
+    ``message`` says what went wrong and where; the source id is added, and the first bytes of
+    the data are appended so the bad value is visible and searchable."""
+    detail = message
     if record.payload:
         excerpt = record.payload[:_EXCERPT].decode("utf-8", "backslashreplace")
         more = "…" if len(record.payload) > _EXCERPT else ""
-        message = f"{message} — data: {excerpt!r}{more}"
-    return Event(
-        tenant=tenant or record.tenant,
-        ts=record.received_at or now_us(),
-        ingested=record.received_at or now_us(),
-        source=record.source_id,
-        peer=record.peer,
-        ecs={"event.kind": KIND_PIPELINE_ERROR, "error.type": error_type, "error.message": message},
-        fields={},
-        message=message,
-        raw=record.payload,
-    )
+        detail = f"{message} — data: {excerpt!r}{more}"
+    event = error_event(record, error_type, detail, detail)
+    if tenant:
+        event.tenant = tenant
+    return event

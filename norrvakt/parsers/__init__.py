@@ -12,7 +12,7 @@ registered for ``record.format``::
 then applies the transport's hints (``record.hints``: ``host``, ``program``, ``sourcetype``,
 ``source``, ``index`` fill what the payload left empty — never the tenant) and runs the
 *recognizers* in order until one claims the message: Windows JSON inside a message, CEF,
-Linux authentication (sshd, sudo, su, PAM).
+Linux authentication (sshd, sudo, su, PAM), web access logs (NCSA combined/common).
 
 A record that cannot be parsed becomes an event with ``event.kind = "pipeline_error"``,
 ``error.type`` (``rfc5424.truncated_header``, ``json.malformed_json``, ``hec.missing_event``
@@ -49,6 +49,7 @@ from norrvakt.parsers.cef import recognize_cef
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
+from norrvakt.parsers.web_access import recognize_web_access
 from norrvakt.parsers.syslog import parse_syslog
 from norrvakt.parsers.text import parse_text
 from norrvakt.parsers.windows import parse_windows, recognize_windows_json
@@ -187,6 +188,7 @@ register_format("windows", parse_windows, recognize=False)
 register_recognizer("windows-json", recognize_windows_json)
 register_recognizer("cef", recognize_cef)
 register_recognizer("linux", recognize_linux_auth)
+register_recognizer("web-access", recognize_web_access)
 
 
 def parse_record(record: RawRecord) -> Event:

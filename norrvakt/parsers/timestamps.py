@@ -251,3 +251,24 @@ def epoch_to_us(value: float | int | str) -> int | None:
     if us < 0 or us > _MAX_US:
         return None
     return us
+
+
+def parse_clf_timestamp(text: str) -> int | None:
+    """Common Log Format time ``26/Nov/2026:23:05:01 +0100`` → µs, or None when it is not one."""
+    if len(text) != 26 or text[2] != "/" or text[6] != "/" or text[11] != ":" or text[20] != " ":
+        return None
+    month = MONTHS.get(text[3:6])
+    sign = text[21]
+    try:
+        day, year = int(text[0:2]), int(text[7:11])
+        hh, mm, ss = int(text[12:14]), int(text[15:17]), int(text[18:20])
+        off = (int(text[22:24]) * 60 + int(text[24:26])) * 60
+    except ValueError:
+        return None
+    if month is None or sign not in "+-" or hh > 23 or mm > 59 or ss > 60:
+        return None
+    midnight = day_seconds(year, month, day)
+    if midnight is None:
+        return None
+    secs = midnight + hh * 3600 + mm * 60 + ss - (off if sign == "+" else -off)
+    return secs * _US

@@ -137,8 +137,8 @@ def _record(
 
 
 def _bad_body_event(tok: IngestToken, request: Request, payload: bytes, error_type: str, why: str) -> Event:
-    message = f"{tok.source_id}: {why} (peer {_peer(request)})"
-    log.warning("%s", message)
+    message = f"{why} (peer {_peer(request)})"
+    log.warning("%s: %s", tok.source_id, message)
     runtime = _runtime(request)
     runtime.pipeline.transport_error(tok.source_id, error_type)
     return pipeline_error_event(_record(tok, request, payload, "json"), error_type, message)

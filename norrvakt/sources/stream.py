@@ -176,8 +176,8 @@ class StreamConnection(asyncio.Protocol):
         """Keep a transport-level problem as a pipeline_error event (journaled, counted)."""
         from norrvakt.pipeline import pipeline_error_event
 
-        full = f"{self.listener.id}: {message} (peer {self.peer}, stream offset {offset})"
-        log.warning("%s", full)
+        full = f"{message} (peer {self.peer}, stream offset {offset})"
+        log.warning("%s: %s", self.listener.id, full)
         self.pipeline.transport_error(self.listener.id, error_type)
         rec = self.record(payload, now_us())
         event = pipeline_error_event(rec, error_type, full, tenant=self.tenant or None)

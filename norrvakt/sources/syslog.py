@@ -183,10 +183,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             from norrvakt.pipeline import pipeline_error_event
 
             msg = (
-                f"{cfg.id}: datagram of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes} "
+                f"datagram of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes} "
                 f"(peer {host}:{port}, offset 0)"
             )
-            log.warning("%s", msg)
+            log.warning("%s: %s", cfg.id, msg)
             self.pipeline.transport_error(cfg.id, "syslog.oversized")
             record.payload = record.payload[: cfg.max_message_bytes]
             fut = self.pipeline.commit_nowait([pipeline_error_event(record, "syslog.oversized", msg)])
