@@ -49,9 +49,9 @@ from norrvakt.parsers.cef import recognize_cef
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
-from norrvakt.parsers.web_access import recognize_web_access
 from norrvakt.parsers.syslog import parse_syslog
 from norrvakt.parsers.text import parse_text
+from norrvakt.parsers.web_access import recognize_web_access
 from norrvakt.parsers.windows import parse_windows, recognize_windows_json
 
 __all__ = [
