@@ -31,6 +31,10 @@ def main() -> None:
             [*cli, "import", "--tenant", "lulea", str(samples)], capture_output=True, text=True, cwd=REPO
         )
         elapsed = time.monotonic() - start
+        import re
+
+        inner = re.search(r"in ([\d.]+) s", proc.stderr)
+        import_s = float(inner.group(1)) if inner else elapsed
         if proc.returncode != 0:
             raise SystemExit(f"import failed:\n{proc.stderr[-3000:]}")
         out = subprocess.run(
@@ -54,9 +58,11 @@ def main() -> None:
         "events_stored": total,
         "events_expected": EXPECTED,
         "pipeline_errors": errors["total"],
-        "seconds": round(elapsed, 2),
-        "events_per_s": round(total / elapsed),
-        "note": "wall time of the whole CLI run, including start-up and waiting until searchable",
+        "seconds_cli_total": round(elapsed, 2),
+        "seconds_import": round(import_s, 2),
+        "events_per_s": round(total / import_s),
+        "note": "seconds_import: reading, parsing, journaling (fsync) until searchable; "
+        "seconds_cli_total adds process start-up (Python imports, chDB start)",
     }
     path = write_result("import", result)
     print_table(f"import ({path.relative_to(REPO)})", [(k, str(v)) for k, v in result.items()])

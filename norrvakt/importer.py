@@ -29,6 +29,7 @@ class ImportResult:
     records: int = 0
     errors: int = 0
     problems: list[str] = field(default_factory=list)  # first few, for the summary
+    seconds: float = 0.0  # reading, parsing, journaling and waiting until searchable
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class ImportResult:
             "records": self.records,
             "errors": self.errors,
             "problems": self.problems,
+            "seconds": round(self.seconds, 3),
         }
 
 

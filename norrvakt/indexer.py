@@ -35,12 +35,17 @@ class Indexer:
         store: ClickHouseStore,
         *,
         batch_rows: int = 20_000,
+        linger_s: float = 0.2,
         wake: asyncio.Event | None = None,
         counters: PipelineCounters | None = None,
     ) -> None:
         self.journal = journal
         self.store = store
         self.batch_rows = batch_rows
+        # A small batch waits this long for more: chDB makes one part per INSERT, and a
+        # part per trickle of events costs far more than 0.2 s of search latency.
+        self.linger_s = linger_s
+        self._hurry = 0  # callers waiting for the store to catch up: skip the linger
         self.wake = wake or asyncio.Event()
         self.counters = counters or PipelineCounters()
         self.hooks: list[StoredHook] = []  # called with every stored batch (detection, later)
@@ -133,17 +138,23 @@ class Indexer:
     async def wait_caught_up(self, timeout: float = 30.0) -> bool:
         """Wait until everything committed so far is stored (tests, imports, benchmarks)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.backlog() == 0:
-                return True
-            self.wake.set()
-            await asyncio.sleep(0.05)
-        return self.backlog() == 0
+        self._hurry += 1
+        try:
+            while time.monotonic() < deadline:
+                if self.backlog() == 0:
+                    return True
+                self.wake.set()
+                await asyncio.sleep(0.02)
+            return self.backlog() == 0
+        finally:
+            self._hurry -= 1
 
     # -- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while not self._stopping:
+            if self.linger_s and not self._hurry and 0 < self.backlog() < self.batch_rows // 2:
+                await asyncio.sleep(self.linger_s)
             from_memory, reads = self._plan()
             events = from_memory
             if reads:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from typing import Any
 
@@ -15,19 +14,6 @@ from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_se
 from norrvakt.web.app import create_app
 
 log = logging.getLogger(__name__)
-
-
-def install_uvloop() -> None:
-    # Opt-in only: uvloop's TLS fails the handshake with rsyslog's GnuTLS client
-    # ("Function was interrupted"), which the standard loop handles.
-    if not os.environ.get("NORRVAKT_UVLOOP"):
-        return
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        log.info("uvloop not available; using the standard asyncio loop")
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def public_url(settings: Settings) -> str:

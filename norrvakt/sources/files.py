@@ -36,6 +36,19 @@ class FileItem:
     progress: int = 0  # units done so far (bytes, or records for EVTX)
 
 
+LOG_SUFFIXES = (".evtx", ".jsonl", ".ndjson", ".json", ".log", ".txt", ".syslog")
+
+
+def is_log_file_name(name: str) -> bool:
+    """Whether a file found in a directory is imported: known log suffixes (also .gz), or
+    rotated logs such as ``auth.log.1``."""
+    lower = name.lower().removesuffix(".gz")
+    if lower.endswith(LOG_SUFFIXES):
+        return True
+    stem, _, last = lower.rpartition(".")
+    return last.isdigit() and stem.endswith(LOG_SUFFIXES)
+
+
 def detect_format(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(".gz"):
