@@ -40,6 +40,8 @@ def loggen_cmd(port: int, events: int, size: int, connections: int) -> tuple[lis
         str(size),
         "--number",
         str(per_conn),
+        "--interval",  # loggen stops after --interval seconds (default 10) even before --number
+        "3600",
         "--active-connections",
         str(connections),
         "--quiet",
@@ -84,6 +86,8 @@ def main() -> None:
                 break
             if time.monotonic() - start > 900:
                 raise SystemExit(f"timed out: {lulea}")
+        sender.wait(timeout=60)
+        loggen_report = (sender.stderr.read() if sender.stderr else b"").decode(errors="replace").strip()
         searchable = srv.count("")
         rss = peak_rss_mb(srv.proc.pid)
         errors = stats["pipeline"]["pipeline_errors"]
@@ -100,6 +104,7 @@ def main() -> None:
         "events_per_s_journaled": round(events / ((journaled_at or stored_at) - start)),
         "sender_seconds": round((sent_at or stored_at) - start, 2),
         "searchable_count": searchable,
+        "loggen_report": loggen_report[-200:],
         "pipeline_errors": errors,
         "server_peak_rss_mb": round(rss, 1),
         "goal_events_per_s": 20000,

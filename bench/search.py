@@ -97,9 +97,9 @@ def main() -> None:
                 end_us,
             ),
             (
-                "d: failed logons of one IP, 7d",
+                "d: failed logons from a /16, one tenant, 7d",
                 ["pitea"],
-                "event.code:4625 source.ip:10.0.1.1",
+                "event.code:4625 source.ip:10.0.0.0/16",
                 end_us - 7 * DAY_US,
                 end_us,
             ),

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 StoredHook = Callable[[Sequence[Event]], Awaitable[None] | None]
 
 # Events kept in memory for the hand-off; beyond this the journal is read instead.
-HANDOFF_LIMIT = 200_000
+HANDOFF_LIMIT = 50_000
 
 
 class Indexer:

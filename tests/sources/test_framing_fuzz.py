@@ -12,7 +12,7 @@ def _run(data: bytes, cuts: list[int], limit: int) -> list[tuple[bytes, str | No
     framer = SyslogFramer(limit)
     out = []
     pos = 0
-    for cut in sorted(set(c % (len(data) + 1) for c in cuts)) + [len(data)]:
+    for cut in [*sorted({c % (len(data) + 1) for c in cuts}), len(data)]:
         out += framer.feed(data[pos:cut])
         pos = cut
     out += framer.finish()
