@@ -445,5 +445,21 @@ def tokens_list(ctx: click.Context) -> None:
     click.echo(out.getvalue(), nl=False)
 
 
+def _register() -> None:
+    from norrvakt.cli_integrity import COMMANDS as INTEGRITY
+
+    for command in INTEGRITY:
+        main.add_command(command)
+    try:
+        from norrvakt.detect.cli import hunt, rules
+    except ImportError as exc:  # the detection engine is being built; say so instead of hiding it
+        logging.getLogger(__name__).debug("detection commands unavailable: %s", exc)
+    else:
+        main.add_command(hunt)
+        main.add_command(rules)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

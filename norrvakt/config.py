@@ -115,6 +115,29 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class IntegritySettings:
+    checkpoint_every_events: int = field(
+        default=10000, metadata=_doc("Sign a checkpoint after this many new records of a tenant.")
+    )
+    checkpoint_every_seconds: float = field(
+        default=60.0,
+        metadata=_doc("Sign a checkpoint of every tenant this often, also when nothing arrived."),
+    )
+    witnesses: list[str] = field(
+        default_factory=lambda: ["dir:{data_dir}-witness"],
+        metadata=_doc(
+            "Where checkpoints are copied: dir:/path (another machine's share, the e-archive) or an "
+            "http(s):// URL. {data_dir} is replaced; the default is a sibling folder — use another "
+            "machine in production."
+        ),
+    )
+    verify_every_minutes: float = field(
+        default=60.0,
+        metadata=_doc("Run the full verification in the background this often (0 = never)."),
+    )
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(default="syslog", metadata=_doc("syslog | relp."))
@@ -160,6 +183,9 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_doc("Web console and HTTP API."))
     journal: JournalSettings = field(default_factory=JournalSettings, metadata=_doc("Durable journal."))
     store: StoreSettings = field(default_factory=StoreSettings, metadata=_doc("Event store (ClickHouse)."))
+    integrity: IntegritySettings = field(
+        default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
+    )
     sources: list[SourceSettings] = field(
         default_factory=lambda: default_sources(), metadata=_doc("Network listeners ([[sources]] tables).")
     )
@@ -167,6 +193,9 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    def witness_specs(self) -> list[str]:
+        return [w.replace("{data_dir}", str(self.data_path.resolve())) for w in self.integrity.witnesses]
 
     def store_dsn(self) -> str:
         if self.store.dsn:
@@ -247,6 +276,11 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
             values[name] = [
                 _build(SourceSettings, item, f"{key}[{i}].", problems) for i, item in enumerate(value)
             ]
+        elif tp == list[str]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append((key, f"{value!r} — expected a list of strings"))
+                continue
+            values[name] = list(value)
         elif tp == dict[str, str]:
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -319,6 +353,18 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         problems.append(("store.batch_rows", f"{s.store.batch_rows} — must be 100..1000000"))
     if s.store.dsn and not s.store.dsn.startswith(("chdb://", "http://", "https://")):
         problems.append(("store.dsn", f"{s.store.dsn!r} — must start with chdb://, http:// or https://"))
+    ig = s.integrity
+    if not 1 <= ig.checkpoint_every_events <= 100_000_000:
+        problems.append(("integrity.checkpoint_every_events", f"{ig.checkpoint_every_events} — must be ≥ 1"))
+    if not 1 <= ig.checkpoint_every_seconds <= 86400:
+        problems.append(
+            ("integrity.checkpoint_every_seconds", f"{ig.checkpoint_every_seconds} — must be 1..86400")
+        )
+    if ig.verify_every_minutes < 0:
+        problems.append(("integrity.verify_every_minutes", f"{ig.verify_every_minutes} — must be ≥ 0"))
+    for i, spec in enumerate(ig.witnesses):
+        if not spec.startswith(("dir:", "http://", "https://")):
+            problems.append((f"integrity.witnesses[{i}]", f"{spec!r} — use dir:/path or an http(s):// URL"))
     seen_ids: set[str] = set()
     seen_ports: set[tuple[str, int]] = set()
     for i, src in enumerate(s.sources):

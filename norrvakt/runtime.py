@@ -23,7 +23,10 @@ from norrvakt.auth.passwords import new_password
 from norrvakt.config import Settings
 from norrvakt.event import SYSTEM_TENANT, now_us
 from norrvakt.indexer import Indexer
+from norrvakt.journal.checkpointer import Checkpointer
+from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal, JournalConfig
+from norrvakt.journal.witness import build_witness
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.state.accounts import create_api_token, create_user, user_exists
@@ -51,6 +54,8 @@ class Runtime:
     pipeline: Pipeline
     indexer: Indexer
     lock: IO[str]
+    keys: KeyRing
+    checkpointer: Checkpointer
     sources: list[Source] = field(default_factory=list)
     token_cache: Any = None
     started_at: int = field(default_factory=now_us)
@@ -64,6 +69,7 @@ class Runtime:
     async def start(self, *, with_sources: bool) -> None:
         await self.pipeline.start()
         await self.indexer.start()
+        await self.checkpointer.start()
         if with_sources:
             self.sources = build_sources(self.settings)
             for src in self.sources:
@@ -74,6 +80,7 @@ class Runtime:
         for src in self.sources:
             await src.stop()
         await self.pipeline.stop()
+        await self.checkpointer.stop()
         await self.indexer.wait_caught_up(timeout=30)
         await self.indexer.stop()
         self.journal.close()
@@ -121,7 +128,17 @@ def open_runtime(settings: Settings) -> Runtime:
         counters=pipeline.counters,
     )
     pipeline.committed_hooks.append(indexer.offer)
-    return Runtime(settings, journal, store, state, pipeline, indexer, lock)
+    keys = KeyRing(data / "keys")
+    keys.ensure()
+    checkpointer = Checkpointer(
+        journal,
+        keys,
+        [build_witness(spec) for spec in settings.witness_specs()],
+        [*settings.tenants, SYSTEM_TENANT],
+        every_events=settings.integrity.checkpoint_every_events,
+        every_seconds=settings.integrity.checkpoint_every_seconds,
+    )
+    return Runtime(settings, journal, store, state, pipeline, indexer, lock, keys, checkpointer)
 
 
 def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:

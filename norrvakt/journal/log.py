@@ -19,6 +19,7 @@ end of the last segment) is cut off: it was never committed, so no sender was ac
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -29,12 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from norrvakt.event import Event, canonical_bytes
+from norrvakt.journal.merkle import EMPTY_ROOT, TreeStore, leaf_hash
 
 log = logging.getLogger(__name__)
 
 FRAME_HEADER = struct.Struct(">II")
 SEGMENT_SUFFIX = ".seg"
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+TREE_DIR = "tree"
+_sha256 = hashlib.sha256
 
 
 class JournalError(Exception):
@@ -67,6 +71,7 @@ class _TenantLog:
     current_size: int = 0  # bytes in the last segment
     pending: list[bytes] = field(default_factory=list)  # framed, not yet written
     fh: object | None = None  # open append handle of the last segment
+    tree: TreeStore | None = None  # the Merkle tree over every record ever committed
 
 
 def segment_name(first_seq: int) -> str:
@@ -80,27 +85,37 @@ def frame(payload: bytes) -> bytes:
 class Journal:
     """Per-tenant append-only logs with group commit."""
 
-    def __init__(self, config: JournalConfig) -> None:
+    def __init__(self, config: JournalConfig, *, read_only: bool = False) -> None:
+        """``read_only``: change nothing on disk — no crash recovery, no tree repair (for
+        verification, which must see the files exactly as they are)."""
         self.config = config
+        self.read_only = read_only
         self.root = Path(config.directory)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._tenants: dict[str, _TenantLog] = {}
         self._write_lock = threading.Lock()  # commit() may be called from worker threads
-        for path in sorted(self.root.iterdir()):
+        for path in sorted(self.root.iterdir()) if self.root.exists() else []:
             if path.is_dir():
                 self._tenants[path.name] = self._open_tenant(path)
+        if not read_only:
+            for tlog in self._tenants.values():
+                self._sync_tree(tlog)
 
     # -- opening and recovery ------------------------------------------------------------
 
     def _open_tenant(self, directory: Path) -> _TenantLog:
         seg_firsts = sorted(int(p.stem) for p in directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
-        tlog = _TenantLog(directory=directory, segments=seg_firsts)
+        tlog = _TenantLog(directory=directory, segments=seg_firsts, tree=TreeStore(directory / TREE_DIR))
         if not seg_firsts:
+            # Nothing written yet, or every segment disposed of: the tree still counts them.
+            tlog.next_seq = tlog.tree.size + 1 if tlog.tree else 1
+            tlog.committed_seq = tlog.next_seq - 1
             return tlog
         last = seg_firsts[-1]
         path = directory / segment_name(last)
         count, good_end, size = _scan_segment_tail(path)
-        if good_end < size:
+        if good_end < size and not self.read_only:
             log.warning(
                 "journal %s: cutting %d bytes of an uncommitted torn frame at offset %d (crash recovery)",
                 path,
@@ -115,13 +130,35 @@ class Journal:
         tlog.current_size = good_end
         return tlog
 
+    def _sync_tree(self, tlog: _TenantLog) -> None:
+        """Bring the stored tree to exactly the committed records (it is derived data)."""
+        tree = tlog.tree
+        assert tree is not None
+        committed = tlog.committed_seq
+        if tree.size > committed:
+            log.critical(
+                "journal %s: the Merkle tree has %d records but the segments end at seq %d — records were "
+                "removed from the journal; cutting the tree back (run `norrvakt verify`: checkpoints and "
+                "witnesses still show the larger size)",
+                tlog.directory,
+                tree.size,
+                committed,
+            )
+            tree.truncate(committed)
+        elif tree.size < committed:
+            # Leaves written after the last tree flush (a crash in between): hash them again.
+            tenant = tlog.directory.name
+            missing = [leaf_hash(payload) for _seq, payload in self.read(tenant, tree.size + 1, committed)]
+            tree.append(missing)
+            tree.flush()
+
     def _tenant(self, tenant: str) -> _TenantLog:
         tlog = self._tenants.get(tenant)
         if tlog is None:
             directory = self.root / tenant
             directory.mkdir(parents=True, exist_ok=True)
             _fsync_dir(self.root)
-            tlog = _TenantLog(directory=directory)
+            tlog = _TenantLog(directory=directory, tree=TreeStore(directory / TREE_DIR))
             self._tenants[tenant] = tlog
         return tlog
 
@@ -155,12 +192,32 @@ class Journal:
                 committed[name] = tlog.committed_seq
         return committed
 
+    def head(self, tenant: str) -> tuple[int, bytes]:
+        """(tree size, root hash) of everything committed — consistent, under the write lock."""
+        with self._write_lock:
+            tlog = self._tenants.get(tenant)
+            if tlog is None or tlog.tree is None:
+                return 0, EMPTY_ROOT
+            return tlog.tree.size, tlog.tree.root()
+
+    def tree(self, tenant: str) -> TreeStore | None:
+        tlog = self._tenants.get(tenant)
+        return tlog.tree if tlog else None
+
     def append_and_commit(self, events: Sequence[Event]) -> None:
         """Synchronous convenience for imports and tests."""
         self.append(events)
         self.commit(self.take_pending())
 
     def _write_frames(self, tlog: _TenantLog, frames: list[bytes]) -> None:
+        self._write_segments(tlog, frames)
+        # The tree follows the durable segments; it is rebuilt from them if a crash cuts this short.
+        assert tlog.tree is not None
+        header = FRAME_HEADER.size
+        tlog.tree.append([_sha256(b"\x00" + fr[header:]).digest() for fr in frames])
+        tlog.tree.flush()
+
+    def _write_segments(self, tlog: _TenantLog, frames: list[bytes]) -> None:
         seq = tlog.committed_seq + 1
         chunk: list[bytes] = []
         for fr in frames:

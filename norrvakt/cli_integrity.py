@@ -1,0 +1,312 @@
+"""`norrvakt verify`, `prove`, `verify-proof` and `keys`: the integrity commands.
+
+With a server running on the data directory they go through its API (the server owns the
+store, and its audit trail records who verified and proved what); otherwise they work on the
+data directory directly. `verify-proof` needs no data directory at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+err = Console(stderr=True)
+
+
+def _settings(ctx: click.Context) -> Any:
+    from norrvakt.cli import _settings as load
+
+    return load(ctx)
+
+
+def _pinned(pubkeys: tuple[str, ...]) -> list[str]:
+    out = []
+    for value in pubkeys:
+        path = Path(value)
+        out.append(path.read_text() if path.exists() else value)
+    return out
+
+
+@click.command("verify")
+@click.option("--tenant", "-t", default=None, help="Tenant(s), comma-separated (default: all).")
+@click.option("--since", default=None, help="Only what was checkpointed after this time (15m, 7d, ISO…).")
+@click.option(
+    "--pubkey", "pubkeys", multiple=True, help="Trusted public key (hex, PEM or a file); repeatable."
+)
+@click.option("--no-store", is_flag=True, help="Skip comparing the store's rows with the journal.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def verify_cmd(
+    ctx: click.Context,
+    tenant: str | None,
+    since: str | None,
+    pubkeys: tuple[str, ...],
+    no_store: bool,
+    fmt: str,
+) -> None:
+    """Recompute the journal's Merkle trees and check records, checkpoints, signatures, witnesses
+    and the store. Exits 1 and names the first bad record when anything is wrong."""
+    from norrvakt.client import ServerClient
+
+    settings = _settings(ctx)
+    client = ServerClient.for_data_dir(settings.data_path)
+    progress = Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    with progress:
+        task = progress.add_task("verify", total=None)
+        if client is not None:
+            params: dict[str, Any] = {"store": str(not no_store).lower()}
+            if tenant:
+                params["tenant"] = tenant
+            if since:
+                params["since"] = since
+            job = client.request("POST", "/api/integrity/verify", params=params)
+            progress.update(task, total=job["total_records"] or None)
+            while True:
+                status = client.request("GET", f"/api/integrity/verify/{job['job']}")
+                progress.update(task, completed=status["done_records"])
+                if status["state"] != "running":
+                    break
+                time.sleep(0.3)
+            if status["state"] == "failed":
+                err.print(f"[red]verification could not run: {status['error']}[/red]")
+                sys.exit(2)
+            report = status["report"]
+        else:
+            report = _verify_local(settings, tenant, since, _pinned(pubkeys), not no_store, progress, task)
+    _print_report(report, fmt)
+    sys.exit(0 if report["ok"] else 1)
+
+
+def _verify_local(
+    settings: Any,
+    tenant: str | None,
+    since: str | None,
+    pinned: list[str],
+    store: bool,
+    progress: Progress,
+    task: Any,
+) -> dict[str, Any]:
+    from norrvakt.event import now_us
+    from norrvakt.integrity import VerifyOptions, verify
+    from norrvakt.journal.keys import KeyRing
+    from norrvakt.journal.log import Journal, JournalConfig
+    from norrvakt.journal.witness import build_witness
+    from norrvakt.runtime import acquire_lock
+    from norrvakt.store.clickhouse import StoreConfig
+    from norrvakt.store.query import parse_time
+
+    data = settings.data_path
+    lock = acquire_lock(data)
+    try:
+        journal = Journal(JournalConfig(data / "journal"), read_only=True)
+        tenants = [t.strip() for t in tenant.split(",")] if tenant else None
+        progress.update(
+            task, total=sum(journal.committed_seq(t) for t in (tenants or journal.tenants())) or None
+        )
+        store_obj = None
+        if store:
+            store_obj = StoreConfig(
+                dsn=settings.store_dsn(),
+                database=settings.store.database,
+                retention_days=settings.store.retention_days,
+            ).build()
+        try:
+            result = verify(
+                journal,
+                KeyRing(data / "keys"),
+                [build_witness(w) for w in settings.witness_specs()],
+                store_obj,
+                VerifyOptions(
+                    tenants=tenants,
+                    since_us=parse_time(since, now_us()) if since else None,
+                    pinned_keys=pinned or None,
+                ),
+                lambda n: progress.update(task, completed=n),
+                store_retention_days=settings.store.retention_days,
+            )
+        finally:
+            if store_obj is not None:
+                store_obj.close()
+        return result.as_dict()
+    finally:
+        lock.close()
+
+
+def _print_report(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    table = Table(title="verification")
+    for col in ("tenant", "records", "disposed", "checkpoints", "witnessed", "problems"):
+        table.add_column(col, justify="left" if col == "tenant" else "right")
+    for t in report["tenants"]:
+        n = len(t["findings"])
+        table.add_row(
+            t["tenant"],
+            str(t["records"]),
+            str(t["disposed"]),
+            str(t["checkpoints"]),
+            str(t["witnessed"]),
+            f"[red]{n}[/red]" if n else "0",
+        )
+    Console().print(table)
+    findings = [f for t in report["tenants"] for f in t["findings"]]
+    if not findings:
+        err.print(
+            f"[green]OK — {report['records']} records verified in {report['seconds']} s, no problems[/green]"
+        )
+        return
+    first = min(findings, key=lambda f: (f["tenant"], f["seq"] if f["seq"] is not None else 1 << 62))
+    err.print(f"[red]{len(findings)} problem(s). First bad record: {_where(first)} — {first['detail']}[/red]")
+    for f in findings[:50]:
+        err.print(f"  [yellow]•[/yellow] {_where(f)}: {f['detail']} [{f['code']}]")
+    if len(findings) > 50:
+        err.print(f"  … and {len(findings) - 50} more (use --format json)")
+
+
+def _where(f: dict[str, Any]) -> str:
+    parts = [f"tenant {f['tenant']}"]
+    for key in ("seq", "segment", "offset"):
+        if f.get(key) is not None:
+            parts.append(f"{key} {f[key]}")
+    return ", ".join(parts)
+
+
+@click.command("prove")
+@click.option("--tenant", "-t", required=True)
+@click.option("--seq", required=True, type=int)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the proof here (default: stdout).",
+)
+@click.pass_context
+def prove_cmd(ctx: click.Context, tenant: str, seq: int, out: Path | None) -> None:
+    """Write an inclusion proof: the event, its leaf hash, audit path and the signed checkpoint."""
+    from norrvakt.client import ApiError, ServerClient
+
+    settings = _settings(ctx)
+    client = ServerClient.for_data_dir(settings.data_path)
+    try:
+        if client is not None:
+            proof = client.request("GET", "/api/integrity/proof", params={"tenant": tenant, "seq": seq})
+        else:
+            proof = _prove_local(settings, tenant, seq)
+    except ApiError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        sys.exit(2)
+    text = json.dumps(proof, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n")
+        err.print(
+            f"proof of {tenant} seq {seq} against checkpoint size {proof['tree_size']} written to {out}"
+        )
+
+
+def _prove_local(settings: Any, tenant: str, seq: int) -> dict[str, Any]:
+    from norrvakt.integrity import prove
+    from norrvakt.journal.checkpointer import Checkpointer
+    from norrvakt.journal.keys import KeyRing
+    from norrvakt.journal.log import JournalConfig
+    from norrvakt.journal.proof import ProofError
+    from norrvakt.journal.witness import build_witness
+    from norrvakt.runtime import acquire_lock
+
+    data = settings.data_path
+    lock = acquire_lock(data)
+    try:
+        journal = JournalConfig(data / "journal").build()
+        checkpointer = Checkpointer(
+            journal, KeyRing(data / "keys"), [build_witness(w) for w in settings.witness_specs()], [tenant]
+        )
+        try:
+            return prove(journal, checkpointer, tenant, seq)
+        except ProofError as exc:
+            err.print(f"[red]{exc}[/red]")
+            sys.exit(2)
+        finally:
+            journal.close()
+    finally:
+        lock.close()
+
+
+@click.command("verify-proof")
+@click.argument("proof_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pubkey", required=True, help="The signer's public key: hex, PEM, or a file holding either.")
+def verify_proof_cmd(proof_file: Path, pubkey: str) -> None:
+    """Check an inclusion proof offline (no data directory needed)."""
+    from norrvakt.journal.keys import SigningKeyError, load_public
+    from norrvakt.journal.proof import verify_proof
+
+    try:
+        key = load_public(_pinned((pubkey,))[0])
+        doc = json.loads(proof_file.read_text())
+    except (SigningKeyError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    result = verify_proof(doc, key)
+    for what, passed in result.checks:
+        err.print(f"  {'[green]✓[/green]' if passed else '[red]✗[/red]'} {what}")
+    if result.ok:
+        err.print(
+            f"[green]VALID: {doc.get('tenant')} seq {doc.get('seq')} is in the signed log "
+            f"(checkpoint of {doc.get('tree_size')} records)[/green]"
+        )
+    else:
+        err.print("[red]INVALID proof[/red]")
+    sys.exit(0 if result.ok else 1)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Checkpoint signing keys."""
+
+
+@keys_group.command("export")
+@click.option("--key-id", default=None, help="A key id (default: the current key).")
+@click.pass_context
+def keys_export(ctx: click.Context, key_id: str | None) -> None:
+    """Print a public key (PEM) — give it to whoever verifies proofs and witnesses."""
+    from norrvakt.journal.keys import KeyRing
+
+    settings = _settings(ctx)
+    click.echo(KeyRing(settings.data_path / "keys").export_public(key_id), nl=False)
+
+
+@keys_group.command("rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """Make a new signing key, introduced by a statement signed with the old one."""
+    from norrvakt.client import ServerClient
+
+    settings = _settings(ctx)
+    client = ServerClient.for_data_dir(settings.data_path)
+    if client is None:
+        err.print(
+            "[red]rotate keys through a running server (`norrvakt serve`), so the rotation is journaled[/red]"
+        )
+        sys.exit(2)
+    result = client.request("POST", "/api/integrity/keys/rotate")
+    err.print(f"signing key rotated: {result['old']} → {result['new']}")
+
+
+COMMANDS = [verify_cmd, prove_cmd, verify_proof_cmd, keys_group]

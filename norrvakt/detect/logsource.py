@@ -1,0 +1,177 @@
+"""Log source mappings: where a Sigma rule's ``logsource`` is found in Norrvakt events.
+
+The mappings are data (``norrvakt/detect/pipelines/*.yml``, format documented at the top of
+``windows.yml`` and in docs/rules.md). A rule's ``(product, category, service)`` resolves to
+one or more :class:`Variant` s: conditions on event fields (``Channel``, ``EventID``) plus
+field renames for that variant. Resolution is fixed: category first (to a service and extra
+conditions), then service (to channel conditions) - the order pySigma's sysmon and
+windows-logsources pipelines are applied in, so the results agree with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class PipelineError(ValueError):
+    """A mapping file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One place a log source is found: ``where`` field -> allowed values, ``rename`` rule field
+    -> event field."""
+
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    rename: tuple[tuple[str, str], ...] = ()
+    service: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    variants: tuple[Variant, ...]
+    note: str = ""  # e.g. "logsource not mapped: tested against every event"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    index_fields: tuple[str, ...]
+    categories: dict[str, dict[str, tuple[Variant, ...]]]  # product -> category -> variants
+    services: dict[str, dict[str, Variant]]  # product -> service -> variant
+    placeholders: dict[str, tuple[str, ...]]
+    digest: str  # sha256 of the source text: part of the compiled-rules cache key
+    source: str = ""
+    _memo: dict[tuple[str, str, str], Resolution] = field(default_factory=dict, compare=False, repr=False)
+
+    def resolve(self, product: str | None, category: str | None, service: str | None) -> Resolution:
+        key = (product or "", category or "", service or "")
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._resolve(*key)
+        return hit
+
+    def _resolve(self, product: str, category: str, service: str) -> Resolution:
+        what = "/".join(p for p in (product, category, service) if p) or "(empty)"
+        services = self.services.get(product, {})
+        if category:
+            variants = self.categories.get(product, {}).get(category)
+            if variants is not None:
+                if service:
+                    chosen = tuple(v for v in variants if v.service == service)
+                    if chosen:
+                        variants = chosen
+                return Resolution(tuple(_with_service(v, services) for v in variants))
+        if service and service in services:
+            return Resolution((services[service],))
+        if not category and not service and product:
+            return Resolution(
+                (Variant(),), f"logsource {what} names only a product: tested against every event"
+            )
+        return Resolution((Variant(),), f"logsource {what} is not mapped in pipeline {self.name!r}: tested against every event")  # fmt: skip
+
+
+def _with_service(variant: Variant, services: dict[str, Variant]) -> Variant:
+    base = services.get(variant.service)
+    if base is None:
+        return variant
+    where = dict(base.where)
+    where.update(variant.where)
+    return Variant(tuple(where.items()), variant.rename, variant.service)
+
+
+# --- reading the YAML -----------------------------------------------------------------------
+
+
+def load_pipeline(path: Path | None = None) -> Pipeline:
+    """The mapping in ``path``, or the built-in Windows mapping."""
+    if path is None:
+        text = resources.files("norrvakt.detect").joinpath("pipelines/windows.yml").read_text("utf-8")
+        where = "norrvakt/detect/pipelines/windows.yml"
+    else:
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise PipelineError(f"{path}: cannot read the log source mapping: {exc}") from exc
+        where = str(path)
+    return parse_pipeline(text, where)
+
+
+def parse_pipeline(text: str, where: str) -> Pipeline:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
+        raise PipelineError(f"{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(doc, dict):
+        raise PipelineError(f"{where}: expected a mapping with name, index_fields, products")
+    index_fields = doc.get("index_fields", [])
+    if not isinstance(index_fields, list) or not all(isinstance(f, str) for f in index_fields):
+        raise PipelineError(f"{where}: index_fields must be a list of field names")
+    categories: dict[str, dict[str, tuple[Variant, ...]]] = {}
+    services: dict[str, dict[str, Variant]] = {}
+    for product, table in _mapping(doc.get("products", {}), f"{where}: products").items():
+        table = _mapping(table, f"{where}: products.{product}")
+        services[product] = {
+            name: Variant(_where(cond, f"{where}: products.{product}.services.{name}"), (), name)
+            for name, cond in _mapping(table.get("services", {}), f"{where}: {product}.services").items()
+        }
+        cats: dict[str, tuple[Variant, ...]] = {}
+        for name, entries in _mapping(table.get("categories", {}), f"{where}: {product}.categories").items():
+            at = f"{where}: products.{product}.categories.{name}"
+            if not isinstance(entries, list) or not entries:
+                raise PipelineError(f"{at}: expected a non-empty list of variants")
+            cats[name] = tuple(_variant(e, f"{at}[{i}]", services[product]) for i, e in enumerate(entries))
+        categories[product] = cats
+    placeholders = {
+        name: tuple(str(v) for v in (values if isinstance(values, list) else [values]))
+        for name, values in _mapping(doc.get("placeholders") or {}, f"{where}: placeholders").items()
+    }
+    return Pipeline(
+        name=str(doc.get("name", where)),
+        index_fields=tuple(index_fields),
+        categories=categories,
+        services=services,
+        placeholders=placeholders,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        source=where,
+    )
+
+
+def _mapping(value: Any, at: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PipelineError(f"{at}: expected a mapping, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _where(cond: Any, at: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for name, values in _mapping(cond, at).items():
+        items = values if isinstance(values, list) else [values]
+        if not items or any(isinstance(v, (dict, list)) or v is None for v in items):
+            raise PipelineError(f"{at}.{name}: expected a value or a list of values")
+        out.append((name, tuple(str(v) for v in items)))
+    return tuple(out)
+
+
+def _variant(entry: Any, at: str, services: dict[str, Variant]) -> Variant:
+    entry = _mapping(entry, at)
+    unknown = set(entry) - {"service", "where", "rename"}
+    if unknown:
+        raise PipelineError(f"{at}: unknown keys {sorted(unknown)} (allowed: service, where, rename)")
+    service = str(entry.get("service", ""))
+    if service and service not in services:
+        raise PipelineError(f"{at}: service {service!r} is not defined under services")
+    rename = _mapping(entry.get("rename", {}), f"{at}.rename")
+    return Variant(
+        _where(entry.get("where", {}), f"{at}.where"),
+        tuple((str(k), str(v)) for k, v in rename.items()),
+        service,
+    )
