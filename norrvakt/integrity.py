@@ -8,13 +8,15 @@ still within the store's retention must have exactly one row.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from norrvakt.event import canonical_bytes, event_from_canonical, now_us
+from norrvakt.event import SYSTEM_TENANT, Event, canonical_bytes, event_from_canonical, now_us
 from norrvakt.journal.checkpointer import Checkpointer
 from norrvakt.journal.keys import KeyRing, load_public
 from norrvakt.journal.log import Journal
@@ -24,6 +26,9 @@ from norrvakt.journal.verify import Finding, TenantResult, VerifyReport, read_di
 from norrvakt.journal.witness import Witness
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
 from norrvakt.store.schema import EVENTS_TABLE
+
+if TYPE_CHECKING:
+    from norrvakt.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,10 @@ def verify(
     options: VerifyOptions,
     progress: Callable[[int], None] | None = None,
     store_retention_days: int = 0,
+    indexed_upto: dict[str, int] | None = None,
 ) -> VerifyReport:
+    """``indexed_upto``: per tenant, the seq up to which the running server has stored
+    everything (records journaled after that are still on their way to the store)."""
     trusted, key_problems = trusted_keys(keys, options.pinned_keys)
     report = verify_journal(journal.root, trusted, witnesses, options.tenants, options.since_us, progress)
     if key_problems:
@@ -97,15 +105,30 @@ def verify(
     if store is not None and options.check_store:
         for result in report.tenants:
             if result.tenant != "(keys)":
-                check_store(journal, store, result, store_retention_days)
+                check_store(
+                    journal,
+                    store,
+                    result,
+                    store_retention_days,
+                    None if indexed_upto is None else indexed_upto.get(result.tenant, 0),
+                )
     return report
 
 
-def check_store(journal: Journal, store: ClickHouseStore, result: TenantResult, retention_days: int) -> None:
-    """Every row of the tenant equals its journal record; no row is missing, extra or doubled."""
+def check_store(
+    journal: Journal,
+    store: ClickHouseStore,
+    result: TenantResult,
+    retention_days: int,
+    indexed_upto: int | None,
+) -> None:
+    """Every row of the tenant equals its journal record; no row is missing, extra or doubled.
+
+    Records past ``indexed_upto`` (or, without a server, past the store's highest seq) are not
+    in the store yet and are not expected there."""
     tenant = result.tenant
     tree = journal.tree(tenant)
-    last = journal.committed_seq(tenant)
+    journaled = journal.committed_seq(tenant)
     rows = store.query(
         f"SELECT count(), uniqExact(seq), max(seq) FROM {EVENTS_TABLE} WHERE tenant = {{t:String}}",
         {"t": tenant},
@@ -125,16 +148,17 @@ def check_store(journal: Journal, store: ClickHouseStore, result: TenantResult, 
                 seq=int(dup[0][0]) if dup else None,
             )
         )
-    if max_seq > last:
+    if max_seq > journaled:
         result.findings.append(
             Finding(
                 tenant,
                 "store.extra",
                 f"the store has rows up to seq {max_seq}, the journal "
-                f"ends at {last}: rows that were never journaled",
-                seq=last + 1,
+                f"ends at {journaled}: rows that were never journaled",
+                seq=journaled + 1,
             )
         )
+    last = min(journaled, indexed_upto if indexed_upto is not None else max_seq)
     disposed = read_disposals(journal.root / tenant)
     cutoff = now_us() - retention_days * DAY_US if retention_days > 0 else None
     leaves = _LeafReader(tree.directory / "level-00.bin" if tree is not None else None)
@@ -252,3 +276,88 @@ def prove(journal: Journal, checkpointer: Checkpointer, tenant: str, seq: int) -
     if payload is None:
         raise ProofError(f"seq {seq} of {tenant} is not in the journal any more (disposed?)")
     return make_proof(tree, payload, tenant, seq, checkpoint)
+
+
+class IntegrityWatch:
+    """Runs the full verification in the background while the server runs.
+
+    A failed verification raises a critical alert for the SOC: an ``event.kind = alert`` event
+    in the system tenant naming the first problem (the alert queue picks these up)."""
+
+    def __init__(self, runtime: Runtime, every_minutes: float) -> None:
+        self.runtime = runtime
+        self.every_s = every_minutes * 60
+        self.last_report: VerifyReport | None = None
+        self.last_run: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.every_s > 0:
+            self._task = asyncio.create_task(self._run(), name="integrity-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            await self.run_once()
+
+    async def run_once(self) -> VerifyReport:
+        rt = self.runtime
+        report = await asyncio.to_thread(
+            verify,
+            rt.journal,
+            rt.keys,
+            rt.checkpointer.witnesses,
+            rt.store,
+            VerifyOptions(),
+            None,
+            rt.settings.store.retention_days,
+            {t: rt.indexer.stored_seq(t) for t in rt.journal.tenants()},
+        )
+        self.last_report = report
+        self.last_run = now_us()
+        if report.findings:
+            first = report.findings[0]
+            log.critical(
+                "background verification found %d problem(s); first: %s", len(report.findings), first
+            )
+            await rt.pipeline.commit([integrity_alert(report)])
+        return report
+
+
+def integrity_alert(report: VerifyReport) -> Event:
+    first = report.findings[0]
+    now = now_us()
+    tenants = sorted({f.tenant for f in report.findings})
+    return Event(
+        tenant=SYSTEM_TENANT,
+        ts=now,
+        ingested=now,
+        source="norrvakt-integrity",
+        peer="local",
+        ecs={
+            "event.kind": "alert",
+            "event.category": "database",
+            "event.action": "integrity-verification-failed",
+            "event.outcome": "failure",
+            "event.dataset": "norrvakt.integrity",
+            "log.level": "critical",
+            "rule.name": "Journal integrity verification failed",
+        },
+        fields={
+            "findings": str(len(report.findings)),
+            "tenants": ",".join(tenants),
+            "first.code": first.code,
+            "first.where": first.where(),
+        },
+        message=f"Integrity verification failed: {len(report.findings)} problem(s) in {', '.join(tenants)}; "
+        f"first: {first}",
+        raw=str(first).encode("utf-8"),
+    )

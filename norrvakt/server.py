@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from norrvakt.config import Settings
+from norrvakt.integrity import IntegrityWatch
 from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
 from norrvakt.web.app import create_app
 
@@ -43,6 +44,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
     url = public_url(settings)
     write_server_file(settings, url, ports)
+    watch = IntegrityWatch(runtime, settings.integrity.verify_every_minutes)
+    runtime.extras["integrity_watch"] = watch
+    await watch.start()
     demo_task: asyncio.Task[Any] | None = None
     if demo:
         from norrvakt.demo import DemoTraffic
@@ -63,6 +67,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
             except (asyncio.CancelledError, Exception) as exc:  # report, never hide, a demo crash
                 if not isinstance(exc, asyncio.CancelledError):
                     log.error("demo traffic stopped with an error: %s", exc)
+        await watch.stop()
         await runtime.close()
 
 

@@ -3,7 +3,7 @@
 The key covers the compiled-form version, the pySigma version, the log source mapping and
 every rule file's path and bytes; any change to one of them is a different key, so a stale
 entry is never used. Restarting with the same rules loads the compiled form (a pickle of
-:class:`CompiledSet`, plain frozen dataclasses) instead of parsing ~2,400 YAML files again.
+:class:`CompiledSet`: the match plan and the load report) instead of parsing ~2,400 YAML files again.
 
 A pickle runs code when loaded, so an entry is only read from a directory owned by the current
 user and not writable by anyone else (the directory is created with mode 0700); otherwise the
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from norrvakt.detect.ir import IR_VERSION, CompiledRule
+from norrvakt.detect.ir import IR_VERSION
+from norrvakt.detect.plan import Plan
 from norrvakt.detect.report import RuleStatus
 
 KEEP = 8
@@ -30,9 +31,8 @@ _SUFFIX = ".rules.pickle"
 
 @dataclass(frozen=True, slots=True)
 class CompiledSet:
-    rules: tuple[CompiledRule, ...]
+    plan: Plan
     statuses: tuple[RuleStatus, ...]
-    index_fields: tuple[str, ...]
 
 
 def default_cache_dir() -> Path:

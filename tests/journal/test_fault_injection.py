@@ -144,7 +144,7 @@ def test_clean_journal_verifies(sealed: Sealed) -> None:
 
 def test_1_one_flipped_byte_is_located(sealed: Sealed) -> None:
     seg = sealed.segments()[0]
-    offset, frame = _frames(seg)[100]
+    offset, _frame = _frames(seg)[100]
     data = bytearray(seg.read_bytes())
     data[offset + FRAME_HEADER.size + 40] ^= 0x01
     seg.write_bytes(bytes(data))

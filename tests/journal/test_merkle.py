@@ -27,7 +27,7 @@ def _subtree(start: int, size: int) -> bytes:
 
 
 def test_hashing_follows_rfc_9162() -> None:
-    assert EMPTY_ROOT == hashlib.sha256(b"").digest()
+    assert hashlib.sha256(b"").digest() == EMPTY_ROOT
     assert leaf_hash(b"x") == hashlib.sha256(b"\x00x").digest()
     a, b = LEAVES[0], LEAVES[1]
     assert root_of([a, b]) == hashlib.sha256(b"\x01" + a + b).digest()

@@ -75,6 +75,7 @@ async def start_verify(
                 VerifyOptions(tenants=scope, since_us=since_us),
                 progress,
                 store_retention_days=rt.settings.store.retention_days,
+                indexed_upto={t: rt.indexer.stored_seq(t) for t in scope},
             )
             job.report = report.as_dict()
         except Exception as exc:  # report the failure to the caller instead of a silent job
