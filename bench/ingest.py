@@ -57,11 +57,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=300)
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--no-fsync", action="store_true", help="journal without fsync (for comparison only)")
+    ap.add_argument(
+        "--no-integrity", action="store_true", help="no Merkle tree or checkpoints (to measure their cost)"
+    )
     ap.add_argument("--name", default="ingest")
     args = ap.parse_args()
     if not (SYSLOG_NG / "usr/bin/loggen").exists():
         raise SystemExit("loggen missing: run `bash scripts/install-system-deps.sh` first")
     extra = "[journal]\nfsync = false\n" if args.no_fsync else ""
+    if args.no_integrity:
+        extra += "[integrity]\nenabled = false\n"
     with (
         tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
         running_server(Path(tmp), extra_toml=extra) as srv,
@@ -97,6 +102,7 @@ def main() -> None:
         "message_size": args.size,
         "connections": args.connections,
         "fsync": not args.no_fsync,
+        "integrity": not args.no_integrity,
         "sender": "loggen 3.38 (RFC 5424, octet-counted, TCP)",
         "seconds_to_stored": round(total, 2),
         "events_per_s_stored": round(events / total),

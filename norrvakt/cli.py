@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -313,15 +314,27 @@ def _search_local(
         if unknown:
             raise ValueError(f"unknown tenant(s): {', '.join(unknown)}")
         tenants = wanted
+    from norrvakt.audit import audit_event
+    from norrvakt.journal.log import JournalConfig
+    from norrvakt.runtime import acquire_lock
+
+    lock = acquire_lock(settings.data_path)  # searches are audited, so this process journals too
     store = StoreConfig(
         dsn=settings.store_dsn(),
         database=settings.store.database,
         retention_days=settings.store.retention_days,
     ).build()
     try:
-        return run_search(store, tenants, query, since=since, until=until, limit=limit, offset=offset)
+        result = run_search(store, tenants, query, since=since, until=until, limit=limit, offset=offset)
+        journal = JournalConfig(settings.data_path / "journal").build()
+        actor = f"local:{os.environ.get('USER', 'unknown')}"
+        details = {"query": query, "tenants": ",".join(tenants), "hits": str(result["total"]), "via": "cli"}
+        journal.append_and_commit([audit_event(actor, "search", details=details)])
+        journal.close()
+        return result
     finally:
         store.close()
+        lock.close()
 
 
 def _print_search(result: dict[str, Any], fmt: str) -> None:

@@ -116,6 +116,12 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class IntegritySettings:
+    enabled: bool = field(
+        default=True,
+        metadata=_doc(
+            "Merkle tree and checkpoints. false only to measure their cost: nothing is provable then."
+        ),
+    )
     checkpoint_every_events: int = field(
         default=10000, metadata=_doc("Sign a checkpoint after this many new records of a tenant.")
     )

@@ -69,7 +69,8 @@ class Runtime:
     async def start(self, *, with_sources: bool) -> None:
         await self.pipeline.start()
         await self.indexer.start()
-        await self.checkpointer.start()
+        if self.settings.integrity.enabled:
+            await self.checkpointer.start()
         if with_sources:
             self.sources = build_sources(self.settings)
             for src in self.sources:
@@ -80,7 +81,8 @@ class Runtime:
         for src in self.sources:
             await src.stop()
         await self.pipeline.stop()
-        await self.checkpointer.stop()
+        if self.settings.integrity.enabled:
+            await self.checkpointer.stop()
         await self.indexer.wait_caught_up(timeout=30)
         await self.indexer.stop()
         self.journal.close()
@@ -109,6 +111,7 @@ def open_runtime(settings: Settings) -> Runtime:
             directory=data / "journal",
             segment_bytes=settings.journal.segment_mb * 1024 * 1024,
             fsync=settings.journal.fsync,
+            merkle=settings.integrity.enabled,
         ).build()
         store = StoreConfig(
             dsn=settings.store_dsn(),

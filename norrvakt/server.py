@@ -44,7 +44,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
     url = public_url(settings)
     write_server_file(settings, url, ports)
-    watch = IntegrityWatch(runtime, settings.integrity.verify_every_minutes)
+    watch = IntegrityWatch(
+        runtime, settings.integrity.verify_every_minutes if settings.integrity.enabled else 0
+    )
     runtime.extras["integrity_watch"] = watch
     await watch.start()
     demo_task: asyncio.Task[Any] | None = None

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from norrvakt import audit
 from norrvakt.importer import decode_items, items_to_events
 from norrvakt.pipeline import PipelineUnavailable
 from norrvakt.state.accounts import Principal
@@ -35,6 +36,18 @@ async def import_records(
         await rt.pipeline.commit(events)
     except PipelineUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
+    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+    await audit.record(
+        rt.pipeline,
+        principal.username,
+        "import",
+        peer=peer,
+        tenant=tenant,
+        source=source,
+        records=len(events),
+        first_seq=events[0].seq if events else "",
+        last_seq=events[-1].seq if events else "",
+    )
     return {
         "accepted": len(events),
         "errors": sum(1 for it in items if it.error_type),

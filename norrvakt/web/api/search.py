@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from norrvakt import audit
 from norrvakt.search import run_search
 from norrvakt.state.accounts import Principal
 from norrvakt.web.auth import current_principal, tenant_scope
@@ -31,9 +32,32 @@ async def search(
     scope = tenant_scope(principal, rt.tenants, tenant)
     if not scope:
         raise HTTPException(403, "no tenants in scope")
+    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     try:
-        return await asyncio.to_thread(
+        result = await asyncio.to_thread(
             run_search, rt.store, scope, q, since=since, until=until, limit=limit, offset=offset
         )
     except ValueError as exc:  # QueryError carries the position
+        await audit.record(
+            rt.pipeline,
+            principal.username,
+            "search",
+            peer=peer,
+            outcome="failure",
+            query=q,
+            tenants=",".join(scope),
+            error=str(exc),
+        )
         raise HTTPException(400, str(exc)) from exc
+    await audit.record(
+        rt.pipeline,
+        principal.username,
+        "search",
+        peer=peer,
+        query=q,
+        tenants=",".join(scope),
+        since=since or "",
+        until=until or "",
+        hits=result["total"],
+    )
+    return result

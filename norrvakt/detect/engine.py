@@ -1,0 +1,241 @@
+"""The rule engine: a loaded rule set and the streaming match of events against it.
+
+    rules, report = RuleSet.load([Path("rules/windows")], cache_dir=Path("var/cache"))
+    for match in rules.match(event):
+        print(match.rule.id, match.rule.title, match.rule.level, match.rule.tags)
+
+How an event meets only the rules that can match it:
+
+1. **Index.** The values of the index fields (``Channel``, ``EventID``, ``Provider_Name`` for
+   the Windows mapping) select a *bucket*: the rule branches whose log source and literal
+   conditions admit those values. Buckets are built on first use and memoised, so an event
+   costs one tuple lookup here.
+2. **Bulk atoms.** For each field the bucket's rules test, one RE2 pass over the casefolded
+   value finds every string atom that holds (:mod:`norrvakt.detect.runtime`).
+3. **Guards.** Only branches whose guard atom was found (plus the few without a guard) are
+   evaluated, each as a compiled closure.
+
+The engine works on :class:`~norrvakt.event.Event` objects only: no store, no web.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from norrvakt.detect.cache import CompiledSet, default_cache_dir
+from norrvakt.detect.ir import RuleInfo
+from norrvakt.detect.loader import compile_files, load_rules
+from norrvakt.detect.logsource import Pipeline, load_pipeline
+from norrvakt.detect.plan import Plan, is_bulk
+from norrvakt.detect.report import LoadReport
+from norrvakt.detect.runtime import EventView, FieldMatcher, Test, TestBuilder, value_getter
+from norrvakt.event import ECS_FIELD_SET, Event
+
+# Distinct index keys kept; beyond this the memo starts over (a flood of odd EventIDs must not
+# grow memory without bound).
+MAX_BUCKETS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule that fired on an event."""
+
+    rule: RuleInfo
+    event: Event
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    tested: int = 0  # branch tests run (after index and guards)
+    matches: int = 0
+    buckets: int = 0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    unguarded: tuple[int, ...]
+    by_atom: dict[int, tuple[int, ...]]
+    plain: tuple[tuple[str, FieldMatcher], ...]  # fields read from Event.fields
+    other: tuple[tuple[str, FieldMatcher], ...]  # ECS names and message
+    empty: bool = field(default=False)
+
+
+class RuleSet:
+    """Compiled Sigma rules, ready to match events. Build with :meth:`load`."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.rules: tuple[RuleInfo, ...] = plan.rules
+        self.stats = EngineStats()
+        atoms = plan.atoms
+        self._bulk = [is_bulk(a) for a in atoms]
+        self._builder = TestBuilder(atoms, self._bulk)
+        self._tests: list[Test | None] = [None] * len(plan.branches)
+        self._branch_rule = [b.rule for b in plan.branches]
+        self._index_fields = plan.index_fields
+        self._plain_index = all(n not in ECS_FIELD_SET and n != "message" for n in plan.index_fields)
+        self._getters = [value_getter(n) for n in plan.index_fields]
+        self._buckets: dict[tuple[str | None, ...], _Bucket] = {}
+        self._matchers: dict[str, FieldMatcher] = {}
+        self._field_atoms: dict[str, list[tuple[int, str, str]]] = {}
+        for number, (name, op, arg) in enumerate(atoms):
+            if self._bulk[number]:
+                self._field_atoms.setdefault(str(name), []).append((number, op, str(arg)))
+        # Branches by their constraint on the first index field: a bucket starts from those.
+        self._by_first: dict[str | None, list[int]] = {}
+        for number, branch in enumerate(plan.branches):
+            first = branch.keys[0] if branch.keys else None
+            for value in first if first is not None else (None,):
+                self._by_first.setdefault(value, []).append(number)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        paths: list[Path],
+        *,
+        pipeline: Pipeline | None = None,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+    ) -> tuple[RuleSet, LoadReport]:
+        """Rules from files and directories (``*.yml``), with the per-rule load report.
+
+        ``cache_dir`` defaults to ``~/.cache/norrvakt``; ``use_cache=False`` compiles afresh
+        and writes nothing.
+        """
+        pipeline = pipeline or load_pipeline()
+        directory = (cache_dir or default_cache_dir()) if use_cache else None
+        compiled, report = load_rules(paths, pipeline, directory)
+        return cls(compiled.plan), report
+
+    @classmethod
+    def from_yaml(cls, *texts: str, pipeline: Pipeline | None = None) -> tuple[RuleSet, LoadReport]:
+        """Rules from YAML text (tests, one-off checks); no cache."""
+        pipeline = pipeline or load_pipeline()
+        files = [(f"<rule {i}>", t.encode("utf-8")) for i, t in enumerate(texts, start=1)]
+        compiled: CompiledSet = compile_files(files, pipeline)
+        report = LoadReport(entries=list(compiled.statuses), files=len(files), pipeline=pipeline.source)
+        return cls(compiled.plan), report
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    # -- matching --------------------------------------------------------------------------
+
+    def match(self, event: Event) -> list[Match]:
+        """Every rule that fires on ``event``, in rule order."""
+        return [Match(self.rules[r], event) for r in self.matching_rules(event)]
+
+    def match_many(self, events: Iterable[Event]) -> Iterator[Match]:
+        """Matches for a batch or stream of events, in event order."""
+        rules = self.rules
+        for event in events:
+            for r in self.matching_rules(event):
+                yield Match(rules[r], event)
+
+    def matching_rules(self, event: Event) -> list[int]:
+        """Indexes (into :attr:`rules`) of the rules that fire on ``event``."""
+        self.stats.events += 1
+        fields = event.fields
+        if self._plain_index:
+            key = tuple(map(fields.get, self._index_fields))
+        else:
+            key = tuple(g(event) for g in self._getters)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key)
+        if bucket.empty:
+            return []
+        true: set[int] = set()
+        for name, matcher in bucket.plain:
+            value = fields.get(name)
+            if value is not None:
+                matcher.match(value, true)
+        view = EventView(event)
+        for name, matcher in bucket.other:
+            value = view.value(name)
+            if value is not None:
+                matcher.match(value, true)
+        by_atom = bucket.by_atom
+        guarded: set[int] = set()
+        for atom in true:
+            hit = by_atom.get(atom)
+            if hit is not None:
+                guarded.update(hit)
+        if not guarded and not bucket.unguarded:
+            return []
+        matched: set[int] = set()
+        tests = self._tests
+        branch_rule = self._branch_rule
+        tested = 0
+        for b in chain(bucket.unguarded, guarded):
+            rule = branch_rule[b]
+            if rule in matched:
+                continue
+            test = tests[b]
+            if test is None:
+                test = tests[b] = self._builder.build(self.plan.branches[b].node)
+            tested += 1
+            if test(true, view):
+                matched.add(rule)
+        self.stats.tested += tested
+        self.stats.matches += len(matched)
+        return sorted(matched)
+
+    # -- the index -------------------------------------------------------------------------
+
+    def _bucket(self, key: tuple[str | None, ...]) -> _Bucket:
+        if len(self._buckets) >= MAX_BUCKETS:
+            self._buckets.clear()
+        folded = [v.casefold() if v is not None else None for v in key]
+        if folded:
+            start = self._by_first.get(folded[0], []) if folded[0] is not None else []
+            candidates = chain(start, self._by_first.get(None, []))
+        else:
+            candidates = chain(range(len(self.plan.branches)))
+        unguarded: list[int] = []
+        by_atom: dict[int, list[int]] = {}
+        names: set[str] = set()
+        branches = self.plan.branches
+        for b in candidates:
+            branch = branches[b]
+            if not _admits(branch.keys, folded):
+                continue
+            if branch.guard is None:
+                unguarded.append(b)
+            elif not branch.guard:
+                continue  # can never match
+            else:
+                for atom in branch.guard:
+                    by_atom.setdefault(atom, []).append(b)
+            names.update(branch.fields)
+        plain = tuple((n, self._matcher(n)) for n in sorted(names) if n not in ECS_FIELD_SET and n != "message")
+        other = tuple((n, self._matcher(n)) for n in sorted(names) if n in ECS_FIELD_SET or n == "message")
+        bucket = _Bucket(
+            tuple(unguarded),
+            {a: tuple(bs) for a, bs in by_atom.items()},
+            plain,
+            other,
+            empty=not unguarded and not by_atom,
+        )
+        self._buckets[key] = bucket
+        self.stats.buckets += 1
+        return bucket
+
+    def _matcher(self, name: str) -> FieldMatcher:
+        matcher = self._matchers.get(name)
+        if matcher is None:
+            matcher = self._matchers[name] = FieldMatcher(self._field_atoms.get(name, []))
+        return matcher
+
+
+def _admits(keys: tuple[frozenset[str] | None, ...], folded: list[str | None]) -> bool:
+    for allowed, value in zip(keys, folded, strict=False):
+        if allowed is not None and (value is None or value not in allowed):
+            return False
+    return True
