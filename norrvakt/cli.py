@@ -460,8 +460,9 @@ def tokens_list(ctx: click.Context) -> None:
 
 def _register() -> None:
     from norrvakt.cli_integrity import COMMANDS as INTEGRITY
+    from norrvakt.cli_retention import COMMANDS as RETENTION
 
-    for command in INTEGRITY:
+    for command in [*INTEGRITY, *RETENTION]:
         main.add_command(command)
     try:
         from norrvakt.detect.cli import hunt, rules

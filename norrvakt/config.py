@@ -144,6 +144,24 @@ class IntegritySettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    default_days: int = field(
+        default=395,
+        metadata=_doc("How long the journal keeps a record before it may be disposed of (13 months)."),
+    )
+    tenant_days: dict[str, int] = field(
+        default_factory=dict, metadata=_doc("Tenant → its own default, e.g. { boden = 730 }.")
+    )
+    class_days: dict[str, int] = field(
+        default_factory=lambda: {"health.": 1825, "socialtjanst.": 1825},
+        metadata=_doc(
+            "event.dataset prefix → days, the longest matching prefix wins (health-record access logs "
+            "5 years, Patientdatalagen / HSLF-FS 2016:40)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(default="syslog", metadata=_doc("syslog | relp."))
@@ -189,6 +207,10 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_doc("Web console and HTTP API."))
     journal: JournalSettings = field(default_factory=JournalSettings, metadata=_doc("Durable journal."))
     store: StoreSettings = field(default_factory=StoreSettings, metadata=_doc("Event store (ClickHouse)."))
+    retention: RetentionSettings = field(
+        default_factory=RetentionSettings,
+        metadata=_doc("Journal retention; disposal needs a recorded decision."),
+    )
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
     )
@@ -287,6 +309,14 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
                 problems.append((key, f"{value!r} — expected a list of strings"))
                 continue
             values[name] = list(value)
+        elif tp == dict[str, int]:
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in value.items()
+            ):
+                problems.append((key, f"{value!r} — expected a table of string → integer"))
+                continue
+            values[name] = dict(value)
         elif tp == dict[str, str]:
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -359,6 +389,17 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         problems.append(("store.batch_rows", f"{s.store.batch_rows} — must be 100..1000000"))
     if s.store.dsn and not s.store.dsn.startswith(("chdb://", "http://", "https://")):
         problems.append(("store.dsn", f"{s.store.dsn!r} — must start with chdb://, http:// or https://"))
+    rt = s.retention
+    for key, days in (
+        [("retention.default_days", rt.default_days)]
+        + [(f"retention.tenant_days.{t}", d) for t, d in rt.tenant_days.items()]
+        + [(f"retention.class_days.{c}", d) for c, d in rt.class_days.items()]
+    ):
+        if days < 1:
+            problems.append((key, f"{days} — days must be ≥ 1"))
+    for t in rt.tenant_days:
+        if t not in s.tenants:
+            problems.append((f"retention.tenant_days.{t}", f"{t!r} — not a configured tenant"))
     ig = s.integrity
     if not 1 <= ig.checkpoint_every_events <= 100_000_000:
         problems.append(("integrity.checkpoint_every_events", f"{ig.checkpoint_every_events} — must be ≥ 1"))

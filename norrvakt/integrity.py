@@ -22,7 +22,8 @@ from norrvakt.journal.keys import KeyRing, load_public
 from norrvakt.journal.log import Journal
 from norrvakt.journal.merkle import HASH_SIZE, leaf_hash
 from norrvakt.journal.proof import ProofError, make_proof
-from norrvakt.journal.verify import Finding, TenantResult, VerifyReport, read_disposals, verify_journal
+from norrvakt.journal.retention import read_disposals
+from norrvakt.journal.verify import Finding, TenantResult, VerifyReport, verify_journal
 from norrvakt.journal.witness import Witness
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
 from norrvakt.store.schema import EVENTS_TABLE
@@ -180,7 +181,7 @@ def check_store(
         for seq in range(start, end + 1):
             event = by_seq.get(seq)
             if event is None:
-                if any(d.first <= seq <= d.last for d in disposed):
+                if any(d.first_seq <= seq <= d.last_seq for d in disposed):
                     continue
                 if cutoff is not None and _ingested(journal, tenant, seq) < cutoff:
                     continue  # expired from the index by its TTL; the journal keeps it

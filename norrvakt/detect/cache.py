@@ -1,9 +1,10 @@
 """On-disk cache of compiled rule sets, keyed by the content hash of everything that shapes them.
 
-The key covers the compiled-form version, the pySigma version, the log source mapping and
-every rule file's path and bytes; any change to one of them is a different key, so a stale
-entry is never used. Restarting with the same rules loads the compiled form (a pickle of
-:class:`CompiledSet`: the match plan and the load report) instead of parsing ~2,400 YAML files again.
+The key covers the compiled-form version and the compiler's own code, the pySigma version,
+the log source mapping and every rule file's path and bytes; any change to one of them is a
+different key, so a stale entry is never used. Restarting with the same rules loads the
+compiled form (a pickle of :class:`CompiledSet`: the match plan and the load report) instead
+of parsing ~2,400 YAML files again.
 
 A pickle runs code when loaded, so an entry is only read from a directory owned by the current
 user and not writable by anyone else (the directory is created with mode 0700); otherwise the
@@ -40,13 +41,31 @@ def default_cache_dir() -> Path:
     return Path(base) / "norrvakt"
 
 
+# The modules whose code decides what a rule compiles to: an edited compiler must never meet a
+# plan cached by its previous version (IR_VERSION is for releases; this catches the rest).
+_COMPILER_MODULES = ("ir.py", "plan.py", "sigma.py", "loader.py", "logsource.py", "cache.py")
+
+
+def _compiler_digest() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _COMPILER_MODULES:
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:  # e.g. a zipped install: fall back to the version constant alone
+            h.update(name.encode())
+    return h.hexdigest()
+
+
 def cache_key(files: list[tuple[str, bytes]], pipeline_digest: str) -> str:
     h = hashlib.sha256()
     try:
         sigma_version = metadata.version("pysigma")
     except metadata.PackageNotFoundError:  # running from a source tree without metadata
         sigma_version = "unknown"
-    h.update(f"ir={IR_VERSION};pysigma={sigma_version};pipeline={pipeline_digest}\n".encode())
+    h.update(
+        f"ir={IR_VERSION};code={_compiler_digest()};pysigma={sigma_version};pipeline={pipeline_digest}\n".encode()
+    )
     for path, data in files:
         h.update(f"{path}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
         h.update(data)
@@ -54,7 +73,7 @@ def cache_key(files: list[tuple[str, bytes]], pipeline_digest: str) -> str:
 
 
 def _usable_dir(directory: Path) -> str:
-    """"" when ``directory`` is safe to load pickles from, else the reason it is not."""
+    """Why pickles must not be loaded from ``directory``; "" when they may."""
     try:
         st = directory.stat()
     except OSError as exc:

@@ -29,7 +29,7 @@ from norrvakt.detect.cache import CompiledSet, default_cache_dir
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import compile_files, load_rules
 from norrvakt.detect.logsource import Pipeline, load_pipeline
-from norrvakt.detect.plan import Plan, is_bulk
+from norrvakt.detect.plan import KEYWORDS, Plan, bulk_field, is_bulk
 from norrvakt.detect.report import LoadReport
 from norrvakt.detect.runtime import EventView, FieldMatcher, Test, TestBuilder, value_getter
 from norrvakt.event import ECS_FIELD_SET, Event
@@ -61,6 +61,7 @@ class _Bucket:
     by_atom: dict[int, tuple[int, ...]]
     plain: tuple[tuple[str, FieldMatcher], ...]  # fields read from Event.fields
     other: tuple[tuple[str, FieldMatcher], ...]  # ECS names and message
+    keywords: FieldMatcher | None  # keyword substrings, over all of the event's text
     empty: bool = field(default=False)
 
 
@@ -82,9 +83,9 @@ class RuleSet:
         self._buckets: dict[tuple[str | None, ...], _Bucket] = {}
         self._matchers: dict[str, FieldMatcher] = {}
         self._field_atoms: dict[str, list[tuple[int, str, str]]] = {}
-        for number, (name, op, arg) in enumerate(atoms):
+        for number, atom in enumerate(atoms):
             if self._bulk[number]:
-                self._field_atoms.setdefault(str(name), []).append((number, op, str(arg)))
+                self._field_atoms.setdefault(bulk_field(atom), []).append((number, atom[1], str(atom[2])))
         # Branches by their constraint on the first index field: a bucket starts from those.
         self._by_first: dict[str | None, list[int]] = {}
         for number, branch in enumerate(plan.branches):
@@ -161,6 +162,8 @@ class RuleSet:
             value = view.value(name)
             if value is not None:
                 matcher.match(value, true)
+        if bucket.keywords is not None:
+            bucket.keywords.match(view.text(), true)
         by_atom = bucket.by_atom
         guarded: set[int] = set()
         for atom in true:
@@ -214,13 +217,18 @@ class RuleSet:
                 for atom in branch.guard:
                     by_atom.setdefault(atom, []).append(b)
             names.update(branch.fields)
-        plain = tuple((n, self._matcher(n)) for n in sorted(names) if n not in ECS_FIELD_SET and n != "message")
+        keywords = self._matcher(KEYWORDS) if KEYWORDS in names else None
+        names.discard(KEYWORDS)
+        plain = tuple(
+            (n, self._matcher(n)) for n in sorted(names) if n not in ECS_FIELD_SET and n != "message"
+        )
         other = tuple((n, self._matcher(n)) for n in sorted(names) if n in ECS_FIELD_SET or n == "message")
         bucket = _Bucket(
             tuple(unguarded),
             {a: tuple(bs) for a, bs in by_atom.items()},
             plain,
             other,
+            keywords,
             empty=not unguarded and not by_atom,
         )
         self._buckets[key] = bucket

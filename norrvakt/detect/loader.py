@@ -37,7 +37,9 @@ def find_rule_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in RULE_SUFFIXES and p.is_file()))
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.suffix.lower() in RULE_SUFFIXES and p.is_file())
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -82,7 +84,7 @@ class _RuleYAMLLoader(yaml.CSafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 first = seen.get(key)
             except TypeError:  # unhashable key: the base class reports it
@@ -130,7 +132,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
         collection = SigmaCollection.from_dicts(
             docs,
             collect_errors=True,
-            source=SigmaRuleLocation(path),
+            source=SigmaRuleLocation(Path(path)),
             collect_filters=True,
             resolve_references=False,
         )
@@ -141,7 +143,9 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
         for item in collection.rules:
             if isinstance(item, SigmaCorrelationRule):
                 statuses.append(
-                    _status(item, path, lines, "correlation", False, "correlation rules are not supported yet")
+                    _status(
+                        item, path, lines, "correlation", False, "correlation rules are not supported yet"
+                    )
                 )
             elif isinstance(item, SigmaRule):
                 pending.append((path, lines, item))

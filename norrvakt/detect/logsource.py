@@ -71,10 +71,10 @@ class Pipeline:
         if service and service in services:
             return Resolution((services[service],))
         if not category and not service and product:
-            return Resolution(
-                (Variant(),), f"logsource {what} names only a product: tested against every event"
-            )
-        return Resolution((Variant(),), f"logsource {what} is not mapped in pipeline {self.name!r}: tested against every event")  # fmt: skip
+            note = f"logsource {what} names only a product: tested against every event"
+        else:
+            note = f"logsource {what} is not mapped in pipeline {self.name!r}: tested against every event"
+        return Resolution((Variant(),), note)
 
 
 def _with_service(variant: Variant, services: dict[str, Variant]) -> Variant:

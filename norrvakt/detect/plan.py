@@ -40,9 +40,21 @@ class Plan:
     branches: tuple[PlanBranch, ...]
 
 
+# Pseudo field name of keyword (field-less) substring tests: they are evaluated in bulk over
+# all of an event's text, like the tests on a named field over its value.
+KEYWORDS = "\x00keywords"
+
+
 def is_bulk(atom: AtomRow) -> bool:
-    """String tests on a named field: evaluated for all rules at once, per field and event."""
-    return atom[0] is not None and atom[1] in STRING_OPS
+    """String tests on a named field, and keyword substring tests: evaluated for all rules at
+    once, per field and event."""
+    if atom[0] is None:
+        return atom[1] in ("contains", "contains_cs")
+    return atom[1] in STRING_OPS
+
+
+def bulk_field(atom: AtomRow) -> str:
+    return KEYWORDS if atom[0] is None else atom[0]
 
 
 def make_plan(rules: list[CompiledRule], index_fields: tuple[str, ...]) -> Plan:
@@ -73,10 +85,14 @@ def make_plan(rules: list[CompiledRule], index_fields: tuple[str, ...]) -> Plan:
         for branch in rule.branches:
             node = encode(branch.expr)
             guard = _guard(node, atoms, index_set)
-            fields = sorted({str(atoms[a][0]) for a in _node_atoms(node) if is_bulk(atoms[a])})
+            fields = sorted({bulk_field(atoms[a]) for a in _node_atoms(node) if is_bulk(atoms[a])})
             branches.append(
                 PlanBranch(
-                    number, node, branch.keys, tuple(sorted(guard)) if guard is not None else None, tuple(fields)
+                    number,
+                    node,
+                    branch.keys,
+                    tuple(sorted(guard)) if guard is not None else None,
+                    tuple(fields),
                 )
             )
     return Plan(tuple(index_fields), tuple(atoms), tuple(infos), tuple(branches))

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import re2  # google-re2 (a pySigma dependency): linear-time multi-pattern sets
+import re2  # type: ignore[import-untyped]  # google-re2: linear-time multi-pattern sets
 
 from norrvakt.detect.ir import CI_STRING_OPS, CS_STRING_OPS
 from norrvakt.detect.plan import AtomRow, Node
@@ -44,12 +44,13 @@ SET_MAX_MEM = 64 << 20
 class EventView:
     """An event as rules see it: field lookup by Sigma name, with per-event caches."""
 
-    __slots__ = ("_folded", "_text", "event")
+    __slots__ = ("_folded", "_ftext", "_text", "event")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self._folded: dict[str, str | None] = {}
         self._text: str | None = None
+        self._ftext: str | None = None
 
     def value(self, name: str) -> str | None:
         if name in ECS_FIELD_SET:
@@ -76,11 +77,16 @@ class EventView:
             out.append(self.event.message)
         return out
 
-    def folded_text(self) -> str:
-        """All values casefolded, NUL-separated so that a keyword never spans two values."""
+    def text(self) -> str:
+        """All values NUL-separated, so that a keyword never spans two values."""
         if self._text is None:
-            self._text = "\x00".join(self.values()).casefold()
+            self._text = "\x00".join(self.values())
         return self._text
+
+    def folded_text(self) -> str:
+        if self._ftext is None:
+            self._ftext = self.text().casefold()
+        return self._ftext
 
 
 def value_getter(name: str) -> Callable[[Event], str | None]:
@@ -117,17 +123,18 @@ def _set_pattern(op: str, arg: str) -> str:
     if base == "glob":
         body = arg.removeprefix("(?s)")
         return f"(?s:^(?:{body})$)"
-    lit = re2.escape(arg)
+    lit: str = re2.escape(arg)
     return {"eq": f"^{lit}$", "prefix": f"^{lit}", "suffix": f"{lit}$", "contains": lit}[base]
 
 
 class _AtomSet:
     """Atoms on one field (all casefolded, or all cased) as one RE2 set."""
 
-    __slots__ = ("_ids", "_preds", "_python", "_set")
+    __slots__ = ("_atoms", "_ids", "_preds", "_python", "_set")
 
     def __init__(self, atoms: list[tuple[int, str, str]]) -> None:
-        self._preds = [(aid, string_predicate(op, arg)) for aid, op, arg in atoms]
+        self._atoms = atoms
+        self._preds: list[tuple[int, StrPredicate]] | None = None  # built on the first fallback
         self._python: list[tuple[int, StrPredicate]] = []  # atoms RE2 cannot take
         options = re2.Options()
         options.max_mem = SET_MAX_MEM
@@ -135,18 +142,18 @@ class _AtomSet:
         self._set: Any = re2.Set.SearchSet(options)
         self._set.Add("$")  # index 0: the sentinel, present in every successful pass
         self._ids = [-1]
-        for (aid, op, arg), (_, pred) in zip(atoms, self._preds, strict=True):
+        for aid, op, arg in atoms:
             try:
                 self._set.Add(_set_pattern(op, arg))
             except re2.error:
-                self._python.append((aid, pred))
+                self._python.append((aid, string_predicate(op, arg)))
                 continue
             self._ids.append(aid)
         try:
             self._set.Compile()
         except re2.error:  # too large for RE2: everything in Python, slower but exact
             self._set = None
-            self._python = self._preds
+            self._python = []
 
     def run(self, text: str, out: set[int]) -> None:
         if self._set is not None:
@@ -157,6 +164,8 @@ class _AtomSet:
                     if pred(text):
                         out.add(aid)
                 return
+        if self._preds is None:
+            self._preds = [(aid, string_predicate(op, arg)) for aid, op, arg in self._atoms]
         for aid, pred in self._preds:
             if pred(text):
                 out.add(aid)
@@ -205,8 +214,8 @@ def lazy_test(atom: AtomRow) -> LazyTest:
 
         return cs
     if op == "re":
-        pattern, flags = arg  # type: ignore[misc]
-        rx = re.compile(pattern, flags)
+        pattern, flags = _pair(arg)
+        rx = re.compile(str(pattern), int(flags))
 
         def regex(v: EventView) -> bool:
             x = v.value(name)
@@ -221,12 +230,21 @@ def lazy_test(atom: AtomRow) -> LazyTest:
     if op == "cidr":
         return _cidr_test(name, str(arg))
     if op == "cmp":
-        return _compare_test(name, *arg)  # type: ignore[misc]
+        operator, number = _pair(arg)
+        return _compare_test(name, str(operator), float(number))
     if op == "fieldref":
-        return _fieldref_test(name, *arg)  # type: ignore[misc]
+        other, mode = _pair(arg)
+        return _fieldref_test(name, str(other), str(mode))
     if op == "time":
-        return _time_test(name, *arg)  # type: ignore[misc]
+        part, number = _pair(arg)
+        return _time_test(name, str(part), int(number))
     raise ValueError(f"atom {atom!r}: unknown op {op!r}")
+
+
+def _pair(arg: object) -> tuple[Any, Any]:
+    if not isinstance(arg, tuple) or len(arg) != 2:
+        raise ValueError(f"expected a pair, got {arg!r}")
+    return arg[0], arg[1]
 
 
 def _keyword_test(op: str, arg: Any) -> LazyTest:
@@ -349,18 +367,58 @@ class TestBuilder:
                 return lambda t, v: a in t
             f = self.lazy(node)
             return lambda t, v: f(v)
-        op, arg = node
+        op, items = _split(node)
         if op == "!":
-            inner = self.build(arg)  # type: ignore[arg-type]
+            forbidden = self._bulk_any(items[0])
+            if forbidden is not None:
+                return lambda t, v: forbidden.isdisjoint(t)
+            inner = self.build(items[0])
             return lambda t, v: not inner(t, v)
-        items: tuple[Node, ...] = arg  # type: ignore[assignment]
-        bulk = frozenset(i for i in items if _is_atom(i) and self._bulk[i])  # type: ignore[index]
-        rest = [self.build(i) for i in items if not (_is_atom(i) and i in bulk)]
-        return _any(bulk, rest) if op == "|" else _all(bulk, rest)
+        bulk = frozenset(a for a in map(self._bulk_atom, items) if a is not None)
+        others = [i for i in items if self._bulk_atom(i) is None]
+        if op == "|":
+            return _any(bulk, [self.build(i) for i in others])
+        # "a and not (b or c) and not d": one issubset and one isdisjoint instead of closures.
+        forbid: set[int] = set()
+        rest: list[Test] = []
+        for item in others:
+            banned = None
+            if isinstance(item, tuple):
+                sub_op, sub = _split(item)
+                banned = self._bulk_any(sub[0]) if sub_op == "!" else None
+            if banned is not None:
+                forbid |= banned
+            else:
+                rest.append(self.build(item))
+        if forbid:
+            nope = frozenset(forbid)
+            rest.insert(0, lambda t, v: nope.isdisjoint(t))
+        return _all(bulk, rest)
+
+    def _bulk_atom(self, node: Node) -> int | None:
+        if isinstance(node, int) and not isinstance(node, bool) and self._bulk[node]:
+            return node
+        return None
+
+    def _bulk_any(self, node: Node) -> frozenset[int] | None:
+        """The atoms of ``node`` when it is a bulk atom or an OR of bulk atoms, else None."""
+        atom = self._bulk_atom(node)
+        if atom is not None:
+            return frozenset((atom,))
+        if isinstance(node, tuple):
+            op, items = _split(node)
+            atoms = [self._bulk_atom(i) for i in items]
+            if op == "|" and all(a is not None for a in atoms):
+                return frozenset(a for a in atoms if a is not None)
+        return None
 
 
-def _is_atom(node: Node) -> bool:
-    return isinstance(node, int) and not isinstance(node, bool)
+def _split(node: tuple[str, object]) -> tuple[str, tuple[Node, ...]]:
+    """A compound node as (operator, operands); NOT has one operand."""
+    op, arg = node
+    if op == "!":
+        return op, (arg,)  # type: ignore[return-value]
+    return op, arg  # type: ignore[return-value]
 
 
 def _always(t: set[int], v: EventView) -> bool:

@@ -140,7 +140,9 @@ def _sigma_message(exc: SigmaError) -> str:
 
 
 def _where_expr(variant: Variant) -> Expr:
-    return all_of([any_of([Atom(name, "eq", v.casefold()) for v in values]) for name, values in variant.where])
+    return all_of(
+        [any_of([Atom(name, "eq", v.casefold()) for v in values]) for name, values in variant.where]
+    )
 
 
 class _Compiler:
@@ -203,7 +205,11 @@ class _Compiler:
         if not value.contains_placeholder():
             return [value]
         missing = sorted(
-            {p.name for p in value.s if isinstance(p, Placeholder) and p.name not in self.pipeline.placeholders}
+            {
+                p.name
+                for p in value.s
+                if isinstance(p, Placeholder) and p.name not in self.pipeline.placeholders
+            }
         )
         if missing:
             raise UnsupportedRule(
@@ -313,16 +319,16 @@ def _required(expr: Expr, name: str) -> frozenset[str] | None:
         found = [r for r in (_required(i, name) for i in expr.items) if r is not None]
         if not found:
             return None
-        out = found[0]
-        for r in found[1:]:
-            out = out & r
+        out: frozenset[str] = found[0]
+        for other in found[1:]:
+            out = out & other
         return out
     if isinstance(expr, Or):
         union: set[str] = set()
         for item in expr.items:
-            r = _required(item, name)
-            if r is None:
+            needed = _required(item, name)
+            if needed is None:
                 return None
-            union |= r
+            union |= needed
         return frozenset(union)
     return None  # Not, Const: no constraint

@@ -193,6 +193,12 @@ class Journal:
                 committed[name] = tlog.committed_seq
         return committed
 
+    def forget_segments(self, tenant: str, first_seqs: list[int]) -> None:
+        """Drop deleted (disposed) segments from the index; the tree keeps their hashes."""
+        with self._write_lock:
+            tlog = self._tenants[tenant]
+            tlog.segments = [s for s in tlog.segments if s not in set(first_seqs)]
+
     def head(self, tenant: str) -> tuple[int, bytes]:
         """(tree size, root hash) of everything committed — consistent, under the write lock."""
         with self._write_lock:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import json
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -34,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine, read_lines
 from norrvakt.journal.log import FRAME_HEADER, SEGMENT_SUFFIX, TREE_DIR
 from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, verify_consistency
+from norrvakt.journal.retention import Disposal, read_disposals
 from norrvakt.journal.witness import Witness, WitnessError
 
 _sha256 = hashlib.sha256
 _SEQ_KEY = b',"seq":'
-DISPOSALS_FILE = "disposals.jsonl"
 MAX_RECORD_FINDINGS = 20
 
 ProgressFn = Callable[[int], None]  # records verified so far (all tenants)
@@ -112,25 +111,6 @@ class VerifyReport:
                 for t in self.tenants
             ],
         }
-
-
-@dataclass(frozen=True)
-class Disposal:
-    """A recorded decision to delete records [first, last] (the tree keeps their hashes)."""
-
-    first: int
-    last: int
-
-
-def read_disposals(tenant_dir: Path) -> list[Disposal]:
-    path = tenant_dir / DISPOSALS_FILE
-    out = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                doc = json.loads(line)
-                out.append(Disposal(int(doc["first_seq"]), int(doc["last_seq"])))
-    return sorted(out, key=lambda d: d.first)
 
 
 class _TenantVerifier:
@@ -235,7 +215,7 @@ class _TenantVerifier:
         verified checkpoint and are skipped."""
         frontier = start_frontier
         skip_until = frontier.size
-        disposals = read_disposals(self.dir)
+        disposals = self._disposals()
         segments = sorted((int(p.stem), p) for p in self.dir.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
         expected = 1
         for idx, (first, path) in enumerate(segments):
@@ -256,9 +236,27 @@ class _TenantVerifier:
                 )
             expected = self._segment(path, first, frontier, sizes, skip_until)
         tree_size = self.tree.size if self.tree is not None else 0
-        if tree_size >= expected and any(d.first <= expected and d.last >= tree_size for d in disposals):
+        if tree_size >= expected and any(
+            d.first_seq <= expected and d.last_seq >= tree_size for d in disposals
+        ):
             self._fill_gap(frontier, max(expected, skip_until + 1), tree_size, disposals, sizes, "(end)")
         return frontier
+
+    def _disposals(self) -> list[Disposal]:
+        """Disposal decisions that are validly signed; others are findings, not excuses."""
+        good = []
+        for d in read_disposals(self.dir):
+            key = self.trusted.get(d.key)
+            if d.tenant != self.tenant or key is None or not d.signature_ok(key):
+                self.find(
+                    "disposal.signature",
+                    f"disposal record for seq {d.first_seq}..{d.last_seq} "
+                    f"(by {d.decided_by}) is not validly signed by a trusted key",
+                    seq=d.first_seq,
+                )
+                continue
+            good.append(d)
+        return good
 
     def _fill_gap(
         self,
@@ -271,7 +269,7 @@ class _TenantVerifier:
     ) -> None:
         if first > last:
             return
-        covered = [d for d in disposals if d.first <= first and d.last >= last]
+        covered = [d for d in disposals if d.first_seq <= first and d.last_seq >= last]
         if covered:
             self.result.disposed += last - first + 1
         else:

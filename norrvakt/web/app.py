@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from norrvakt import __version__
 from norrvakt.sources import http as http_ingest
-from norrvakt.web.api import imports, integrity, search, system
+from norrvakt.web.api import imports, integrity, retention, search, system
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -33,6 +33,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(search.router)
     app.include_router(imports.router)
     app.include_router(integrity.router)
+    app.include_router(retention.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:

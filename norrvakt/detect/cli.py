@@ -1,0 +1,315 @@
+"""``norrvakt hunt`` and ``norrvakt rules check``: thin click commands over the detection library.
+
+Registered in :mod:`norrvakt.cli` with one line each; usable on their own for tests::
+
+    python -c "from norrvakt.detect.cli import hunt; hunt()" --rules rules/ samples/
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from norrvakt.detect.cache import default_cache_dir
+from norrvakt.detect.engine import RuleSet
+from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
+from norrvakt.detect.hunt import hunt as run_hunt
+from norrvakt.detect.loader import RulesError
+from norrvakt.detect.logsource import PipelineError, load_pipeline
+from norrvakt.detect.report import LoadReport
+
+_LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+_CSV_COLUMNS = (
+    "timestamp",
+    "level",
+    "rule_id",
+    "rule_title",
+    "tags",
+    "file",
+    "event_record_id",
+    "computer",
+    "channel",
+    "event_id",
+    "fields",
+)
+
+
+def _load(
+    paths: tuple[Path, ...], pipeline_path: Path | None, cache: Path | None, no_cache: bool, err: Console
+) -> tuple[RuleSet, LoadReport]:
+    try:
+        pipeline = load_pipeline(pipeline_path)
+        return RuleSet.load(list(paths), pipeline=pipeline, cache_dir=cache, use_cache=not no_cache)
+    except (RulesError, PipelineError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+
+
+_rules_option = click.option(
+    "--rules",
+    "-r",
+    "rule_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Sigma rule file or directory (*.yml, recursively); repeatable.",
+)
+_pipeline_option = click.option(
+    "--pipeline",
+    "pipeline_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Log source mapping (YAML); default: the built-in Windows mapping.",
+)
+_cache_option = click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Directory for compiled rule sets (default: {default_cache_dir()}).",
+)
+_no_cache_option = click.option("--no-cache", is_flag=True, help="Compile the rules afresh; write no cache.")
+
+
+@click.command()
+@_rules_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="json: one object per detection per line; csv: one row per detection.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write detections here."
+)
+@click.option(
+    "--min-level", type=click.Choice([lv for lv in LEVELS if lv]), help="Report only this level and up."
+)
+@_pipeline_option
+@_cache_option
+@_no_cache_option
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def hunt(
+    rule_paths: tuple[Path, ...],
+    paths: tuple[Path, ...],
+    fmt: str,
+    output: Path | None,
+    min_level: str | None,
+    pipeline_path: Path | None,
+    cache: Path | None,
+    no_cache: bool,
+    no_progress: bool,
+) -> None:
+    """Run Sigma rules over EVTX / JSONL files (PATHS: files or directories), without a server.
+
+    The same engine as `norrvakt serve`. Detections go to stdout (or --output); the load report,
+    progress and the summary by rule and level go to stderr.
+    """
+    err = Console(stderr=True)
+    rules, report = _load(rule_paths, pipeline_path, cache, no_cache, err)
+    _print_load(report, err)
+    files = find_hunt_files(list(paths))
+    sink: IO[str] = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    writer = _writer(fmt, sink)
+    total = sum(max(p.stat().st_size, 1) for p in files)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[hits]} detections"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=no_progress or not err.is_terminal,
+    )
+    bar = _Bar(progress, progress.add_task("hunting", total=total, hits=0))
+
+    def on_detection(d: Detection) -> None:
+        bar.hits += 1
+        writer(d)
+
+    try:
+        with progress:
+            summary = run_hunt(rules, list(paths), on_detection, bar, min_level or "")
+        writer.close()
+    finally:
+        if output:
+            sink.close()
+    _print_summary(summary, len(rules), err if fmt != "table" or output else Console())
+
+
+class _Bar:
+    """Progress over all files by bytes; within a file by the reader's own progress fraction."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress, self.task = progress, task
+        self.base = 0  # bytes of the files already done
+        self.path: Path | None = None
+        self.size = 0
+        self.hits = 0
+
+    def __call__(self, path: Path, fraction: float) -> None:
+        if path != self.path:
+            self.base += self.size
+            self.path, self.size = path, max(path.stat().st_size, 1)
+        done = self.base + int(self.size * fraction)
+        self.progress.update(self.task, completed=done, description=path.name[:40], hits=self.hits)
+
+
+def _writer(fmt: str, sink: IO[str]) -> Any:
+    if fmt == "json":
+        return _JsonWriter(sink)
+    if fmt == "csv":
+        return _CsvWriter(sink)
+    return _TableWriter(sink)
+
+
+class _JsonWriter:
+    def __init__(self, sink: IO[str]) -> None:
+        self.sink = sink
+
+    def __call__(self, d: Detection) -> None:
+        self.sink.write(orjson.dumps(d.to_dict()).decode("utf-8"))
+        self.sink.write("\n")
+
+    def close(self) -> None:
+        self.sink.flush()
+
+
+class _CsvWriter:
+    def __init__(self, sink: IO[str]) -> None:
+        self.sink = sink
+        self.csv = csv.writer(sink)
+        self.csv.writerow(_CSV_COLUMNS)
+
+    def __call__(self, d: Detection) -> None:
+        f = d.event.fields
+        self.csv.writerow(
+            (
+                iso_time(d.event.ts),
+                d.rule.level,
+                d.rule.id,
+                d.rule.title,
+                ";".join(d.rule.tags),
+                d.path.name,
+                "" if d.record_id is None else d.record_id,
+                f.get("Computer", d.event.ecs.get("host.name", "")),
+                f.get("Channel", ""),
+                f.get("EventID", ""),
+                orjson.dumps(f).decode("utf-8"),
+            )
+        )
+
+    def close(self) -> None:
+        self.sink.flush()
+
+
+class _TableWriter:
+    """Collects detections and prints them as one table at the end (rich needs all rows)."""
+
+    def __init__(self, sink: IO[str]) -> None:
+        self.sink = sink
+        self.rows: list[tuple[str, ...]] = []
+
+    def __call__(self, d: Detection) -> None:
+        f = d.event.fields
+        self.rows.append(
+            (
+                iso_time(d.event.ts)[:19].replace("T", " "),
+                d.rule.level,
+                d.rule.title,
+                f.get("Computer", d.event.ecs.get("host.name", "")),
+                f"{f.get('Channel', '')} {f.get('EventID', '')}".strip(),
+                d.path.name,
+                "" if d.record_id is None else str(d.record_id),
+            )
+        )
+
+    def close(self) -> None:
+        table = Table(title=f"{len(self.rows)} detections", title_justify="left")
+        for name in ("time (UTC)", "level", "rule", "computer", "channel / event", "file", "record"):
+            table.add_column(name, overflow="fold")
+        for row in self.rows:
+            style = _LEVEL_STYLE.get(row[1], "")
+            table.add_row(*row, style=style)
+        Console(file=self.sink, width=200 if not self.sink.isatty() else None).print(table)
+
+
+def _print_load(report: LoadReport, err: Console) -> None:
+    err.print(report.summary())
+    if report.not_loaded or report.noted:
+        err.print(report.table(only_problems=True))
+
+
+def _print_summary(summary: HuntSummary, rule_count: int, out: Console) -> None:
+    levels = Table(title="Detections by level", title_justify="left")
+    for name in ("level", "rules fired", "detections"):
+        levels.add_column(name, justify="right" if name != "level" else "left")
+    for level, fired, n in summary.level_rows():
+        levels.add_row(level, str(fired), str(n), style=_LEVEL_STYLE.get(level, ""))
+    by_rule = Table(title="Detections by rule", title_justify="left")
+    for name in ("level", "rule", "id", "detections"):
+        by_rule.add_column(name, justify="right" if name == "detections" else "left", overflow="fold")
+    for info, n in summary.rule_rows():
+        by_rule.add_row(info.level, info.title, info.id, str(n), style=_LEVEL_STYLE.get(info.level, ""))
+    if summary.detections:
+        out.print(by_rule)
+        out.print(levels)
+    rate = summary.events / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"{summary.files} files, {summary.events} events, {rule_count} rules: "
+        f"{summary.detections} detections from {len(summary.by_rule)} rules "
+        f"in {summary.seconds:.2f} s ({rate:,.0f} events/s)"
+    )
+    if summary.problems or summary.parse_errors:
+        out.print(
+            f"[yellow]{len(summary.problems)} records could not be read or parsed "
+            f"({summary.parse_errors} parse errors):[/yellow]"
+        )
+        for problem in summary.problems[:20]:
+            out.print(f"  {problem}")
+        if len(summary.problems) > 20:
+            out.print(f"  ... and {len(summary.problems) - 20} more")
+
+
+@click.group()
+def rules() -> None:
+    """Sigma rules: check that they load."""
+
+
+@rules.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--problems", is_flag=True, help="Only rules that did not load or loaded with a note.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_pipeline_option
+@_cache_option
+@_no_cache_option
+def check(
+    paths: tuple[Path, ...],
+    problems: bool,
+    fmt: str,
+    pipeline_path: Path | None,
+    cache: Path | None,
+    no_cache: bool,
+) -> None:
+    """Load the rules in PATHS and show, per rule, loaded / not loaded and why.
+
+    Exits 1 when any rule or file did not load.
+    """
+    err = Console(stderr=True)
+    _, report = _load(paths, pipeline_path, cache, no_cache, err)
+    if fmt == "json":
+        click.echo(orjson.dumps(report.to_dicts(), option=orjson.OPT_INDENT_2).decode("utf-8"))
+    else:
+        Console().print(report.table(only_problems=problems))
+    err.print(report.summary())
+    if report.not_loaded:
+        sys.exit(1)
