@@ -272,6 +272,8 @@ class Journal:
                 if tlog.fh is not None:
                     tlog.fh.close()  # type: ignore[attr-defined]
                     tlog.fh = None
+                if tlog.tree is not None:
+                    tlog.tree.close()
 
     # -- reading -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -224,6 +225,7 @@ class TreeStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.size = self._level_count(0)
         self._pending: dict[int, list[bytes]] = {}
+        self._writers: dict[int, Any] = {}  # open append handles, one per level (flushed each commit)
         self.frontier = self._load_frontier()
 
     def _path(self, level: int) -> Path:
@@ -281,12 +283,20 @@ class TreeStore:
 
     def flush(self, fsync: bool = False) -> None:
         for level, nodes in sorted(self._pending.items()):
-            with open(self._path(level), "ab") as fh:
-                fh.write(b"".join(nodes))
-                if fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            fh = self._writers.get(level)
+            if fh is None:
+                fh = self._writers[level] = open(self._path(level), "ab")  # noqa: SIM115 - kept open
+            fh.write(b"".join(nodes))
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
         self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        for fh in self._writers.values():
+            fh.close()
+        self._writers.clear()
 
     def root(self, size: int | None = None) -> bytes:
         if size is None or size == self.size:
@@ -295,7 +305,7 @@ class TreeStore:
 
     def truncate(self, size: int) -> None:
         """Cut the stored tree back to ``size`` leaves (used when the journal is shorter)."""
-        self.flush()
+        self.close()
         level = 0
         while True:
             path = self._path(level)
