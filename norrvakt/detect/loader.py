@@ -107,6 +107,8 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
     from sigma.filters import SigmaFilter
     from sigma.rule import SigmaRule
 
+    import norrvakt.detect.sigma  # noqa: F401 - registers modifier aliases before rules are parsed
+
     statuses: list[RuleStatus] = []
     pending: list[tuple[str, list[str], Any]] = []  # (path, lines, SigmaRule)
     filters: list[tuple[str, list[str], SigmaFilter]] = []

@@ -28,6 +28,7 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.exceptions import SigmaError
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaDetectionItem, SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -64,6 +65,10 @@ from norrvakt.detect.ir import (
     negate,
 )
 from norrvakt.detect.logsource import Pipeline, Variant
+
+# The Sigma specification calls the UTF-16LE encoding modifier `utf16le` (alias `wide`);
+# pySigma 2.0 registers only `wide`. Its modifier table is the registry plugins extend too.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 
 class UnsupportedRule(Exception):
@@ -216,7 +221,10 @@ class _Compiler:
                 f"expand placeholder(s) {', '.join('%' + m + '%' for m in missing)} have no values "
                 f"in the placeholders section of pipeline {self.pipeline.name!r}"
             )
-        expanded = value.replace_placeholders(lambda p: iter(self.pipeline.placeholders[p.name]))
+        # Values are Sigma strings, so a placeholder value may carry wildcards ("adm-*").
+        expanded = value.replace_placeholders(
+            lambda p: iter([SigmaString(v) for v in self.pipeline.placeholders[p.name]])
+        )
         if isinstance(value, SigmaCasedString):
             return [SigmaCasedString.from_sigma_string(v) for v in expanded]
         return expanded
