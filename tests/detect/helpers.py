@@ -31,14 +31,18 @@ def rule_yaml(
 
 
 def event(message: str = "", **fields: str) -> Event:
-    return Event(tenant="lulea", ts=0, ingested=0, source="test", peer="test", fields=dict(fields), message=message)
+    return Event(
+        tenant="lulea", ts=0, ingested=0, source="test", peer="test", fields=dict(fields), message=message
+    )
 
 
 def load(*texts: str) -> tuple[RuleSet, LoadReport]:
     return RuleSet.from_yaml(*texts)
 
 
-def fires(detection: str, message: str = "", logsource: str = "category: norrvakt_test", **fields: str) -> bool:
+def fires(
+    detection: str, message: str = "", logsource: str = "category: norrvakt_test", **fields: str
+) -> bool:
     """Whether a rule with ``detection`` fires on an event with ``fields``; the rule must load."""
     rules, report = load(rule_yaml(detection, logsource))
     assert not report.not_loaded, [e.reason for e in report.not_loaded]

@@ -20,7 +20,10 @@ def b64(data: bytes) -> str:
 
 
 def test_plain_value_is_a_case_insensitive_exact_match() -> None:
-    assert fires("sel: {Image: 'C:\\Windows\\System32\\CMD.exe'}\ncondition: sel", Image="c:\\windows\\system32\\cmd.exe")
+    assert fires(
+        "sel: {Image: 'C:\\Windows\\System32\\CMD.exe'}\ncondition: sel",
+        Image="c:\\windows\\system32\\cmd.exe",
+    )
     assert not fires("sel: {Image: 'C:\\Windows\\cmd.exe'}\ncondition: sel", Image="C:\\Windows\\cmd.exe2")
 
 
@@ -37,8 +40,13 @@ def test_non_ascii_difference_is_not_ignored() -> None:
 
 
 def test_contains() -> None:
-    assert fires("sel: {CommandLine|contains: 'sekurlsa::'}\ncondition: sel", CommandLine="m.exe SEKURLSA::logonpasswords")
-    assert not fires("sel: {CommandLine|contains: 'sekurlsa::'}\ncondition: sel", CommandLine="m.exe sekurlsa:")
+    assert fires(
+        "sel: {CommandLine|contains: 'sekurlsa::'}\ncondition: sel",
+        CommandLine="m.exe SEKURLSA::logonpasswords",
+    )
+    assert not fires(
+        "sel: {CommandLine|contains: 'sekurlsa::'}\ncondition: sel", CommandLine="m.exe sekurlsa:"
+    )
 
 
 def test_startswith() -> None:
@@ -78,7 +86,9 @@ def test_value_list_without_all_is_or() -> None:
 
 def test_cased() -> None:
     assert fires("sel: {CommandLine|cased: 'Invoke-Mimikatz'}\ncondition: sel", CommandLine="Invoke-Mimikatz")
-    assert not fires("sel: {CommandLine|cased: 'Invoke-Mimikatz'}\ncondition: sel", CommandLine="invoke-mimikatz")
+    assert not fires(
+        "sel: {CommandLine|cased: 'Invoke-Mimikatz'}\ncondition: sel", CommandLine="invoke-mimikatz"
+    )
     assert fires("sel: {CommandLine|contains|cased: 'IEX'}\ncondition: sel", CommandLine="x IEX y")
     assert not fires("sel: {CommandLine|contains|cased: 'IEX'}\ncondition: sel", CommandLine="x iex y")
 
@@ -235,7 +245,9 @@ def test_empty_string_matches_present_and_empty_only() -> None:
 
 def test_numbers_and_booleans_match_their_text() -> None:
     assert fires("sel: {EventID: 4624, Initiated: true}\ncondition: sel", EventID="4624", Initiated="true")
-    assert not fires("sel: {EventID: 4624, Initiated: true}\ncondition: sel", EventID="4624", Initiated="false")
+    assert not fires(
+        "sel: {EventID: 4624, Initiated: true}\ncondition: sel", EventID="4624", Initiated="false"
+    )
 
 
 # --- keywords -----------------------------------------------------------------------------------
@@ -268,7 +280,9 @@ def test_keyword_with_all() -> None:
 
 
 def _pipeline_with_placeholders() -> str:
-    return "name: test\nindex_fields: [Channel]\nproducts: {}\nplaceholders:\n  admins: ['adm-anna', 'adm-*']\n"
+    return (
+        "name: test\nindex_fields: [Channel]\nproducts: {}\nplaceholders:\n  admins: ['adm-anna', 'adm-*']\n"
+    )
 
 
 def test_expand_with_configured_placeholder() -> None:
