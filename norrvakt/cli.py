@@ -461,8 +461,9 @@ def tokens_list(ctx: click.Context) -> None:
 def _register() -> None:
     from norrvakt.cli_integrity import COMMANDS as INTEGRITY
     from norrvakt.cli_retention import COMMANDS as RETENTION
+    from norrvakt.cli_sources import COMMANDS as SOURCES
 
-    for command in [*INTEGRITY, *RETENTION]:
+    for command in [*INTEGRITY, *RETENTION, *SOURCES]:
         main.add_command(command)
     try:
         from norrvakt.detect.cli import hunt, rules

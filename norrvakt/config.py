@@ -204,6 +204,10 @@ class Settings:
         metadata=_doc("Tenant id → display name. Default: the 14 municipalities."),
     )
     log_level: str = field(default="info", metadata=_doc("debug | info | warning | error."))
+    mapping_dirs: list[str] = field(
+        default_factory=lambda: ["{data_dir}/mappings"],
+        metadata=_doc("Directories of source mapping files (docs/sources.md) added to the built-in ones."),
+    )
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_doc("Web console and HTTP API."))
     journal: JournalSettings = field(default_factory=JournalSettings, metadata=_doc("Durable journal."))
     store: StoreSettings = field(default_factory=StoreSettings, metadata=_doc("Event store (ClickHouse)."))
@@ -221,6 +225,9 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    def mapping_paths(self) -> list[Path]:
+        return [Path(d.replace("{data_dir}", str(self.data_path))) for d in self.mapping_dirs]
 
     def witness_specs(self) -> list[str]:
         return [w.replace("{data_dir}", str(self.data_path.resolve())) for w in self.integrity.witnesses]

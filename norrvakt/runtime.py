@@ -27,6 +27,7 @@ from norrvakt.journal.checkpointer import Checkpointer
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal, JournalConfig
 from norrvakt.journal.witness import build_witness
+from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.state.accounts import create_api_token, create_user, user_exists
@@ -106,6 +107,8 @@ def open_runtime(settings: Settings) -> Runtime:
     """Open journal, store and state of ``settings.data_dir`` (takes the directory lock)."""
     data = settings.data_path
     lock = acquire_lock(data)
+    for problem in mapped_sources.use(settings.mapping_paths()):
+        log.error("source mapping not loaded: %s", problem)
     try:
         journal = JournalConfig(
             directory=data / "journal",

@@ -13,6 +13,7 @@ cache is not used and the load report says why. At most :data:`KEEP` entries are
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -95,7 +96,13 @@ def load(directory: Path, key: str) -> tuple[CompiledSet | None, str]:
         return None, problem
     try:
         with open(path, "rb") as fh:
-            value = pickle.load(fh)
+            data = fh.read()
+        # Unpickling creates ~100,000 containers; the cyclic GC would walk the heap again and again.
+        gc.disable()
+        try:
+            value = pickle.loads(data)
+        finally:
+            gc.enable()
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
         # A damaged or outdated entry is recompiled and overwritten, never trusted.
         return None, f"{path}: unreadable ({type(exc).__name__}: {exc}); recompiled"

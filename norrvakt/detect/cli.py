@@ -42,6 +42,14 @@ _CSV_COLUMNS = (
 )
 
 
+def _console(stderr: bool = False) -> Console:
+    """Messages carry paths: never wrap them; tables get room when output is not a terminal."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, soft_wrap=True, width=200)
+    return console
+
+
 def _load(
     paths: tuple[Path, ...], pipeline_path: Path | None, cache: Path | None, no_cache: bool, err: Console
 ) -> tuple[RuleSet, LoadReport]:
@@ -113,7 +121,7 @@ def hunt(
     The same engine as `norrvakt serve`. Detections go to stdout (or --output); the load report,
     progress and the summary by rule and level go to stderr.
     """
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     rules, report = _load(rule_paths, pipeline_path, cache, no_cache, err)
     _print_load(report, err)
     files = find_hunt_files(list(paths))
@@ -143,7 +151,7 @@ def hunt(
     finally:
         if output:
             sink.close()
-    _print_summary(summary, len(rules), err if fmt != "table" or output else Console())
+    _print_summary(summary, len(rules), err if fmt != "table" or output else _console())
 
 
 class _Bar:
@@ -304,12 +312,12 @@ def check(
 
     Exits 1 when any rule or file did not load.
     """
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     _, report = _load(paths, pipeline_path, cache, no_cache, err)
     if fmt == "json":
         click.echo(orjson.dumps(report.to_dicts(), option=orjson.OPT_INDENT_2).decode("utf-8"))
     else:
-        Console().print(report.table(only_problems=problems))
+        _console().print(report.table(only_problems=problems))
     err.print(report.summary())
     if report.not_loaded:
         sys.exit(1)

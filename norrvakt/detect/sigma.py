@@ -120,17 +120,16 @@ def compile_rule(rule: SigmaRule, pipeline: Pipeline, info: RuleInfo) -> Compile
     ls = rule.logsource
     resolution = pipeline.resolve(ls.product, ls.category, ls.service)
     compiler = _Compiler(pipeline)
+    trees = []  # pySigma re-parses on every access to .parsed: once per rule, not per variant
+    for cond in rule.detection.parsed_condition:
+        try:
+            trees.append(cond.parsed)
+        except SigmaError as exc:
+            raise UnsupportedRule(f"condition {cond.condition!r}: {_sigma_message(exc)}") from None
     branches = []
     for variant in resolution.variants:
         rename = dict(variant.rename)
-        conditions = []
-        for cond in rule.detection.parsed_condition:
-            try:
-                tree = cond.parsed
-            except SigmaError as exc:
-                raise UnsupportedRule(f"condition {cond.condition!r}: {_sigma_message(exc)}") from None
-            conditions.append(compiler.expr(tree, rename))
-        expr = all_of([_where_expr(variant), any_of(conditions)])
+        expr = all_of([_where_expr(variant), any_of([compiler.expr(tree, rename) for tree in trees])])
         if expr != FALSE:
             branches.append(Branch(expr, index_keys(expr, pipeline.index_fields)))
     notes = (resolution.note,) if resolution.note else ()

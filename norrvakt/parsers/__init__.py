@@ -49,6 +49,7 @@ from norrvakt.parsers.cef import recognize_cef
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
+from norrvakt.parsers.mapped import recognize_mapped
 from norrvakt.parsers.syslog import parse_syslog
 from norrvakt.parsers.text import parse_text
 from norrvakt.parsers.web_access import recognize_web_access
@@ -186,6 +187,7 @@ register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
 register_recognizer("windows-json", recognize_windows_json)
+register_recognizer("mapped", recognize_mapped)
 register_recognizer("cef", recognize_cef)
 register_recognizer("linux", recognize_linux_auth)
 register_recognizer("web-access", recognize_web_access)

@@ -21,7 +21,7 @@ def rules_dir(tmp_path: Path, text: str = RULE) -> Path:
 
 def test_second_load_comes_from_the_cache(tmp_path: Path) -> None:
     d, cache = rules_dir(tmp_path), tmp_path / "cache"
-    first, r1 = RuleSet.load([d], cache_dir=cache)
+    _, r1 = RuleSet.load([d], cache_dir=cache)
     second, r2 = RuleSet.load([d], cache_dir=cache)
     assert not r1.cached and r2.cached
     assert [e.state for e in r2.entries] == [e.state for e in r1.entries]

@@ -37,7 +37,7 @@ def test_set_results_equal_python_results() -> None:
 class _FailingSet:
     """What RE2 returns when its DFA runs out of memory: no matches at all."""
 
-    def Match(self, text: bytes) -> None:  # noqa: N802 - RE2's name
+    def Match(self, text: bytes) -> None:  # RE2's method name
         return None
 
 

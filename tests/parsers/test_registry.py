@@ -15,7 +15,7 @@ def _record(payload: bytes, fmt: str = "syslog", hints: dict[str, str] | None = 
 
 def test_builtins_are_registered_like_plugins() -> None:
     assert registry.formats == ("syslog", "text", "json", "hec", "windows")
-    assert registry.recognizers == ("windows-json", "cef", "linux", "web-access")
+    assert registry.recognizers == ("windows-json", "mapped", "cef", "linux", "web-access")
 
 
 def test_plugin_format_and_recognizer_order() -> None:
