@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from norrvakt.demo.generator import STORIES, DemoMessage, TenantWorld
+from norrvakt.demo.seed_systems import IMPROPER_USE_STORIES, SeedSystems
 from norrvakt.state.accounts import create_ingest_token
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class DemoTraffic:
         self.worlds = {
             t: TenantWorld(t, i, random.Random(self.rng.random())) for i, t in enumerate(self.tenants)
         }
+        self.systems = {t: SeedSystems(w) for t, w in self.worlds.items()}
         self.sent = 0
         self.stories_run: list[tuple[str, str, float]] = []
         self._ports: dict[str, int] = {}
@@ -88,30 +90,44 @@ class DemoTraffic:
             # Every story once at start, so a new user sees alerts within seconds.
             now = time.time()
             schedule: list[tuple[float, str, DemoMessage]] = []
-            for n, (name, story) in enumerate(STORIES.items()):
+            for n, name in enumerate(self.stories()):
                 tenant = self.tenants[(n * 5) % len(self.tenants)]
-                schedule += [(at, tenant, m) for at, m in story(self.worlds[tenant], now + n)]
+                schedule += [(at, tenant, m) for at, m in self.play(name, tenant, now + n)]
                 self.stories_run.append((name, tenant, now))
             next_story = now + self.rng.uniform(60, 120)
             while True:
                 tick = time.time()
                 batch = [
-                    (tenant, self.worlds[tenant].background(tick + self.rng.random()))
+                    (tenant, self._background(tenant, tick + self.rng.random()))
                     for tenant in self.tenants
                     for _ in range(self._poisson(self.rate))
                 ]
                 due = [(t, m) for at, t, m in schedule if at <= tick + 1]
                 schedule = [s for s in schedule if s[0] > tick + 1]
                 if tick >= next_story:
-                    name, story = self.rng.choice(list(STORIES.items()))
+                    name = self.rng.choice(self.stories())
                     tenant = self.rng.choice(self.tenants)
-                    schedule += [(at, tenant, m) for at, m in story(self.worlds[tenant], tick)]
+                    schedule += [(at, tenant, m) for at, m in self.play(name, tenant, tick)]
                     self.stories_run.append((name, tenant, tick))
                     next_story = tick + self.rng.uniform(90, 240)
                 await self._send_all(batch + due)
                 await asyncio.sleep(max(0.0, 1.0 - (time.time() - tick)))
         finally:
             await self._close()
+
+    def stories(self) -> list[str]:
+        return [*STORIES, *IMPROPER_USE_STORIES]
+
+    def play(self, name: str, tenant: str, ts: float) -> list[tuple[float, DemoMessage]]:
+        if name in STORIES:
+            return STORIES[name](self.worlds[tenant], ts)
+        return IMPROPER_USE_STORIES[name](self.worlds[tenant], self.systems[tenant], ts)
+
+    def _background(self, tenant: str, ts: float) -> DemoMessage:
+        # About a third of the traffic comes from the municipality's own systems.
+        if self.rng.random() < 0.35:
+            return self.systems[tenant].background(ts)
+        return self.worlds[tenant].background(ts)
 
     def _poisson(self, lam: float) -> int:
         # Knuth's method; lam is small.

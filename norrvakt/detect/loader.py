@@ -34,12 +34,19 @@ class RulesError(ValueError):
 
 
 def find_rule_files(paths: list[Path]) -> list[Path]:
+    """Rule files under ``paths``; hidden directories (``.git``, ``.github`` workflows) are not
+    rule folders and are left out. A file named explicitly is always taken."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.suffix.lower() in RULE_SUFFIXES and p.is_file())
+            found = (
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in RULE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and p.is_file()
             )
+            files.extend(sorted(found))
         elif path.is_file():
             files.append(path)
         else:
