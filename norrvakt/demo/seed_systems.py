@@ -174,21 +174,19 @@ class SeedSystems:
         return self.w.syslog5424(ts, f"{self.w.tenant}-esxi01", "Hostd", 2099, text, pri=166)
 
     def background(self, ts: float) -> DemoMessage:
-        make: Callable[[float], DemoMessage] = self.rng.choice(
-            [
-                self.eservice_login,
-                self.eservice_login,
-                self.case_access,
-                self.case_access,
-                self.health_access,
-                self.door_unlock,
-                self.mdm_checkin,
-                self.archive_search,
-                self.vpn_login,
-                self.esxi_login,
-            ]
-        )
-        return make(ts)
+        makers: list[Callable[[float], DemoMessage]] = [
+            self.eservice_login,
+            self.eservice_login,
+            self.case_access,
+            self.case_access,
+            self.health_access,
+            self.door_unlock,
+            self.mdm_checkin,
+            self.archive_search,
+            self.vpn_login,
+            self.esxi_login,
+        ]
+        return self.rng.choice(makers)(ts)
 
     def _hec(self, ts: float, sourcetype: str, doc: Mapping[str, object]) -> DemoMessage:
         return DemoMessage(
