@@ -14,12 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Front-end packages (htmx, Chart.js) come from npm, never copied into the repository.
+ASSETS := node_modules/.installed-stamp
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+
 ## make run: install everything and start Norrvakt with demo traffic (data under ./var)
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	$(BIN)/norrvakt --data-dir $(DATA_DIR) serve --demo
 
 ## make test: install what the tests need (PyPI + Debian packages), then ruff, mypy, pytest
-test: $(STAMP) system-deps lint typecheck unit
+test: $(STAMP) $(ASSETS) system-deps lint typecheck unit
 
 system-deps:
 	bash scripts/install-system-deps.sh
