@@ -462,16 +462,12 @@ def _register() -> None:
     from norrvakt.cli_integrity import COMMANDS as INTEGRITY
     from norrvakt.cli_retention import COMMANDS as RETENTION
     from norrvakt.cli_sources import COMMANDS as SOURCES
+    from norrvakt.detect.cli import hunt, rules
 
     for command in [*INTEGRITY, *RETENTION, *SOURCES]:
         main.add_command(command)
-    try:
-        from norrvakt.detect.cli import hunt, rules
-    except ImportError as exc:  # the detection engine is being built; say so instead of hiding it
-        logging.getLogger(__name__).debug("detection commands unavailable: %s", exc)
-    else:
-        main.add_command(hunt)
-        main.add_command(rules)
+    main.add_command(hunt, "hunt")
+    main.add_command(rules, "rules")
 
 
 _register()

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from norrvakt.detect.cache import default_cache_dir
 from norrvakt.detect.engine import RuleSet
 from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
 from norrvakt.detect.hunt import hunt as run_hunt
@@ -79,7 +78,7 @@ _pipeline_option = click.option(
 _cache_option = click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"Directory for compiled rule sets (default: {default_cache_dir()}).",
+    help="Directory for compiled rule sets (default: $XDG_CACHE_HOME/norrvakt or ~/.cache/norrvakt).",
 )
 _no_cache_option = click.option("--no-cache", is_flag=True, help="Compile the rules afresh; write no cache.")
 

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
+from norrvakt.detect.atoms import EventView, value_getter
 from norrvakt.detect.cache import CompiledSet, default_cache_dir
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import compile_files, load_rules
 from norrvakt.detect.logsource import Pipeline, load_pipeline
 from norrvakt.detect.plan import KEYWORDS, Plan, bulk_field, is_bulk
 from norrvakt.detect.report import LoadReport
-from norrvakt.detect.runtime import EventView, FieldMatcher, Test, TestBuilder, value_getter
+from norrvakt.detect.runtime import FieldMatcher, Test, TestBuilder
 from norrvakt.event import ECS_FIELD_SET, Event
 
 # Distinct index keys kept; beyond this the memo starts over (a flood of odd EventIDs must not

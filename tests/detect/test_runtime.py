@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from norrvakt.detect.runtime import FieldMatcher, string_predicate
+from norrvakt.detect.atoms import string_predicate
+from norrvakt.detect.runtime import FieldMatcher
 
 
 def _atoms(n: int, seed: int) -> list[tuple[int, str, str]]:

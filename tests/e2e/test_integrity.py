@@ -14,14 +14,36 @@ from tests.e2e.harness import REPO, running_server
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 def _send(port: int, marker: str, n: int) -> None:
     lines = "".join(f"message {i} {marker}\n" for i in range(n))
-    subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", str(port), "-t", "app",
-                    "-f", "/dev/stdin"], input=lines, text=True, check=True)
+    subprocess.run(
+        [
+            "logger",
+            "--tcp",
+            "--octet-count",
+            "--rfc5424",
+            "-n",
+            "127.0.0.1",
+            "-P",
+            str(port),
+            "-t",
+            "app",
+            "-f",
+            "/dev/stdin",
+        ],
+        input=lines,
+        text=True,
+        check=True,
+    )
 
 
 def test_verify_prove_and_offline_proof_check(tmp_path: Path) -> None:
@@ -41,16 +63,24 @@ def test_verify_prove_and_offline_proof_check(tmp_path: Path) -> None:
         audit = server.search("event.action:prove", tenant="_norrvakt")
         assert audit["total"] >= 1 and audit["rows"][0]["ecs"]["user.name"] == "admin"
     # Offline: no server, no data directory needed.
-    out = subprocess.run([sys.executable, "-m", "norrvakt.cli", "verify-proof", str(proof), "--pubkey", str(pub)],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "norrvakt.cli", "verify-proof", str(proof), "--pubkey", str(pub)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     assert "VALID" in out.stderr
     doc = json.loads(proof.read_text())
     doc["event"] = doc["event"].replace(m, m.upper())
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(doc))
-    out = subprocess.run([sys.executable, "-m", "norrvakt.cli", "verify-proof", str(forged), "--pubkey", str(pub)],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "norrvakt.cli", "verify-proof", str(forged), "--pubkey", str(pub)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 1 and "INVALID" in out.stderr
 
 

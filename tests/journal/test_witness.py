@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -19,16 +20,16 @@ from norrvakt.journal.witness import DirectoryWitness, HttpWitness
 
 
 class _WitnessServer(BaseHTTPRequestHandler):
-    lines: dict[str, list[bytes]] = {}
+    lines: ClassVar[dict[str, list[bytes]]] = {}
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         tenant = __import__("json").loads(body)["tenant"]
         self.lines.setdefault(tenant, []).append(body)
         self.send_response(201)
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         tenant = parse_qs(urlparse(self.path).query)["tenant"][0]
         data = b"".join(line + b"\n" for line in self.lines.get(tenant, []))
         self.send_response(200)
