@@ -27,23 +27,33 @@ _db = itertools.count()
 def _events(n: int, start: int, age_days: int, dataset: str = "windows.security") -> list[Event]:
     ingested = now_us() - age_days * DAY
     return [
-        Event(tenant="lulea", ts=ingested, ingested=ingested + i, source="t", peer="p",
-              ecs={"event.kind": "event", "event.dataset": dataset}, fields={"n": str(start + i)},
-              message=f"record {start + i} " + "y" * 400, raw=f"record {start + i}".encode())
+        Event(
+            tenant="lulea",
+            ts=ingested,
+            ingested=ingested + i,
+            source="t",
+            peer="p",
+            ecs={"event.kind": "event", "event.dataset": dataset},
+            fields={"n": str(start + i)},
+            message=f"record {start + i} " + "y" * 400,
+            raw=f"record {start + i}".encode(),
+        )
         for i in range(n)
     ]
 
 
 def _settings(tmp: Path, chdb_path: Path):  # type: ignore[no-untyped-def]
-    return load_settings(overrides={
-        "data_dir": str(tmp / "data"),
-        "store.dsn": f"chdb://{chdb_path}",
-        "store.database": f"retention_{os.getpid()}_{next(_db)}",
-        "store.retention_days": 0,
-        "journal.segment_mb": 1,
-        "integrity.witnesses": [f"dir:{tmp / 'witness'}"],
-        "integrity.checkpoint_every_seconds": 3600,
-    })
+    return load_settings(
+        overrides={
+            "data_dir": str(tmp / "data"),
+            "store.dsn": f"chdb://{chdb_path}",
+            "store.database": f"retention_{os.getpid()}_{next(_db)}",
+            "store.retention_days": 0,
+            "journal.segment_mb": 1,
+            "integrity.witnesses": [f"dir:{tmp / 'witness'}"],
+            "integrity.checkpoint_every_seconds": 3600,
+        }
+    )
 
 
 def _run(tmp: Path, chdb_path: Path, body):  # type: ignore[no-untyped-def]
@@ -89,15 +99,22 @@ def test_plan_hold_dispose_verify_prove_archive(tmp_path: Path, chdb_path: Path)
         assert disposal["first_seq"] == 1 and disposal["last_seq"] == up_to
         assert int(rt.journal.segments("lulea")[0][0]) == up_to + 1
         await rt.indexer.wait_caught_up(30)
-        (n,) = rt.store.query("SELECT count() FROM events WHERE tenant = 'lulea' AND seq <= {s:UInt64}",
-                              {"s": up_to})[0]
+        (n,) = rt.store.query(
+            "SELECT count() FROM events WHERE tenant = 'lulea' AND seq <= {s:UInt64}", {"s": up_to}
+        )[0]
         assert n == 0
         audit = [e for e in rt.journal.read("_norrvakt")]
         actions = [json.loads(p)["ecs"].get("event.action") for _s, p in audit]
         assert "dispose" in actions and "legal-hold" in actions
 
-        report = verify(rt.journal, rt.keys, rt.checkpointer.witnesses, rt.store, VerifyOptions(),
-                        indexed_upto={t: rt.indexer.stored_seq(t) for t in rt.journal.tenants()})
+        report = verify(
+            rt.journal,
+            rt.keys,
+            rt.checkpointer.witnesses,
+            rt.store,
+            VerifyOptions(),
+            indexed_upto={t: rt.indexer.stored_seq(t) for t in rt.journal.tenants()},
+        )
         assert report.findings == [], [str(f) for f in report.findings]
         lulea = next(t for t in report.tenants if t.tenant == "lulea")
         assert lulea.disposed == up_to and lulea.records == 6500 - up_to
