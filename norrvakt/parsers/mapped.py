@@ -168,10 +168,25 @@ def _render(template: str, values: dict[str, str]) -> str:
 
 
 def _derive(spec: Any, values: dict[str, str]) -> str:
-    """A value from a template string, ``{field, map|contains, default}`` or ``{first: [...], default}``."""
+    """A value from a template string, ``{field, map|contains, default}``, ``{first: [...], default}``,
+    ``{list_contains: {list, value}}`` or ``{time_within: {time, start, end, slack_minutes}}``."""
     if isinstance(spec, str):
         return _render(spec, values) if "{" in spec else spec
     if isinstance(spec, dict):
+        if "list_contains" in spec:  # is the user one of the case's assigned users?
+            args = spec["list_contains"]
+            items = re.split(r"[,;\s]+", values.get(args["list"], ""))
+            value = values.get(args["value"], "")
+            if not value or not any(items):
+                return ""
+            return "true" if value.lower() in (i.lower() for i in items if i) else "false"
+        if "time_within" in spec:  # did it happen inside the scheduled window?
+            args = spec["time_within"]
+            when, start, end = (parse_iso(values.get(args[k], "")) for k in ("time", "start", "end"))
+            if when is None or start is None or end is None:
+                return ""
+            slack = int(args.get("slack_minutes", 0)) * 60_000_000
+            return "true" if start - slack <= when <= end + slack else "false"
         if "first" in spec:
             for option in spec["first"]:
                 value = _derive(option, values)
