@@ -101,17 +101,33 @@ def compile_query(
     """
     parsed = parse_query(query) if isinstance(query, str) else query
     _check_arguments(tenants, limit, offset, order)
+    conditions, sql = filter_conditions(parsed, tenants, since_us, until_us, now)
+    if parsed.stats is not None:
+        return _compile_stats(parsed.stats, parsed, conditions, sql)
+    return _compile_events(parsed, conditions, sql, limit, offset, order)
+
+
+def filter_conditions(
+    parsed: Query,
+    tenants: Sequence[str],
+    since_us: int | None,
+    until_us: int | None,
+    now: int | None = None,
+    ingested_after_us: int | None = None,
+) -> tuple[list[str], SqlBuilder]:
+    """The WHERE conditions of a query (scope, time range, the query's own filter) and the
+    builder holding their parameters — for callers that aggregate differently (histograms, facets)."""
     sql = SqlBuilder(parsed.text, now_us() if now is None else now)
     conditions = [f"tenant IN {sql.param(list(tenants), 'Array(String)')}"]
     if since_us is not None:
         conditions.append(f"{EVENTS_TABLE}.ts >= {micros_sql(since_us, sql)}")
     if until_us is not None:
         conditions.append(f"{EVENTS_TABLE}.ts < {micros_sql(until_us, sql)}")
+    if ingested_after_us is not None:
+        conditions.append(f"{EVENTS_TABLE}.ingested > {micros_sql(ingested_after_us, sql)}")
     if not isinstance(parsed.where, MatchAll):
         conditions.append(where_sql(parsed.where, sql))
-    if parsed.stats is not None:
-        return _compile_stats(parsed.stats, parsed, conditions, sql)
-    return _compile_events(parsed, conditions, sql, limit, offset, order)
+    return conditions, sql
 
 
 def _check_arguments(tenants: Sequence[str], limit: int, offset: int, order: str) -> None:

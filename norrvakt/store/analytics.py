@@ -1,0 +1,109 @@
+"""Aggregations for the console: hits over time, top values of fields, field names.
+
+All take the same query text, tenant scope and time range as a search, so the histogram and
+the facets always describe exactly the events the search shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from norrvakt.event import ECS_FIELDS, now_us
+from norrvakt.store.clickhouse import ClickHouseStore
+from norrvakt.store.query import filter_conditions, parse_query
+from norrvakt.store.schema import EVENTS_TABLE
+
+_NICE_STEPS_S = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400]
+BASE_FIELDS = ["tenant", "source", "peer", "message", "@timestamp"]
+
+
+def bucket_seconds(span_us: int, buckets: int) -> int:
+    """A round bucket width giving about ``buckets`` bars over the span."""
+    want = max(1, span_us // 1_000_000 // max(1, buckets))
+    return next((s for s in _NICE_STEPS_S if s >= want), _NICE_STEPS_S[-1])
+
+
+def histogram(
+    store: ClickHouseStore,
+    tenants: Sequence[str],
+    query: str,
+    since_us: int | None,
+    until_us: int | None,
+    buckets: int = 60,
+) -> dict[str, Any]:
+    """Hits per time bucket: ``{"step_s": …, "buckets": [{"t": µs, "count": n}, …]}``, empty ones included."""
+    parsed = parse_query(query)
+    end = until_us or now_us()
+    start = since_us if since_us is not None else end - 24 * 3600 * 1_000_000
+    step = bucket_seconds(end - start, buckets)
+    conditions, sql = filter_conditions(parsed, tenants, start, end)
+    rows = store.query(
+        f"SELECT toUnixTimestamp(toStartOfInterval({EVENTS_TABLE}.ts, INTERVAL {step} SECOND)) AS b, count() "
+        f"FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} GROUP BY b ORDER BY b",
+        sql.parameters,
+    )
+    counts = {int(b): int(n) for b, n in rows}
+    first = (start // 1_000_000) // step * step
+    out = [{"t": t * 1_000_000, "count": counts.get(t, 0)} for t in range(first, end // 1_000_000 + 1, step)]
+    return {"step_s": step, "buckets": out[-max(buckets * 2, 1) :]}
+
+
+def facets(
+    store: ClickHouseStore,
+    tenants: Sequence[str],
+    query: str,
+    since_us: int | None,
+    until_us: int | None,
+    fields: Sequence[str],
+    top: int = 8,
+) -> dict[str, list[dict[str, Any]]]:
+    """The most frequent values of each field among the matching events."""
+    parsed = parse_query(query)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in fields:
+        conditions, sql = filter_conditions(parsed, tenants, since_us, until_us)
+        column, _kind = sql.column(name)
+        rows = store.query(
+            f"SELECT {column} AS v, count() AS n FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "
+            f"AND notEmpty(toString(v)) GROUP BY v ORDER BY n DESC LIMIT {int(top)}",
+            sql.parameters,
+        )
+        out[name] = [{"value": _text(v), "count": int(n)} for v, n in rows]
+    return out
+
+
+def field_names(
+    store: ClickHouseStore, tenants: Sequence[str], since_us: int | None = None, limit: int = 200
+) -> list[str]:
+    """Field names a query can use: ECS and base fields, then the sources' own fields seen lately."""
+    since = since_us if since_us is not None else now_us() - 7 * 86400 * 1_000_000
+    rows = store.query(
+        f"SELECT k, count() AS n FROM {EVENTS_TABLE} ARRAY JOIN mapKeys(fields) AS k "
+        f"WHERE tenant IN {{t:Array(String)}} AND {EVENTS_TABLE}.ts >= fromUnixTimestamp64Micro({{s:Int64}}) "
+        f"GROUP BY k ORDER BY n DESC LIMIT {int(limit)}",
+        {"t": list(tenants), "s": since},
+    )
+    return [*BASE_FIELDS, *ECS_FIELDS, *(_text(k) for k, _n in rows)]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def newer_events(
+    store: ClickHouseStore, tenants: Sequence[str], query: str, after_us: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Events matching ``query`` that arrived after ``after_us`` (ingest time), oldest first —
+    the live tail polls this."""
+    from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, event_from_row
+    from norrvakt.store.query import event_row
+
+    parsed = parse_query(query)
+    conditions, sql = filter_conditions(parsed, tenants, None, None, ingested_after_us=after_us)
+    names, rows = store.query_columns(
+        f"SELECT {SELECT_EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "
+        f"ORDER BY {EVENTS_TABLE}.ingested, seq LIMIT {int(limit)}",
+        sql.parameters,
+    )
+    return [event_row(event_from_row(dict(zip(names, row, strict=True)))) for row in rows]
