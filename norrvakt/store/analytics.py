@@ -107,3 +107,75 @@ def newer_events(
         sql.parameters,
     )
     return [event_row(event_from_row(dict(zip(names, row, strict=True)))) for row in rows]
+
+
+def series(
+    store: ClickHouseStore,
+    tenants: Sequence[str],
+    since_us: int,
+    until_us: int,
+    field: str = "source",
+    buckets: int = 24,
+    top: int = 8,
+) -> dict[str, Any]:
+    """Events over time, one series per value of ``field`` (the ``top`` most frequent, the rest "other")."""
+    step = bucket_seconds(until_us - since_us, buckets)
+    conditions, sql = filter_conditions(parse_query(""), tenants, since_us, until_us)
+    column, _kind = sql.column(field)
+    where = " AND ".join(conditions)
+    leaders = [
+        _text(v)
+        for (v, _n) in store.query(
+            f"SELECT {column} AS v, count() AS n FROM {EVENTS_TABLE} WHERE {where} "
+            f"GROUP BY v ORDER BY n DESC LIMIT {int(top)}",
+            sql.parameters,
+        )
+    ]
+    rows = store.query(
+        f"SELECT toUnixTimestamp(toStartOfInterval({EVENTS_TABLE}.ts, INTERVAL {step} SECOND)) AS b, "
+        f"{column} AS v, count() FROM {EVENTS_TABLE} WHERE {where} GROUP BY b, v ORDER BY b",
+        sql.parameters,
+    )
+    first = (since_us // 1_000_000) // step * step
+    times = list(range(first, until_us // 1_000_000 + 1, step))
+    index = {t: i for i, t in enumerate(times)}
+    data: dict[str, list[int]] = {name: [0] * len(times) for name in [*leaders, "other"]}
+    for b, v, n in rows:
+        name = _text(v)
+        i = index.get(int(b))
+        if i is not None:
+            data[name if name in data else "other"][i] += int(n)
+    if not any(data["other"]):
+        del data["other"]
+    return {"step_s": step, "times": [t * 1_000_000 for t in times], "series": data}
+
+
+def source_health(
+    store: ClickHouseStore,
+    tenants: Sequence[str],
+    now: int,
+    silent_after_s: int = 900,
+    since_us: int | None = None,
+) -> list[dict[str, Any]]:
+    """Per tenant and source: last event, events in the window, and whether it went silent."""
+    since = since_us if since_us is not None else now - 7 * 86400 * 1_000_000
+    rows = store.query(
+        f"SELECT tenant, source, toUnixTimestamp64Micro(max(ingested)), count() FROM {EVENTS_TABLE} "
+        f"WHERE tenant IN {{t:Array(String)}} AND ingested >= fromUnixTimestamp64Micro({{s:Int64}}) "
+        f"GROUP BY tenant, source ORDER BY tenant, source",
+        {"t": list(tenants), "s": since},
+    )
+    out = []
+    for tenant, source, last, count in rows:
+        age_s = (now - int(last)) / 1e6
+        out.append(
+            {
+                "tenant": _text(tenant),
+                "source": _text(source),
+                "last_seen": int(last),
+                "count": int(count),
+                "silent": age_s > silent_after_s,
+                "age_s": round(age_s),
+            }
+        )
+    return out

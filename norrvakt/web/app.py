@@ -1,4 +1,4 @@
-"""The ASGI application: HTTP ingest, the JSON API and (later) the web console.
+"""The ASGI application: HTTP ingest, the JSON API and the web console.
 
 Thin by design: handlers check who is calling, then call the library with the caller's
 tenant scope. The running :class:`~norrvakt.runtime.Runtime` is ``app.state.runtime``.
@@ -6,17 +6,23 @@ tenant scope. The running :class:`~norrvakt.runtime.Runtime` is ``app.state.runt
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from norrvakt import __version__
 from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import imports, integrity, retention, search, system
+from norrvakt.web.session import SessionCodec, load_or_create_key
+from norrvakt.web.templating import STATIC, vendor_dir
+from norrvakt.web.views import pages
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -28,28 +34,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.has_alerts = False
+    runtime.extras["session_codec"] = SessionCodec(
+        load_or_create_key(runtime.settings.data_path / "keys" / "session.key")
+    )
     app.include_router(http_ingest.router)
     app.include_router(system.router)
     app.include_router(search.router)
     app.include_router(imports.router)
     app.include_router(integrity.router)
     app.include_router(retention.router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return _INDEX
-
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    vendor = vendor_dir()
+    app.state.has_vendor = vendor is not None
+    if vendor is not None:
+        app.mount("/vendor", StaticFiles(directory=str(vendor)), name="vendor")
+    else:
+        log.warning(
+            "htmx and Chart.js are not installed (run `make`); the console works without them, plainer"
+        )
     return app
-
-
-_INDEX = """<!doctype html>
-<html lang="sv"><head><meta charset="utf-8"><title>Norrvakt</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto">
-<h1>Norrvakt</h1>
-<p>Central loggning och intrångsdetektering för Norrbottens kommuner.</p>
-<ul>
-<li><a href="/api/docs">API (OpenAPI)</a> — <code>GET /api/search?q=...</code></li>
-<li><a href="/api/health">Hälsa</a></li>
-</ul>
-</body></html>
-"""

@@ -1,0 +1,57 @@
+// Norrvakt console: small enhancements on top of server-rendered pages (htmx does the rest).
+(function () {
+  "use strict";
+  function params(form) { return new URLSearchParams(new FormData(form)).toString(); }
+
+  function drawHistogram() {
+    const canvas = document.getElementById("histogram");
+    if (!canvas || !window.Chart) return;
+    const q = new URLSearchParams({ q: canvas.dataset.q || "", tenant: canvas.dataset.tenant || "",
+                                    since: canvas.dataset.since || "" });
+    fetch("/api/search/histogram?" + q, { credentials: "same-origin" }).then(r => r.ok ? r.json() : null).then(data => {
+      if (!data) return;
+      if (canvas._chart) canvas._chart.destroy();
+      canvas._chart = new Chart(canvas, {
+        type: "bar",
+        data: { labels: data.buckets.map(b => new Date(b.t / 1000).toLocaleString("sv-SE")),
+                datasets: [{ data: data.buckets.map(b => b.count), backgroundColor: "#0b5fa5" }] },
+        options: { animation: false, plugins: { legend: { display: false } },
+                   scales: { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true, ticks: { precision: 0 } } } }
+      });
+    });
+  }
+
+  function drawCharts() {
+    document.querySelectorAll("canvas[data-chart]").forEach(canvas => {
+      if (!window.Chart || canvas._chart) return;
+      const spec = JSON.parse(canvas.dataset.chart);
+      canvas._chart = new Chart(canvas, spec);
+    });
+  }
+
+  let tail = null;
+  function toggleLive(button) {
+    const form = document.getElementById("search-form");
+    if (tail) { tail.close(); tail = null; button.setAttribute("aria-pressed", "false"); button.textContent = button.dataset.labelOff; return; }
+    tail = new EventSource("/api/tail?" + params(form));
+    button.setAttribute("aria-pressed", "true"); button.textContent = button.dataset.labelOn;
+    tail.addEventListener("event", e => {
+      const row = JSON.parse(e.data);
+      let body = document.getElementById("rows");
+      if (!body) { document.getElementById("results").innerHTML = '<table class="events"><tbody id="rows"></tbody></table>'; body = document.getElementById("rows"); }
+      const tr = document.createElement("tr");
+      const cells = [row["@timestamp"].slice(0, 19).replace("T", " "), row.tenant, (row.ecs || {})["host.name"] || "",
+                     (row.ecs || {})["user.name"] || "", row.message];
+      cells.forEach((text, i) => { const td = document.createElement("td"); td.textContent = text; if (i === 4) td.className = "msg"; tr.appendChild(td); });
+      body.prepend(tr);
+      while (body.children.length > 500) body.removeChild(body.lastChild);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    drawHistogram(); drawCharts();
+    const live = document.getElementById("live");
+    if (live) live.addEventListener("click", () => toggleLive(live));
+    document.body.addEventListener("htmx:afterSwap", () => { drawHistogram(); drawCharts(); });
+  });
+})();

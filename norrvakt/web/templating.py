@@ -1,0 +1,68 @@
+"""Jinja2 pages: one place that knows the language, the user, the CSRF token and the assets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from norrvakt.config import MUNICIPALITIES
+from norrvakt.event import SYSTEM_TENANT
+from norrvakt.state.accounts import Principal
+from norrvakt.web.i18n import pick_language, translate
+from norrvakt.web.session import COOKIE, SessionCodec
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+STATIC = Path(__file__).with_name("static")
+
+
+def vendor_dir() -> Path | None:
+    """node_modules with htmx and Chart.js (installed by `make`), if present."""
+    env = os.environ.get("NORRVAKT_ASSETS")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    candidates += [p / "node_modules" for p in here.parents]
+    for c in candidates:
+        if (c / "htmx.org" / "dist" / "htmx.min.js").exists():
+            return c
+    return None
+
+
+def tenant_name(tenant: str) -> str:
+    if tenant == SYSTEM_TENANT:
+        return "Norrvakt (system)"
+    return MUNICIPALITIES.get(tenant, tenant)
+
+
+def language(request: Request) -> str:
+    return pick_language(request.cookies.get("nv_lang"), request.headers.get("accept-language"))
+
+
+def render(
+    request: Request, name: str, user: Principal | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    lang = language(request)
+    csrf = ""
+    codec: SessionCodec | None = request.app.state.runtime.extras.get("session_codec")
+    raw = request.cookies.get(COOKIE)
+    if codec is not None and raw:
+        data = codec.decode(raw)
+        csrf = data.csrf if data else ""
+    rt = request.app.state.runtime
+    scope = user.scope(rt.tenants) if user else []
+    base = {
+        "request": request,
+        "t": lambda key: translate(lang, key),
+        "lang": lang,
+        "user": user,
+        "csrf": csrf,
+        "tenants": [(t, tenant_name(t)) for t in scope],
+        "tenant_name": tenant_name,
+        "path": request.url.path,
+        "has_vendor": request.app.state.has_vendor,
+    }
+    return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
