@@ -17,7 +17,7 @@ from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import imports, integrity, retention, search, system
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
-from norrvakt.web.views import pages
+from norrvakt.web.views import dashboards, pages
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -45,6 +45,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(integrity.router)
     app.include_router(retention.router)
     app.include_router(pages.router)
+    app.include_router(dashboards.router)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     vendor = vendor_dir()

@@ -25,6 +25,7 @@
     document.querySelectorAll("canvas[data-chart]").forEach(canvas => {
       if (!window.Chart || canvas._chart) return;
       const spec = JSON.parse(canvas.dataset.chart);
+      spec.options = Object.assign({ maintainAspectRatio: false }, spec.options || {});
       canvas._chart = new Chart(canvas, spec);
     });
   }
