@@ -14,6 +14,7 @@ command -v rsyslogd >/dev/null || need+=(rsyslog)
 [ -n "$(ls /usr/lib/*/rsyslog/omelasticsearch.so 2>/dev/null)" ] || need+=(rsyslog-elasticsearch)
 command -v logger >/dev/null || need+=(bsdutils)
 command -v openssl >/dev/null || need+=(openssl)
+command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests (Playwright drives it)
 # libraries the private syslog-ng links against (no conflict with rsyslog)
 for pkg in libivykis0 libpcre3 libnet1 libjson-c5 libwrap0 libcurl4; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

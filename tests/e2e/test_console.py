@@ -1,0 +1,130 @@
+"""The console in a real browser: log in, search, open an event, dashboards — and a Boden
+officer sees nothing of Luleå's anywhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.browser import browser, login, shot  # noqa: F401 - fixture
+from tests.e2e.harness import REPO, Server, running_server
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with running_server(Path(tmp_path_factory.mktemp("console"))) as server:
+        marker = "c" + uuid.uuid4().hex[:8]
+        for tenant in ("lulea", "boden"):
+            token = server.ingest_token(tenant, f"{tenant}-test")
+            body = "\n".join(
+                json.dumps(
+                    {
+                        "event": {
+                            "message": f"Failed password for anna from 10.9.8.{i} port 22 "
+                            f"ssh2 {tenant}-{marker}",
+                            "program": "sshd",
+                        },
+                        "host": f"{tenant}-web01",
+                    }
+                )
+                for i in range(5)
+            )
+            resp = httpx.post(
+                f"{server.url}/services/collector/event",
+                content=body,
+                headers={"Authorization": f"Splunk {token}"},
+            )
+            assert resp.status_code == 200
+            assert server.wait_count(f"{tenant}-{marker}", 5, tenant=tenant) == 5
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "norrvakt.cli",
+                "--data-dir",
+                str(server.data_dir),
+                "users",
+                "add",
+                "boden.officer",
+                "--role",
+                "tenant_officer",
+                "--tenant",
+                "boden",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        admin_pw = (server.data_dir / "initial-admin.txt").read_text().split("password: ")[1].strip()
+        yield {"server": server, "marker": marker, "officer_pw": out.stdout.strip(), "admin_pw": admin_pw}
+
+
+def test_login_search_and_event_detail(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811
+    server: Server = console["server"]
+    page = browser.new_page(viewport={"width": 1366, "height": 850}, locale="sv-SE")
+    login(page, server.url, "admin", console["admin_pw"])
+    page.fill("#q", f'"failed password" lulea-{console["marker"]}')
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("table.events tbody tr")
+    assert page.locator("table.events tbody tr").count() == 5
+    assert "träffar" in page.inner_text("#results")
+    shot(page, "search")
+    page.click("table.events tbody tr >> nth=0 >> a")
+    page.wait_for_selector("dialog[open] pre.raw")
+    assert console["marker"] in page.inner_text("dialog[open] pre.raw")
+    shot(page, "event")
+    page.keyboard.press("Escape")
+    page.goto(f"{server.url}/dashboards")
+    page.wait_for_selector("table.health")
+    shot(page, "dashboards")
+    page.close()
+
+
+def test_a_boden_officer_sees_nothing_of_lulea(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811
+    server: Server = console["server"]
+    page = browser.new_page(viewport={"width": 1366, "height": 850})
+    login(page, server.url, "boden.officer", console["officer_pw"])
+    page.fill("#q", console["marker"])
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("table.events tbody tr")
+    text = page.inner_text("#results")
+    assert "Boden" in text and "Luleå" not in text and "lulea-" not in text
+    options = page.locator("#tenant option").all_inner_texts()
+    assert "Luleå" not in options and "Boden" in options
+    resp = page.goto(f"{server.url}/search?q={console['marker']}&tenant=lulea")
+    assert resp is not None and "lulea-" not in page.content()
+    lulea_seq = server.search(f"lulea-{console['marker']}", tenant="lulea")["rows"][0]["seq"]
+    resp = page.goto(f"{server.url}/events/lulea/{lulea_seq}")
+    assert resp is not None and resp.status == 403
+    page.goto(f"{server.url}/dashboards")
+    assert "Luleå" not in page.inner_text("main")
+    resp = page.request.get(f"{server.url}/api/search?q=&tenant=lulea")
+    assert resp.status == 403
+    resp = page.request.get(f"{server.url}/api/integrity/proof?tenant=lulea&seq={lulea_seq}")
+    assert resp.status == 403
+    page.close()
+
+
+def test_csrf_and_lockout(console: dict[str, Any]) -> None:
+    server: Server = console["server"]
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(5):
+            r = client.post("/login", data={"username": "boden.officer", "password": "wrong"})
+            assert r.status_code == 401
+        r = client.post("/login", data={"username": "boden.officer", "password": console["officer_pw"]})
+        assert r.status_code == 401 and "locked" in r.text  # locked after five failures
+        r = client.post("/login", data={"username": "admin", "password": console["admin_pw"]})
+        assert r.status_code == 303
+        # A state-changing request with the session cookie but without the CSRF token is refused.
+        r = client.post("/api/integrity/keys/rotate")
+        assert r.status_code == 403 and "CSRF" in r.text
+    assert server.wait_count("event.action:login event.outcome:failure", 6, tenant="_norrvakt") >= 6
