@@ -1,0 +1,248 @@
+"""Tenant isolation, route by route: a tenant_officer of Boden can neither read nor change
+anything of Luleå's — through any API route or page.
+
+Every route of the app's route table must have a case below; a new route without one fails
+``test_every_route_has_an_isolation_case``. A case either probes the route with Luleå's
+identifiers as Boden's officer (and checks the answer is a refusal or contains nothing of
+Luleå's), or says why the route holds no tenant data (public, own session, admin only).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from norrvakt.config import load_settings
+from norrvakt.web.app import create_app
+from tests.e2e.harness import REPO, Server, running_server
+
+DENIED = {401, 403, 404}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to call a route as Boden's officer with Luleå's identifiers."""
+
+    method: str
+    url: str  # may contain {seq} (a Luleå event) and {marker}
+    body: Any = None
+    expect: frozenset[int] = frozenset(DENIED)  # allowed status codes
+    content_check: bool = True  # the answer must not contain Luleå's marker
+
+
+@dataclass(frozen=True)
+class NoTenantData:
+    why: str
+
+
+@dataclass
+class Case:
+    probes: list[Probe] = field(default_factory=list)
+    exempt: NoTenantData | None = None
+
+
+def _probe(
+    method: str, url: str, body: Any = None, expect: set[int] | None = None, check: bool = True
+) -> Case:
+    return Case([Probe(method, url, body, frozenset(expect or DENIED), check)])
+
+
+OK_NO_LULEA = {200}  # allowed, but the answer must not contain Luleå's data
+
+CASES: dict[tuple[str, str], Case] = {
+    # -- public or not tenant data ---------------------------------------------------------------
+    ("GET", "/api/openapi.json"): Case(exempt=NoTenantData("the API's schema")),
+    ("GET", "/api/docs"): Case(exempt=NoTenantData("the API's documentation page")),
+    ("GET", "/docs/oauth2-redirect"): Case(exempt=NoTenantData("FastAPI's docs helper")),
+    ("GET", "/api/health"): _probe("GET", "/api/health", expect=OK_NO_LULEA),
+    ("MOUNT", "/static"): Case(exempt=NoTenantData("the console's own CSS and JavaScript")),
+    ("MOUNT", "/vendor"): Case(exempt=NoTenantData("htmx and Chart.js")),
+    ("GET", "/login"): Case(exempt=NoTenantData("the login form")),
+    ("POST", "/login"): Case(exempt=NoTenantData("logging in yields only one's own session")),
+    ("POST", "/logout"): Case(exempt=NoTenantData("ends one's own session")),
+    ("GET", "/lang/{code}"): Case(exempt=NoTenantData("sets the language cookie")),
+    ("GET", "/"): Case(exempt=NoTenantData("redirects to a page")),
+    # -- ingest: the token decides the tenant; an officer's session is no ingest token ------------
+    **{
+        ("POST", p): _probe("POST", p, body={"event": "x", "tenant": "lulea"})
+        for p in [
+            "/services/collector",
+            "/services/collector/event",
+            "/services/collector/event/1.0",
+            "/services/collector/raw",
+            "/services/collector/raw/1.0",
+            "/_bulk",
+            "/ingest",
+            "/api/ingest",
+        ]
+    },
+    ("POST", "/{index}/_bulk"): _probe("POST", "/siem-lulea/_bulk", body={"index": {}}),
+    ("GET", "/_bulk"): Case(exempt=NoTenantData("answers 405: use POST")),
+    ("GET", "/services/collector/health"): Case(exempt=NoTenantData("HEC health check")),
+    ("GET", "/services/collector/health/1.0"): Case(exempt=NoTenantData("HEC health check")),
+    # -- search and events --------------------------------------------------------------------------
+    ("GET", "/api/search"): Case(
+        [
+            Probe("GET", "/api/search?q={marker}&tenant=lulea"),
+            Probe("GET", "/api/search?q={marker}", expect=frozenset(OK_NO_LULEA)),
+            Probe("GET", "/api/search?q=tenant:lulea {marker}", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/search/histogram"): Case(
+        [
+            Probe("GET", "/api/search/histogram?q={marker}&tenant=lulea"),
+        ]
+    ),
+    ("GET", "/api/search/facets"): Case(
+        [
+            Probe("GET", "/api/search/facets?q={marker}&tenant=lulea"),
+            Probe("GET", "/api/search/facets?q={marker}&field=host.name", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/search/fields"): _probe("GET", "/api/search/fields?tenant=lulea"),
+    ("GET", "/api/tail"): _probe("GET", "/api/tail?q={marker}&tenant=lulea"),
+    ("GET", "/search"): _probe("GET", "/search?q={marker}&tenant=lulea", expect=OK_NO_LULEA),
+    ("GET", "/ui/search"): _probe("GET", "/ui/search?q={marker}&tenant=lulea", expect=OK_NO_LULEA),
+    ("GET", "/ui/event/{tenant}/{seq}"): _probe("GET", "/ui/event/lulea/{seq}"),
+    ("GET", "/events/{tenant}/{seq}"): _probe("GET", "/events/lulea/{seq}"),
+    ("GET", "/dashboards"): Case(
+        [Probe("GET", "/dashboards?tenant=lulea"), Probe("GET", "/dashboards", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("GET", "/api/stats"): _probe("GET", "/api/stats", expect=OK_NO_LULEA),
+    # -- imports -----------------------------------------------------------------------------------
+    ("POST", "/api/import"): _probe("POST", "/api/import?tenant=lulea", body=""),
+    ("GET", "/api/import/wait"): _probe("GET", "/api/import/wait?timeout=1", expect={200}, check=False),
+    # -- integrity -----------------------------------------------------------------------------------
+    ("POST", "/api/integrity/verify"): _probe("POST", "/api/integrity/verify?tenant=lulea"),
+    ("GET", "/api/integrity/verify/{job_id}"): _probe("GET", "/api/integrity/verify/1"),
+    ("GET", "/api/integrity/proof"): _probe("GET", "/api/integrity/proof?tenant=lulea&seq={seq}"),
+    ("GET", "/api/integrity/keys"): _probe("GET", "/api/integrity/keys", expect=OK_NO_LULEA),
+    ("POST", "/api/integrity/keys/rotate"): _probe("POST", "/api/integrity/keys/rotate"),
+    # -- retention ---------------------------------------------------------------------------------
+    ("GET", "/api/retention/plan"): Case(
+        [
+            Probe("GET", "/api/retention/plan?tenant=lulea"),
+            Probe("GET", "/api/retention/plan", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("POST", "/api/retention/dispose"): _probe(
+        "POST", "/api/retention/dispose", body={"tenant": "lulea", "up_to_seq": 1, "reason": "x"}
+    ),
+    ("GET", "/api/retention/holds"): _probe("GET", "/api/retention/holds", expect=OK_NO_LULEA),
+    ("POST", "/api/retention/holds"): _probe(
+        "POST", "/api/retention/holds", body={"tenant": "lulea", "reason": "x"}
+    ),
+    ("POST", "/api/retention/holds/{hold_id}/release"): _probe("POST", "/api/retention/holds/abc/release"),
+    ("POST", "/api/archive/export"): _probe(
+        "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
+    ),
+}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route of the real app, included routers and mounts too."""
+    with tempfile.TemporaryDirectory() as d:
+        runtime = SimpleNamespace(settings=load_settings(overrides={"data_dir": d}), extras={})
+        app = create_app(runtime)  # type: ignore[arg-type]
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for r in routes:
+            if hasattr(r, "original_router"):
+                walk(r.original_router.routes, prefix + r.include_context.prefix)
+            elif hasattr(r, "methods") and r.methods:
+                for m in r.methods - {"HEAD"}:
+                    found.add((m, prefix + r.path))
+            elif hasattr(r, "path"):
+                found.add(("MOUNT", prefix + r.path))
+
+    walk(app.routes, "")
+    return found
+
+
+def test_every_route_has_an_isolation_case() -> None:
+    missing = sorted(app_routes() - set(CASES))
+    assert missing == [], f"routes without a tenant-isolation case in {__file__}: {missing}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with running_server(Path(tmp_path_factory.mktemp("iso"))) as server:
+        marker = "iso" + uuid.uuid4().hex[:10]
+        token = server.ingest_token("lulea", "lulea-iso")
+        resp = httpx.post(
+            f"{server.url}/services/collector/event",
+            headers={"Authorization": f"Splunk {token}"},
+            content=json.dumps({"event": f"Luleå secret {marker}", "host": f"lulea-host-{marker}"}),
+        )
+        assert resp.status_code == 200
+        assert server.wait_count(marker, 1, tenant="lulea") == 1
+        seq = server.search(marker, tenant="lulea")["rows"][0]["seq"]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "norrvakt.cli",
+                "--data-dir",
+                str(server.data_dir),
+                "users",
+                "add",
+                "boden.iso",
+                "--role",
+                "tenant_officer",
+                "--tenant",
+                "boden",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        client = httpx.Client(base_url=server.url, timeout=30)
+        r = client.post("/login", data={"username": "boden.iso", "password": out.stdout.strip()})
+        assert r.status_code == 303
+        csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
+        yield {"server": server, "client": client, "marker": marker, "seq": seq, "csrf": csrf}
+        client.close()
+
+
+@pytest.mark.parametrize("route", sorted(CASES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tuple[str, str]) -> None:
+    case = CASES[route]
+    if case.exempt is not None:
+        assert case.exempt.why
+        return
+    server: Server = world["server"]
+    client: httpx.Client = world["client"]
+    for probe in case.probes:
+        url = probe.url.format(seq=world["seq"], marker=world["marker"])
+        headers = {"X-CSRF-Token": world["csrf"]}
+        if probe.method == "GET" and url.startswith("/api/tail"):
+            with client.stream("GET", url, headers=headers) as resp:
+                status, text = resp.status_code, resp.read().decode()
+        else:
+            kwargs: dict[str, Any] = {"headers": headers}
+            if isinstance(probe.body, (dict, list)):
+                kwargs["json"] = probe.body
+            elif probe.body is not None:
+                kwargs["content"] = probe.body
+            resp = client.request(probe.method, url, **kwargs)
+            status, text = resp.status_code, resp.text
+        assert status in probe.expect, f"{probe.method} {url} → {status}: {text[:300]}"
+        if probe.content_check:  # the query may echo the marker; the event's own text must not appear
+            assert f"secret {world['marker']}" not in text, (
+                f"{probe.method} {url} leaked Luleå's event: {text[:300]}"
+            )
+            assert f"lulea-host-{world['marker']}" not in text, f"{probe.method} {url} leaked Luleå's host"
+    assert server.count(world["marker"], tenant="lulea") == 1  # and nothing of Luleå's was changed
