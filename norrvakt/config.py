@@ -162,6 +162,25 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    issuer: str = field(default="", metadata=_doc("OpenID Connect issuer URL; empty = single sign-on off."))
+    client_id: str = field(default="", metadata=_doc("Client id registered at the provider."))
+    client_secret: str = field(
+        default="", metadata=_doc("Client secret (or read it from NORRVAKT_OIDC_SECRET).")
+    )
+    scopes: str = field(default="openid profile", metadata=_doc("Scopes to ask for."))
+    username_claim: str = field(default="preferred_username", metadata=_doc("Claim used as the user name."))
+    roles_claim: str = field(default="groups", metadata=_doc("Claim listing the person's groups or roles."))
+    role_map: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("Value of roles_claim → role (admin, soc_analyst, tenant_officer, auditor)."),
+    )
+    tenants_claim: str = field(
+        default="municipality", metadata=_doc("Claim naming a tenant officer's tenant(s).")
+    )
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(default="syslog", metadata=_doc("syslog | relp."))
@@ -215,6 +234,7 @@ class Settings:
         default_factory=RetentionSettings,
         metadata=_doc("Journal retention; disposal needs a recorded decision."),
     )
+    oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
     )
@@ -407,6 +427,19 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     for t in rt.tenant_days:
         if t not in s.tenants:
             problems.append((f"retention.tenant_days.{t}", f"{t!r} — not a configured tenant"))
+    oc = s.oidc
+    if oc.issuer:
+        if not oc.issuer.startswith(("https://", "http://")):
+            problems.append(("oidc.issuer", f"{oc.issuer!r} — an http(s) URL"))
+        if not oc.client_id:
+            problems.append(("oidc.client_id", "'' — required when oidc.issuer is set"))
+        if not oc.role_map:
+            problems.append(("oidc.role_map", "{} — map at least one claim value to a role"))
+        for value, role in oc.role_map.items():
+            if role not in {"admin", "soc_analyst", "tenant_officer", "auditor"}:
+                problems.append(
+                    (f"oidc.role_map.{value}", f"{role!r} — admin, soc_analyst, tenant_officer or auditor")
+                )
     ig = s.integrity
     if not 1 <= ig.checkpoint_every_events <= 100_000_000:
         problems.append(("integrity.checkpoint_every_events", f"{ig.checkpoint_every_events} — must be ≥ 1"))

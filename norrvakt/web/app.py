@@ -17,7 +17,7 @@ from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import imports, integrity, retention, search, system
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
-from norrvakt.web.views import dashboards, pages
+from norrvakt.web.views import dashboards, pages, sso
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -46,6 +46,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(retention.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
+    app.include_router(sso.router)
+    _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     vendor = vendor_dir()
@@ -57,3 +59,27 @@ def create_app(runtime: Runtime) -> FastAPI:
             "htmx and Chart.js are not installed (run `make`); the console works without them, plainer"
         )
     return app
+
+
+def _configure_sso(runtime: Runtime) -> None:
+    import os
+
+    from norrvakt.auth.oidc import OidcClient, OidcConfig
+    from norrvakt.server import public_url
+
+    oc = runtime.settings.oidc
+    if not oc.issuer:
+        return
+    runtime.extras["oidc"] = OidcClient(
+        OidcConfig(
+            issuer=oc.issuer,
+            client_id=oc.client_id,
+            client_secret=oc.client_secret or os.environ.get("NORRVAKT_OIDC_SECRET", ""),
+            redirect_uri=public_url(runtime.settings) + "/login/oidc/callback",
+            scopes=oc.scopes,
+            username_claim=oc.username_claim,
+            roles_claim=oc.roles_claim,
+            role_map=dict(oc.role_map),
+            tenants_claim=oc.tenants_claim,
+        )
+    )

@@ -90,6 +90,26 @@ class SessionCodec:
         return data
 
 
+def sign_blob(codec: SessionCodec, doc: dict[str, str]) -> str:
+    """A small signed value for a cookie (e.g. the OIDC state between redirect and callback)."""
+    payload = json.dumps({**doc, "_t": time.time()}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + codec._sign(payload)
+
+
+def unsign_blob(codec: SessionCodec, value: str, max_age_s: float = 600) -> dict[str, str] | None:
+    try:
+        body, sig = value.split(".", 1)
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (ValueError, TypeError):
+        return None
+    if not hmac.compare_digest(codec._sign(payload), sig):
+        return None
+    doc: dict[str, Any] = json.loads(payload)
+    if time.time() - float(doc.pop("_t", 0)) > max_age_s:
+        return None
+    return {str(k): str(v) for k, v in doc.items()}
+
+
 def new_session(username: str, password_hash: str, lang: str = "sv") -> SessionData:
     return SessionData(username, fingerprint(password_hash), secrets.token_urlsafe(24), time.time(), lang)
 

@@ -1,0 +1,93 @@
+"""Single sign-on against a real OpenID Connect provider (panva's oidc-provider, run with Node)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.browser import browser  # noqa: F401 - fixture
+from tests.e2e.harness import REPO, Server, free_ports
+
+PROVIDER = REPO / "tests" / "e2e" / "oidc_provider.mjs"
+
+
+@pytest.fixture(scope="module")
+def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if shutil.which("node") is None or not (REPO / "node_modules" / "oidc-provider").exists():
+        pytest.skip("node and the npm package oidc-provider are needed (make installs them)")
+    tmp = Path(tmp_path_factory.mktemp("sso"))
+    u, t, s, r, h, op = free_ports(6)
+    redirect = f"http://127.0.0.1:{h}/login/oidc/callback"
+    provider = subprocess.Popen(
+        ["node", str(PROVIDER), str(op), redirect], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if (
+                httpx.get(f"http://127.0.0.1:{op}/.well-known/openid-configuration", timeout=1).status_code
+                == 200
+            ):
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    extra = f"""
+[oidc]
+issuer = "http://127.0.0.1:{op}"
+client_id = "norrvakt"
+client_secret = "norrvakt-test-secret"
+scopes = "openid profile norrvakt"
+role_map = {{ "norrvakt-soc" = "soc_analyst", "norrvakt-officer" = "tenant_officer" }}
+"""
+    server = Server(tmp / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r}, extra_toml=extra)
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        provider.terminate()
+        provider.wait(10)
+
+
+def _sso_login(browser: Any, server: Server, name: str) -> Any:  # noqa: F811
+    page = browser.new_page()
+    page.goto(f"{server.url}/login?next=/search")
+    page.click("a[href^='/login/oidc']")
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", name)
+    page.fill("input[name=password]", "any")
+    page.click("button[type=submit]")
+    return page
+
+
+def test_an_officer_logs_in_through_the_provider_with_tenant_from_claims(browser: Any, sso: Server) -> None:  # noqa: F811
+    page = _sso_login(browser, sso, "boden.erik")
+    page.wait_for_url(f"{sso.url}/search*")
+    assert "boden.erik · tenant_officer" in page.inner_text("header")
+    options = page.locator("#tenant option").all_inner_texts()
+    assert "Boden" in options and "Luleå" not in options
+    assert sso.wait_count("event.action:login user.name:boden.erik", 1, tenant="_norrvakt") == 1
+    page.close()
+
+
+def test_a_soc_analyst_gets_all_tenants(browser: Any, sso: Server) -> None:  # noqa: F811
+    page = _sso_login(browser, sso, "soc.anna")
+    page.wait_for_url(f"{sso.url}/search*")
+    assert "soc_analyst" in page.inner_text("header")
+    assert len(page.locator("#tenant option").all_inner_texts()) >= 15
+    page.close()
+
+
+def test_no_role_claim_no_entry(browser: Any, sso: Server) -> None:  # noqa: F811
+    page = _sso_login(browser, sso, "nobody.karl")
+    page.wait_for_selector("p.error")
+    assert "no role maps" in page.inner_text("p.error")
+    page.close()
