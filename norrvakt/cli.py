@@ -429,6 +429,7 @@ def tokens() -> None:
 @click.pass_context
 def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
     """Create an ingest token (printed once; only its hash is stored)."""
+    from norrvakt.client import ApiError, ServerClient
     from norrvakt.state.accounts import create_ingest_token
     from norrvakt.state.db import open_state, sqlite_url
 
@@ -436,6 +437,18 @@ def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
     if tenant not in settings.tenants:
         err.print(f"[red]unknown tenant {tenant!r}[/red]")
         sys.exit(2)
+    client = ServerClient.for_data_dir(settings.data_path)
+    if client is not None:  # through the server, so the creation is journaled in the audit trail
+        try:
+            click.echo(
+                client.request("POST", "/api/admin/tokens", json={"tenant": tenant, "source": source})[
+                    "token"
+                ]
+            )
+        except ApiError as exc:
+            err.print(f"[red]{exc.detail}[/red]")
+            sys.exit(2)
+        return
     engine = open_state(sqlite_url(settings.data_path))
     click.echo(create_ingest_token(engine, tenant, source))
 

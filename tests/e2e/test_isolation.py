@@ -70,7 +70,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("MOUNT", "/vendor"): Case(exempt=NoTenantData("htmx and Chart.js")),
     ("GET", "/login"): Case(exempt=NoTenantData("the login form")),
     ("GET", "/login/oidc"): Case(exempt=NoTenantData("sends the browser to the identity provider")),
-    ("GET", "/login/oidc/callback"): Case(exempt=NoTenantData("the provider's answer; yields one's own session")),
+    ("GET", "/login/oidc/callback"): Case(
+        exempt=NoTenantData("the provider's answer; yields one's own session")
+    ),
     ("POST", "/login"): Case(exempt=NoTenantData("logging in yields only one's own session")),
     ("POST", "/logout"): Case(exempt=NoTenantData("ends one's own session")),
     ("GET", "/lang/{code}"): Case(exempt=NoTenantData("sets the language cookie")),
@@ -146,6 +148,14 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/retention/holds", body={"tenant": "lulea", "reason": "x"}
     ),
     ("POST", "/api/retention/holds/{hold_id}/release"): _probe("POST", "/api/retention/holds/abc/release"),
+    ("GET", "/api/admin/tokens"): _probe("GET", "/api/admin/tokens", expect=OK_NO_LULEA),
+    ("POST", "/api/admin/tokens"): _probe(
+        "POST", "/api/admin/tokens", body={"tenant": "lulea", "source": "x"}
+    ),
+    ("POST", "/api/admin/tokens/{token_id}/revoke"): _probe("POST", "/api/admin/tokens/1/revoke"),
+    ("POST", "/api/admin/users"): _probe(
+        "POST", "/api/admin/users", body={"username": "x", "role": "tenant_officer", "tenants": ["lulea"]}
+    ),
     ("POST", "/api/archive/export"): _probe(
         "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
     ),
