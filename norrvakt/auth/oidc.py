@@ -1,4 +1,4 @@
-"""Single sign-on with OpenID Connect (authorization code flow with PKCE, via Authlib).
+"""Single sign-on with OpenID Connect (authorization code flow with PKCE; Authlib and joserfc).
 
 The municipality's identity provider says who the person is; Norrvakt maps claims to a role
 and tenants (``oidc.role_map``: a value of ``oidc.roles_claim`` → role; ``oidc.tenants_claim``
@@ -13,12 +13,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.jose import JsonWebKey, jwt
-from authlib.jose.errors import JoseError
-from authlib.oidc.core import CodeIDToken
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 ROLE_ORDER = ["admin", "soc_analyst", "auditor", "tenant_officer"]  # the strongest claim wins
 
@@ -66,7 +67,7 @@ class OidcClient:
                     raise OidcError(f"{url} answered {resp.status_code}")
                 self._metadata = resp.json()
                 jwks = await http.get(self._metadata["jwks_uri"])
-                self._jwks = JsonWebKey.import_key_set(jwks.json())
+                self._jwks = KeySet.import_key_set(jwks.json())
             self._fetched = time.time()
         return self._metadata
 
@@ -75,52 +76,60 @@ class OidcClient:
         meta = await self.metadata()
         verifier = secrets.token_urlsafe(48)
         nonce = secrets.token_urlsafe(16)
-        client = AsyncOAuth2Client(
-            self.config.client_id,
-            self.config.client_secret,
-            scope=self.config.scopes,
-            redirect_uri=self.config.redirect_uri,
-            code_challenge_method="S256",
-        )
-        url, state = client.create_authorization_url(
-            meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
-        )
-        return url, {"state": state, "nonce": nonce, "verifier": verifier}
+        state = secrets.token_urlsafe(16)
+        query = {
+            "response_type": "code",
+            "client_id": self.config.client_id,
+            "redirect_uri": self.config.redirect_uri,
+            "scope": self.config.scopes,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
+        return meta["authorization_endpoint"] + "?" + urlencode(query), {
+            "state": state,
+            "nonce": nonce,
+            "verifier": verifier,
+        }
 
     async def finish(self, code: str, state: str, remembered: dict[str, str]) -> OidcIdentity:
         if not secrets.compare_digest(state, remembered.get("state", "")):
             raise OidcError("state does not match (a stale or forged callback)")
         meta = await self.metadata()
-        async with AsyncOAuth2Client(
-            self.config.client_id, self.config.client_secret, redirect_uri=self.config.redirect_uri
-        ) as client:
-            token = await client.fetch_token(
+        async with httpx.AsyncClient(timeout=15) as http:
+            resp = await http.post(
                 meta["token_endpoint"],
-                code=code,
-                code_verifier=remembered["verifier"],
-                grant_type="authorization_code",
+                auth=(self.config.client_id, self.config.client_secret),
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": self.config.redirect_uri,
+                    "code_verifier": remembered["verifier"],
+                },
             )
+            if resp.status_code != 200:
+                raise OidcError(f"the token endpoint answered {resp.status_code}: {resp.text[:200]}")
+            token = resp.json()
             try:
-                claims = jwt.decode(
-                    token["id_token"],
-                    self._jwks,
-                    claims_cls=CodeIDToken,
-                    claims_options={
-                        "iss": {"essential": True, "value": meta["issuer"]},
-                        "aud": {"essential": True, "value": self.config.client_id},
-                    },
-                    claims_params={"nonce": remembered["nonce"]},
-                )
-                claims.validate(leeway=60)
-            except (JoseError, KeyError) as exc:
+                decoded = jwt.decode(token["id_token"], self._jwks)
+                jwt.JWTClaimsRegistry(
+                    leeway=60,
+                    iss={"essential": True, "value": meta["issuer"]},
+                    aud={"essential": True, "value": self.config.client_id},
+                    nonce={"essential": True, "value": remembered["nonce"]},
+                    exp={"essential": True},
+                    sub={"essential": True},
+                ).validate(decoded.claims)
+            except (JoseError, KeyError, ValueError) as exc:
                 raise OidcError(f"ID token rejected: {exc}") from exc
-            merged: dict[str, Any] = dict(claims)
-            if meta.get("userinfo_endpoint"):
-                info = await client.get(meta["userinfo_endpoint"])
-                if info.status_code == 200:
-                    extra = info.json()
-                    if extra.get("sub") == merged.get("sub"):
-                        merged.update(extra)
+            merged: dict[str, Any] = dict(decoded.claims)
+            if meta.get("userinfo_endpoint") and token.get("access_token"):
+                info = await http.get(
+                    meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"}
+                )
+                if info.status_code == 200 and info.json().get("sub") == merged.get("sub"):
+                    merged.update(info.json())
         return self.identity(merged)
 
     def identity(self, claims: dict[str, Any]) -> OidcIdentity:

@@ -17,6 +17,7 @@ from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import admin, imports, integrity, retention, search, system
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
+from norrvakt.web.views import admin as admin_pages
 from norrvakt.web.views import dashboards, pages, sso
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)
+    app.include_router(admin_pages.router)
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -120,6 +120,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/ui/search"): _probe("GET", "/ui/search?q={marker}&tenant=lulea", expect=OK_NO_LULEA),
     ("GET", "/ui/event/{tenant}/{seq}"): _probe("GET", "/ui/event/lulea/{seq}"),
     ("GET", "/events/{tenant}/{seq}"): _probe("GET", "/events/lulea/{seq}"),
+    ("GET", "/admin"): _probe("GET", "/admin", expect=OK_NO_LULEA),
     ("GET", "/dashboards"): Case(
         [Probe("GET", "/dashboards?tenant=lulea"), Probe("GET", "/dashboards", expect=frozenset(OK_NO_LULEA))]
     ),
@@ -257,4 +258,5 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
                 f"{probe.method} {url} leaked Luleå's event: {text[:300]}"
             )
             assert f"lulea-host-{world['marker']}" not in text, f"{probe.method} {url} leaked Luleå's host"
+            assert "lulea-iso" not in text, f"{probe.method} {url} leaked Luleå's ingest token"
     assert server.count(world["marker"], tenant="lulea") == 1  # and nothing of Luleå's was changed

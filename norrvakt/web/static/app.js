@@ -56,3 +56,36 @@
     document.body.addEventListener("htmx:afterSwap", () => { drawHistogram(); drawCharts(); });
   });
 })();
+
+// Admin forms and buttons call the JSON API (same checks and audit as the CLI).
+(function () {
+  "use strict";
+  function csrf() {
+    const h = document.body.getAttribute("hx-headers");
+    try { return JSON.parse(h)["X-CSRF-Token"]; } catch (e) { return ""; }
+  }
+  async function call(url, body) {
+    const r = await fetch(url, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body || {}) });
+    const text = await r.text();
+    return { ok: r.ok, text: text };
+  }
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest("form[data-api-form]");
+    if (!form) return;
+    e.preventDefault();
+    const data = {};
+    new FormData(form).forEach((v, k) => {
+      if (form.elements[k] && form.elements[k].multiple) { (data[k] = data[k] || []).push(v); } else { data[k] = v; }
+    });
+    const out = form.querySelector(".api-result");
+    const res = await call(form.dataset.apiForm, data);
+    if (out) out.textContent = res.text;
+  });
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-api]");
+    if (!button) return;
+    const res = await call(button.dataset.api);
+    button.textContent = res.ok ? "✓" : res.text;
+  });
+})();
