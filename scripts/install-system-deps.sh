@@ -15,6 +15,11 @@ command -v rsyslogd >/dev/null || need+=(rsyslog)
 command -v logger >/dev/null || need+=(bsdutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests (Playwright drives it)
+command -v pdftoppm >/dev/null || need+=(poppler-utils)  # report tests look at the rendered PDF pages
+# WeasyPrint (PDF reports) needs Pango
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 # libraries the private syslog-ng links against (no conflict with rsyslog)
 for pkg in libivykis0 libpcre3 libnet1 libjson-c5 libwrap0 libcurl4; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from norrvakt import __version__
 from norrvakt.sources import http as http_ingest
-from norrvakt.web.api import admin, imports, integrity, retention, search, system
+from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
 from norrvakt.web.views import admin as admin_pages
@@ -46,6 +46,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(integrity.router)
     app.include_router(retention.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)

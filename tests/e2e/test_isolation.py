@@ -157,6 +157,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/admin/users"): _probe(
         "POST", "/api/admin/users", body={"username": "x", "role": "tenant_officer", "tenants": ["lulea"]}
     ),
+    ("GET", "/api/reports/subject-access"): _probe(
+        "GET", "/api/reports/subject-access?tenant=lulea&subject=s-1"
+    ),
     ("POST", "/api/archive/export"): _probe(
         "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
     ),
