@@ -20,8 +20,8 @@ def test_subject_access_extract_csv_and_pdf(tmp_path: Path) -> None:
         subject = "s-" + uuid.uuid4().hex[:6]
         token = server.ingest_token("lulea", "lulea-socialsystem")
         lines = [
-            f"2026-11-2{d} 0{d}:14:02;u-10{d}1;Karin Holmgren;handlaggare;IFO;read;{subject};skyddad_folkbokforing;"
-            f"IFO-2026-0412;u-1007,u-1033;;10.20.4.1{d}"
+            f"2026-11-2{d} 0{d}:14:02;u-10{d}1;Karin Holmgren;handlaggare;IFO;read;{subject};"
+            f"skyddad_folkbokforing;IFO-2026-0412;u-1007,u-1033;;10.20.4.1{d}"
             for d in range(1, 4)
         ]
         body = "\n".join(
