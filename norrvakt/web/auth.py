@@ -10,6 +10,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
+from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.accounts import Principal, authenticate, principal_for_token
 from norrvakt.state.logins import user_login
 from norrvakt.web.session import COOKIE, SessionCodec, SessionData, fingerprint
@@ -83,10 +84,13 @@ def require_write(principal: Principal) -> None:
 
 
 def tenant_scope(principal: Principal, all_tenants: list[str], requested: str | None) -> list[str]:
-    """Tenants this request may read: the caller's scope, narrowed by ``?tenant=`` (comma list)."""
+    """Tenants this request may read: the caller's scope, narrowed by ``?tenant=`` (comma list).
+
+    The system tenant (Norrvakt's own audit trail) is read only when asked for by name: a
+    search of the municipalities' logs should not also find the audit records of searches."""
     scope = principal.scope(all_tenants)
     if not requested:
-        return scope
+        return [t for t in scope if t != SYSTEM_TENANT]
     wanted = [t.strip() for t in requested.split(",") if t.strip()]
     denied = [t for t in wanted if t not in scope]
     if denied:
