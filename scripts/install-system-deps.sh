@@ -16,6 +16,7 @@ command -v logger >/dev/null || need+=(bsdutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests (Playwright drives it)
 command -v pdftoppm >/dev/null || need+=(poppler-utils)  # report tests look at the rendered PDF pages
+[ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need+=(postgresql)  # state tests run on PostgreSQL too (private cluster)
 # WeasyPrint (PDF reports) needs Pango
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -299,3 +299,23 @@ def test_a_clean_journal_of_100_000_events_verifies(tmp_path: Path, chdb_path: P
 
 def test_frame_header_layout() -> None:
     assert FRAME_HEADER.size == struct.calcsize(">II") == 8
+
+
+def test_since_starts_at_a_signed_checkpoint_and_checks_only_what_follows(sealed: Sealed) -> None:
+    lines = (sealed.lulea / FILE_NAME).read_bytes().splitlines()
+    anchor = Checkpoint.parse(lines[2])  # a checkpoint of 2000 records
+    assert anchor.size == 2000
+    seg = sealed.segments()[0]
+    offset, _frame = _frames(seg)[10]  # damage a record the anchor already covers
+    data = bytearray(seg.read_bytes())
+    data[offset + FRAME_HEADER.size + 40] ^= 0x01
+    seg.write_bytes(bytes(data))
+    journal = Journal(JournalConfig(sealed.data / "journal"), read_only=True)
+    trusted, _ = KeyRing(sealed.data / "keys").trusted_keys()
+    from norrvakt.journal.verify import verify_journal
+
+    recent = verify_journal(journal.root, trusted, tenants=["lulea"], since_us=anchor.time + 1)
+    assert recent.findings == []
+    assert recent.records == EVENTS - 2000  # only what came after the anchor was re-read
+    full = verify_journal(journal.root, trusted, tenants=["lulea"])
+    assert full.findings[0].code == "record.crc" and full.findings[0].seq == 11
