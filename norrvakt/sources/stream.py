@@ -13,6 +13,7 @@ a ``pipeline_error`` event, instead of disappearing inside asyncio.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import ssl
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32  # commit batches per connection before reading pauses
 
 
-class StreamListener:
+class StreamListener(abc.ABC):
     """A TCP server whose connections are built by :meth:`make_connection`."""
 
     def __init__(
@@ -53,8 +54,9 @@ class StreamListener:
         self._server: asyncio.AbstractServer | None = None
         self.connections: set[StreamConnection] = set()
 
+    @abc.abstractmethod
     def make_connection(self) -> StreamConnection:
-        raise NotImplementedError  # pragma: no cover - each listener overrides
+        """A protocol instance for one accepted connection."""
 
     async def start(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
