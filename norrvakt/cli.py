@@ -431,7 +431,7 @@ def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
     """Create an ingest token (printed once; only its hash is stored)."""
     from norrvakt.client import ApiError, ServerClient
     from norrvakt.state.accounts import create_ingest_token
-    from norrvakt.state.db import open_state, sqlite_url
+    from norrvakt.state.db import open_state
 
     settings = _settings(ctx)
     if tenant not in settings.tenants:
@@ -449,7 +449,7 @@ def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
             err.print(f"[red]{exc.detail}[/red]")
             sys.exit(2)
         return
-    engine = open_state(sqlite_url(settings.data_path))
+    engine = open_state(settings.state_url())
     click.echo(create_ingest_token(engine, tenant, source))
 
 
@@ -457,10 +457,10 @@ def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
 @click.pass_context
 def tokens_list(ctx: click.Context) -> None:
     from norrvakt.state.accounts import list_ingest_tokens
-    from norrvakt.state.db import open_state, sqlite_url
+    from norrvakt.state.db import open_state
 
     settings = _settings(ctx)
-    engine = open_state(sqlite_url(settings.data_path))
+    engine = open_state(settings.state_url())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["id", "name", "tenant", "source_id", "created_at", "revoked_at"])
@@ -472,13 +472,14 @@ def tokens_list(ctx: click.Context) -> None:
 
 
 def _register() -> None:
+    from norrvakt.cli_alerts import COMMANDS as SOC
     from norrvakt.cli_integrity import COMMANDS as INTEGRITY
     from norrvakt.cli_retention import COMMANDS as RETENTION
     from norrvakt.cli_sources import COMMANDS as SOURCES
     from norrvakt.cli_users import COMMANDS as USERS
     from norrvakt.detect.cli import hunt, rules
 
-    for command in [*INTEGRITY, *RETENTION, *SOURCES, *USERS]:
+    for command in [*INTEGRITY, *RETENTION, *SOURCES, *USERS, *SOC]:
         main.add_command(command)
     main.add_command(hunt, "hunt")
     main.add_command(rules, "rules")

@@ -13,10 +13,10 @@ err = Console(stderr=True)
 
 def _engine(ctx: click.Context) -> Any:
     from norrvakt.cli import _settings
-    from norrvakt.state.db import open_state, sqlite_url
+    from norrvakt.state.db import open_state
 
     settings = _settings(ctx)
-    return settings, open_state(sqlite_url(settings.data_path))
+    return settings, open_state(settings.state_url())
 
 
 @click.group("users")

@@ -211,6 +211,129 @@ class SourceSettings:
     )
 
 
+LEVELS = ("informational", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    url: str = field(
+        default="",
+        metadata=_doc(
+            "State database (users, tokens, alerts, cases). Empty = SQLite <data_dir>/state.db; "
+            "postgresql://user:password@host/db for PostgreSQL."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """A notification channel ([[alerts.channels]] tables)."""
+
+    name: str = field(default="", metadata=_doc("Unique name routes refer to, e.g. 'soc-oncall'."))
+    type: str = field(default="webhook", metadata=_doc("webhook | email | syslog."))
+    url: str = field(
+        default="",
+        metadata=_doc(
+            "webhook: https://host/path; email: smtp://host:587; syslog: udp://host:514 or tcp://host:514."
+        ),
+    )
+    secret: str = field(
+        default="",
+        metadata=_doc(
+            "webhook: HMAC-SHA256 key for the X-Norrvakt-Signature header "
+            "(or NORRVAKT_CHANNEL_<NAME>_SECRET)."
+        ),
+    )
+    recipients: list[str] = field(default_factory=list, metadata=_doc("email: addresses to send to."))
+    sender: str = field(default="norrvakt@localhost", metadata=_doc("email: From address."))
+    username: str = field(default="", metadata=_doc("email: SMTP login (empty = none)."))
+    password: str = field(
+        default="", metadata=_doc("email: SMTP password (or NORRVAKT_CHANNEL_<NAME>_PASSWORD).")
+    )
+    starttls: bool = field(
+        default=True, metadata=_doc("email: require STARTTLS (never falls back to plain text).")
+    )
+    ca_file: str = field(
+        default="", metadata=_doc("email: PEM file of CAs to trust for STARTTLS (default: the system's).")
+    )
+    format: str = field(default="cef", metadata=_doc("syslog: cef | json (message body after the header)."))
+    rate_per_minute: int = field(
+        default=30,
+        metadata=_doc(
+            "At most this many messages a minute; the rest are counted and summed up in the next one."
+        ),
+    )
+    retries: int = field(default=3, metadata=_doc("Further attempts after a failed delivery."))
+    retry_backoff_s: float = field(
+        default=1.0, metadata=_doc("Wait before the first retry; doubled for every further one.")
+    )
+    timeout_s: float = field(default=10.0, metadata=_doc("Time limit of one delivery attempt."))
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    """Which alerts go to which channels ([[alerts.routes]] tables); every matching route applies."""
+
+    tenants: list[str] = field(default_factory=list, metadata=_doc("Tenants this route covers; empty = all."))
+    min_level: str = field(
+        default="high", metadata=_doc("Lowest level routed: informational, low, medium, high, critical.")
+    )
+    channels: list[str] = field(default_factory=list, metadata=_doc("Names of channels to notify."))
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    dedupe_fields: list[str] = field(
+        default_factory=lambda: ["host.name", "source.ip"],
+        metadata=_doc(
+            "Event fields that, with tenant and rule, make an alert's dedupe key (a rule or its "
+            "settings may name others): repeats with the same key raise the count."
+        ),
+    )
+    suppression_window_minutes: float = field(
+        default=60.0,
+        metadata=_doc(
+            "Repeats within this time of an open alert's last event join it; later ones start a new one."
+        ),
+    )
+    max_new_per_rule_per_minute: int = field(
+        default=100,
+        metadata=_doc(
+            "Flood guard: beyond this many new alerts of one rule and tenant a minute, the rest "
+            "are counted on one flood alert of that rule."
+        ),
+    )
+    evidence_cap: int = field(
+        default=100,
+        metadata=_doc("Events linked to an alert as evidence (the first ones; the count goes on)."),
+    )
+    auto_case: bool = field(
+        default=True,
+        metadata=_doc("Put every new alert into a case: the open case of a shared entity, or a new one."),
+    )
+    group_fields: list[str] = field(
+        default_factory=lambda: ["user.name", "host.name", "source.ip"],
+        metadata=_doc("Entities that group alerts into one case."),
+    )
+    group_window_minutes: float = field(
+        default=60.0, metadata=_doc("Alerts on the same entity within this time are grouped.")
+    )
+    escalate_after_minutes: float = field(
+        default=15.0, metadata=_doc("Escalate a case still not acknowledged after this time (0 = never).")
+    )
+    escalate_min_level: str = field(default="high", metadata=_doc("Lowest case severity that escalates."))
+    escalation_channels: list[str] = field(
+        default_factory=list,
+        metadata=_doc("Channels told of an escalation (in addition to the case's routes)."),
+    )
+    channels: list[ChannelSettings] = field(
+        default_factory=list, metadata=_doc("Notification channels ([[alerts.channels]] tables).")
+    )
+    routes: list[RouteSettings] = field(
+        default_factory=list, metadata=_doc("Routing per tenant and level ([[alerts.routes]] tables).")
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = field(default="var", metadata=_doc("Where journal, store, state and keys live."))
@@ -241,6 +364,10 @@ class Settings:
     sources: list[SourceSettings] = field(
         default_factory=lambda: default_sources(), metadata=_doc("Network listeners ([[sources]] tables).")
     )
+    state: StateSettings = field(default_factory=StateSettings, metadata=_doc("State database."))
+    alerts: AlertSettings = field(
+        default_factory=AlertSettings, metadata=_doc("Alerts, cases, notification and escalation.")
+    )
 
     @property
     def data_path(self) -> Path:
@@ -251,6 +378,11 @@ class Settings:
 
     def witness_specs(self) -> list[str]:
         return [w.replace("{data_dir}", str(self.data_path.resolve())) for w in self.integrity.witnesses]
+
+    def state_url(self) -> str:
+        if self.state.url:
+            return self.state.url
+        return f"sqlite:///{(self.data_path / 'state.db').resolve()}"
 
     def store_dsn(self) -> str:
         if self.store.dsn:
@@ -324,13 +456,11 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
         key = f"{prefix}{name}"
         if is_dataclass(tp):
             values[name] = _build(tp, value, key + ".", problems)
-        elif tp == list[SourceSettings]:
+        elif (item_cls := _table_array_item(tp)) is not None:
             if not isinstance(value, list):
-                problems.append((key, f"{value!r} — expected an array of tables [[{name}]]"))
+                problems.append((key, f"{value!r} — expected an array of tables [[{key}]]"))
                 continue
-            values[name] = [
-                _build(SourceSettings, item, f"{key}[{i}].", problems) for i, item in enumerate(value)
-            ]
+            values[name] = [_build(item_cls, item, f"{key}[{i}].", problems) for i, item in enumerate(value)]
         elif tp == list[str]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append((key, f"{value!r} — expected a list of strings"))
@@ -374,6 +504,17 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
         else:  # pragma: no cover - a new setting type must be added above
             raise TypeError(f"setting {key} has unsupported type {_type_name(tp)}")
     return cls(**values)
+
+
+def _table_array_item(tp: Any) -> Any:
+    """The dataclass of a ``list[SomeSettings]`` setting (an array of TOML tables), else None."""
+    import typing
+
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        if is_dataclass(item):
+            return item
+    return None
 
 
 def _resolved_hints(cls: Any) -> dict[str, Any]:
@@ -488,6 +629,71 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             _check_zone(f"{key}.timezone", src.timezone, problems)
         if bool(src.tls_cert) != bool(src.tls_key):
             problems.append((f"{key}.tls_cert", "set both tls_cert and tls_key, or neither"))
+    _check_alerts(s, problems)
+
+
+def _check_alerts(s: Settings, problems: list[tuple[str, str]]) -> None:
+    a = s.alerts
+    if s.state.url and not s.state.url.startswith(("sqlite:", "postgresql", "postgres://")):
+        problems.append(("state.url", f"{s.state.url!r} — sqlite:///path or postgresql://user@host/db"))
+    if a.suppression_window_minutes < 0:
+        problems.append(
+            ("alerts.suppression_window_minutes", f"{a.suppression_window_minutes} — must be ≥ 0")
+        )
+    if a.max_new_per_rule_per_minute < 1:
+        problems.append(
+            ("alerts.max_new_per_rule_per_minute", f"{a.max_new_per_rule_per_minute} — must be ≥ 1")
+        )
+    if not 1 <= a.evidence_cap <= 10_000:
+        problems.append(("alerts.evidence_cap", f"{a.evidence_cap} — must be 1..10000"))
+    if a.group_window_minutes < 0:
+        problems.append(("alerts.group_window_minutes", f"{a.group_window_minutes} — must be ≥ 0"))
+    if a.escalate_after_minutes < 0:
+        problems.append(("alerts.escalate_after_minutes", f"{a.escalate_after_minutes} — must be ≥ 0"))
+    if a.escalate_min_level not in LEVELS:
+        problems.append(
+            ("alerts.escalate_min_level", f"{a.escalate_min_level!r} — one of {', '.join(LEVELS)}")
+        )
+    names: set[str] = set()
+    for i, ch in enumerate(a.channels):
+        key = f"alerts.channels[{i}]"
+        if not ch.name:
+            problems.append((f"{key}.name", "'' — every channel needs a name"))
+        elif ch.name in names:
+            problems.append((f"{key}.name", f"{ch.name!r} — duplicate channel name"))
+        names.add(ch.name)
+        schemes = {"webhook": ("http://", "https://"), "email": ("smtp://",), "syslog": ("udp://", "tcp://")}
+        if ch.type not in schemes:
+            problems.append((f"{key}.type", f"{ch.type!r} — one of webhook, email, syslog"))
+        elif not ch.url.startswith(schemes[ch.type]):
+            problems.append(
+                (f"{key}.url", f"{ch.url!r} — a {ch.type} channel needs {' or '.join(schemes[ch.type])}…")
+            )
+        if ch.type == "email" and not ch.recipients:
+            problems.append((f"{key}.recipients", "[] — an email channel needs at least one recipient"))
+        if ch.format not in {"cef", "json"}:
+            problems.append((f"{key}.format", f"{ch.format!r} — cef or json"))
+        if ch.rate_per_minute < 1:
+            problems.append((f"{key}.rate_per_minute", f"{ch.rate_per_minute} — must be ≥ 1"))
+        if not 0 <= ch.retries <= 20:
+            problems.append((f"{key}.retries", f"{ch.retries} — must be 0..20"))
+        if ch.retry_backoff_s < 0 or ch.timeout_s <= 0:
+            problems.append((f"{key}.timeout_s", "retry_backoff_s must be ≥ 0 and timeout_s > 0"))
+    for i, route in enumerate(a.routes):
+        key = f"alerts.routes[{i}]"
+        if route.min_level not in LEVELS:
+            problems.append((f"{key}.min_level", f"{route.min_level!r} — one of {', '.join(LEVELS)}"))
+        for t in route.tenants:
+            if t not in s.tenants and t != SYSTEM_TENANT:
+                problems.append((f"{key}.tenants", f"{t!r} — not a configured tenant"))
+        if not route.channels:
+            problems.append((f"{key}.channels", "[] — a route needs at least one channel"))
+        for c in route.channels:
+            if c not in names:
+                problems.append((f"{key}.channels", f"{c!r} — no channel of that name"))
+    for c in a.escalation_channels:
+        if c not in names:
+            problems.append(("alerts.escalation_channels", f"{c!r} — no channel of that name"))
 
 
 def settings_table() -> list[tuple[str, str, str]]:
@@ -501,11 +707,13 @@ def settings_table() -> list[tuple[str, str, str]]:
             if is_dataclass(tp):
                 walk(tp, f"{prefix}{f.name}.")
                 continue
-            if tp == list[SourceSettings]:
-                walk(SourceSettings, f"{prefix}{f.name}[].")
+            if (item_cls := _table_array_item(tp)) is not None:
+                walk(item_cls, f"{prefix}{f.name}[].")
                 continue
             default: Any = f.default_factory() if callable(f.default_factory) else f.default
-            if f.name in {"tenants", "sources"} or (isinstance(default, dict) and len(default) > 3):
+            if (not prefix and f.name in {"tenants", "sources"}) or (
+                isinstance(default, dict) and len(default) > 3
+            ):
                 shown = "(see below)"
             else:
                 shown = repr(default)

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from norrvakt import audit
 from norrvakt.journal.archive import export as export_bag
-from norrvakt.journal.retention import HoldRegister, RetentionPolicy, dispose, segment_statuses
+from norrvakt.journal.retention import (
+    HoldRegister,
+    RetentionError,
+    RetentionPolicy,
+    dispose,
+    segment_statuses,
+)
 from norrvakt.store.schema import EVENTS_TABLE
 
 if TYPE_CHECKING:
@@ -58,6 +64,14 @@ async def dispose_range(
     rt: Runtime, tenant: str, up_to_seq: int, actor: str, reason: str, peer: str = ""
 ) -> dict[str, Any]:
     """Record the decision (signed, journaled), then delete the segments and their store rows."""
+    # SOC workflow: events that open alerts/cases (or significant NIS2 incidents) still need as
+    # evidence are never disposed of; the error names the seqs and what holds them.
+    from norrvakt.alerts.evidence import EvidenceHeld, check_disposal
+
+    try:
+        await asyncio.to_thread(check_disposal, rt.state, tenant, 1, up_to_seq)
+    except EvidenceHeld as exc:
+        raise RetentionError(str(exc)) from exc
     key_id = rt.keys.ensure()
     disposal = await asyncio.to_thread(
         dispose,

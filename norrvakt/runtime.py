@@ -31,7 +31,7 @@ from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.state.accounts import create_api_token, create_user, user_exists
-from norrvakt.state.db import open_state, sqlite_url
+from norrvakt.state.db import open_state
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def open_runtime(settings: Settings) -> Runtime:
             database=settings.store.database,
             retention_days=settings.store.retention_days,
         ).build()
-        state = open_state(sqlite_url(data))
+        state = open_state(settings.state_url())  # SQLite under data_dir unless state.url is set
     except BaseException:
         lock.close()
         raise

@@ -49,6 +49,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     )
     runtime.extras["integrity_watch"] = watch
     await watch.start()
+    from norrvakt.alerts.soc import start_soc, stop_soc  # SOC workflow: alerts, cases, notify, escalation
+
+    await start_soc(runtime, url)
     demo_task: asyncio.Task[Any] | None = None
     if demo:
         from norrvakt.demo import DemoTraffic
@@ -70,6 +73,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
                 if not isinstance(exc, asyncio.CancelledError):
                     log.error("demo traffic stopped with an error: %s", exc)
         await watch.stop()
+        await stop_soc(runtime)
         await runtime.close()
 
 

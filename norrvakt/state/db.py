@@ -1,8 +1,12 @@
-"""The state database: users, tokens (and later alerts, cases, rule settings).
+"""The state database: users, tokens, alerts, cases, their history and rule settings.
 
-SQLite under the data directory by default; any SQLAlchemy URL (PostgreSQL at scale) when
-configured. All SQL on state lives in ``norrvakt/state``; callers use the small functions of
-the modules next to this one.
+SQLite under the data directory by default; PostgreSQL (any SQLAlchemy URL) when configured.
+All SQL on state lives in ``norrvakt/state``; callers use the small functions of the modules
+next to this one. The tables below are what the code reads and writes; the schema itself is
+created and upgraded by the versioned migrations in ``migrations/versions`` (Alembic), run by
+:func:`open_state` — a test checks that both describe the same schema.
+
+Times are microseconds since the Unix epoch (UTC), like everywhere in Norrvakt.
 """
 
 from __future__ import annotations
@@ -40,10 +44,169 @@ tokens = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("assignee", sa.String(128), nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("acknowledged_at", sa.BigInteger, nullable=True),
+    sa.Column("resolved_at", sa.BigInteger, nullable=True),  # resolved or false positive
+    sa.Column("escalated_at", sa.BigInteger, nullable=True),
+    sa.Column("merged_into", sa.Integer, nullable=True),
+    # NIS2 (the Swedish Cybersecurity Act): when it was detected, when the organisation became
+    # aware of it, whether it is significant, and when each report was sent.
+    sa.Column("detected_at", sa.BigInteger, nullable=True),
+    sa.Column("aware_at", sa.BigInteger, nullable=True),
+    sa.Column("significant", sa.Boolean, nullable=True),
+    sa.Column("early_warning_sent_at", sa.BigInteger, nullable=True),
+    sa.Column("notification_sent_at", sa.BigInteger, nullable=True),
+    sa.Column("final_report_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_cases_tenant_status", "tenant", "status"),
+    sa.Index("ix_cases_created_at", "created_at"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("rule_title", sa.String(512), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),  # JSON list (ATT&CK tags)
+    sa.Column("source", sa.String(64), nullable=False),  # sigma, integrity, api, …
+    sa.Column("dedupe_key", sa.String(64), nullable=False),  # SHA-256 hex of tenant, rule, key values
+    sa.Column("key_values", sa.Text, nullable=False),  # JSON {field: value} the key was made of
+    sa.Column("entities", sa.Text, nullable=False),  # JSON {field: value} of the first event
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=True),
+    sa.Column("event_count", sa.BigInteger, nullable=False),
+    sa.Column("first_seen", sa.BigInteger, nullable=False),
+    sa.Column("last_seen", sa.BigInteger, nullable=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=True),
+    sa.Column("evidence_count", sa.Integer, nullable=False),  # rows in alert_events (capped)
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("acknowledged_at", sa.BigInteger, nullable=True),
+    sa.Column("resolved_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_alerts_dedupe", "dedupe_key", "status"),
+    sa.Index("ix_alerts_tenant_status", "tenant", "status"),
+    sa.Index("ix_alerts_created_at", "created_at"),
+    sa.Index("ix_alerts_case", "case_id"),
+)
+
+# The events an alert was raised on: (tenant, seq) in the journal and the store.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.id"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Index("ix_alert_events_tenant_seq", "tenant", "seq"),
+)
+
+# Who and what an alert is about (user, host, source IP, hashes): grouping and the
+# cross-tenant indicator view read these.
+alert_entities = sa.Table(
+    "alert_entities",
+    metadata,
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.id"), primary_key=True),
+    sa.Column("kind", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(512), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Index("ix_alert_entities_value", "kind", "value"),
+)
+
+# Append-only (triggers refuse UPDATE and DELETE); every row is also journaled.
+case_history = sa.Table(
+    "case_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("old_value", sa.Text, nullable=False),
+    sa.Column("new_value", sa.Text, nullable=False),
+    sa.Index("ix_case_history_case", "case_id"),
+)
+
+case_comments = sa.Table(
+    "case_comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Index("ix_case_comments_case", "case_id"),
+)
+
+# Search results kept with a case (the query, its scope and the rows as they were then).
+case_attachments = sa.Table(
+    "case_attachments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("title", sa.String(512), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON: tenants, since, until, limit
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # JSON rows
+    sa.Index("ix_case_attachments_case", "case_id"),
+)
+
+# Per rule (and optionally per tenant; "*" = every tenant): dedupe key fields, window, on/off.
+rule_settings = sa.Table(
+    "rule_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("dedupe_fields", sa.Text, nullable=True),  # JSON list; NULL = the default
+    sa.Column("window_s", sa.Integer, nullable=True),  # NULL = the default
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.UniqueConstraint("rule_id", "tenant", name="uq_rule_settings_rule_tenant"),
+)
+
+# Every notification attempt: sent, failed (after retries) or held back by a rate limit.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # alert.new | case.escalated | digest
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=True),
+    sa.Column("case_id", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed | rate_limited
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_notifications_at", "at"),
+)
+
 
 def make_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, future=True)
+    url = normalize_url(url)
     if url.startswith("sqlite"):
+        engine = sa.create_engine(url)
 
         @sa_event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -53,7 +216,16 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
 
-    return engine
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://…`` means psycopg 3 (the driver Norrvakt installs), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -61,6 +233,13 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 def open_state(url: str) -> sa.Engine:
+    """Connect and bring the schema to the newest version (migrations run at start)."""
+    from norrvakt.state.migrate import upgrade
+
     engine = make_engine(url)
-    metadata.create_all(engine)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine

@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from norrvakt import __version__
 from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
+from norrvakt.web.api import alerts as alerts_api
+from norrvakt.web.api import cases as cases_api
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
 from norrvakt.web.views import admin as admin_pages
@@ -47,6 +49,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(retention.router)
     app.include_router(admin.router)
     app.include_router(reports.router)
+    app.include_router(alerts_api.router)
+    app.include_router(cases_api.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)

@@ -163,6 +163,65 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/archive/export"): _probe(
         "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
     ),
+    # -- alerts and cases ({alert} and {case} are Luleå's) --------------------------------------------
+    ("GET", "/api/alerts"): Case(
+        [Probe("GET", "/api/alerts?tenant=lulea"), Probe("GET", "/api/alerts", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("POST", "/api/alerts"): _probe(
+        "POST", "/api/alerts", body={"tenant": "lulea", "rule_id": "x", "entities": {"host.name": "h"}}
+    ),
+    ("GET", "/api/alerts/indicators"): _probe("GET", "/api/alerts/indicators"),
+    ("GET", "/api/alerts/stats"): _probe("GET", "/api/alerts/stats", expect=OK_NO_LULEA),
+    ("GET", "/api/alerts/notifications"): Case(
+        [
+            Probe("GET", "/api/alerts/notifications?tenant=lulea"),
+            Probe("GET", "/api/alerts/notifications", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/alerts/rules"): _probe("GET", "/api/alerts/rules", expect=OK_NO_LULEA),
+    ("PUT", "/api/alerts/rules/{rule_id}"): Case(
+        [
+            Probe("PUT", "/api/alerts/rules/iso-rule", body={"tenant": "lulea", "enabled": False}),
+            Probe("PUT", "/api/alerts/rules/iso-rule", body={"tenant": "*", "enabled": False}),
+        ]
+    ),
+    ("GET", "/api/alerts/{alert_id}"): _probe("GET", "/api/alerts/{alert}"),
+    ("GET", "/api/alerts/{alert_id}/events"): _probe("GET", "/api/alerts/{alert}/events"),
+    ("POST", "/api/alerts/{alert_id}/status"): _probe(
+        "POST", "/api/alerts/{alert}/status", body={"status": "acknowledged"}
+    ),
+    ("GET", "/api/cases"): Case(
+        [Probe("GET", "/api/cases?tenant=lulea"), Probe("GET", "/api/cases", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("POST", "/api/cases"): _probe(
+        "POST", "/api/cases", body={"tenant": "lulea", "title": "x", "alert_ids": ["{alert}"]}
+    ),
+    ("GET", "/api/cases/sla"): Case(
+        [
+            Probe("GET", "/api/cases/sla?tenant=lulea"),
+            Probe("GET", "/api/cases/sla", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/cases/{case_id}"): _probe("GET", "/api/cases/{case}"),
+    ("GET", "/api/cases/{case_id}/history"): _probe("GET", "/api/cases/{case}/history"),
+    ("PATCH", "/api/cases/{case_id}"): _probe("PATCH", "/api/cases/{case}", body={"assignee": "bo"}),
+    ("POST", "/api/cases/{case_id}/status"): _probe(
+        "POST", "/api/cases/{case}/status", body={"status": "acknowledged"}
+    ),
+    ("POST", "/api/cases/{case_id}/comments"): _probe(
+        "POST", "/api/cases/{case}/comments", body={"text": "x"}
+    ),
+    ("POST", "/api/cases/{case_id}/attachments"): _probe(
+        "POST", "/api/cases/{case}/attachments", body={"query": "{marker}"}
+    ),
+    ("POST", "/api/cases/{case_id}/merge"): _probe("POST", "/api/cases/{case}/merge", body={"case_ids": [1]}),
+    ("POST", "/api/cases/{case_id}/split"): _probe(
+        "POST", "/api/cases/{case}/split", body={"alert_ids": ["{alert}"]}
+    ),
+    ("POST", "/api/cases/{case_id}/alerts"): _probe(
+        "POST", "/api/cases/{case}/alerts", body={"alert_id": "{alert}"}
+    ),
+    ("PUT", "/api/cases/{case_id}/nis2"): _probe("PUT", "/api/cases/{case}/nis2", body={"significant": True}),
 }
 
 
@@ -205,6 +264,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert resp.status_code == 200
         assert server.wait_count(marker, 1, tenant="lulea") == 1
         seq = server.search(marker, tenant="lulea")["rows"][0]["seq"]
+        made = server.api(
+            "POST",
+            "/api/alerts",
+            json={
+                "tenant": "lulea",
+                "rule_id": "iso-rule",
+                "level": "high",
+                "event_seq": seq,
+                "entities": {"host.name": f"lulea-host-{marker}"},
+            },
+        ).json()["alerts"][0]
         out = subprocess.run(
             [
                 sys.executable,
@@ -229,7 +299,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         r = client.post("/login", data={"username": "boden.iso", "password": out.stdout.strip()})
         assert r.status_code == 303
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
-        yield {"server": server, "client": client, "marker": marker, "seq": seq, "csrf": csrf}
+        yield {
+            "server": server,
+            "client": client,
+            "marker": marker,
+            "seq": seq,
+            "csrf": csrf,
+            "alert": made["id"],
+            "case": made["case_id"],
+        }
         client.close()
 
 
@@ -242,7 +320,8 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
     server: Server = world["server"]
     client: httpx.Client = world["client"]
     for probe in case.probes:
-        url = probe.url.format(seq=world["seq"], marker=world["marker"])
+        ids = {"seq": world["seq"], "marker": world["marker"], "alert": world["alert"], "case": world["case"]}
+        url = probe.url.format(**ids)
         headers = {"X-CSRF-Token": world["csrf"]}
         if probe.method == "GET" and url.startswith("/api/tail"):
             with client.stream("GET", url, headers=headers) as resp:
@@ -250,7 +329,7 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
         else:
             kwargs: dict[str, Any] = {"headers": headers}
             if isinstance(probe.body, (dict, list)):
-                kwargs["json"] = probe.body
+                kwargs["json"] = json.loads(json.dumps(probe.body).replace('"{alert}"', str(world["alert"])))
             elif probe.body is not None:
                 kwargs["content"] = probe.body
             resp = client.request(probe.method, url, **kwargs)

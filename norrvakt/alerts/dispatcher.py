@@ -1,0 +1,221 @@
+"""Sending notices: one worker per channel, each with its own queue, rate limit and retries,
+so a slow webhook neither delays the e-mail nor the intake.
+
+Rate limit: a token bucket per channel (``rate_per_minute``). A notice that finds the bucket
+empty is held back — counted, logged as ``rate_limited`` — and the channel's next message says
+how many were held back; if nothing else comes, a digest goes out once a token is free. A flood
+of alerts therefore becomes a handful of messages, never a mail storm, and nothing is dropped
+unseen. Every delivery (sent, failed after retries, rate limited) is written to the
+notification log in the state database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from norrvakt.alerts.model import Alert
+from norrvakt.alerts.notify.base import Channel, DeliveryError
+from norrvakt.alerts.notify.message import Notice
+from norrvakt.alerts.notify.ratelimit import TokenBucket
+from norrvakt.alerts.routing import Router
+from norrvakt.config import ChannelSettings
+from norrvakt.event import now_us
+from norrvakt.state import notifications as delivery_log
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 10_000
+
+
+class ChannelWorker:
+    def __init__(self, channel: Channel, settings: ChannelSettings, engine: sa.Engine) -> None:
+        self.channel = channel
+        self.settings = settings
+        self.engine = engine
+        self.bucket = TokenBucket(settings.rate_per_minute)
+        self.queue: asyncio.Queue[Notice] = asyncio.Queue(QUEUE_SIZE)
+        self.held_back: list[Notice] = []
+        self.counts = {"sent": 0, "failed": 0, "rate_limited": 0}
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"notify-{self.channel.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def offer(self, notice: Notice) -> None:
+        self.idle.clear()
+        try:
+            self.queue.put_nowait(notice)
+        except asyncio.QueueFull:  # the queue is far beyond any rate limit: same as held back
+            self._hold(notice, "queue full")
+
+    async def _run(self) -> None:
+        while True:
+            if self.queue.empty():
+                if not self.held_back:
+                    self.idle.set()
+                try:
+                    timeout = self.bucket.wait_s() if self.held_back else None
+                    notice = await asyncio.wait_for(self.queue.get(), timeout)
+                except TimeoutError:
+                    if self.held_back and self.bucket.take():
+                        await self._deliver(_digest(self.held_back))
+                        self.held_back = []
+                    continue
+            else:
+                notice = self.queue.get_nowait()
+            if self.bucket.take():
+                if self.held_back:
+                    notice = replace(notice, suppressed=len(self.held_back))
+                    self.held_back = []
+                await self._deliver(notice)
+            else:
+                self._hold(notice, "rate limit")
+
+    def _hold(self, notice: Notice, why: str) -> None:
+        self.held_back.append(notice)
+        self.counts["rate_limited"] += 1
+        self._log(notice, "rate_limited", 0, f"held back ({why}); summed up in the next message")
+
+    async def _deliver(self, notice: Notice) -> None:
+        attempts = 0
+        delay = self.settings.retry_backoff_s
+        while True:
+            attempts += 1
+            try:
+                note = await self.channel.send(notice)
+            except DeliveryError as exc:
+                if exc.retry and attempts <= self.settings.retries:
+                    log.warning("%s (attempt %d; retrying in %.1f s)", exc, attempts, delay)
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                log.error("notification not delivered after %d attempt(s): %s", attempts, exc)
+                self.counts["failed"] += 1
+                await asyncio.to_thread(self._log, notice, "failed", attempts, str(exc))
+                return
+            self.counts["sent"] += 1
+            await asyncio.to_thread(self._log, notice, "sent", attempts, note)
+            return
+
+    def _log(self, notice: Notice, status: str, attempts: int, detail: str) -> None:
+        delivery_log.log(
+            self.engine,
+            [
+                {
+                    "at": now_us(),
+                    "channel": self.channel.name,
+                    "kind": notice.kind,
+                    "tenant": notice.tenant,
+                    "alert_id": notice.alert_id,
+                    "case_id": notice.case_id,
+                    "status": status,
+                    "attempts": attempts,
+                    "detail": detail[:2000],
+                }
+            ],
+        )
+
+
+def _digest(held: list[Notice]) -> Notice:
+    last = held[-1]
+    tenants = sorted({n.tenant for n in held})
+    top = max(held, key=lambda n: ["informational", "low", "medium", "high", "critical"].index(n.level))
+    return Notice(
+        kind="digest",
+        tenant=tenants[0] if len(tenants) == 1 else ",".join(tenants),
+        level=top.level,
+        title=f"{len(held)} notification(s) held back by the rate limit; latest: {last.title}",
+        at=last.at,
+        url=last.url,
+        suppressed=len(held),
+        extra={
+            "held_back": [
+                {"kind": n.kind, "tenant": n.tenant, "title": n.title, "alert": n.alert_id} for n in held[:50]
+            ]
+        },
+    )
+
+
+class Dispatcher:
+    """Turns new alerts into notices for their routes' channels."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        channels: dict[str, tuple[Channel, ChannelSettings]],
+        router: Router,
+        *,
+        public_url: str = "",
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.router = router
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock
+        self.workers = {name: ChannelWorker(ch, cs, engine) for name, (ch, cs) in channels.items()}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for w in self.workers.values():
+            w.start()
+
+    async def stop(self) -> None:
+        for w in self.workers.values():
+            await w.stop()
+
+    def alerts_created(self, alerts: list[Alert]) -> None:
+        """Thread-safe (ingest runs in worker threads): queue a notice per new alert."""
+        if self._loop is None or not self.workers:
+            return
+        notices = [self.alert_notice(a) for a in alerts]
+        self._loop.call_soon_threadsafe(self._route, notices)
+
+    def alert_notice(self, alert: Alert) -> Notice:
+        return Notice(
+            kind="alert.new",
+            tenant=alert.tenant,
+            level=alert.level,
+            title=alert.rule_title,
+            at=self.clock(),
+            alert=alert.as_dict(),
+            url=f"{self.public_url}/api/alerts/{alert.id}" if self.public_url else "",
+        )
+
+    def send(self, notice: Notice, channels: Iterable[str]) -> None:
+        """Queue ``notice`` for the named channels (call from the event loop)."""
+        for name in channels:
+            worker = self.workers.get(name)
+            if worker is None:
+                log.error("notice %r names unknown channel %r", notice.title, name)
+                continue
+            worker.offer(notice)
+
+    def _route(self, notices: list[Notice]) -> None:
+        for n in notices:
+            self.send(n, self.router.channels_for(n.tenant, n.level))
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        """Until every queued notice was handled (tests, shutdown)."""
+        await asyncio.wait_for(asyncio.gather(*(w.idle.wait() for w in self.workers.values())), timeout)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            name: {**w.counts, "queued": w.queue.qsize(), "held_back": len(w.held_back)}
+            for name, w in self.workers.items()
+        }

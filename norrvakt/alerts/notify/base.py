@@ -1,0 +1,60 @@
+"""The channel contract and the registry that builds channels from their settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from norrvakt.alerts.notify.message import Notice
+from norrvakt.config import ChannelSettings
+
+
+class DeliveryError(Exception):
+    """A notification did not arrive. ``retry`` = worth another attempt (timeout, 5xx, refused)."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class Channel(Protocol):
+    """Sends one notice; raises :class:`DeliveryError` when it could not.
+
+    Example::
+
+        class Printer:
+            name = "stdout"
+            async def send(self, notice: Notice) -> str:
+                print(notice.title)
+                return "printed"
+    """
+
+    name: str
+
+    async def send(self, notice: Notice) -> str:
+        """Deliver; returns a short note for the log (e.g. the HTTP status)."""
+        ...
+
+
+def secret_from_env(settings: ChannelSettings, what: str) -> str:
+    """``NORRVAKT_CHANNEL_<NAME>_<WHAT>`` (name upper-cased, - and . as _), so secrets need not
+    sit in the settings file."""
+    name = settings.name.upper().replace("-", "_").replace(".", "_")
+    return os.environ.get(f"NORRVAKT_CHANNEL_{name}_{what}", "")
+
+
+def build_channel(settings: ChannelSettings) -> Channel:
+    builders: dict[str, Callable[[ChannelSettings], Channel]] = _builders()
+    try:
+        return builders[settings.type](settings)
+    except KeyError:
+        raise ValueError(f"channel {settings.name!r}: unknown type {settings.type!r}") from None
+
+
+def _builders() -> dict[str, Callable[[ChannelSettings], Channel]]:
+    from norrvakt.alerts.notify.smtp import EmailChannel
+    from norrvakt.alerts.notify.syslog import SyslogChannel
+    from norrvakt.alerts.notify.webhook import WebhookChannel
+
+    return {"webhook": WebhookChannel, "email": EmailChannel, "syslog": SyslogChannel}
