@@ -20,7 +20,7 @@ from norrvakt.web.api import cases as cases_api
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
 from norrvakt.web.views import admin as admin_pages
-from norrvakt.web.views import dashboards, pages, sso
+from norrvakt.web.views import dashboards, pages, soc, sso
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -37,7 +37,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.has_alerts = False
+    app.state.has_alerts = True
     runtime.extras["session_codec"] = SessionCodec(
         load_or_create_key(runtime.settings.data_path / "keys" / "session.key")
     )
@@ -55,6 +55,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(dashboards.router)
     app.include_router(sso.router)
     app.include_router(admin_pages.router)
+    app.include_router(soc.router)
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

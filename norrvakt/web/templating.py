@@ -17,6 +17,16 @@ from norrvakt.web.i18n import pick_language, translate
 from norrvakt.web.session import COOKIE, SessionCodec
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def _timestamp(seconds: float) -> str:
+    """Seconds since the epoch as local (Swedish) time, minutes precision."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "–"
+
+
+TEMPLATES.env.filters["timestamp"] = _timestamp
 STATIC = Path(__file__).with_name("static")
 
 
@@ -43,7 +53,7 @@ def language(request: Request) -> str:
 
 
 def render(
-    request: Request, name: str, user: Principal | None, status: int = 200, **context: Any
+    request: Request, name: str, user: Principal | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     lang = language(request)
     csrf = ""
@@ -65,4 +75,4 @@ def render(
         "path": request.url.path,
         "has_vendor": request.app.state.has_vendor,
     }
-    return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)

@@ -121,6 +121,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/ui/event/{tenant}/{seq}"): _probe("GET", "/ui/event/lulea/{seq}"),
     ("GET", "/events/{tenant}/{seq}"): _probe("GET", "/events/lulea/{seq}"),
     ("GET", "/admin"): _probe("GET", "/admin", expect=OK_NO_LULEA),
+    ("GET", "/alerts"): Case(
+        [Probe("GET", "/alerts?tenant=lulea"), Probe("GET", "/alerts?status=", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("GET", "/ui/alerts/counts"): _probe("GET", "/ui/alerts/counts?tenant=lulea"),
+    ("GET", "/cases"): Case(
+        [Probe("GET", "/cases?tenant=lulea"), Probe("GET", "/cases?status=", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("GET", "/cases/{case_id}"): _probe("GET", "/cases/{case}"),
     ("GET", "/dashboards"): Case(
         [Probe("GET", "/dashboards?tenant=lulea"), Probe("GET", "/dashboards", expect=frozenset(OK_NO_LULEA))]
     ),

@@ -64,8 +64,8 @@
     const h = document.body.getAttribute("hx-headers");
     try { return JSON.parse(h)["X-CSRF-Token"]; } catch (e) { return ""; }
   }
-  async function call(url, body) {
-    const r = await fetch(url, { method: "POST", credentials: "same-origin",
+  async function call(url, body, method) {
+    const r = await fetch(url, { method: method || "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body || {}) });
     const text = await r.text();
     return { ok: r.ok, text: text };
@@ -76,16 +76,44 @@
     e.preventDefault();
     const data = {};
     new FormData(form).forEach((v, k) => {
-      if (form.elements[k] && form.elements[k].multiple) { (data[k] = data[k] || []).push(v); } else { data[k] = v; }
+      if (v === "" && form.dataset.method === "PUT") return;  // only the fields filled in
+      if (form.elements[k] && form.elements[k].multiple) { (data[k] = data[k] || []).push(v); }
+      else if (form.elements[k] && form.elements[k].type === "checkbox") { data[k] = true; }
+      else { data[k] = v; }
     });
     const out = form.querySelector(".api-result");
-    const res = await call(form.dataset.apiForm, data);
-    if (out) out.textContent = res.text;
+    const res = await call(form.dataset.apiForm, data, form.dataset.method);
+    if (out) out.textContent = res.ok ? "✓" : res.text;
+    if (res.ok && form.dataset.reload) window.location.reload();
   });
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-api]");
     if (!button) return;
     const res = await call(button.dataset.api);
     button.textContent = res.ok ? "✓" : res.text;
+  });
+})();
+
+// The alert queue: select all, and acknowledge the selected alerts (or their cases).
+(function () {
+  "use strict";
+  document.addEventListener("change", (e) => {
+    if (e.target.id === "all") document.querySelectorAll("input[name=alert]").forEach(c => { c.checked = e.target.checked; });
+  });
+  document.addEventListener("click", async (e) => {
+    if (!e.target || e.target.id !== "bulk-ack") return;
+    const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+    const picked = Array.from(document.querySelectorAll("input[name=alert]:checked"));
+    const cases = new Set();
+    let done = 0, failed = [];
+    for (const box of picked) {
+      const url = box.dataset.case ? "/api/cases/" + box.dataset.case + "/status" : "/api/alerts/" + box.value + "/status";
+      if (box.dataset.case) { if (cases.has(box.dataset.case)) continue; cases.add(box.dataset.case); }
+      const r = await fetch(url, { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": token }, body: JSON.stringify({ status: "acknowledged" }) });
+      if (r.ok) done++; else failed.push(await r.text());
+    }
+    document.getElementById("bulk-result").textContent = done + " ✓" + (failed.length ? " — " + failed.join("; ") : "");
+    if (!failed.length) window.location.reload();
   });
 })();

@@ -96,7 +96,7 @@ async def login(request: Request) -> Response:
             request,
             "login.html",
             None,
-            status=401,
+            status_code=401,
             next=nxt,
             username=username,
             error=refusal or translate(language(request), "login.failed"),

@@ -60,7 +60,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
             rt.pipeline, "-", "login", peer=_peer(request), outcome="failure", method="oidc", reason=str(exc)
         )
         return render(
-            request, "login.html", None, status=401, next="/", username="", error=str(exc), sso=True
+            request, "login.html", None, status_code=401, next="/", username="", error=str(exc), sso=True
         )
     unknown = [t for t in identity.tenants if t not in rt.tenants]
     if unknown:
@@ -77,7 +77,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
             request,
             "login.html",
             None,
-            status=403,
+            status_code=403,
             next="/",
             username="",
             sso=True,
