@@ -58,7 +58,7 @@ def test_rule_without_detection_is_not_loaded(tmp_path: Path) -> None:
     assert not loaded and "detection" in reason
 
 
-def test_correlation_rule_is_reported_not_supported(tmp_path: Path) -> None:
+def test_correlation_rule_loads_and_its_base_rule_is_noted(tmp_path: Path) -> None:
     write(
         tmp_path,
         "corr.yml",
@@ -69,9 +69,9 @@ def test_correlation_rule_is_reported_not_supported(tmp_path: Path) -> None:
     )
     _, report = RuleSet.load([tmp_path], use_cache=False)
     kinds = {e.kind: e for e in report.entries}
-    assert kinds["rule"].loaded
-    assert not kinds["correlation"].loaded
-    assert "correlation rules are not supported yet" in kinds["correlation"].reason
+    assert kinds["rule"].loaded and "(generate: false): no detections of its own" in kinds["rule"].reason
+    assert kinds["correlation"].state == "loaded"
+    assert "1 correlation loaded" in report.summary()
 
 
 def test_sigma_filter_is_applied_to_the_rules_it_names(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def test_match_many_keeps_event_order() -> None:
 
 def test_builtin_pipeline_loads() -> None:
     pipeline = load_pipeline()
-    assert pipeline.index_fields == ("Channel", "EventID", "Provider_Name")
+    assert pipeline.index_fields == ("Channel", "EventID", "Provider_Name", "norrvakt.family")
     sysmon = pipeline.resolve("windows", "process_creation", None).variants[0]
     assert dict(sysmon.where) == {"Channel": (SYSMON,), "EventID": ("1",)}
 

@@ -128,3 +128,65 @@ def test_csrf_and_lockout(console: dict[str, Any]) -> None:
         r = client.post("/api/integrity/keys/rotate")
         assert r.status_code == 403 and "CSRF" in r.text
     assert server.wait_count("event.action:login event.outcome:failure", 6, tenant="_norrvakt") >= 6
+
+
+def test_alert_queue_acknowledge_and_case_view(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811
+    server: Server = console["server"]
+    marker = console["marker"]
+    created = server.api(
+        "POST",
+        "/api/alerts",
+        json={
+            "alerts": [
+                {
+                    "tenant": "lulea",
+                    "rule_id": f"test-spray-{marker}",
+                    "rule_title": f"Password spraying {marker}",
+                    "level": "high",
+                    "tags": ["attack.t1110.003"],
+                    "entities": {"source.ip": "185.220.101.45"},
+                },
+                {
+                    "tenant": "boden",
+                    "rule_id": f"test-clear-{marker}",
+                    "rule_title": f"Audit log cleared {marker}",
+                    "level": "critical",
+                    "entities": {"host.name": "boden-dc01"},
+                },
+            ]
+        },
+    ).json()
+    assert created["created"] == 2
+    page = browser.new_page(viewport={"width": 1366, "height": 850}, locale="sv-SE")
+    login(page, server.url, "admin", console["admin_pw"], next_path="/alerts")
+    rows = page.locator("table.alerts tbody tr")
+    texts = rows.all_inner_texts()
+    mine = [t for t in texts if marker in t]
+    assert len(mine) == 2 and "critical" in mine[0]  # most severe first
+    shot(page, "alerts")
+    page.check(f"tr:has-text('Password spraying {marker}') input[name=alert]")
+    page.click("#bulk-ack")
+    page.wait_for_load_state("load")
+    page.goto(f"{server.url}/alerts?status=acknowledged")
+    assert f"Password spraying {marker}" in page.inner_text("table.alerts")
+    case_id = next((a["case_id"] for a in created["alerts"] if a["case_id"]), None)
+    if case_id is None:  # no automatic case: make one from the alert, as an analyst would
+        case_id = server.api(
+            "POST",
+            "/api/cases",
+            json={
+                "tenant": "boden",
+                "title": f"Logs cleared {marker}",
+                "alert_ids": [created["alerts"][1]["id"]],
+            },
+        ).json()["id"]
+    page.goto(f"{server.url}/cases/{case_id}")
+    page.fill("#comment", "Checked with Boden IT: not a planned action.")
+    page.click("form[data-api-form$='/comments'] button[type=submit]")
+    page.wait_for_selector("blockquote")
+    assert "not a planned action" in page.inner_text("blockquote")
+    page.select_option("#status", "investigating")
+    page.click("form[data-api-form$='/status'] button[type=submit]")
+    page.wait_for_function("document.getElementById('case-status').textContent === 'investigating'")
+    shot(page, "case")
+    page.close()
