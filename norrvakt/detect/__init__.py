@@ -1,5 +1,8 @@
-"""Detection: Sigma rules compiled into in-process matchers (docs/rules.md).
+"""Detection: Sigma rules and correlation rules compiled into in-process matchers, threat intel
+and source health (docs/rules.md).
 
-``RuleSet.load(paths)`` in :mod:`norrvakt.detect.engine` is the entry point; ``norrvakt hunt``
-and ``norrvakt rules check`` are in :mod:`norrvakt.detect.cli`.
+:class:`norrvakt.detect.detection.DetectionEngine` is what the server and the hunt use
+(``load``, ``process(events)``, ``tick(now)``); ``RuleSet.load(paths)`` in
+:mod:`norrvakt.detect.engine` is the single-event rule matcher under it; ``norrvakt hunt`` and
+``norrvakt rules check`` are in :mod:`norrvakt.detect.cli`.
 """

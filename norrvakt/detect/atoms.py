@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from norrvakt.detect.derived import DerivedFields
 from norrvakt.detect.ir import CI_STRING_OPS, CS_STRING_OPS
 from norrvakt.detect.plan import AtomRow
 from norrvakt.event import ECS_FIELD_SET, Event
@@ -24,13 +25,20 @@ StrPredicate = Callable[[str], bool]
 
 
 class EventView:
-    """An event as rules see it: field lookup by Sigma name, with per-event caches."""
+    """An event as rules see it: field lookup by Sigma name, with per-event caches.
 
-    __slots__ = ("_folded", "_ftext", "_text", "event")
+    A name is, in this order: an ECS name (``Event.ecs``), ``message``, a derived field
+    (:mod:`norrvakt.detect.derived`, when ``derived`` is given), or a field of the source
+    (``Event.fields``).
+    """
 
-    def __init__(self, event: Event) -> None:
+    __slots__ = ("_derived", "_folded", "_ftext", "_text", "derived", "event")
+
+    def __init__(self, event: Event, derived: DerivedFields | None = None) -> None:
         self.event = event
+        self.derived = derived
         self._folded: dict[str, str | None] = {}
+        self._derived: dict[str, str | None] | None = None
         self._text: str | None = None
         self._ftext: str | None = None
 
@@ -39,6 +47,15 @@ class EventView:
             return self.event.ecs.get(name)
         if name == "message":
             return self.event.message
+        derived = self.derived
+        if derived is not None and name in derived.names:
+            cache = self._derived
+            if cache is None:
+                cache = self._derived = {}
+            elif name in cache:
+                return cache[name]
+            out = cache[name] = derived.value(name, self.event)
+            return out
         return self.event.fields.get(name)
 
     def has(self, name: str) -> bool:
@@ -71,13 +88,22 @@ class EventView:
         return self._ftext
 
 
-def value_getter(name: str) -> Callable[[Event], str | None]:
+def value_getter(name: str, derived: DerivedFields | None = None) -> Callable[[Event], str | None]:
     """The lookup :meth:`EventView.value` does, resolved once for ``name``."""
     if name in ECS_FIELD_SET:
         return lambda e: e.ecs.get(name)
     if name == "message":
         return lambda e: e.message
+    if derived is not None:
+        fn = derived.getter(name)
+        if fn is not None:
+            return fn
     return lambda e: e.fields.get(name)
+
+
+def is_plain(name: str, derived: DerivedFields | None) -> bool:
+    """Whether ``name`` is read from ``Event.fields`` (not ECS, message or a derived field)."""
+    return name not in ECS_FIELD_SET and name != "message" and (derived is None or name not in derived.names)
 
 
 # --- string predicates (reference semantics, also the fallback of the RE2 sets) -------------

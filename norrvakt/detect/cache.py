@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from norrvakt.detect.correlation import CorrelationSpec
 from norrvakt.detect.ir import IR_VERSION
 from norrvakt.detect.plan import Plan
 from norrvakt.detect.report import RuleStatus
@@ -35,6 +36,7 @@ _SUFFIX = ".rules.pickle"
 class CompiledSet:
     plan: Plan
     statuses: tuple[RuleStatus, ...]
+    correlations: tuple[CorrelationSpec, ...] = ()
 
 
 def default_cache_dir() -> Path:
@@ -44,7 +46,15 @@ def default_cache_dir() -> Path:
 
 # The modules whose code decides what a rule compiles to: an edited compiler must never meet a
 # plan cached by its previous version (IR_VERSION is for releases; this catches the rest).
-_COMPILER_MODULES = ("ir.py", "plan.py", "sigma.py", "loader.py", "logsource.py", "cache.py")
+_COMPILER_MODULES = (
+    "ir.py",
+    "plan.py",
+    "sigma.py",
+    "loader.py",
+    "logsource.py",
+    "cache.py",
+    "correlation.py",
+)
 
 
 def _compiler_digest() -> str:

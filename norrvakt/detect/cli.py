@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from norrvakt.detect.engine import RuleSet
+from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
 from norrvakt.detect.hunt import hunt as run_hunt
 from norrvakt.detect.loader import RulesError
@@ -50,11 +50,28 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _load(
-    paths: tuple[Path, ...], pipeline_path: Path | None, cache: Path | None, no_cache: bool, err: Console
-) -> tuple[RuleSet, LoadReport]:
+    paths: tuple[Path, ...],
+    pipeline_path: Path | None,
+    cache: Path | None,
+    no_cache: bool,
+    err: Console,
+    *,
+    builtin: bool = False,
+    intel: Path | None = None,
+) -> tuple[DetectionEngine, LoadReport]:
+    if not paths and not builtin:
+        err.print("[red]no rules: give --rules PATH and/or --builtin[/red]")
+        sys.exit(2)
     try:
         pipeline = load_pipeline(pipeline_path)
-        return RuleSet.load(list(paths), pipeline=pipeline, cache_dir=cache, use_cache=not no_cache)
+        return DetectionEngine.load(
+            list(paths),
+            builtin=builtin,
+            pipeline=pipeline,
+            cache_dir=cache,
+            use_cache=not no_cache,
+            intel_dir=intel,
+        )
     except (RulesError, PipelineError) as exc:
         err.print(f"[red]{exc}[/red]")
         sys.exit(2)
@@ -65,9 +82,16 @@ _rules_option = click.option(
     "-r",
     "rule_paths",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, path_type=Path),
     help="Sigma rule file or directory (*.yml, recursively); repeatable.",
+)
+_builtin_option = click.option(
+    "--builtin", is_flag=True, help="Also the built-in rules (norrvakt/detect/rules, docs/rules.md)."
+)
+_intel_option = click.option(
+    "--intel",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of threat intel lists (*.csv, STIX 2.1 / MISP *.json) to match too.",
 )
 _pipeline_option = click.option(
     "--pipeline",
@@ -85,6 +109,8 @@ _no_cache_option = click.option("--no-cache", is_flag=True, help="Compile the ru
 
 @click.command()
 @_rules_option
+@_builtin_option
+@_intel_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--format",
@@ -106,6 +132,8 @@ _no_cache_option = click.option("--no-cache", is_flag=True, help="Compile the ru
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def hunt(
     rule_paths: tuple[Path, ...],
+    builtin: bool,
+    intel: Path | None,
     paths: tuple[Path, ...],
     fmt: str,
     output: Path | None,
@@ -117,11 +145,12 @@ def hunt(
 ) -> None:
     """Run Sigma rules over EVTX / JSONL files (PATHS: files or directories), without a server.
 
-    The same engine as `norrvakt serve`. Detections go to stdout (or --output); the load report,
-    progress and the summary by rule and level go to stderr.
+    The same engine as `norrvakt serve`: rules, correlation rules and (with --intel) threat
+    intel. Detections go to stdout (or --output); the load report, progress and the summary by
+    rule and level go to stderr.
     """
     err = _console(stderr=True)
-    rules, report = _load(rule_paths, pipeline_path, cache, no_cache, err)
+    engine, report = _load(rule_paths, pipeline_path, cache, no_cache, err, builtin=builtin, intel=intel)
     _print_load(report, err)
     files = find_hunt_files(list(paths))
     sink: IO[str] = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
@@ -145,12 +174,13 @@ def hunt(
 
     try:
         with progress:
-            summary = run_hunt(rules, list(paths), on_detection, bar, min_level or "")
+            summary = run_hunt(engine, list(paths), on_detection, bar, min_level or "")
         writer.close()
     finally:
         if output:
             sink.close()
-    _print_summary(summary, len(rules), err if fmt != "table" or output else _console())
+    count = len(engine.rules) + len(engine.rules.correlations)
+    _print_summary(summary, count, err if fmt != "table" or output else _console())
 
 
 class _Bar:
@@ -293,7 +323,9 @@ def rules() -> None:
 
 
 @rules.command("check")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@_builtin_option
+@_intel_option
 @click.option("--problems", is_flag=True, help="Only rules that did not load or loaded with a note.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_pipeline_option
@@ -301,18 +333,21 @@ def rules() -> None:
 @_no_cache_option
 def check(
     paths: tuple[Path, ...],
+    builtin: bool,
+    intel: Path | None,
     problems: bool,
     fmt: str,
     pipeline_path: Path | None,
     cache: Path | None,
     no_cache: bool,
 ) -> None:
-    """Load the rules in PATHS and show, per rule, loaded / not loaded and why.
+    """Load the rules in PATHS (and/or --builtin, --intel lists) and show, per rule and list,
+    loaded / not loaded and why.
 
-    Exits 1 when any rule or file did not load.
+    Exits 1 when any rule, list or file did not load.
     """
     err = _console(stderr=True)
-    _, report = _load(paths, pipeline_path, cache, no_cache, err)
+    _, report = _load(paths, pipeline_path, cache, no_cache, err, builtin=builtin, intel=intel)
     if fmt == "json":
         click.echo(orjson.dumps(report.to_dicts(), option=orjson.OPT_INDENT_2).decode("utf-8"))
     else:

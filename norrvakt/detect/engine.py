@@ -20,20 +20,22 @@ The engine works on :class:`~norrvakt.event.Event` objects only: no store, no we
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from norrvakt.detect.atoms import EventView, value_getter
+from norrvakt.detect.atoms import EventView, is_plain, value_getter
 from norrvakt.detect.cache import CompiledSet, default_cache_dir
+from norrvakt.detect.correlation import CorrelationSpec
+from norrvakt.detect.derived import DerivedFields
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import compile_files, load_rules
 from norrvakt.detect.logsource import Pipeline, load_pipeline
 from norrvakt.detect.plan import KEYWORDS, Plan, bulk_field, is_bulk
 from norrvakt.detect.report import LoadReport
 from norrvakt.detect.runtime import FieldMatcher, Test, TestBuilder
-from norrvakt.event import ECS_FIELD_SET, Event
+from norrvakt.event import Event
 
 # Distinct index keys kept; beyond this the memo starts over (a flood of odd EventIDs must not
 # grow memory without bound).
@@ -69,18 +71,23 @@ class _Bucket:
 class RuleSet:
     """Compiled Sigma rules, ready to match events. Build with :meth:`load`."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        correlations: tuple[CorrelationSpec, ...] = (),
+        derived: DerivedFields | None = None,
+    ) -> None:
         self.plan = plan
         self.rules: tuple[RuleInfo, ...] = plan.rules
+        self.correlations = correlations
+        self.derived = derived or DerivedFields()
         self.stats = EngineStats()
         atoms = plan.atoms
         self._bulk = [is_bulk(a) for a in atoms]
         self._builder = TestBuilder(atoms, self._bulk)
         self._tests: list[Test | None] = [None] * len(plan.branches)
         self._branch_rule = [b.rule for b in plan.branches]
-        self._index_fields = plan.index_fields
-        self._plain_index = all(n not in ECS_FIELD_SET and n != "message" for n in plan.index_fields)
-        self._getters = [value_getter(n) for n in plan.index_fields]
+        self._key = _key_function(plan.index_fields, self.derived)
         self._buckets: dict[tuple[str | None, ...], _Bucket] = {}
         self._matchers: dict[str, FieldMatcher] = {}
         self._field_atoms: dict[str, list[tuple[int, str, str]]] = {}
@@ -104,8 +111,10 @@ class RuleSet:
         pipeline: Pipeline | None = None,
         cache_dir: Path | None = None,
         use_cache: bool = True,
+        derived: DerivedFields | None = None,
     ) -> tuple[RuleSet, LoadReport]:
-        """Rules from files and directories (``*.yml``), with the per-rule load report.
+        """Rules (and correlation rules) from files and directories (``*.yml``), with the
+        per-rule load report.
 
         ``cache_dir`` defaults to ``~/.cache/norrvakt``; ``use_cache=False`` compiles afresh
         and writes nothing.
@@ -113,16 +122,22 @@ class RuleSet:
         pipeline = pipeline or load_pipeline()
         directory = (cache_dir or default_cache_dir()) if use_cache else None
         compiled, report = load_rules(paths, pipeline, directory)
-        return cls(compiled.plan), report
+        return cls(compiled.plan, compiled.correlations, derived), report
 
     @classmethod
-    def from_yaml(cls, *texts: str, pipeline: Pipeline | None = None) -> tuple[RuleSet, LoadReport]:
+    def from_yaml(
+        cls, *texts: str, pipeline: Pipeline | None = None, derived: DerivedFields | None = None
+    ) -> tuple[RuleSet, LoadReport]:
         """Rules from YAML text (tests, one-off checks); no cache."""
         pipeline = pipeline or load_pipeline()
         files = [(f"<rule {i}>", t.encode("utf-8")) for i, t in enumerate(texts, start=1)]
         compiled: CompiledSet = compile_files(files, pipeline)
         report = LoadReport(entries=list(compiled.statuses), files=len(files), pipeline=pipeline.source)
-        return cls(compiled.plan), report
+        return cls(compiled.plan, compiled.correlations, derived), report
+
+    def view(self, event: Event) -> EventView:
+        """``event`` as the rules of this set see it (with its derived fields)."""
+        return EventView(event, self.derived)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -144,10 +159,7 @@ class RuleSet:
         """Indexes (into :attr:`rules`) of the rules that fire on ``event``."""
         self.stats.events += 1
         fields = event.fields
-        if self._plain_index:
-            key = tuple(map(fields.get, self._index_fields))
-        else:
-            key = tuple(g(event) for g in self._getters)
+        key = self._key(event)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._bucket(key)
@@ -158,7 +170,7 @@ class RuleSet:
             value = fields.get(name)
             if value is not None:
                 matcher.match(value, true)
-        view = EventView(event)
+        view = EventView(event, self.derived)
         for name, matcher in bucket.other:
             value = view.value(name)
             if value is not None:
@@ -220,10 +232,8 @@ class RuleSet:
             names.update(branch.fields)
         keywords = self._matcher(KEYWORDS) if KEYWORDS in names else None
         names.discard(KEYWORDS)
-        plain = tuple(
-            (n, self._matcher(n)) for n in sorted(names) if n not in ECS_FIELD_SET and n != "message"
-        )
-        other = tuple((n, self._matcher(n)) for n in sorted(names) if n in ECS_FIELD_SET or n == "message")
+        plain = tuple((n, self._matcher(n)) for n in sorted(names) if is_plain(n, self.derived))
+        other = tuple((n, self._matcher(n)) for n in sorted(names) if not is_plain(n, self.derived))
         bucket = _Bucket(
             tuple(unguarded),
             {a: tuple(bs) for a, bs in by_atom.items()},
@@ -241,6 +251,26 @@ class RuleSet:
         if matcher is None:
             matcher = self._matchers[name] = FieldMatcher(self._field_atoms.get(name, []))
         return matcher
+
+
+def _key_function(
+    index_fields: tuple[str, ...], derived: DerivedFields
+) -> Callable[[Event], tuple[str | None, ...]]:
+    """The index key of an event. Source fields come first in the mappings (``Channel``,
+    ``EventID``...), so they are read with one ``map`` and only the rest one by one."""
+    plain: list[str] = []
+    for name in index_fields:
+        if not is_plain(name, derived):
+            break
+        plain.append(name)
+    rest = [value_getter(n, derived) for n in index_fields[len(plain) :]]
+    names = tuple(plain)
+    if not rest:
+        return lambda e: tuple(map(e.fields.get, names))
+    if len(rest) == 1:
+        last = rest[0]
+        return lambda e: (*map(e.fields.get, names), last(e))
+    return lambda e: (*map(e.fields.get, names), *(g(e) for g in rest))
 
 
 def _admits(keys: tuple[frozenset[str] | None, ...], folded: list[str | None]) -> bool:

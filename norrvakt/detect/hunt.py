@@ -1,7 +1,13 @@
-"""Hunting: the live rule engine run over EVTX / JSONL files, without a server.
+"""Hunting: the live detection engine run over EVTX / JSONL files, without a server.
 
-    rules, report = RuleSet.load([Path("sigma/rules/windows")])
-    summary = hunt(rules, [Path("evtx-attack-samples")], on_detection=print)
+    engine, report = DetectionEngine.load([Path("sigma/rules/windows")], builtin=False)
+    summary = hunt(engine, [Path("evtx-attack-samples")], on_detection=print)
+
+Rules, correlation rules (their windows are judged at the end of the run too) and threat
+intel run exactly as in ``serve``; source health does not (files have no arrival rhythm).
+Each event gets a hunt-local ``seq`` that encodes where it came from (file number and EVTX
+record id or JSONL line), so a correlation's contributing events can be named by file and
+record without keeping them.
 
 Files are read with :mod:`norrvakt.sources.files` and parsed with
 :func:`norrvakt.parsers.parse_record`, exactly as ``norrvakt import`` and the live pipeline do,
@@ -19,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from norrvakt.detect.detection import Detection as EngineDetection
+from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.engine import RuleSet
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.event import KIND_PIPELINE_ERROR, Event
@@ -30,6 +38,13 @@ LEVELS = ("critical", "high", "medium", "low", "informational", "")
 HUNT_TENANT = "hunt"
 
 
+# seq = file number << _FILE_SHIFT | (EventRecordID for EVTX, line for JSON lines)
+_FILE_SHIFT = 40
+_NUMBER_MASK = (1 << _FILE_SHIFT) - 1
+
+Place = tuple[str, int | None, int | None]  # file path, EventRecordID, line
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     rule: RuleInfo
@@ -37,6 +52,10 @@ class Detection:
     path: Path
     record_id: int | None  # Windows EventRecordID
     line: int | None  # line number for JSONL input
+    kind: str = "rule"  # rule | correlation | intel
+    group: tuple[tuple[str, str], ...] = ()  # correlation group-by values; intel: the indicator
+    related: tuple[Place, ...] = ()  # a correlation's contributing events
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -54,6 +73,15 @@ class Detection:
         }
         if self.line is not None:
             doc["line"] = self.line
+        if self.kind != "rule":
+            doc["kind"] = self.kind
+            doc["group"] = dict(self.group)
+            doc["detail"] = self.detail
+        if self.related:
+            doc["events"] = [
+                {k: v for k, v in (("path", p), ("event_record_id", r), ("line", n)) if v is not None}
+                for p, r, n in self.related
+            ]
         doc["fields"] = self.event.fields
         if self.event.message:
             doc["message"] = self.event.message
@@ -116,36 +144,70 @@ def find_hunt_files(paths: list[Path]) -> list[Path]:
 
 
 def hunt(
-    rules: RuleSet,
+    engine: DetectionEngine | RuleSet,
     paths: list[Path],
     on_detection: Callable[[Detection], None],
     progress: Callable[[Path, float], None] | None = None,
     min_level: str = "",
 ) -> HuntSummary:
-    """Match every event in ``paths`` against ``rules``; ``progress(file, fraction_done)``.
+    """Match every event in ``paths``; ``progress(file, fraction_done)``. A bare
+    :class:`RuleSet` runs with its correlation rules and no intel.
 
-    ``min_level`` drops detections of rules below that level (they are still matched).
+    ``min_level`` drops detections below that level (they are still matched).
     """
+    if isinstance(engine, RuleSet):
+        engine = DetectionEngine(engine)
     start = time.perf_counter()
     summary = HuntSummary()
     allowed = set(LEVELS[: LEVELS.index(min_level) + 1]) if min_level else None
-    for path in find_hunt_files(paths):
+    files = find_hunt_files(paths)
+    lines_numbered: list[bool] = []  # per file: seq numbers are lines (JSONL), else record ids
+
+    def emit(found: list[EngineDetection]) -> None:
+        for d in found:
+            if d.event is None or (allowed is not None and d.rule.level not in allowed):
+                continue
+            path, record_id, line = _place(d.event, files, lines_numbered)
+            related = (
+                tuple(_decode(seq, files, lines_numbered) for _, seq in d.refs)
+                if d.kind == "correlation"
+                else ()
+            )
+            detection = Detection(
+                d.rule, d.event, Path(path), record_id, line, d.kind, d.group, related, d.detail
+            )
+            summary.add(detection)
+            on_detection(detection)
+
+    for number, path in enumerate(files):
         summary.files += 1
-        for event, fraction in _events(path, summary):
+        lines_numbered.append(False)
+        for ordinal, (event, fraction) in enumerate(_events(path, summary), start=1):
             summary.events += 1
-            for r in rules.matching_rules(event):
-                rule = rules.rules[r]
-                if allowed is not None and rule.level not in allowed:
-                    continue
-                detection = Detection(rule, event, path, _record_id(event), _line(event))
-                summary.add(detection)
-                on_detection(detection)
+            line = _line(event)
+            lines_numbered[number] = line is not None
+            place = line if line is not None else (_record_id(event) or ordinal)
+            event.seq = (number << _FILE_SHIFT) | (place & _NUMBER_MASK)
+            emit(engine.process((event,)))
             if progress is not None and summary.events % 256 == 0:
                 progress(path, fraction)
         if progress is not None:
             progress(path, 1.0)
+    emit(engine.flush())
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _decode(seq: int, files: list[Path], lines_numbered: list[bool]) -> Place:
+    number, place = seq >> _FILE_SHIFT, seq & _NUMBER_MASK
+    if lines_numbered[number]:
+        return str(files[number]), None, place
+    return str(files[number]), place, None
+
+
+def _place(event: Event, files: list[Path], lines_numbered: list[bool]) -> Place:
+    path = str(files[event.seq >> _FILE_SHIFT])
+    return path, _record_id(event), _line(event)
 
 
 def _events(path: Path, summary: HuntSummary) -> Iterator[tuple[Event, float]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # Bumped whenever the compiled form or the meaning of an op changes: cached rule sets made by
 # another version are recompiled.
-IR_VERSION = 1
+IR_VERSION = 2
 
 # op -> what ``arg`` holds
 CI_STRING_OPS = frozenset({"eq", "prefix", "suffix", "contains", "glob"})  # arg: casefolded str
@@ -151,6 +151,8 @@ class RuleInfo:
     path: str = ""
     line: int = 0
     logsource: tuple[str, str, str] = ("", "", "")  # product, category, service
+    name: str = ""  # the rule's ``name:`` (what correlation rules may reference it by)
+    custom: tuple[tuple[str, str], ...] = ()  # the ``norrvakt:`` attribute, flattened (key, value)
 
     @property
     def location(self) -> str:

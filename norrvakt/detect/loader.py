@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ import yaml
 
 from norrvakt.detect import cache as rule_cache
 from norrvakt.detect.cache import CompiledSet
+from norrvakt.detect.correlation import (
+    CorrelationSpec,
+    Ref,
+    UnsupportedCorrelation,
+    compile_correlation,
+    reference_names,
+)
 from norrvakt.detect.ir import CompiledRule
 from norrvakt.detect.logsource import Pipeline
 from norrvakt.detect.plan import make_plan
@@ -118,6 +126,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
 
     statuses: list[RuleStatus] = []
     pending: list[tuple[str, list[str], Any]] = []  # (path, lines, SigmaRule)
+    correlations: list[tuple[str, list[str], Any]] = []  # (path, lines, SigmaCorrelationRule)
     filters: list[tuple[str, list[str], SigmaFilter]] = []
     for path, data in files:
         try:
@@ -151,11 +160,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
                 statuses.append(RuleStatus(path, 1, "file", False, f"bad rule file: {_message(error)}"))
         for item in collection.rules:
             if isinstance(item, SigmaCorrelationRule):
-                statuses.append(
-                    _status(
-                        item, path, lines, "correlation", False, "correlation rules are not supported yet"
-                    )
-                )
+                correlations.append((path, lines, item))
             elif isinstance(item, SigmaRule):
                 pending.append((path, lines, item))
         for flt in collection.filters:
@@ -164,7 +169,108 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
             else:
                 filters.append((path, lines, flt))
     compiled = _compile_pending(pending, filters, pipeline, statuses)
-    return CompiledSet(make_plan(compiled, pipeline.index_fields), tuple(statuses))
+    specs = _compile_correlations(correlations, compiled, statuses)
+    return CompiledSet(make_plan(compiled, pipeline.index_fields), tuple(statuses), specs)
+
+
+def _compile_correlations(
+    items: list[tuple[str, list[str], Any]], compiled: list[CompiledRule], statuses: list[RuleStatus]
+) -> tuple[CorrelationSpec, ...]:
+    """Resolve references (rules by id or name, then correlations, which may chain) and compile."""
+    from sigma.exceptions import SigmaError
+
+    from norrvakt.detect.sigma import rule_info
+
+    known: dict[str, Ref] = {}
+    for number, rule in enumerate(compiled):
+        known[rule.info.id] = ("rule", number)
+        if rule.info.name:
+            known[rule.info.name] = ("rule", number)
+    not_loaded = {s.id for s in statuses if not s.loaded and s.id}
+    waiting = {}
+    for path, lines, item in items:
+        if item.errors:
+            statuses.append(_status(item, path, lines, "correlation", False, _errors(item.errors, lines)))
+            continue
+        waiting[id(item)] = (path, lines, item)
+    names_waiting = {
+        str(n) for _, _, item in waiting.values() for n in (item.id, item.name) if n is not None and n != ""
+    }
+    specs: list[CorrelationSpec] = []
+    progress = True
+    while waiting and progress:
+        progress = False
+        for key, (path, lines, item) in list(waiting.items()):
+            names = reference_names(item)
+            unknown = [n for n in names if n not in known]
+            if any(n in names_waiting for n in unknown):
+                continue  # a correlation it references is not compiled yet
+            del waiting[key]
+            progress = True
+            line = _rule_line(lines, item)
+            if not names:
+                statuses.append(_status(item, path, lines, "correlation", False, "references no rules"))
+                continue
+            if unknown:
+                why = ", ".join(
+                    f"{n} ({'did not load' if n in not_loaded else 'no such rule'})" for n in unknown
+                )
+                statuses.append(_status(item, path, lines, "correlation", False, f"references {why}"))
+                continue
+            info = rule_info(item, path, line, f"{path}#correlation")
+            try:
+                spec = compile_correlation(item, info, tuple(known[n] for n in names), names)
+            except (UnsupportedCorrelation, SigmaError) as exc:
+                statuses.append(_status(item, path, lines, "correlation", False, f"unsupported: {exc}"))
+                continue
+            specs.append(spec)
+            for name in (info.id, info.name):
+                if name:
+                    known[name] = ("correlation", len(specs) - 1)
+            statuses.append(_status(item, path, lines, "correlation", True, ""))
+    for path, lines, item in waiting.values():
+        names = [n for n in reference_names(item) if n not in known]
+        statuses.append(
+            _status(
+                item,
+                path,
+                lines,
+                "correlation",
+                False,
+                f"references correlations in a cycle: {', '.join(names)}",
+            )
+        )
+    _note_quiet_rules(specs, compiled, statuses)
+    return tuple(specs)
+
+
+def _note_quiet_rules(
+    specs: list[CorrelationSpec], compiled: list[CompiledRule], statuses: list[RuleStatus]
+) -> None:
+    """Rules only used by correlations with ``generate: false`` give no detections of their
+    own (Sigma's default); their report row says so, so nobody waits for their alerts."""
+    quiet = quiet_refs(specs)
+    by_place = {(s.path, s.id): i for i, s in enumerate(statuses) if s.kind in ("rule", "correlation")}
+    for kind, number in sorted(quiet):
+        info = compiled[number].info if kind == "rule" else specs[number].info
+        users = [s.info.title or s.info.id for s in specs if (kind, number) in s.refs]
+        i = by_place.get((info.path, info.id))
+        if i is None:
+            continue
+        note = f"used by correlation {', '.join(users)} (generate: false): no detections of its own"
+        old = statuses[i]
+        statuses[i] = replace(old, reason="; ".join(x for x in (old.reason, note) if x))
+
+
+def quiet_refs(specs: list[CorrelationSpec] | tuple[CorrelationSpec, ...]) -> set[Ref]:
+    """Rules and correlations referenced only by correlations with ``generate: false``."""
+    used: set[Ref] = set()
+    loud: set[Ref] = set()
+    for spec in specs:
+        used.update(spec.refs)
+        if spec.generate:
+            loud.update(spec.refs)
+    return used - loud
 
 
 def _compile_pending(

@@ -48,6 +48,10 @@ class Pipeline:
     placeholders: dict[str, tuple[str, ...]]
     digest: str  # sha256 of the source text: part of the compiled-rules cache key
     source: str = ""
+    # product -> where its rules are looked for when the rule names only the product, or a
+    # category/service the mapping does not list (instead of every event)
+    defaults: dict[str, Variant] = field(default_factory=dict)
+    notes: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (product, kind, name) -> note
     _memo: dict[tuple[str, str, str], Resolution] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, product: str | None, category: str | None, service: str | None) -> Resolution:
@@ -67,9 +71,20 @@ class Pipeline:
                     chosen = tuple(v for v in variants if v.service == service)
                     if chosen:
                         variants = chosen
-                return Resolution(tuple(_with_service(v, services) for v in variants))
+                note = self.notes.get((product, "category", category), "")
+                return Resolution(tuple(_with_service(v, services) for v in variants), note)
         if service and service in services:
-            return Resolution((services[service],))
+            return Resolution((services[service],), self.notes.get((product, "service", service), ""))
+        default = self.defaults.get(product)
+        if default is not None:
+            if not category and not service:
+                return Resolution((default,))
+            where = ", ".join(f"{n} {'/'.join(v)}" for n, v in default.where) or "any value"
+            note = (
+                f"logsource {what} is not mapped in pipeline {self.name!r}: "
+                f"tested against {product} events ({where})"
+            )
+            return Resolution((default,), note)
         if not category and not service and product:
             note = f"logsource {what} names only a product: tested against every event"
         else:
@@ -89,18 +104,61 @@ def _with_service(variant: Variant, services: dict[str, Variant]) -> Variant:
 # --- reading the YAML -----------------------------------------------------------------------
 
 
+BUILTIN_PIPELINES = ("windows.yml", "linux.yml", "norrvakt.yml")
+
+
 def load_pipeline(path: Path | None = None) -> Pipeline:
-    """The mapping in ``path``, or the built-in Windows mapping."""
+    """The mapping in ``path``, or the built-in mapping (``pipelines/windows.yml``,
+    ``linux.yml`` and ``norrvakt.yml`` merged)."""
     if path is None:
-        text = resources.files("norrvakt.detect").joinpath("pipelines/windows.yml").read_text("utf-8")
-        where = "norrvakt/detect/pipelines/windows.yml"
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise PipelineError(f"{path}: cannot read the log source mapping: {exc}") from exc
-        where = str(path)
-    return parse_pipeline(text, where)
+        base = resources.files("norrvakt.detect").joinpath("pipelines")
+        docs = [
+            (base.joinpath(n).read_text("utf-8"), f"norrvakt/detect/pipelines/{n}") for n in BUILTIN_PIPELINES
+        ]
+        return merge_pipelines([parse_pipeline(t, w) for t, w in docs], "built-in")
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read the log source mapping: {exc}") from exc
+    return parse_pipeline(text, str(path))
+
+
+def merge_pipelines(parts: list[Pipeline], name: str) -> Pipeline:
+    """One mapping from several files: products must not repeat; ``index_fields`` are taken
+    from the files that name them, which must agree."""
+    index: tuple[str, ...] = ()
+    out = Pipeline(name, (), {}, {}, {}, "", ", ".join(p.source for p in parts))
+    digest = hashlib.sha256()
+    for part in parts:
+        if part.index_fields:
+            if index and part.index_fields != index:
+                raise PipelineError(
+                    f"{part.source}: index_fields {list(part.index_fields)} differ from {list(index)}"
+                )
+            index = part.index_fields
+        for product in (*part.categories, *part.services):
+            if product in out.categories or product in out.services:
+                raise PipelineError(f"{part.source}: product {product!r} is already mapped in another file")
+        out.categories.update(part.categories)
+        out.services.update(part.services)
+        out.defaults.update(part.defaults)
+        out.notes.update(part.notes)
+        for key, values in part.placeholders.items():
+            if key in out.placeholders:
+                raise PipelineError(f"{part.source}: placeholder {key!r} is already defined in another file")
+            out.placeholders[key] = values
+        digest.update(part.digest.encode())
+    return Pipeline(
+        name,
+        index,
+        out.categories,
+        out.services,
+        out.placeholders,
+        digest.hexdigest(),
+        out.source,
+        out.defaults,
+        out.notes,
+    )
 
 
 def parse_pipeline(text: str, where: str) -> Pipeline:
@@ -117,15 +175,37 @@ def parse_pipeline(text: str, where: str) -> Pipeline:
         raise PipelineError(f"{where}: index_fields must be a list of field names")
     categories: dict[str, dict[str, tuple[Variant, ...]]] = {}
     services: dict[str, dict[str, Variant]] = {}
+    defaults: dict[str, Variant] = {}
+    notes: dict[tuple[str, str, str], str] = {}
     for product, table in _mapping(doc.get("products", {}), f"{where}: products").items():
         table = _mapping(table, f"{where}: products.{product}")
-        services[product] = {
-            name: Variant(_where(cond, f"{where}: products.{product}.services.{name}"), (), name)
-            for name, cond in _mapping(table.get("services", {}), f"{where}: {product}.services").items()
-        }
+        unknown = set(table) - {"categories", "services", "default"}
+        if unknown:
+            raise PipelineError(
+                f"{where}: products.{product}: unknown keys {sorted(unknown)} "
+                "(allowed: categories, services, default)"
+            )
+        services[product] = {}
+        for name, cond in _mapping(table.get("services", {}), f"{where}: {product}.services").items():
+            at = f"{where}: products.{product}.services.{name}"
+            cond, note = _noted(cond, at)
+            services[product][name] = Variant(_where(cond, at), (), name)
+            if note:
+                notes[(product, "service", name)] = note
+        if "default" in table:
+            at = f"{where}: products.{product}.default"
+            cond, _ = _noted(table["default"], at)
+            defaults[product] = Variant(_where(cond, at))
         cats: dict[str, tuple[Variant, ...]] = {}
         for name, entries in _mapping(table.get("categories", {}), f"{where}: {product}.categories").items():
             at = f"{where}: products.{product}.categories.{name}"
+            if isinstance(entries, dict):  # {variants: [...], note: "..."}
+                unknown = set(entries) - {"variants", "note"}
+                if unknown:
+                    raise PipelineError(f"{at}: unknown keys {sorted(unknown)} (allowed: variants, note)")
+                if entries.get("note"):
+                    notes[(product, "category", name)] = str(entries["note"])
+                entries = entries.get("variants")
             if not isinstance(entries, list) or not entries:
                 raise PipelineError(f"{at}: expected a non-empty list of variants")
             cats[name] = tuple(_variant(e, f"{at}[{i}]", services[product]) for i, e in enumerate(entries))
@@ -142,7 +222,19 @@ def parse_pipeline(text: str, where: str) -> Pipeline:
         placeholders=placeholders,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         source=where,
+        defaults=defaults,
+        notes=notes,
     )
+
+
+def _noted(entry: Any, at: str) -> tuple[Any, str]:
+    """``{where: {...}, note: "..."}`` -> (the where part, the note); a plain map is all where."""
+    if isinstance(entry, dict) and "where" in entry:
+        unknown = set(entry) - {"where", "note"}
+        if unknown:
+            raise PipelineError(f"{at}: unknown keys {sorted(unknown)} (allowed: where, note)")
+        return entry["where"], str(entry.get("note") or "")
+    return entry, ""
 
 
 def _mapping(value: Any, at: str) -> dict[str, Any]:

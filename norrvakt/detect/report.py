@@ -1,9 +1,10 @@
 """The load report: for every rule file and rule, whether it loaded and, if not, why.
 
 Nothing is skipped silently: a file that is not YAML, a rule pySigma rejects, a modifier the
-engine cannot evaluate, a correlation rule (not supported yet) - each is one row with the
-place (``path:line``) and the reason. Rules that loaded with a caveat (e.g. a log source with
-no mapping, so the rule is tested against every event) carry it as a note.
+engine cannot evaluate, a correlation rule it cannot evaluate in bounded memory, a threat
+intel list that cannot be read - each is one row with the place (``path:line``) and the
+reason. Rules that loaded with a caveat (e.g. a log source with no mapping, so the rule is
+tested against every event) carry it as a note.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.table import Table
 class RuleStatus:
     path: str
     line: int
-    kind: str  # rule | correlation | filter | file
+    kind: str  # rule | correlation | filter | file | intel
     loaded: bool
     reason: str = ""  # why not loaded; for loaded rules, notes ("" = none)
     id: str = ""
@@ -54,6 +55,16 @@ class LoadReport:
         return [e for e in self.entries if e.loaded and e.kind == "rule"]
 
     @property
+    def correlations(self) -> list[RuleStatus]:
+        """Correlation rules that loaded."""
+        return [e for e in self.entries if e.loaded and e.kind == "correlation"]
+
+    @property
+    def intel(self) -> list[RuleStatus]:
+        """Threat intel lists that loaded."""
+        return [e for e in self.entries if e.loaded and e.kind == "intel"]
+
+    @property
     def not_loaded(self) -> list[RuleStatus]:
         return [e for e in self.entries if not e.loaded]
 
@@ -65,8 +76,14 @@ class LoadReport:
         kinds = Counter(e.kind for e in self.not_loaded)
         problems = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items()))
         source = "from cache" if self.cached else "compiled"
+        extra = "".join(
+            f", {len(rows)} {name}{'s' if len(rows) != 1 else ''}"
+            for name, rows in (("correlation", self.correlations), ("intel list", self.intel))
+            if rows
+        )
         text = (
-            f"{len(self.loaded)} rules loaded ({source}, {self.seconds:.2f} s) from {self.files} files; "
+            f"{len(self.loaded)} rules{extra} loaded ({source}, {self.seconds:.2f} s) "
+            f"from {self.files} files; "
             f"{len(self.not_loaded)} not loaded" + (f" ({problems})" if problems else "")
         )
         if self.noted:

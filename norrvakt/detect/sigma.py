@@ -29,7 +29,7 @@ from sigma.conditions import (
 )
 from sigma.exceptions import SigmaError
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
-from sigma.rule import SigmaDetectionItem, SigmaRule
+from sigma.rule import SigmaDetectionItem, SigmaRule, SigmaRuleBase
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -97,8 +97,8 @@ _TIME_PARTS = {
 }
 
 
-def rule_info(rule: SigmaRule, path: str, line: int, fallback_id: str) -> RuleInfo:
-    ls = rule.logsource
+def rule_info(rule: SigmaRuleBase, path: str, line: int, fallback_id: str) -> RuleInfo:
+    ls = getattr(rule, "logsource", None)  # correlation rules have none
     return RuleInfo(
         id=str(rule.id) if rule.id is not None else (rule.name or fallback_id),
         title=rule.title or "",
@@ -111,8 +111,23 @@ def rule_info(rule: SigmaRule, path: str, line: int, fallback_id: str) -> RuleIn
         references=tuple(str(r) for r in rule.references),
         path=path,
         line=line,
-        logsource=(ls.product or "", ls.category or "", ls.service or ""),
+        logsource=(ls.product or "", ls.category or "", ls.service or "") if ls else ("", "", ""),
+        name=rule.name or "",
+        custom=custom_attributes(rule),
     )
+
+
+def custom_attributes(rule: SigmaRuleBase) -> tuple[tuple[str, str], ...]:
+    """The rule's ``norrvakt:`` mapping (e.g. ``{suppress_by: [user.name]}``) as sorted pairs;
+    list values are joined with commas. Unknown top-level keys are pySigma's business."""
+    raw = rule.custom_attributes.get("norrvakt") if rule.custom_attributes else None
+    if not isinstance(raw, dict):
+        return ()
+    out = []
+    for key, value in raw.items():
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        out.append((str(key), text))
+    return tuple(sorted(out))
 
 
 def compile_rule(rule: SigmaRule, pipeline: Pipeline, info: RuleInfo) -> CompiledRule:

@@ -243,3 +243,85 @@ def open_state(url: str) -> sa.Engine:
         engine.dispose()
         raise
     return engine
+
+
+# -- systematic log follow-up (loggkontroll), migration 0003 ------------------------------------
+
+followup_plans = sa.Table(
+    "followup_plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(128), nullable=False),  # e.g. socialtjanst.record_access
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("frequency", sa.String(16), nullable=False),  # monthly | quarterly
+    sa.Column("random_sample", sa.Integer, nullable=False),
+    sa.Column("targeted_per_reason", sa.Integer, nullable=False),
+    sa.Column("reviewer", sa.String(128), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Index("ix_followup_plans_tenant", "tenant"),
+)
+
+followup_rounds = sa.Table(
+    "followup_rounds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("plan_id", sa.Integer, sa.ForeignKey("followup_plans.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("period_start", sa.BigInteger, nullable=False),
+    sa.Column("period_end", sa.BigInteger, nullable=False),
+    sa.Column("population", sa.BigInteger, nullable=False),  # accesses in the period
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | signed_off
+    sa.Column("signed_off_by", sa.String(128), nullable=True),
+    sa.Column("signed_off_at", sa.BigInteger, nullable=True),
+    sa.Column("digest", sa.String(64), nullable=True),  # SHA-256 of the decisions, journaled at sign-off
+    sa.Index("ix_followup_rounds_plan", "plan_id"),
+)
+
+followup_items = sa.Table(
+    "followup_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("round_id", sa.Integer, sa.ForeignKey("followup_rounds.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("event_ts", sa.BigInteger, nullable=False),
+    sa.Column("user_name", sa.String(256), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),  # comma list: random, protected_not_assigned, …
+    sa.Column("decision", sa.String(32), nullable=True),  # justified | not_justified | needs_investigation
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.String(128), nullable=True),
+    sa.Column("decided_at", sa.BigInteger, nullable=True),
+    sa.Column("case_id", sa.Integer, nullable=True),
+    sa.Index("ix_followup_items_round", "round_id"),
+)
+
+followup_annotations = sa.Table(
+    "followup_annotations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("followup_items.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+followup_lookup = sa.Table(
+    "followup_lookup",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("id_hash", sa.String(64), nullable=False),
+    sa.Column("surname_hash", sa.String(64), nullable=True),
+    sa.Column("address_hash", sa.String(64), nullable=True),
+    sa.Index("ix_followup_lookup", "tenant", "kind", "id_hash"),
+)

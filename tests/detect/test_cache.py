@@ -63,3 +63,12 @@ def test_no_cache_writes_nothing(tmp_path: Path) -> None:
     d = rules_dir(tmp_path)
     RuleSet.load([d], cache_dir=tmp_path / "cache", use_cache=False)
     assert not (tmp_path / "cache").exists()
+
+
+def test_correlations_come_from_the_cache_too(tmp_path: Path) -> None:
+    from norrvakt.detect.detection import builtin_rules_dir
+
+    cache = tmp_path / "cache"
+    first, _ = RuleSet.load([builtin_rules_dir()], cache_dir=cache)
+    second, report = RuleSet.load([builtin_rules_dir()], cache_dir=cache)
+    assert report.cached and second.correlations == first.correlations and len(second.correlations) == 8

@@ -123,3 +123,34 @@ def test_evtx_file_from_the_regression_suite(tmp_path: Path) -> None:
     docs = [json.loads(line) for line in out.splitlines()]
     assert docs and all(d["rule"]["id"] == case.rule_id for d in docs)
     assert all(isinstance(d["event_record_id"], int) and d["file"] == case.evtx.name for d in docs)
+
+
+def test_hunt_reports_correlations_with_their_events(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(
+            {
+                "EventTime": f"2026-11-26 21:00:{i:02d}",
+                "Hostname": "lulea-dc01",
+                "EventID": 4625,
+                "SourceName": "Microsoft-Windows-Security-Auditing",
+                "Channel": "Security",
+                "RecordNumber": 500 + i,
+                "TargetUserName": f"user{i}",
+                "IpAddress": "185.220.101.45",
+            }
+        )
+        for i in range(12)
+    ]
+    (tmp_path / "dc01.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, _ = run("--builtin", str(tmp_path), "--format", "json")
+    assert code == 0
+    [spray] = [json.loads(line) for line in out.splitlines()]
+    assert spray["rule"]["title"] == "Password spraying from one address" and spray["kind"] == "correlation"
+    assert spray["group"] == {"source.ip": "185.220.101.45"}
+    assert [e["line"] for e in spray["events"]] == list(range(1, 11))
+    assert spray["line"] == 1
+
+
+def test_hunt_needs_some_rules(tmp_path: Path) -> None:
+    code, _, err = run(str(tmp_path))
+    assert code == 2 and "no rules" in err

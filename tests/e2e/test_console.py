@@ -165,8 +165,8 @@ def test_alert_queue_acknowledge_and_case_view(browser: Any, console: dict[str, 
     assert len(mine) == 2 and "critical" in mine[0]  # most severe first
     shot(page, "alerts")
     page.check(f"tr:has-text('Password spraying {marker}') input[name=alert]")
-    page.click("#bulk-ack")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the page reloads once the acknowledgement is saved
+        page.click("#bulk-ack")
     page.goto(f"{server.url}/alerts?status=acknowledged")
     assert f"Password spraying {marker}" in page.inner_text("table.alerts")
     case_id = next((a["case_id"] for a in created["alerts"] if a["case_id"]), None)
