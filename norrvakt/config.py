@@ -162,6 +162,25 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class DetectionSettings:
+    enabled: bool = field(default=True, metadata=_doc("Run the rules on every stored event."))
+    builtin: bool = field(default=True, metadata=_doc("Load Norrvakt's built-in rules (docs/rules.md)."))
+    rule_dirs: list[str] = field(
+        default_factory=list,
+        metadata=_doc(
+            "More Sigma rule folders, e.g. a SigmaHQ checkout's rules/windows. {data_dir} is replaced."
+        ),
+    )
+    intel_dir: str = field(
+        default="{data_dir}/intel",
+        metadata=_doc("Threat-intel lists (CSV, STIX 2.1, MISP JSON), reloaded on change."),
+    )
+    source_health: bool = field(default=True, metadata=_doc("Alert when a source or host goes silent."))
+    work_start_hour: int = field(default=7, metadata=_doc("Working hours start (norrvakt.after_hours)."))
+    work_end_hour: int = field(default=18, metadata=_doc("Working hours end."))
+
+
+@dataclass(frozen=True)
 class OidcSettings:
     issuer: str = field(default="", metadata=_doc("OpenID Connect issuer URL; empty = single sign-on off."))
     client_id: str = field(default="", metadata=_doc("Client id registered at the provider."))
@@ -357,6 +376,7 @@ class Settings:
         default_factory=RetentionSettings,
         metadata=_doc("Journal retention; disposal needs a recorded decision."),
     )
+    detection: DetectionSettings = field(default_factory=DetectionSettings, metadata=_doc("Detection rules."))
     oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
@@ -568,6 +588,14 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     for t in rt.tenant_days:
         if t not in s.tenants:
             problems.append((f"retention.tenant_days.{t}", f"{t!r} — not a configured tenant"))
+    dt = s.detection
+    if not 0 <= dt.work_start_hour <= dt.work_end_hour <= 24:
+        problems.append(
+            (
+                "detection.work_start_hour",
+                f"{dt.work_start_hour}-{dt.work_end_hour} — 0 <= start <= end <= 24",
+            )
+        )
     oc = s.oidc
     if oc.issuer:
         if not oc.issuer.startswith(("https://", "http://")):

@@ -48,6 +48,7 @@ class AlertInput:
     ``event_ts`` is the event's time in microseconds (UTC); ``event_seq`` its journal seq in
     ``tenant`` (0 = no event in Norrvakt, e.g. an alert another tool created). ``entities``
     holds ECS fields of the event (user.name, host.name, source.ip, file.hash.*, …).
+    ``related_seqs`` names the other events of a correlation match (evidence, not counted).
     ``dedupe_key_fields`` and ``suppression_window_s`` override the rule's settings and the
     defaults; None = use those.
     """
@@ -63,6 +64,8 @@ class AlertInput:
     dedupe_key_fields: list[str] | None = None
     suppression_window_s: int | None = None
     source: str = "sigma"
+    # More events behind one match (a correlation's member events): evidence like event_seq.
+    related_seqs: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)

@@ -216,8 +216,9 @@ class AlertService:
                 alert.last_seen = ts
             if ts < alert.first_seen:
                 alert.first_seen = ts
-            seq = inp.event_seq
-            if seq > 0:
+            for seq in (inp.event_seq, *inp.related_seqs):
+                if seq <= 0 or seq in entry.new_seqs:
+                    continue
                 if alert.first_seq is None or seq < alert.first_seq:
                     alert.first_seq = seq
                 if alert.last_seq is None or seq > alert.last_seq:
