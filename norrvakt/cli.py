@@ -473,13 +473,14 @@ def tokens_list(ctx: click.Context) -> None:
 
 def _register() -> None:
     from norrvakt.cli_alerts import COMMANDS as SOC
+    from norrvakt.cli_followup import COMMANDS as FOLLOWUP
     from norrvakt.cli_integrity import COMMANDS as INTEGRITY
     from norrvakt.cli_retention import COMMANDS as RETENTION
     from norrvakt.cli_sources import COMMANDS as SOURCES
     from norrvakt.cli_users import COMMANDS as USERS
     from norrvakt.detect.cli import hunt, rules
 
-    for command in [*INTEGRITY, *RETENTION, *SOURCES, *USERS, *SOC]:
+    for command in [*INTEGRITY, *RETENTION, *SOURCES, *USERS, *SOC, *FOLLOWUP]:
         main.add_command(command)
     main.add_command(hunt, "hunt")
     main.add_command(rules, "rules")

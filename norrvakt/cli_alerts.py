@@ -23,8 +23,16 @@ err = Console(stderr=True)
 
 
 def _api(
-    ctx: click.Context, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None
+    ctx: click.Context,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    content: bytes | None = None,
 ) -> Any:
+    """Call the API: the running server's, or in-process on the data directory when none runs.
+    ``content`` is sent as the raw body instead of ``body`` as JSON."""
     from norrvakt.cli import _settings
     from norrvakt.client import ApiError, ServerClient
 
@@ -32,15 +40,18 @@ def _api(
     params = {k: v for k, v in (params or {}).items() if v is not None}
     client = ServerClient.for_data_dir(settings.data_path)
     try:
+        payload: dict[str, Any] = {"content": content} if content is not None else {"json": body}
         if client is not None:
-            return client.request(method, path, json=body, params=params)
-        return asyncio.run(_local(settings, method, path, body, params))
+            return client.request(method, path, params=params, **payload)
+        return asyncio.run(_local(settings, method, path, payload, params))
     except ApiError as exc:
         err.print(f"[red]{exc.detail}[/red]")
         sys.exit(2)
 
 
-async def _local(settings: Any, method: str, path: str, body: Any, params: dict[str, Any]) -> Any:
+async def _local(
+    settings: Any, method: str, path: str, payload: dict[str, Any], params: dict[str, Any]
+) -> Any:
     import httpx
 
     from norrvakt.client import ApiError
@@ -58,7 +69,7 @@ async def _local(settings: Any, method: str, path: str, body: Any, params: dict[
         app.dependency_overrides[current_principal] = lambda: local
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
-            resp = await client.request(method, path, json=body, params=params)
+            resp = await client.request(method, path, params=params, **payload)
         if resp.status_code >= 400:
             try:
                 detail = resp.json().get("detail", resp.text)

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from norrvakt.config import Settings
+from norrvakt.detect.live import LiveDetection
 from norrvakt.integrity import IntegrityWatch
 from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
 from norrvakt.web.app import create_app
@@ -52,10 +53,16 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     from norrvakt.alerts.soc import start_soc, stop_soc  # SOC workflow: alerts, cases, notify, escalation
 
     await start_soc(runtime, url)
+    detection = LiveDetection(runtime)
+    runtime.extras["detection"] = detection
+    if settings.detection.enabled:
+        await detection.start()
     demo_task: asyncio.Task[Any] | None = None
     if demo:
         from norrvakt.demo import DemoTraffic
+        from norrvakt.demo.followup_plans import seed_followup_plans
 
+        await asyncio.to_thread(seed_followup_plans, runtime)
         traffic = DemoTraffic(runtime, url)
         runtime.extras["demo"] = traffic
         demo_task = asyncio.create_task(traffic.run(), name="demo")
@@ -72,6 +79,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
             except (asyncio.CancelledError, Exception) as exc:  # report, never hide, a demo crash
                 if not isinstance(exc, asyncio.CancelledError):
                     log.error("demo traffic stopped with an error: %s", exc)
+        await detection.stop()
         await watch.stop()
         await stop_soc(runtime)
         await runtime.close()

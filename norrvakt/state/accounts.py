@@ -70,6 +70,13 @@ def user_exists(engine: sa.Engine, username: str) -> bool:
         return conn.execute(sa.select(users.c.id).where(users.c.username == username)).first() is not None
 
 
+def principal_of(engine: sa.Engine, username: str) -> Principal | None:
+    """The enabled user ``username`` as a principal (role and tenant scope), or None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+    return None if row is None or row.disabled else _principal(row)
+
+
 def set_password(engine: sa.Engine, username: str, password: str) -> None:
     with engine.begin() as conn:
         conn.execute(

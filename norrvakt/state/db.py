@@ -272,6 +272,7 @@ followup_rounds = sa.Table(
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("period_start", sa.BigInteger, nullable=False),
     sa.Column("period_end", sa.BigInteger, nullable=False),
+    sa.Column("period_label", sa.String(16), nullable=False),  # 2026-11 or 2026-Q4
     sa.Column("population", sa.BigInteger, nullable=False),  # accesses in the period
     sa.Column("created_by", sa.String(128), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -279,6 +280,8 @@ followup_rounds = sa.Table(
     sa.Column("signed_off_by", sa.String(128), nullable=True),
     sa.Column("signed_off_at", sa.BigInteger, nullable=True),
     sa.Column("digest", sa.String(64), nullable=True),  # SHA-256 of the decisions, journaled at sign-off
+    sa.Column("signoff_seq", sa.BigInteger, nullable=True),  # the journaled sign-off (system tenant)
+    sa.Column("reason_totals", sa.Text, nullable=False),  # JSON: reason → accesses with it
     sa.Index("ix_followup_rounds_plan", "plan_id"),
 )
 

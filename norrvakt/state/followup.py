@@ -69,12 +69,14 @@ def round_(conn: sa.Connection, round_id: int, tenants: Sequence[str]) -> Row | 
     return dict(row._mapping) if row else None
 
 
-def sign_off(conn: sa.Connection, round_id: int, by: str, at: int, digest: str) -> None:
-    conn.execute(
+def sign_off(conn: sa.Connection, round_id: int, by: str, at: int, digest: str, seq: int) -> bool:
+    """False when the round was no longer open (someone signed it off meanwhile)."""
+    result = conn.execute(
         followup_rounds.update()
-        .where(followup_rounds.c.id == round_id)
-        .values(status="signed_off", signed_off_by=by, signed_off_at=at, digest=digest)
+        .where(followup_rounds.c.id == round_id, followup_rounds.c.status == "open")
+        .values(status="signed_off", signed_off_by=by, signed_off_at=at, digest=digest, signoff_seq=seq)
     )
+    return bool(result.rowcount)
 
 
 def add_items(conn: sa.Connection, items: Sequence[Row]) -> None:

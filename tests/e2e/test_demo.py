@@ -32,3 +32,24 @@ def test_demo_traffic_reaches_every_tenant_with_attack_stories(tmp_path: Path) -
         assert server.count("event.kind:pipeline_error") == 0, server.search("event.kind:pipeline_error")[
             "rows"
         ][:3]
+        # Live detection turned the stories into alerts and cases.
+        deadline = time.monotonic() + 30
+        titles: set[str] = set()
+        while time.monotonic() < deadline:
+            alerts = server.api("GET", "/api/alerts", params={"status": "", "limit": 500}).json()["alerts"]
+            titles = {a["rule"]["title"] for a in alerts}
+            if "Security audit log cleared" in titles:
+                break
+            time.sleep(1)
+        assert "Security audit log cleared" in titles, titles
+        assert any(a["case_id"] for a in alerts)
+        # The log follow-up has its demo plans; this month's sample can be drawn.
+        plans = server.api("GET", "/api/followup/plans").json()["plans"]
+        assert {(p["tenant"], p["dataset"]) for p in plans} == {
+            ("lulea", "socialtjanst.record_access"),
+            ("lulea", "health.record_access"),
+        }
+        drawn = server.api(
+            "POST", f"/api/followup/plans/{plans[0]['id']}/rounds", json={"period": time.strftime("%Y-%m")}
+        )
+        assert drawn.status_code == 200, drawn.text

@@ -10,9 +10,11 @@ Luleå's), or says why the route holds no tenant data (public, own session, admi
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,6 +232,52 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/cases/{case}/alerts", body={"alert_id": "{alert}"}
     ),
     ("PUT", "/api/cases/{case_id}/nis2"): _probe("PUT", "/api/cases/{case}/nis2", body={"significant": True}),
+    # -- log follow-up ({plan}, {round} and {item} are Luleå's) ------------------------------------------
+    ("GET", "/api/followup/plans"): Case(
+        [
+            Probe("GET", "/api/followup/plans?tenant=lulea"),
+            Probe("GET", "/api/followup/plans", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("POST", "/api/followup/plans"): _probe(
+        "POST",
+        "/api/followup/plans",
+        body={"tenant": "lulea", "dataset": "socialtjanst.record_access", "reviewer": "boden.iso"},
+    ),
+    ("GET", "/api/followup/plans/{plan_id}"): _probe("GET", "/api/followup/plans/{plan}"),
+    ("POST", "/api/followup/plans/{plan_id}/rounds"): _probe(
+        "POST", "/api/followup/plans/{plan}/rounds", body={"period": "2026-10"}
+    ),
+    ("GET", "/api/followup/rounds"): Case(
+        [
+            Probe("GET", "/api/followup/rounds?tenant=lulea"),
+            Probe("GET", "/api/followup/rounds", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/followup/rounds/{round_id}"): _probe("GET", "/api/followup/rounds/{round}"),
+    ("POST", "/api/followup/items/{item_id}/decision"): _probe(
+        "POST", "/api/followup/items/{item}/decision", body={"decision": "justified"}
+    ),
+    ("POST", "/api/followup/items/{item_id}/annotations"): _probe(
+        "POST", "/api/followup/items/{item}/annotations", body={"text": "x"}
+    ),
+    ("POST", "/api/followup/rounds/{round_id}/sign-off"): _probe(
+        "POST", "/api/followup/rounds/{round}/sign-off"
+    ),
+    ("GET", "/api/followup/rounds/{round_id}/verify"): _probe("GET", "/api/followup/rounds/{round}/verify"),
+    ("GET", "/api/followup/rounds/{round_id}/report"): Case(
+        [
+            Probe("GET", "/api/followup/rounds/{round}/report?format=html"),
+            Probe("GET", "/api/followup/rounds/{round}/report?format=pdf"),
+        ]
+    ),
+    ("PUT", "/api/followup/lookup/{tenant}/{kind}"): _probe(
+        "PUT", "/api/followup/lookup/lulea/staff", body="id_hash,surname_hash,address_hash\n"
+    ),
+    ("GET", "/followup"): Case(
+        [Probe("GET", "/followup?tenant=lulea"), Probe("GET", "/followup", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("GET", "/followup/rounds/{round_id}"): _probe("GET", "/followup/rounds/{round}"),
 }
 
 
@@ -259,6 +307,52 @@ def test_every_route_has_an_isolation_case() -> None:
     assert missing == [], f"routes without a tenant-isolation case in {__file__}: {missing}"
 
 
+def _lulea_followup(server: Server, marker: str) -> dict[str, int]:
+    """A follow-up plan, round and sampled access of Luleå's (reviewed by the admin); the
+    access is Luleå's second event with the marker."""
+    now = time.gmtime()
+    line = ";".join(
+        [
+            time.strftime("%Y-%m-%d %H:%M:%S", now),
+            "u-7",
+            f"secret {marker}",
+            "handlaggare",
+            "IFO",
+            "read",
+            f"s-{marker}",
+            "skyddad_folkbokforing",
+            "IFO-1",
+            "u-1",
+            "",
+            "10.20.4.17",
+        ]
+    )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", now)
+    with socket.create_connection(("127.0.0.1", server.ports["tcp"])) as s:
+        s.sendall(f"<134>1 {stamp} lulea-host-{marker} socialsystem - - - {line}\n".encode())
+    assert server.wait_count(f"s-{marker}", 1, tenant="lulea") == 1
+    plan = server.api(
+        "POST",
+        "/api/followup/plans",
+        json={
+            "tenant": "lulea",
+            "dataset": "socialtjanst.record_access",
+            "reviewer": "admin",
+            "title": f"secret {marker} plan",
+            "random_sample": 5,
+        },
+    )
+    assert plan.status_code == 200, plan.text
+    drawn = server.api(
+        "POST",
+        f"/api/followup/plans/{plan.json()['id']}/rounds",
+        json={"period": time.strftime("%Y-%m", now)},
+    )
+    assert drawn.status_code == 200, drawn.text
+    (item,) = drawn.json()["items"]
+    return {"plan": plan.json()["id"], "round": drawn.json()["id"], "item": item["id"]}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with running_server(Path(tmp_path_factory.mktemp("iso"))) as server:
@@ -283,6 +377,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "entities": {"host.name": f"lulea-host-{marker}"},
             },
         ).json()["alerts"][0]
+        followup = _lulea_followup(server, marker)
         out = subprocess.run(
             [
                 sys.executable,
@@ -315,6 +410,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "csrf": csrf,
             "alert": made["id"],
             "case": made["case_id"],
+            **followup,
         }
         client.close()
 
@@ -328,7 +424,7 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
     server: Server = world["server"]
     client: httpx.Client = world["client"]
     for probe in case.probes:
-        ids = {"seq": world["seq"], "marker": world["marker"], "alert": world["alert"], "case": world["case"]}
+        ids = {k: world[k] for k in ("seq", "marker", "alert", "case", "plan", "round", "item")}
         url = probe.url.format(**ids)
         headers = {"X-CSRF-Token": world["csrf"]}
         if probe.method == "GET" and url.startswith("/api/tail"):
@@ -349,4 +445,4 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
             )
             assert f"lulea-host-{world['marker']}" not in text, f"{probe.method} {url} leaked Luleå's host"
             assert "lulea-iso" not in text, f"{probe.method} {url} leaked Luleå's ingest token"
-    assert server.count(world["marker"], tenant="lulea") == 1  # and nothing of Luleå's was changed
+    assert server.count(world["marker"], tenant="lulea") == 2  # and nothing of Luleå's was changed

@@ -91,6 +91,7 @@
     if (!button) return;
     const res = await call(button.dataset.api);
     button.textContent = res.ok ? "✓" : res.text;
+    if (res.ok && button.dataset.reload) window.location.reload();
   });
 })();
 

@@ -1,7 +1,7 @@
 """Systematic log follow-up (loggkontroll): plans, rounds, sampled accesses with the reviewer's
 decisions, annotations, and the tenants' hashed lookup tables.
 
-Decisions of a signed-off round cannot change (a trigger refuses), annotations are
+Decisions of a signed-off round, and the round itself, cannot change (triggers refuse), annotations are
 append-only — after sign-off a reviewer can only add to the record, never rewrite it.
 
 Revision ID: 0003
@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("tenant", sa.String(64), nullable=False),
         sa.Column("period_start", sa.BigInteger, nullable=False),
         sa.Column("period_end", sa.BigInteger, nullable=False),
+        sa.Column("period_label", sa.String(16), nullable=False),  # 2026-11 or 2026-Q4
         sa.Column("population", sa.BigInteger, nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -49,6 +50,8 @@ def upgrade() -> None:
         sa.Column("signed_off_by", sa.String(128), nullable=True),
         sa.Column("signed_off_at", sa.BigInteger, nullable=True),
         sa.Column("digest", sa.String(64), nullable=True),
+        sa.Column("signoff_seq", sa.BigInteger, nullable=True),  # the journaled sign-off (system tenant)
+        sa.Column("reason_totals", sa.Text, nullable=False),  # JSON: reason → accesses with it
     )
     op.create_index("ix_followup_rounds_plan", "followup_rounds", ["plan_id"])
     op.create_table(
@@ -83,7 +86,7 @@ def upgrade() -> None:
         "followup_lookup",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("tenant", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),  # "user" (HR) or "subject" (population)
+        sa.Column("kind", sa.String(16), nullable=False),  # "staff" (HR) or "subject" (population)
         sa.Column("id_hash", sa.String(64), nullable=False),
         sa.Column("surname_hash", sa.String(64), nullable=True),
         sa.Column("address_hash", sa.String(64), nullable=True),
@@ -108,6 +111,16 @@ def _guards(dialect: str) -> None:
             "CREATE TRIGGER followup_annotations_append_only BEFORE UPDATE OR DELETE ON followup_annotations "
             "FOR EACH ROW EXECUTE FUNCTION norrvakt_append_only()"
         )
+        op.execute(
+            "CREATE FUNCTION norrvakt_round_signed() RETURNS trigger AS $$ BEGIN "
+            "IF OLD.status = 'signed_off' THEN "
+            "RAISE EXCEPTION 'follow-up round % is signed off and cannot change', OLD.id; END IF; "
+            "RETURN COALESCE(NEW, OLD); END $$ LANGUAGE plpgsql"
+        )
+        op.execute(
+            "CREATE TRIGGER followup_rounds_signed BEFORE UPDATE OR DELETE ON followup_rounds "
+            "FOR EACH ROW EXECUTE FUNCTION norrvakt_round_signed()"
+        )
         return
     for what in ("UPDATE", "DELETE"):
         op.execute(
@@ -118,6 +131,11 @@ def _guards(dialect: str) -> None:
         op.execute(
             f"CREATE TRIGGER followup_annotations_no_{what.lower()} BEFORE {what} ON followup_annotations "
             "BEGIN SELECT RAISE(ABORT, 'followup_annotations is append-only'); END"
+        )
+        op.execute(
+            f"CREATE TRIGGER followup_rounds_signed_{what.lower()} BEFORE {what} ON followup_rounds "
+            "WHEN OLD.status = 'signed_off' "
+            "BEGIN SELECT RAISE(ABORT, 'follow-up round is signed off and cannot change'); END"
         )
 
 
@@ -132,3 +150,4 @@ def downgrade() -> None:
         op.drop_table(table)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS norrvakt_followup_locked()")
+        op.execute("DROP FUNCTION IF EXISTS norrvakt_round_signed()")

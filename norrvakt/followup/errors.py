@@ -1,0 +1,27 @@
+"""Follow-up errors, each with the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+
+class FollowupError(Exception):
+    status_code = 400
+
+
+class Invalid(FollowupError):
+    status_code = 400
+
+
+class NotFound(FollowupError):
+    """Unknown id and another tenant's id get the same answer."""
+
+    status_code = 404
+
+
+class NotReviewer(FollowupError):
+    status_code = 403
+
+
+class Locked(FollowupError):
+    """The round is signed off (or the action needs an open round)."""
+
+    status_code = 409
