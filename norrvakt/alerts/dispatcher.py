@@ -163,8 +163,11 @@ class Dispatcher:
         *,
         public_url: str = "",
         clock: Callable[[], int] = now_us,
+        notifies: Callable[[str], bool] | None = None,
     ) -> None:
         self.router = router
+        # tenant → does it subscribe to SOC notification? (None = every tenant does)
+        self.notifies: Callable[[str], bool] = notifies or (lambda _tenant: True)
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.workers = {name: ChannelWorker(ch, cs, engine) for name, (ch, cs) in channels.items()}
@@ -208,7 +211,8 @@ class Dispatcher:
 
     def _route(self, notices: list[Notice]) -> None:
         for n in notices:
-            self.send(n, self.router.channels_for(n.tenant, n.level))
+            if self.notifies(n.tenant):
+                self.send(n, self.router.channels_for(n.tenant, n.level))
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Until every queued notice was handled (tests, shutdown)."""

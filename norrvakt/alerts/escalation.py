@@ -71,6 +71,8 @@ class Escalator:
         """Escalate every overdue new case; returns the history written."""
         changes, notices = await asyncio.to_thread(self._escalate)
         for notice in notices:
+            if not self.dispatcher.notifies(notice.tenant):
+                continue  # the tenant has no 24/7 SOC notification: the case waits for office hours
             routes = self.dispatcher.router.channels_for(notice.tenant, notice.level)
             self.dispatcher.send(notice, dict.fromkeys([*self.channels, *routes]))
         if changes and self.on_changes is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,6 +30,7 @@ from norrvakt.alerts.routing import Router
 from norrvakt.alerts.service import AlertService
 from norrvakt.config import ChannelSettings, Settings
 from norrvakt.event import SYSTEM_TENANT, Event
+from norrvakt.modules import modules_for
 
 if TYPE_CHECKING:
     from norrvakt.pipeline import Pipeline
@@ -42,7 +43,12 @@ EXTRAS_KEY = "soc"
 
 class Soc:
     def __init__(
-        self, engine: sa.Engine, settings: Settings, pipeline: Pipeline | None, public_url: str = ""
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        pipeline: Pipeline | None,
+        public_url: str = "",
+        notifies: Callable[[str], bool] | None = None,
     ) -> None:
         self.engine = engine
         self.pipeline = pipeline
@@ -50,7 +56,11 @@ class Soc:
         self.alerts.warm()
         self.cases = CaseService(engine, self.alerts)
         self.dispatcher = Dispatcher(
-            engine, _channels(settings.alerts.channels), Router(settings.alerts.routes), public_url=public_url
+            engine,
+            _channels(settings.alerts.channels),
+            Router(settings.alerts.routes),
+            public_url=public_url,
+            notifies=notifies,
         )
         self.escalator = Escalator(engine, settings.alerts, self.dispatcher, on_changes=self._journal_later)
         self._thread_journal: JournalFromThreads | None = None
@@ -110,15 +120,20 @@ def soc_for(runtime: Runtime) -> Soc:
     """The runtime's SOC workflow, made on first use (without background tasks)."""
     soc: Soc | None = runtime.extras.get(EXTRAS_KEY)
     if soc is None:
-        soc = Soc(runtime.state, runtime.settings, runtime.pipeline)
+        soc = Soc(runtime.state, runtime.settings, runtime.pipeline, notifies=_notifies(runtime))
         runtime.extras[EXTRAS_KEY] = soc
         runtime.extras.setdefault("alert_dashboard", alert_dashboard(runtime.state))
     return soc
 
 
+def _notifies(runtime: Runtime) -> Callable[[str], bool]:
+    modules = modules_for(runtime)
+    return lambda tenant: modules.enabled(tenant, "soc_notification")
+
+
 async def start_soc(runtime: Runtime, public_url: str = "") -> Soc:
     """For `norrvakt serve`: notifications and escalation run until :func:`stop_soc`."""
-    soc = Soc(runtime.state, runtime.settings, runtime.pipeline, public_url)
+    soc = Soc(runtime.state, runtime.settings, runtime.pipeline, public_url, notifies=_notifies(runtime))
     runtime.extras[EXTRAS_KEY] = soc
     runtime.extras["alert_dashboard"] = alert_dashboard(runtime.state)
     await soc.start()

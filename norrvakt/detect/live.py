@@ -22,13 +22,23 @@ from norrvakt.detect.derived import DerivedFields, WorkingHours
 from norrvakt.detect.detection import Detection, DetectionEngine
 from norrvakt.detect.health import HealthConfig
 from norrvakt.event import Event, now_us
+from norrvakt.modules import modules_for
 
 if TYPE_CHECKING:
+    from norrvakt.config import Settings
     from norrvakt.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 TICK_S = 5.0
+
+
+def derived_fields(settings: Settings) -> DerivedFields:
+    """The derived fields (working hours in the configured zone) live detection evaluates with."""
+    d = settings.detection
+    return DerivedFields(
+        WorkingHours(zone=settings.timezone, start_hour=d.work_start_hour, end_hour=d.work_end_hour)
+    )
 
 
 class LiveDetection:
@@ -37,6 +47,7 @@ class LiveDetection:
         self.engine: DetectionEngine | None = None
         self.report: Any = None
         self.hits: Counter[str] = Counter()  # rule id → detections since start
+        self.tenant_hits: Counter[tuple[str, str]] = Counter()  # (tenant, rule id) → the same, per tenant
         self.skipped_tenants: set[str] = set()  # tenants that do not subscribe to detection
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -54,9 +65,7 @@ class LiveDetection:
             self._paths(),
             builtin=d.builtin,
             cache_dir=s.data_path / "cache",
-            derived=DerivedFields(
-                WorkingHours(zone=s.timezone, start_hour=d.work_start_hour, end_hour=d.work_end_hour)
-            ),
+            derived=derived_fields(s),
             intel_dir=intel,
             health=HealthConfig() if d.source_health else None,
         )
@@ -112,14 +121,18 @@ class LiveDetection:
         inputs = [i for i in (self.as_input(d) for d in detections) if i is not None]
         for d in detections:
             self.hits[d.rule_id] += 1
+            self.tenant_hits[(d.tenant, d.rule_id)] += 1
         soc = self.runtime.extras.get("soc")
         if soc is None or not inputs:
             return
         await asyncio.to_thread(soc.alerts.ingest, inputs)
 
     def _subscribes(self, tenant: str) -> bool:
-        modules = self.runtime.extras.get("tenant_modules")
-        return modules is None or modules(tenant, "detection")
+        if modules_for(self.runtime).enabled(tenant, "detection"):
+            self.skipped_tenants.discard(tenant)
+            return True
+        self.skipped_tenants.add(tenant)
+        return False
 
     @staticmethod
     def as_input(d: Detection) -> AlertInput | None:

@@ -82,6 +82,7 @@ class FollowupService:
         soc: Soc | None = None,
         journal: Journal | None = None,
         known_user: Callable[[str, str], bool] | None = None,
+        subscribes: Callable[[str], bool] | None = None,
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.engine = engine
@@ -91,6 +92,7 @@ class FollowupService:
         self.soc = soc
         self.journal = journal
         self.known_user = known_user  # (username, tenant) → may that user review the tenant?
+        self.subscribes = subscribes  # tenant → does it have the follow-up module? (None = yes)
         self.clock = clock
         self._draw_lock = threading.Lock()
 
@@ -101,6 +103,7 @@ class FollowupService:
             raise NotReviewer(f"role {principal.role!r} cannot create follow-up plans")
         if inp.tenant not in scope:
             raise NotFound(f"no tenant {inp.tenant!r} among yours")
+        self._check_module(inp.tenant)
         problems = []
         if inp.dataset not in DATASETS:
             problems.append(f"dataset {inp.dataset!r}: one of {', '.join(DATASETS)}")
@@ -135,6 +138,10 @@ class FollowupService:
             plan_id = rows.add_plan(conn, values)
         return {"id": plan_id, **values}
 
+    def _check_module(self, tenant: str) -> None:
+        if self.subscribes is not None and not self.subscribes(tenant):
+            raise Locked(f"tenant {tenant!r} does not subscribe to the log follow-up module")
+
     def plans(self, scope: Sequence[str]) -> list[Row]:
         with self.engine.connect() as conn:
             return rows.plans(conn, scope)
@@ -153,6 +160,7 @@ class FollowupService:
         would let someone re-roll the sample until it looks comfortable."""
         _check_writer(principal)
         plan = self.plan(plan_id, scope)
+        self._check_module(plan["tenant"])
         try:
             period = parse_period(period_label, plan["frequency"], self.zone)
         except BadPeriod as exc:
@@ -518,6 +526,7 @@ def followup_for(runtime: Any) -> FollowupService:
     found: FollowupService | None = runtime.extras.get(EXTRAS_KEY)
     if found is None:
         from norrvakt.alerts.soc import soc_for
+        from norrvakt.modules import modules_for
         from norrvakt.state.accounts import principal_of
 
         def may_review(username: str, tenant: str) -> bool:
@@ -532,6 +541,7 @@ def followup_for(runtime: Any) -> FollowupService:
             work_hours=(d.work_start_hour, d.work_end_hour),
             soc=soc_for(runtime),
             known_user=may_review,
+            subscribes=lambda tenant: modules_for(runtime).enabled(tenant, "followup"),
         )
         runtime.extras[EXTRAS_KEY] = found
     return found

@@ -70,6 +70,22 @@ def user_exists(engine: sa.Engine, username: str) -> bool:
         return conn.execute(sa.select(users.c.id).where(users.c.username == username)).first() is not None
 
 
+def list_users(engine: sa.Engine) -> list[dict[str, object]]:
+    """Every user without the password hash, for the admin page."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(users).order_by(users.c.username))
+        return [
+            {
+                "username": r.username,
+                "role": r.role,
+                "tenants": [t for t in str(r.tenants or "").split(",") if t],
+                "created_at": r.created_at,
+                "disabled": bool(r.disabled),
+            }
+            for r in rows
+        ]
+
+
 def principal_of(engine: sa.Engine, username: str) -> Principal | None:
     """The enabled user ``username`` as a principal (role and tenant scope), or None."""
     with engine.connect() as conn:

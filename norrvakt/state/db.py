@@ -328,3 +328,16 @@ followup_lookup = sa.Table(
     sa.Column("address_hash", sa.String(64), nullable=True),
     sa.Index("ix_followup_lookup", "tenant", "kind", "id_hash"),
 )
+
+
+# -- module subscriptions per tenant, migration 0004 -------------------------------------------
+
+tenant_modules = sa.Table(
+    "tenant_modules",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("module", sa.String(32), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

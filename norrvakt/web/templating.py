@@ -48,6 +48,9 @@ def tenant_name(tenant: str) -> str:
     return MUNICIPALITIES.get(tenant, tenant)
 
 
+TEMPLATES.env.filters["tenant_label"] = tenant_name
+
+
 def language(request: Request) -> str:
     return pick_language(request.cookies.get("nv_lang"), request.headers.get("accept-language"))
 

@@ -190,3 +190,20 @@ def test_alert_queue_acknowledge_and_case_view(browser: Any, console: dict[str, 
     page.wait_for_function("document.getElementById('case-status').textContent === 'investigating'")
     shot(page, "case")
     page.close()
+
+
+def test_admin_sets_a_tenants_modules_in_the_page(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811
+    server: Server = console["server"]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="sv-SE")
+    login(page, server.url, "admin", console["admin_pw"], next_path="/admin")
+    row = page.locator("#modules-boden")
+    row.locator("select[name=detection]").select_option("false")
+    row.locator("button[type=submit]").click()
+    page.wait_for_function("document.querySelector('#modules-boden output').textContent.length > 0")
+    assert row.locator("output").inner_text() == "✓"
+    assert "Användare" in page.inner_text("main") or "Users" in page.inner_text("main")
+    shot(page, "admin")
+    page.close()
+    table = server.api("GET", "/api/admin/modules").json()["tenants"]
+    assert table["boden"]["detection"] is False and table["lulea"]["detection"] is True
+    server.api("PUT", "/api/admin/modules/boden", json={"detection": True})

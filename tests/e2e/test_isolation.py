@@ -164,6 +164,10 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/admin/tokens", body={"tenant": "lulea", "source": "x"}
     ),
     ("POST", "/api/admin/tokens/{token_id}/revoke"): _probe("POST", "/api/admin/tokens/1/revoke"),
+    ("GET", "/api/admin/modules"): _probe("GET", "/api/admin/modules", expect=OK_NO_LULEA),
+    ("PUT", "/api/admin/modules/{tenant}"): _probe(
+        "PUT", "/api/admin/modules/lulea", body={"detection": False}
+    ),
     ("POST", "/api/admin/users"): _probe(
         "POST", "/api/admin/users", body={"username": "x", "role": "tenant_officer", "tenants": ["lulea"]}
     ),

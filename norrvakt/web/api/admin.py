@@ -1,4 +1,5 @@
-"""Administration over HTTP: ingest tokens (per source and tenant) and users.
+"""Administration over HTTP: ingest tokens (per source and tenant), users and the tenants'
+module subscriptions.
 
 Administrators manage everything; a tenant officer manages the ingest tokens of their own
 tenants. Every change is journaled in the ``_norrvakt`` tenant.
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from norrvakt import audit
 from norrvakt.auth.passwords import new_password
+from norrvakt.modules import MODULES, UnknownModule, modules_for
 from norrvakt.state.accounts import (
     ROLES,
     Principal,
@@ -128,3 +130,36 @@ async def add_user(
         tenants=",".join(body.tenants),
     )
     return {"username": body.username, "password": password, "note": "shown once"}
+
+
+@router.get("/modules")
+async def modules(request: Request, principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+    """What each of the caller's tenants subscribes to (log collection is always on)."""
+    rt = request.app.state.runtime
+    table = modules_for(rt).table(principal.scope(rt.tenants))
+    return {"modules": MODULES, "tenants": table}
+
+
+@router.put("/modules/{tenant}")
+async def set_modules(
+    tenant: str, body: dict[str, bool], request: Request, principal: Principal = Depends(current_principal)
+) -> dict[str, Any]:
+    """Subscribe or unsubscribe a tenant: ``{"detection": true, "soc_notification": false}``."""
+    rt = request.app.state.runtime
+    if principal.role != "admin":
+        raise HTTPException(403, "only administrators change a tenant's modules")
+    if tenant not in rt.tenants:
+        raise HTTPException(404, f"no tenant {tenant!r}")
+    try:
+        now = modules_for(rt).set(tenant, body, principal.username)
+    except UnknownModule as exc:
+        raise HTTPException(400, str(exc)) from exc
+    await audit.record(
+        rt.pipeline,
+        principal.username,
+        "tenant-modules",
+        peer=_peer(request),
+        tenant=tenant,
+        **{m: ("on" if on else "off") for m, on in body.items()},
+    )
+    return {"tenant": tenant, "modules": now}

@@ -1,4 +1,5 @@
-"""Admin pages: ingest tokens, users, retention and legal holds, signing keys.
+"""Admin pages: ingest tokens, users, module subscriptions per tenant, notification channels,
+retention and legal holds, signing keys.
 
 The forms post to the same JSON API the CLI uses (through small fetch calls in app.js), so the
 page adds no second path that could skip a check or the audit trail."""
@@ -12,7 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from norrvakt import lifecycle
 from norrvakt.event import now_us
-from norrvakt.state.accounts import list_ingest_tokens
+from norrvakt.modules import MODULES, modules_for
+from norrvakt.state.accounts import list_ingest_tokens, list_users
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user
 
@@ -30,6 +32,9 @@ async def admin_page(request: Request) -> Response:
     )
     holds = [h for h in lifecycle.holds(rt).all() if h.tenant in scope]
     keys = rt.keys.public_keys() if user.role in {"admin", "auditor"} else {}
+    central = user.tenants is None  # users and channels concern every tenant
+    soc = rt.extras.get("soc")
+    channel_status = soc.dispatcher.status() if soc is not None else {}
     return render(
         request,
         "admin.html",
@@ -41,4 +46,28 @@ async def admin_page(request: Request) -> Response:
         current_key=rt.keys.current_id(),
         sources=[s.describe() for s in rt.sources],
         retention=rt.settings.retention,
+        modules=MODULES,
+        module_table=modules_for(rt).table(scope),
+        users=list_users(rt.state) if central else [],
+        channels=[
+            {
+                "name": c.name,
+                "type": c.type,
+                "target": _target(c.url),
+                "status": channel_status.get(c.name, {}),
+            }
+            for c in rt.settings.alerts.channels
+        ]
+        if central
+        else [],
+        routes=rt.settings.alerts.routes if central else [],
     )
+
+
+def _target(url: str) -> str:
+    """Where a channel sends, without credentials or query strings."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

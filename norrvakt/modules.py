@@ -1,0 +1,98 @@
+"""What each municipality subscribes to.
+
+Log collection (collect, keep, search, integrity) is the base every tenant has. On top:
+
+- ``detection`` — the rules run on the tenant's events and raise alerts;
+- ``soc_notification`` — the 24/7 SOC is paged: new alerts and escalations of the tenant go
+  to the notification channels (without it alerts and cases still exist, for the tenant's
+  own officers to read, but nobody is woken up);
+- ``followup`` — systematic log follow-up (loggkontroll) plans and rounds.
+
+Admins set this per tenant (console *Administration*, ``PUT /api/admin/modules/{tenant}``);
+no recorded choice means subscribed. The choices are cached in memory — they are asked for
+on every stored batch — and the cache is updated by :meth:`TenantModules.set` (one server
+owns a state database).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from norrvakt.event import now_us
+from norrvakt.state.db import tenant_modules
+
+if TYPE_CHECKING:
+    from norrvakt.runtime import Runtime
+
+BASE = "collection"
+MODULES: dict[str, str] = {
+    "detection": "Detection rules raise alerts on the tenant's events",
+    "soc_notification": "The SOC is notified around the clock (alerts and escalations)",
+    "followup": "Systematic log follow-up (loggkontroll)",
+}
+
+
+class UnknownModule(ValueError):
+    pass
+
+
+class TenantModules:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._off: set[tuple[str, str]] = set()
+        self.reload()
+
+    def reload(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tenant_modules).where(tenant_modules.c.enabled.is_(False)))
+            off = {(str(r.tenant), str(r.module)) for r in rows}
+        with self._lock:
+            self._off = off
+
+    def enabled(self, tenant: str, module: str) -> bool:
+        """Does ``tenant`` subscribe to ``module``? (Collection always.)"""
+        if module == BASE:
+            return True
+        return (tenant, module) not in self._off
+
+    __call__ = enabled  # what LiveDetection and the dispatcher take: (tenant, module) → bool
+
+    def table(self, tenants: Sequence[str]) -> dict[str, dict[str, bool]]:
+        return {t: {m: self.enabled(t, m) for m in MODULES} for t in tenants}
+
+    def set(self, tenant: str, choices: Mapping[str, bool], actor: str) -> dict[str, bool]:
+        unknown = sorted(set(choices) - set(MODULES))
+        if unknown:
+            raise UnknownModule(f"unknown module(s) {', '.join(unknown)}; one of {', '.join(MODULES)}")
+        at = now_us()
+        with self.engine.begin() as conn:
+            for module, on in choices.items():
+                conn.execute(
+                    tenant_modules.delete().where(
+                        tenant_modules.c.tenant == tenant, tenant_modules.c.module == module
+                    )
+                )
+                conn.execute(
+                    tenant_modules.insert().values(
+                        tenant=tenant, module=module, enabled=bool(on), updated_by=actor, updated_at=at
+                    )
+                )
+        self.reload()
+        return {m: self.enabled(tenant, m) for m in MODULES}
+
+
+EXTRAS_KEY = "tenant_modules"
+
+
+def modules_for(runtime: Runtime) -> TenantModules:
+    """The runtime's module table, made on first use."""
+    found = runtime.extras.get(EXTRAS_KEY)
+    if not isinstance(found, TenantModules):
+        found = TenantModules(runtime.state)
+        runtime.extras[EXTRAS_KEY] = found
+    return found
