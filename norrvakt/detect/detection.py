@@ -97,7 +97,11 @@ class DetectionEngine:
         correlations: Correlator | None = None,
         intel: IntelStore | None = None,
         health: SourceHealth | None = None,
+        *,
+        quiet: bool = True,
     ) -> None:
+        """``quiet=False``: rules used only by correlations with ``generate: false`` report
+        their own matches too (a rule test asks what a rule matches, not only what alerts)."""
         self.rules = rules
         self.correlations = correlations or Correlator(
             rules.correlations, len(rules.rules), derived=rules.derived
@@ -105,9 +109,9 @@ class DetectionEngine:
         self.intel = intel
         self.health = health
         self.stats = DetectionStats()
-        quiet = quiet_refs(rules.correlations)
-        self._quiet_rules = frozenset(n for kind, n in quiet if kind == "rule")
-        self._quiet_specs = frozenset(n for kind, n in quiet if kind == "correlation")
+        silent = quiet_refs(rules.correlations) if quiet else set()
+        self._quiet_rules = frozenset(n for kind, n in silent if kind == "rule")
+        self._quiet_specs = frozenset(n for kind, n in silent if kind == "correlation")
         self._spec_index = {id(s): i for i, s in enumerate(rules.correlations)}
         self._wants = [self.correlations.wants(r) for r in range(len(rules.rules))]
         self._intel_rules: dict[tuple[str, str, tuple[str, ...], str], RuleInfo] = {}

@@ -18,10 +18,11 @@ from norrvakt.web.api import admin, imports, integrity, reports, retention, sear
 from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import followup as followup_api
+from norrvakt.web.api import rules as rules_api
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
 from norrvakt.web.views import admin as admin_pages
-from norrvakt.web.views import dashboards, followup, pages, soc, sso
+from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -53,12 +54,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
     app.include_router(followup_api.router)
+    app.include_router(rules_api.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)
     app.include_router(admin_pages.router)
     app.include_router(soc.router)
     app.include_router(followup.router)
+    app.include_router(rules.router)
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -61,6 +61,12 @@ def _probe(
 
 
 OK_NO_LULEA = {200}  # allowed, but the answer must not contain Luleå's data
+# matches the message of Luleå's event ("Luleå secret <marker>"); a leak would show the marker
+SPRAYING_RULE_ID = "d9ccd722-755c-4f41-b0c4-ff4b12abee75"  # a built-in rule
+LULEA_KEYWORD_RULE = (
+    "title: Lulea keyword\nid: 5d0f7c2e-1b7a-4c55-9d1e-6a1f00000001\nlogsource:\n  product: any\n"
+    "detection:\n  keywords:\n    - Luleå secret\n  condition: keywords\nlevel: low\n"
+)
 
 CASES: dict[tuple[str, str], Case] = {
     # -- public or not tenant data ---------------------------------------------------------------
@@ -278,6 +284,19 @@ CASES: dict[tuple[str, str], Case] = {
     ("PUT", "/api/followup/lookup/{tenant}/{kind}"): _probe(
         "PUT", "/api/followup/lookup/lulea/staff", body="id_hash,surname_hash,address_hash\n"
     ),
+    # -- rules: the load report holds no tenant data; hits and tests keep to the caller's scope ----
+    ("GET", "/api/rules"): Case(
+        [Probe("GET", "/api/rules?tenant=lulea"), Probe("GET", "/api/rules", expect=frozenset(OK_NO_LULEA))]
+    ),
+    ("POST", "/api/rules/test"): Case(
+        [
+            Probe("POST", "/api/rules/test", body={"rule": LULEA_KEYWORD_RULE, "tenant": "lulea"}),
+            Probe("POST", "/api/rules/test", body={"rule_id": SPRAYING_RULE_ID, "tenant": "lulea"}),
+            # Boden's own events only: the keyword of Luleå's event must match nothing
+            Probe("POST", "/api/rules/test", body={"rule": LULEA_KEYWORD_RULE}, expect=frozenset({200})),
+        ]
+    ),
+    ("GET", "/rules"): _probe("GET", "/rules?q=&test=x", expect=OK_NO_LULEA),
     ("GET", "/followup"): Case(
         [Probe("GET", "/followup?tenant=lulea"), Probe("GET", "/followup", expect=frozenset(OK_NO_LULEA))]
     ),

@@ -118,3 +118,78 @@
     if (!failed.length) window.location.reload();
   });
 })();
+
+// The rules page: switch a rule on/off for a tenant (keeping its dedupe settings), and test a
+// rule against stored events. Results are built as DOM nodes, never as HTML from the answer.
+(function () {
+  "use strict";
+  function csrf() { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; }
+  async function send(url, method, body) {
+    const r = await fetch(url, { method: method, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body) });
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = { detail: r.statusText }; }
+    return { ok: r.ok, status: r.status, data: data };
+  }
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+  function row(cells, head) {
+    const tr = el("tr");
+    cells.forEach(c => { const td = el(head ? "th" : "td"); if (c instanceof Node) td.appendChild(c); else td.textContent = c; tr.appendChild(td); });
+    return tr;
+  }
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest("form[data-rule-switch]");
+    if (!form) return;
+    e.preventDefault();
+    const tenant = form.elements.tenant.value;
+    const settings = JSON.parse(form.closest("tr").dataset.settings || "[]");
+    const old = settings.find(s => s.tenant === tenant) || {};
+    const res = await send("/api/alerts/rules/" + encodeURIComponent(form.dataset.ruleSwitch), "PUT", {
+      tenant: tenant, enabled: form.elements.enabled.value === "true",
+      dedupe_fields: old.dedupe_fields === undefined ? null : old.dedupe_fields,
+      window_s: old.window_s === undefined ? null : old.window_s });
+    form.querySelector(".api-result").textContent = res.ok ? "✓" : (res.data.detail || res.status);
+    if (res.ok) window.location.reload();
+  });
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest("form[data-rule-test]");
+    if (!form) return;
+    e.preventDefault();
+    const out = document.getElementById("test-result");
+    out.replaceChildren(el("p", "…", "muted"));
+    const text = form.elements.rule.value.trim();
+    const body = { since: form.elements.since.value || "7d", tenant: form.elements.tenant.value || null };
+    if (text) body.rule = text; else body.rule_id = form.elements.rule_id.value.trim();
+    const res = await send("/api/rules/test", "POST", body);
+    out.replaceChildren();
+    if (!res.ok) {
+      const p = el("p", null, "error");
+      p.setAttribute("role", "alert");
+      p.textContent = typeof res.data.detail === "string" ? res.data.detail : JSON.stringify(res.data.detail);
+      out.appendChild(p);
+      return;
+    }
+    const d = res.data, L = out.dataset;
+    out.appendChild(el("p", d.scanned + " " + L.scanned + " (" + d.in_range + " " + L.inRange + ") · " + d.matched +
+      " " + L.matched + " · " + d.seconds + " s", "test-summary"));
+    const rules = el("table");
+    rules.appendChild(row([L.rule, L.level, L.matched, ""], true));
+    d.rules.forEach(r => rules.appendChild(row([r.title + " (" + r.id + ")", r.level, r.matched, r.note])));
+    out.appendChild(rules);
+    if (d.matches.length) {
+      const t = el("table", null, "matches");
+      t.appendChild(row([L.time, L.tenant, L.rule, L.message], true));
+      d.matches.forEach(m => {
+        const link = el("a", m.message || m.detail || m.title);
+        link.href = "/events/" + encodeURIComponent(m.tenant) + "/" + encodeURIComponent(m.seq);
+        t.appendChild(row([m.timestamp || m["@timestamp"], m.tenant, m.title, link]));
+      });
+      out.appendChild(t);
+    }
+  });
+})();

@@ -1,0 +1,230 @@
+"""/api/rules — the detection rules the server runs (with the load report and hits since
+start) and testing a rule against stored events before it goes live.
+
+On/off per rule and tenant is a rule setting: ``GET/PUT /api/alerts/rules``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from norrvakt import audit
+from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, backtest, match_dict
+from norrvakt.detect.live import derived_fields
+from norrvakt.detect.report import LoadReport, RuleStatus
+from norrvakt.event import now_us
+from norrvakt.state.accounts import Principal
+from norrvakt.store.scan import EventScan
+from norrvakt.web.api import alerts as alerts_api
+from norrvakt.web.auth import current_principal, tenant_scope
+
+router = APIRouter(prefix="/api/rules", tags=["rules"])
+
+TOGGLED_KINDS = ("rule", "correlation", "intel")  # what a rule setting can switch off
+CONCURRENT_TESTS = 2
+
+
+def _live(request: Request) -> Any:
+    """The running :class:`~norrvakt.detect.live.LiveDetection` with an engine, or None."""
+    live = request.app.state.runtime.extras.get("detection")
+    return live if live is not None and live.engine is not None else None
+
+
+@router.get("")
+async def list_rules(
+    request: Request,
+    q: str = Query("", description="Words that the title, id or an ATT&CK tag must contain"),
+    status: str = Query("", description="loaded or not_loaded; empty: both"),
+    tenant: str | None = Query(None, description="Hits of these tenants (comma list); default all yours"),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Every row of the load report (built-in and configured rule folders, intel lists) with
+    its ATT&CK tags, detections since start in your tenants, and its on/off settings."""
+    rt = request.app.state.runtime
+    scope = tenant_scope(principal, rt.tenants, tenant)
+    if status not in ("", "loaded", "not_loaded"):
+        raise HTTPException(400, f"status {status!r}: loaded, not_loaded or empty")
+    live = _live(request)
+    if live is None:
+        return {"running": False, "summary": None, "rules": [], "total": 0}
+    report: LoadReport = live.report
+    tags = _tags(live.engine)
+    hits = _hits(live, scope)
+    settings = (await alerts_api.rule_settings(request, principal))["rules"]
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for row in settings:
+        by_rule.setdefault(row["rule_id"], []).append(
+            {k: row[k] for k in ("tenant", "enabled", "dedupe_fields", "window_s")}
+        )
+    words = q.lower().split()
+    rows = []
+    for e in sorted(report.entries, key=lambda e: (e.loaded, e.path, e.line)):
+        row = _row(e, tags.get(e.id, ()), hits.get(e.id, 0), by_rule.get(e.id, []))
+        if status and (status == "loaded") != e.loaded:
+            continue
+        text = " ".join([e.title, e.id, *row["tags"]]).lower()
+        if all(w in text for w in words):
+            rows.append(row)
+    loaded = sum(1 for e in report.entries if e.loaded)
+    return {
+        "running": True,
+        "summary": {
+            "loaded": loaded,
+            "not_loaded": len(report.entries) - loaded,
+            "seconds": round(report.seconds, 3),
+            "files": report.files,
+            "cached": report.cached,
+            "text": report.summary(),
+        },
+        "rules": rows,
+        "total": len(rows),
+    }
+
+
+def _row(e: RuleStatus, tags: tuple[str, ...], hits: int, settings: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "title": e.title,
+        "kind": e.kind,
+        "level": e.level,
+        "loaded": e.loaded,
+        "state": e.state,
+        "reason": e.reason,
+        "path": e.path,
+        "line": e.line,
+        "tags": list(tags),
+        "attack": [t.removeprefix("attack.") for t in tags if t.lower().startswith("attack.")],
+        "hits": hits,
+        "settings": settings,
+        "switchable": e.loaded and bool(e.id) and e.kind in TOGGLED_KINDS,
+    }
+
+
+def _tags(engine: Any) -> dict[str, tuple[str, ...]]:
+    out = {info.id: tuple(info.tags) for info in engine.rules.rules}
+    out.update({spec.info.id: tuple(spec.info.tags) for spec in engine.rules.correlations})
+    return out
+
+
+def _hits(live: Any, scope: list[str]) -> dict[str, int]:
+    """Detections since start per rule, counted in the tenants of ``scope`` only."""
+    wanted = set(scope)
+    out: dict[str, int] = {}
+    for (tenant, rule_id), n in list(live.tenant_hits.items()):
+        if tenant in wanted:
+            out[rule_id] = out.get(rule_id, 0) + n
+    return out
+
+
+class RuleTestIn(BaseModel):
+    """A rule to test: Sigma YAML (``rule``) or the id of a loaded rule (``rule_id``)."""
+
+    rule: str | None = Field(None, max_length=200_000, description="Sigma rule YAML (one or more documents)")
+    rule_id: str | None = Field(None, max_length=256, description="Id of a rule the server has loaded")
+    tenant: str | None = Field(None, description="Tenant id(s), comma-separated; default all you may read")
+    since: str = Field("24h", description="15m, 2h, 7d, ISO 8601 or epoch seconds")
+    until: str | None = Field(None, description="Same forms; default now")
+    limit: int = Field(100_000, ge=1, le=1_000_000, description="Events scanned at most (the newest)")
+
+
+@router.post("/test", response_model=None)
+async def test_rule(
+    body: RuleTestIn, request: Request, principal: Principal = Depends(current_principal)
+) -> dict[str, Any] | JSONResponse:
+    """Run a rule over the stored events of your tenants in a time range, as live detection
+    would have run it (same compiler, pipeline and derived fields; a fresh engine), and say
+    what it matches. A rule that does not load answers 400 with the reasons and lines."""
+    rt = request.app.state.runtime
+    scope = tenant_scope(principal, rt.tenants, body.tenant)
+    if not scope:
+        raise HTTPException(403, "no tenants in scope")
+    text = (body.rule or "").strip()
+    if bool(text) == bool(body.rule_id):
+        raise HTTPException(400, "give either rule (Sigma YAML) or rule_id (a loaded rule), not both")
+    until = alerts_api.parse_us(body.until, "until") or now_us()
+    since = alerts_api.parse_us(body.since, "since")
+    if since is None or since >= until:
+        raise HTTPException(400, "since: must be before until (e.g. 24h, 7d, 2026-11-01)")
+    what = body.rule_id or f"yaml:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    details = {"rule": what, "tenants": ",".join(scope), "since": body.since, "until": body.until or ""}
+    live = _live(request)
+    try:
+        if body.rule_id:
+            if live is None:
+                raise HTTPException(409, "live detection is not running: test the rule's YAML instead")
+            tested = _loaded(live, body.rule_id)
+        else:
+            derived = derived_fields(rt.settings)
+            tested = await asyncio.to_thread(RulesUnderTest.from_yaml, text, derived)
+    except RuleTestError as exc:
+        await audit.record(
+            rt.pipeline,
+            principal.username,
+            "rule-test",
+            peer=alerts_api.peer(request),
+            outcome="failure",
+            error=str(exc),
+            **details,
+        )
+        errors = [
+            {"line": p.line, "kind": p.kind, "title": p.title, "reason": p.reason} for p in exc.problems
+        ]
+        return JSONResponse({"detail": f"the rule does not load: {exc}", "errors": errors}, status_code=400)
+
+    def run() -> tuple[EventScan, Any]:
+        scan = EventScan.open(rt.store, scope, since, until, body.limit)
+        return scan, backtest(tested, scan.batches())
+
+    slots: asyncio.Semaphore = rt.extras.setdefault("rule_test_slots", asyncio.Semaphore(CONCURRENT_TESTS))
+    async with slots:
+        scan, result = await asyncio.to_thread(run)
+    await audit.record(
+        rt.pipeline,
+        principal.username,
+        "rule-test",
+        peer=alerts_api.peer(request),
+        scanned=result.scanned,
+        matched=result.matched,
+        **details,
+    )
+    statuses = {s.id: s for s in tested.statuses}
+    return {
+        "scanned": result.scanned,
+        "matched": result.matched,
+        "seconds": round(result.seconds, 3),
+        "in_range": scan.total,
+        "from": scan.first_us,
+        "until": until,
+        "tenants": scope,
+        "rules": [
+            {
+                "id": info.id,
+                "title": info.title,
+                "level": info.level,
+                "matched": n,
+                "note": statuses[info.id].reason if info.id in statuses else "",
+            }
+            for info, n in sorted(result.per_rule.items(), key=lambda x: (x[0].path, x[0].line))
+        ],
+        "matches": [match_dict(d) for d in result.matches],
+        "errors": [],
+    }
+
+
+def _loaded(live: Any, rule_id: str) -> RulesUnderTest:
+    report: LoadReport = live.report
+    rows = [e for e in report.entries if e.id == rule_id]
+    if rows and not any(e.loaded for e in rows):
+        raise RuleTestError(f"rule {rule_id} did not load: {rows[0].reason}", rows)
+    try:
+        return RulesUnderTest.from_loaded(live.engine.rules, rule_id, rows)
+    except LookupError as exc:
+        kind = rows[0].kind if rows else ""
+        why = " (intel lists are not rules: search for their indicators)" if kind == "intel" else ""
+        raise HTTPException(404, f"{exc}{why}") from exc
