@@ -7,13 +7,18 @@ how many were held back; if nothing else comes, a digest goes out once a token i
 of alerts therefore becomes a handful of messages, never a mail storm, and nothing is dropped
 unseen. Every delivery (sent, failed after retries, rate limited) is written to the
 notification log in the state database.
+
+Crash safety: a notice is written to the outbox (:mod:`norrvakt.state.outbox`) before it is
+queued and removed once its channel has handled it; at start the dispatcher queues what the
+outbox still holds — notices the server had accepted when it stopped or was killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,10 +32,13 @@ from norrvakt.alerts.routing import Router
 from norrvakt.config import ChannelSettings
 from norrvakt.event import now_us
 from norrvakt.state import notifications as delivery_log
+from norrvakt.state import outbox
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+
+Queued = tuple[Notice, tuple[int, ...]]  # a notice and the outbox rows it settles
 
 
 class ChannelWorker:
@@ -39,8 +47,8 @@ class ChannelWorker:
         self.settings = settings
         self.engine = engine
         self.bucket = TokenBucket(settings.rate_per_minute)
-        self.queue: asyncio.Queue[Notice] = asyncio.Queue(QUEUE_SIZE)
-        self.held_back: list[Notice] = []
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(QUEUE_SIZE)
+        self.held_back: list[Queued] = []
         self.counts = {"sent": 0, "failed": 0, "rate_limited": 0}
         self.idle = asyncio.Event()
         self.idle.set()
@@ -57,12 +65,12 @@ class ChannelWorker:
             except asyncio.CancelledError:
                 pass
 
-    def offer(self, notice: Notice) -> None:
+    def offer(self, notice: Notice, outbox_ids: tuple[int, ...] = ()) -> None:
         self.idle.clear()
         try:
-            self.queue.put_nowait(notice)
+            self.queue.put_nowait((notice, outbox_ids))
         except asyncio.QueueFull:  # the queue is far beyond any rate limit: same as held back
-            self._hold(notice, "queue full")
+            self._hold((notice, outbox_ids), "queue full")
 
     async def _run(self) -> None:
         while True:
@@ -71,28 +79,36 @@ class ChannelWorker:
                     self.idle.set()
                 try:
                     timeout = self.bucket.wait_s() if self.held_back else None
-                    notice = await asyncio.wait_for(self.queue.get(), timeout)
+                    item = await asyncio.wait_for(self.queue.get(), timeout)
                 except TimeoutError:
                     if self.held_back and self.bucket.take():
-                        await self._deliver(_digest(self.held_back))
-                        self.held_back = []
+                        held, self.held_back = self.held_back, []
+                        await self._deliver(_digest([n for n, _ in held]), _ids(held))
                     continue
             else:
-                notice = self.queue.get_nowait()
+                item = self.queue.get_nowait()
+            notice, ids = item
             if self.bucket.take():
                 if self.held_back:
-                    notice = replace(notice, suppressed=len(self.held_back))
-                    self.held_back = []
-                await self._deliver(notice)
+                    held, self.held_back = self.held_back, []
+                    notice, ids = replace(notice, suppressed=len(held)), ids + _ids(held)
+                await self._deliver(notice, ids)
             else:
-                self._hold(notice, "rate limit")
+                self._hold(item, "rate limit")
 
-    def _hold(self, notice: Notice, why: str) -> None:
-        self.held_back.append(notice)
+    def _hold(self, item: Queued, why: str) -> None:
+        self.held_back.append(item)
         self.counts["rate_limited"] += 1
-        self._log(notice, "rate_limited", 0, f"held back ({why}); summed up in the next message")
+        self._log(item[0], "rate_limited", 0, f"held back ({why}); summed up in the next message")
 
-    async def _deliver(self, notice: Notice) -> None:
+    async def _deliver(self, notice: Notice, outbox_ids: tuple[int, ...]) -> None:
+        """Send with retries; then the notice (and the held-back ones it sums up) leaves the outbox."""
+        # Failing for good also settles it (retried, then logged as failed). A cancelled task
+        # (shutdown) raises out of here and leaves the rows: the notice goes out after a restart.
+        await self._attempt(notice)
+        await asyncio.to_thread(outbox.remove, self.engine, outbox_ids)
+
+    async def _attempt(self, notice: Notice) -> None:
         attempts = 0
         delay = self.settings.retry_backoff_s
         while True:
@@ -132,6 +148,10 @@ class ChannelWorker:
         )
 
 
+def _ids(items: Sequence[Queued]) -> tuple[int, ...]:
+    return tuple(i for _, ids in items for i in ids)
+
+
 def _digest(held: list[Notice]) -> Notice:
     last = held[-1]
     tenants = sorted({n.tenant for n in held})
@@ -166,6 +186,7 @@ class Dispatcher:
         notifies: Callable[[str], bool] | None = None,
     ) -> None:
         self.router = router
+        self.engine = engine
         # tenant → does it subscribe to SOC notification? (None = every tenant does)
         self.notifies: Callable[[str], bool] = notifies or (lambda _tenant: True)
         self.public_url = public_url.rstrip("/")
@@ -175,19 +196,44 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        waiting = await asyncio.to_thread(outbox.pending, self.engine)
         for w in self.workers.values():
             w.start()
+        gone: list[int] = []
+        for row_id, channel, doc in waiting:
+            worker = self.workers.get(channel)
+            if worker is None:
+                why = f"channel {channel!r} is no longer configured; notice from before the restart dropped"
+                log.error("%s: %s", why, doc.get("title"))
+                lost = Notice(**doc)
+                row = {"at": self.clock(), "channel": channel, "kind": lost.kind, "tenant": lost.tenant}
+                row |= {"alert_id": lost.alert_id, "case_id": lost.case_id}
+                await asyncio.to_thread(
+                    delivery_log.log, self.engine, [{**row, "status": "failed", "attempts": 0, "detail": why}]
+                )
+                gone.append(row_id)
+                continue
+            worker.offer(Notice(**doc), (row_id,))
+        if waiting:
+            log.warning("%d notice(s) from before the restart queued again", len(waiting) - len(gone))
+        await asyncio.to_thread(outbox.remove, self.engine, gone)
 
     async def stop(self) -> None:
         for w in self.workers.values():
             await w.stop()
 
     def alerts_created(self, alerts: list[Alert]) -> None:
-        """Thread-safe (ingest runs in worker threads): queue a notice per new alert."""
+        """Thread-safe (ingest runs in worker threads): a notice per new alert for each channel
+        its route names, stored in the outbox, then queued."""
         if self._loop is None or not self.workers:
             return
-        notices = [self.alert_notice(a) for a in alerts]
-        self._loop.call_soon_threadsafe(self._route, notices)
+        routed = [
+            (channel, notice)
+            for notice in (self.alert_notice(a) for a in alerts)
+            if self.notifies(notice.tenant)
+            for channel in self.router.channels_for(notice.tenant, notice.level)
+        ]
+        self._loop.call_soon_threadsafe(self._offer, routed, self._store(routed))
 
     def alert_notice(self, alert: Alert) -> Notice:
         return Notice(
@@ -202,17 +248,22 @@ class Dispatcher:
 
     def send(self, notice: Notice, channels: Iterable[str]) -> None:
         """Queue ``notice`` for the named channels (call from the event loop)."""
+        routed = []
         for name in channels:
-            worker = self.workers.get(name)
-            if worker is None:
+            if name in self.workers:
+                routed.append((name, notice))
+            else:
                 log.error("notice %r names unknown channel %r", notice.title, name)
-                continue
-            worker.offer(notice)
+        self._offer(routed, self._store(routed))
 
-    def _route(self, notices: list[Notice]) -> None:
-        for n in notices:
-            if self.notifies(n.tenant):
-                self.send(n, self.router.channels_for(n.tenant, n.level))
+    def _store(self, routed: list[tuple[str, Notice]]) -> list[int]:
+        known = [(channel, dataclasses.asdict(n)) for channel, n in routed if channel in self.workers]
+        return outbox.put(self.engine, known, self.clock())
+
+    def _offer(self, routed: list[tuple[str, Notice]], ids: list[int]) -> None:
+        known = [(channel, n) for channel, n in routed if channel in self.workers]
+        for (channel, notice), row_id in zip(known, ids, strict=True):
+            self.workers[channel].offer(notice, (row_id,))
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Until every queued notice was handled (tests, shutdown)."""

@@ -332,6 +332,18 @@ followup_lookup = sa.Table(
 
 # -- module subscriptions per tenant, migration 0004 -------------------------------------------
 
+# Notices not yet handled by their channel: written before a notice is queued, deleted once
+# it was sent or failed for good, so a restart (or kill -9) sends what was still waiting.
+notification_outbox = sa.Table(
+    "notification_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False),
+    sa.Column("notice", sa.Text, nullable=False),  # the Notice as JSON
+)
+
+
 tenant_modules = sa.Table(
     "tenant_modules",
     metadata,

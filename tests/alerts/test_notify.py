@@ -186,3 +186,42 @@ def test_a_flood_becomes_one_message_and_a_digest(sqlite_engine: sa.Engine) -> N
     assert docs[1]["suppressed"] == 49 and len(docs[1]["held_back"]) == 49
     statuses = [r["status"] for r in delivery_log.recent(sqlite_engine, ["lulea"], limit=1000)]
     assert statuses.count("rate_limited") == 49 and statuses.count("sent") == 2
+
+
+def test_waiting_notices_are_sent_after_a_restart(sqlite_engine: sa.Engine) -> None:
+    from norrvakt.state import outbox
+
+    async def first(url: str) -> None:  # the receiver is down: the notice is still being retried
+        cs = ChannelSettings(name="soc", type="webhook", url=url, retries=20, retry_backoff_s=5)
+        d = Dispatcher(
+            sqlite_engine, {"soc": (build_channel(cs), cs)}, Router([RouteSettings(channels=["soc"])])
+        )
+        await d.start()
+        d.alerts_created([_alert(7)])
+        await asyncio.sleep(0.3)
+        await d.stop()  # the server stops (or dies) with the notice in flight
+
+    async def second(url: str, channels: list[str]) -> None:
+        cs = ChannelSettings(name="soc", type="webhook", url=url)
+        workers = {"soc": (build_channel(cs), cs)} if "soc" in channels else {}
+        d = Dispatcher(sqlite_engine, workers, Router([RouteSettings(channels=channels)]))
+        await d.start()
+        await asyncio.sleep(0.05)
+        await d.wait_idle()
+        await d.stop()
+
+    with WebhookReceiver(fail_first=10**9) as down:
+        asyncio.run(first(down.url))
+    assert [ch for _, ch, _ in outbox.pending(sqlite_engine)] == ["soc"]
+    with WebhookReceiver() as rx:
+        asyncio.run(second(rx.url, ["soc"]))
+    assert [json.loads(r.body)["alert"]["id"] for r in rx.received] == [7]
+    assert outbox.pending(sqlite_engine) == []
+
+    # a notice for a channel that was removed from the configuration is logged as failed, not kept
+    with WebhookReceiver(fail_first=10**9) as down:
+        asyncio.run(first(down.url))
+    asyncio.run(second("http://127.0.0.1:9/unused", []))
+    assert outbox.pending(sqlite_engine) == []
+    (last, *_) = delivery_log.recent(sqlite_engine, ["lulea"])
+    assert last["status"] == "failed" and "no longer configured" in last["detail"]

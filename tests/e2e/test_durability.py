@@ -156,3 +156,48 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert server.wait_count(f'"after restart {run}"', 1) == 1
     finally:
         server.stop()
+
+
+def test_kill_9_keeps_the_notices_that_were_waiting(tmp_path: Path) -> None:
+    """An alert's webhook notice that could not be delivered yet (the receiver answers 503)
+    survives `kill -9` in the outbox and is delivered after the restart."""
+    from tests.alerts.receivers import WebhookReceiver, wait_for
+
+    with WebhookReceiver(fail_first=10**9) as hook:
+        toml = f"""
+[[alerts.channels]]
+name = "soc-oncall"
+type = "webhook"
+url = "{hook.url}"
+secret = "outbox-test"
+retries = 20
+retry_backoff_s = 1.0
+
+[[alerts.routes]]
+min_level = "high"
+channels = ["soc-oncall"]
+"""
+        u, t, s, r, h = free_ports(5)
+        server = Server(tmp_path / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r}, extra_toml=toml)
+        server.data_dir.mkdir(parents=True)
+        server.start()
+        try:
+            marker = uuid.uuid4().hex[:8]
+            made = server.api(
+                "POST",
+                "/api/alerts",
+                json={"tenant": "lulea", "rule_id": f"outbox-{marker}", "level": "high"},
+            )
+            assert made.status_code == 200, made.text
+            alert_id = made.json()["alerts"][0]["id"]
+            wait_for(lambda: hook.attempts >= 2, 20, "the server retrying the webhook")
+            server.kill9()
+            hook.fail_first = 0  # the receiver is back
+            server.start()
+            wait_for(lambda: len(hook.received) >= 1, 30, "the notice after the restart")
+            docs = [json.loads(r.body) for r in hook.received]
+            assert [(d["kind"], d["alert"]["id"]) for d in docs] == [("alert.new", alert_id)]
+            log = server.api("GET", "/api/alerts/notifications", params={"tenant": "lulea"}).json()
+            assert [n["status"] for n in log["notifications"]] == ["sent"]
+        finally:
+            server.stop()
