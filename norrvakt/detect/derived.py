@@ -14,9 +14,12 @@ function of the event, called only when a rule asks for the name.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
 
 from norrvakt.event import Event
 
@@ -127,40 +130,18 @@ class DerivedFields:
         return day in days
 
 
-def easter(year: int) -> dt.date:
-    """Easter Sunday (Gregorian; the anonymous algorithm of 1876)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month = (h + ell - 7 * m + 114) // 31
-    day = (h + ell - 7 * m + 114) % 31 + 1
-    return dt.date(year, month, day)
-
-
+@functools.lru_cache(maxsize=32)
 def swedish_holidays(year: int) -> frozenset[dt.date]:
-    """Public holidays (lag 1989:253) on weekdays, plus Midsummer, Christmas and New Year's Eve,
-    when municipal offices are closed too."""
-    e = easter(year)
-    midsummer_eve = next(dt.date(year, 6, d) for d in range(19, 26) if dt.date(year, 6, d).isoweekday() == 5)
-    day = dt.timedelta(days=1)
-    return frozenset(
-        {
-            dt.date(year, 1, 1),
-            dt.date(year, 1, 6),
-            e - 2 * day,  # Good Friday
-            e + day,  # Easter Monday
-            dt.date(year, 5, 1),
-            e + 39 * day,  # Ascension Day
-            dt.date(year, 6, 6),
-            midsummer_eve,
-            dt.date(year, 12, 24),
-            dt.date(year, 12, 25),
-            dt.date(year, 12, 26),
-            dt.date(year, 12, 31),
-        }
-    )
+    """Public holidays (lag 1989:253, from the ``holidays`` package), plus Midsummer, Christmas
+    and New Year's Eve, when municipal offices are closed too (the law does not list them)."""
+    official = holidays.country_holidays("SE", years=year, language="en_US")
+    midsummer_day = next(d for d, name in official.items() if "Midsummer" in name)
+    eves = {midsummer_day - dt.timedelta(days=1), dt.date(year, 12, 24), dt.date(year, 12, 31)}
+    return frozenset(official) | frozenset(eves)
+
+
+def holidays_between(first: dt.date, last: dt.date) -> list[str]:
+    """The Swedish holidays (as :func:`swedish_holidays`) from ``first`` to ``last``, ISO dates —
+    for SQL that asks whether a local date is one (``has({holidays:Array(String)}, …)``)."""
+    years = range(first.year, last.year + 1)
+    return sorted(d.isoformat() for y in years for d in swedish_holidays(y) if first <= d <= last)

@@ -21,6 +21,7 @@ from norrvakt.alerts.model import AlertInput
 from norrvakt.detect.derived import DerivedFields, WorkingHours
 from norrvakt.detect.detection import Detection, DetectionEngine
 from norrvakt.detect.health import HealthConfig
+from norrvakt.detect.improper import ImproperUse
 from norrvakt.event import Event, now_us
 from norrvakt.modules import modules_for
 
@@ -45,6 +46,7 @@ class LiveDetection:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.engine: DetectionEngine | None = None
+        self.improper: ImproperUse | None = None  # baselines and lookups (built-in, with the rules)
         self.report: Any = None
         self.hits: Counter[str] = Counter()  # rule id → detections since start
         self.tenant_hits: Counter[tuple[str, str]] = Counter()  # (tenant, rule id) → the same, per tenant
@@ -69,6 +71,15 @@ class LiveDetection:
             intel_dir=intel,
             health=HealthConfig() if d.source_health else None,
         )
+        if d.builtin:
+            self.improper = ImproperUse(
+                self.runtime.store,
+                self.runtime.state,
+                zone=s.timezone,
+                work_start_hour=d.work_start_hour,
+                work_end_hour=d.work_end_hour,
+            )
+            self.report.entries.extend(self.improper.statuses())
         log.info("detection: %s", self.report.summary())
         for entry in getattr(self.report, "entries", []):
             if getattr(entry, "loaded", True) is False:
@@ -100,8 +111,18 @@ class LiveDetection:
         if not wanted:
             return
         async with self._lock:
-            detections = await asyncio.to_thread(self.engine.process, wanted)
+            detections = await asyncio.to_thread(self._process, self.engine, wanted)
         await self._raise(detections)
+
+    def _process(self, engine: DetectionEngine, events: list[Event]) -> list[Detection]:
+        """The rules, then the improper-use baselines on the same batch (in the worker thread)."""
+        detections = engine.process(events)
+        if self.improper is not None:
+            try:
+                detections.extend(self.improper.process(events))
+            except Exception:  # the store or state DB failed: the rules' detections still count
+                log.exception("improper-use detection failed on a batch of %d events", len(events))
+        return detections
 
     async def _ticks(self) -> None:
         while True:

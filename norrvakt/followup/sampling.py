@@ -13,7 +13,8 @@ Reasons (an access can have several):
   user not on the case; ``protected_search`` — a search that named a protected person;
 - ``no_case_relation`` — read/print/export by a user not on the case (or, in student health,
   without a care relationship);
-- ``after_hours`` — outside working hours (weekends included) in the tenant's time zone;
+- ``after_hours`` — outside working hours in the tenant's time zone: weekends and Swedish
+  public holidays (and Midsummer, Christmas and New Year's Eve) included;
 - ``volume_outlier`` — accesses on a day when the user's count was far above their own
   baseline (the 90 days before the period) — or, for users with no baseline, far above the
   period's typical user;
@@ -23,6 +24,7 @@ Reasons (an access can have several):
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import statistics
 from collections import defaultdict
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from norrvakt.detect.derived import holidays_between
 from norrvakt.followup.lookup import lookup_hash
 from norrvakt.store.clickhouse import ClickHouseStore
 from norrvakt.store.schema import EVENTS_TABLE
@@ -114,6 +117,11 @@ class Sampler:
             "since": spec.since_us,
             "until": spec.until_us,
             "salt": spec.salt,
+            # local dates, so a day either side of the period's UTC range
+            "holidays": holidays_between(
+                dt.datetime.fromtimestamp(spec.since_us // 1_000_000, dt.UTC).date() - dt.timedelta(days=1),
+                dt.datetime.fromtimestamp(spec.until_us // 1_000_000, dt.UTC).date() + dt.timedelta(days=1),
+            ),
         }
 
     # -- SQL ---------------------------------------------------------------------------------
@@ -161,7 +169,7 @@ class Sampler:
         s = self.spec
         return (
             f"toHour({local}) < {int(s.work_start_hour)} OR toHour({local}) >= {int(s.work_end_hour)} "
-            f"OR toDayOfWeek({local}) >= 6"
+            f"OR toDayOfWeek({local}) >= 6 OR has({{holidays:Array(String)}}, toString(toDate({local})))"
         )
 
     def outlier_days(self) -> list[tuple[str, str]]:

@@ -3,6 +3,8 @@ review → case → sign-off → verify, with the rules on who may do what."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from norrvakt.followup.errors import Invalid, Locked, NotFound, NotReviewer
 from norrvakt.followup.lookup import hash_plain_rows, write_hashed_csv
 from norrvakt.followup.service import FollowupService, PlanInput
 from norrvakt.reports import followup as report
-from tests.followup.conftest import ALL, SOC, officer
+from tests.followup.conftest import ALL, SOC, Access, at, officer, parsed
 
 KARIN = officer("karin.granskare", "lulea")
 DATASET = "socialtjanst.record_access"
@@ -179,3 +181,18 @@ def test_review_case_sign_off_and_lock(followup: FollowupService, engine: sa.Eng
     html = report.render_html(data, "Luleå kommun")
     assert "Signerad" in html and "Ingen koppling till ärendet" in html and f"#{case_id}" in html
     assert signed["digest"] in html
+
+
+def test_public_holidays_are_after_hours(followup: FollowupService, month: Any) -> None:
+    christmas_eve, ordinary = dt.date(2026, 12, 24), dt.date(2026, 12, 22)  # a Thursday, a Tuesday
+    month.insert_events(
+        parsed(
+            "lulea",
+            [Access(at(christmas_eve, 10), "u-2", "IFO-2"), Access(at(ordinary, 10), "u-5", "IFO-5")],
+            itertools.count(10_000),
+        )
+    )
+    round_ = followup.draw_round(_plan(followup)["id"], "2026-12", KARIN, ["lulea"])
+    late = [i for i in round_["items"] if "after_hours" in i["reasons"]]
+    assert [i["user_name"] for i in late] == ["u-2"]
+    assert round_["reason_totals"]["after_hours"] == 1

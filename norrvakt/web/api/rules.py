@@ -26,7 +26,7 @@ from norrvakt.web.auth import current_principal, tenant_scope
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
 
-TOGGLED_KINDS = ("rule", "correlation", "intel")  # what a rule setting can switch off
+TOGGLED_KINDS = ("rule", "correlation", "intel", "baseline")  # what a rule setting can switch off
 CONCURRENT_TESTS = 2
 
 
