@@ -16,13 +16,25 @@ import json
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from norrvakt.demo.generator import DemoMessage, TenantWorld, _iso
+from norrvakt.detect.derived import swedish_holidays
 
 UNITS = ["Individ- och familjeomsorg", "Äldreomsorg", "LSS", "Ekonomiskt bistånd"]
 SCHOOLS = ["Hertsöskolan", "Centralskolan", "Tallkrogsskolan", "Björkskataskolan"]
 SERVICES = ["bygglov-ansokan", "forskola-ansokan", "ekonomiskt-bistand", "felanmalan", "serveringstillstand"]
 PROTECTION = ["none"] * 30 + ["sekretessmarkering", "skyddad_folkbokforing", "fingerade_personuppgifter"]
+
+
+_ZONE = ZoneInfo("Europe/Stockholm")
+
+
+def office_hours(ts: float) -> bool:
+    """Case workers and school nurses read records on weekdays 07–18, not on holidays: the
+    demo must not look like the after-hours misuse that live detection looks for."""
+    local = dt.datetime.fromtimestamp(ts, _ZONE)
+    return local.weekday() < 5 and 7 <= local.hour < 18 and local.date() not in swedish_holidays(local.year)
 
 
 def _local(ts: float) -> dt.datetime:
@@ -174,12 +186,13 @@ class SeedSystems:
         return self.w.syslog5424(ts, f"{self.w.tenant}-esxi01", "Hostd", 2099, text, pri=166)
 
     def background(self, ts: float) -> DemoMessage:
+        records: list[Callable[[float], DemoMessage]] = (
+            [self.case_access, self.case_access, self.health_access] if office_hours(ts) else []
+        )
         makers: list[Callable[[float], DemoMessage]] = [
             self.eservice_login,
             self.eservice_login,
-            self.case_access,
-            self.case_access,
-            self.health_access,
+            *records,
             self.door_unlock,
             self.mdm_checkin,
             self.archive_search,
@@ -247,9 +260,26 @@ def jailbroken_then_login(
     ]
 
 
+def night_reading(world: TenantWorld, systems: SeedSystems, ts: float) -> list[tuple[float, DemoMessage]]:
+    """A case worker read six records late last evening (23:10–23:35, logged now): repeated
+    access outside working hours, the pattern the follow-up and live detection look for."""
+    now = dt.datetime.fromtimestamp(ts, _ZONE)
+    evening = now.replace(hour=23, minute=10, second=0, microsecond=0)
+    if evening + dt.timedelta(minutes=30) > now:
+        evening -= dt.timedelta(days=1)
+    reader = systems.staff[5]
+    own = [c for c, info in systems.cases.items() if reader in info["users"]] or list(systems.cases)
+    out = []
+    for i in range(6):
+        at = evening.timestamp() + i * 300
+        out.append((ts + i, systems.case_access(at, user=reader, case=own[i % len(own)])))
+    return out
+
+
 IMPROPER_USE_STORIES = {
     "protected_identity_access": protected_identity_access,
     "door_outside_visit": night_door,
     "bulk_case_export": bulk_export,
     "jailbroken_device_login": jailbroken_then_login,
+    "night_reading": night_reading,
 }

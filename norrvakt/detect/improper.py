@@ -7,8 +7,10 @@ user and day at most, over the record-access logs of the social services
 
 - **volume outlier** — a user's record reads, prints and exports in one local day exceed
   ``max(MIN_OUTLIER_DAILY, OUTLIER_FACTOR × their median day)`` (sampling's constants; the
-  median over the days with accesses among the previous ``baseline_days``); users with no
-  history are judged against the floor only;
+  median over the days with accesses among the previous ``baseline_days``); a user with no
+  history of their own is compared with ``NEW_USER_FACTOR ×`` the typical user-day (the
+  median of everyone's days in the window), as the follow-up does; while a system has no
+  history at all in the tenant (just connected), nobody's normal is known and the rule waits;
 - **after hours** — at least ``after_hours_min`` accesses outside working hours (before
   ``work_start_hour``, from ``work_end_hour``, weekends and Swedish public holidays) in one
   night: the hours before work starts belong to the previous day's night;
@@ -45,7 +47,13 @@ from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.report import RuleStatus
 from norrvakt.event import Event, now_us
 from norrvakt.followup.lookup import lookup_hash
-from norrvakt.followup.sampling import MIN_OUTLIER_DAILY, OUTLIER_FACTOR, Sampler, SampleSpec
+from norrvakt.followup.sampling import (
+    MIN_OUTLIER_DAILY,
+    NEW_USER_FACTOR,
+    OUTLIER_FACTOR,
+    Sampler,
+    SampleSpec,
+)
 from norrvakt.state import followup as lookup_rows
 from norrvakt.state.db import followup_lookup
 from norrvakt.store.clickhouse import ClickHouseStore
@@ -56,6 +64,7 @@ ACCESS_ACTIONS = ("record.read", "record.print", "record.export")  # sampling's 
 BASELINE_DAYS = 30
 AFTER_HOURS_MIN = 5
 LOOKUP_CHECK_S = 30
+LEARNING_RECHECK_S = 300  # a day state with a dataset that had no history is read again this often
 LOOKUP_TTL_S = 300
 LOOKUP_CACHE_MAX = 200_000  # ids per tenant and kind before the cache starts over
 
@@ -124,6 +133,9 @@ class _Day:
     """One local day of one tenant: counts so far and the baseline it is judged against."""
 
     baseline: dict[Key, float] = field(default_factory=dict)
+    # per dataset, the median user-day of everyone in the baseline window: what a user with no
+    # history of their own is compared with; no entry = the dataset is new here (learning)
+    typical: dict[str, float] = field(default_factory=dict)
     counts: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     fired: set[Key] = field(default_factory=set)
 
@@ -142,6 +154,8 @@ class _Tenant:
     today: dt.date
     days: dict[dt.date, _Day]
     nights: dict[dt.date, _Night]
+    loaded_us: int = 0
+    learning: bool = False  # a dataset had no history when loaded: look again after a while
 
 
 class LookupCache:
@@ -273,18 +287,33 @@ class ImproperUse:
         out: list[Detection] = []
         for tenant, mine in by_tenant.items():
             access = [e for e in mine if e.ecs.get("event.action") in ACCESS_ACTIONS]
-            if access:
+            if access and self._current(access):
                 self._counts(tenant, access, out)
             if self.state is not None:
                 self._shared(tenant, mine, out)
         out.sort(key=lambda d: (d.tenant, d.refs[0][1] if d.refs else 0))
         return out
 
-    def _state(self, tenant: str, first_seq: int) -> _Tenant:
+    def _current(self, events: list[Event]) -> bool:
+        """Whether any of ``events`` falls in today's or yesterday's day or night; older ones
+        (a backfill, an import) are the follow-up's and need no state."""
         today = self.local(self.clock()).date()
+        open_days = {today, today - dt.timedelta(days=1)}
+        for e in events:
+            local = self.local(e.ts)
+            if local.date() in open_days or self.night_of(local) in open_days:
+                return True
+        return False
+
+    def _state(self, tenant: str, first_seq: int) -> _Tenant:
+        now = self.clock()
+        today = self.local(now).date()
         found = self._tenants.get(tenant)
-        if found is None or found.today != today:
+        recheck_us = LEARNING_RECHECK_S * 1_000_000
+        stale = found is not None and found.learning and now - found.loaded_us > recheck_us
+        if found is None or found.today != today or stale:
             fresh = self._load(tenant, today, first_seq)
+            fresh.loaded_us = now
             if found is not None:  # keep what already fired for the days still open
                 for day, d in fresh.days.items():
                     if day in found.days:
@@ -342,8 +371,9 @@ class ImproperUse:
             open_night = state.nights.get(dt.date.fromisoformat(str(night)))
             if off and open_night is not None:
                 open_night.counts[key] += int(n)
-        for key, per_day in daily.items():
-            for day, d in state.days.items():
+        for day, d in state.days.items():
+            everyone: dict[str, list[int]] = defaultdict(list)
+            for key, per_day in daily.items():
                 d.counts[key] = per_day.get(day, 0)
                 past = [
                     n
@@ -352,6 +382,8 @@ class ImproperUse:
                 ]
                 if past:
                     d.baseline[key] = statistics.median(past)
+                    everyone[key[0]] += past
+            d.typical = {dataset: statistics.median(days) for dataset, days in everyone.items()}
         return state
 
     def _counts(self, tenant: str, events: list[Event], out: list[Detection]) -> None:
@@ -364,14 +396,20 @@ class ImproperUse:
                 day.counts[key] += 1
                 n = day.counts[key]
                 baseline = day.baseline.get(key, 0.0)
-                limit = max(MIN_OUTLIER_DAILY, OUTLIER_FACTOR * baseline)
+                typical = day.typical.get(key[0])
+                if baseline:
+                    limit = max(MIN_OUTLIER_DAILY, OUTLIER_FACTOR * baseline)
+                    why = f"baseline {baseline:g} a day"
+                elif typical is not None:
+                    limit = max(MIN_OUTLIER_DAILY, NEW_USER_FACTOR * typical)
+                    why = f"no history of their own, the typical user {typical:g} a day"
+                else:  # the system is new to Norrvakt: nobody's normal is known yet
+                    limit = float("inf")
+                    why = ""
+                    state.learning = True
                 if n > limit and key not in day.fired:
                     day.fired.add(key)
-                    detail = (
-                        f"{n} record accesses on {local.date()} in {key[0]}; "
-                        + (f"baseline {baseline:g} a day" if baseline else "no history")
-                        + f", limit {limit:g}"
-                    )
+                    detail = f"{n} record accesses on {local.date()} in {key[0]}; {why}, limit {limit:g}"
                     group: tuple[tuple[str, str], ...] = (
                         ("user.name", key[1]),
                         ("norrvakt.day", local.date().isoformat()),

@@ -51,6 +51,7 @@ REASONS = (
 BASELINE_DAYS = 90
 MIN_OUTLIER_DAILY = 20  # fewer accesses in a day are never an outlier, whatever the baseline
 OUTLIER_FACTOR = 3.0
+NEW_USER_FACTOR = 5.0  # a user with no baseline of their own: times the typical user-day
 
 _ACCESS = "event_action IN ('record.read', 'record.print', 'record.export')"
 _CONDITIONS = {
@@ -198,7 +199,7 @@ class Sampler:
                 spread = statistics.pstdev(past) if len(past) > 1 else 0.0
                 limit = max(MIN_OUTLIER_DAILY, OUTLIER_FACTOR * statistics.median(past), mean + 3 * spread)
             else:
-                limit = max(MIN_OUTLIER_DAILY, 5 * typical)
+                limit = max(MIN_OUTLIER_DAILY, NEW_USER_FACTOR * typical)
             if n > limit:
                 out.append((user, day))
         return out

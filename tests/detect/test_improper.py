@@ -190,11 +190,33 @@ def test_a_user_with_high_normal_volume_is_not_an_outlier(feed: Feed) -> None:
     assert feed.live(d, reads(DAY, "u-2", 100, hour=8)) == []
 
 
-def test_a_user_without_history_is_judged_by_the_floor_only(feed: Feed) -> None:
+def test_a_user_without_history_is_compared_with_the_typical_user(feed: Feed) -> None:
+    for day in weekdays_before(DAY, 22):
+        feed.history(reads(day, "u-1", 7))  # the typical user-day: 7 → limit max(20, 5 × 7) = 35
     d = detector(feed, at(DAY, 16))
-    assert feed.live(d, reads(DAY, "u-new", 20)) == []  # 20 is not above the floor of 20
+    assert feed.live(d, reads(DAY, "u-new", 35)) == []
     (hit,) = feed.live(d, reads(DAY, "u-new", 1, hour=11))
-    assert hit.rule_id == VOLUME_OUTLIER.id and "no history" in hit.detail
+    assert hit.rule_id == VOLUME_OUTLIER.id
+    assert "no history of their own, the typical user 7 a day, limit 35" in hit.detail
+
+
+def test_a_system_new_to_norrvakt_learns_before_it_judges(feed: Feed) -> None:
+    d = detector(feed, at(DAY, 16))  # no access of anyone before today: nobody's normal is known
+    assert feed.live(d, reads(DAY, "u-new", 100)) == []
+
+
+def test_history_that_arrives_later_ends_the_learning(feed: Feed) -> None:
+    from norrvakt.detect.improper import LEARNING_RECHECK_S
+
+    clock = Clock(at(DAY, 10))
+    d = ImproperUse(feed.store, zone="Europe/Stockholm", clock=clock)
+    assert feed.live(d, reads(DAY, "u-new", 40, hour=9)) == []  # nobody's normal known yet
+    for day in weekdays_before(DAY, 10):
+        feed.history(reads(day, "u-1", 4))  # a backfill: the typical user-day is 4 → limit 20
+    assert feed.live(d, reads(DAY, "u-new", 1, hour=10)) == []  # still the state read at 09:00
+    clock.now += (LEARNING_RECHECK_S + 1) * 1_000_000
+    (hit,) = feed.live(d, reads(DAY, "u-new", 1, hour=10))
+    assert "typical user 4 a day" in hit.detail and dict(hit.group)["norrvakt.count"] == "42"
 
 
 def test_the_baseline_is_one_query_per_tenant_and_day(feed: Feed) -> None:
@@ -213,6 +235,8 @@ def test_the_baseline_is_one_query_per_tenant_and_day(feed: Feed) -> None:
 
 
 def test_the_day_so_far_is_read_from_the_store_after_a_restart(feed: Feed) -> None:
+    for day in weekdays_before(DAY, 5):
+        feed.history(reads(day, "u-2", 3))  # typical user-day 3: u-1's limit is the floor of 20
     feed.history(reads(DAY, "u-1", 18))  # stored before the server (re)started
     d = detector(feed, at(DAY, 16))
     assert feed.live(d, reads(DAY, "u-1", 2, hour=14)) == []
@@ -348,24 +372,41 @@ def test_a_volume_outlier_arriving_over_syslog_raises_an_alert(tmp_path: Path) -
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start = now - dt.timedelta(minutes=10)
-    lines = [  # the harness's server runs in UTC; no history: the floor of 20 decides
-        social_line(start + dt.timedelta(seconds=10 * i), "u-77", f"s-{i}", zone=dt.UTC)
-        .decode()
-        .split(" - - ", 1)[1]
-        for i in range(25)
-    ]
-    source = tmp_path / "socialsystem.log"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def write(name: str, lines: list[bytes]) -> Path:
+        path = tmp_path / name
+        text = "\n".join(line.decode().split(" - - ", 1)[1] for line in lines)  # logger adds the header
+        path.write_text(text + "\n", encoding="utf-8")
+        return path
+
+    # the harness's server runs in UTC. History first (a backfill: 2–4 days old, which needs
+    # no day state): u-1 read 5 records a day, so the typical user-day is 5 and u-77 (no
+    # history of their own) may read 25 today
+    history = write(
+        "history.log",
+        [
+            social_line(now - dt.timedelta(days=d, minutes=i), "u-1", f"s-{i}", zone=dt.UTC)
+            for d in (2, 3, 4)
+            for i in range(5)
+        ],
+    )
+    today = write(
+        "today.log",
+        [social_line(start + dt.timedelta(seconds=10 * i), "u-77", f"s-{i}", zone=dt.UTC) for i in range(30)],
+    )
     with running_server(tmp_path / "srv") as server:
         rules = {r["id"]: r for r in server.api("GET", "/api/rules").json()["rules"]}
         assert rules[VOLUME_OUTLIER.id]["kind"] == "baseline" and rules[VOLUME_OUTLIER.id]["loaded"]
         port = str(server.ports["tcp"])
-        subprocess.run(
-            ["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", port,
-             "-t", "socialsystem", "-p", "local0.info", "-f", str(source)],
-            check=True,
-            timeout=30,
-        )  # fmt: skip
+        for source in (history, today):
+            subprocess.run(
+                ["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1", "-P", port,
+                 "-t", "socialsystem", "-p", "local0.info", "-f", str(source)],
+                check=True,
+                timeout=30,
+            )  # fmt: skip
+            if source is history:
+                assert server.wait_count("user.name:u-1", 15, tenant="lulea", since="7d") == 15
         deadline = time.monotonic() + 15
         alerts: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not alerts:
