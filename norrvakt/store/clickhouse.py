@@ -11,9 +11,11 @@ leave part of a batch behind) so replay from the journal stores every event exac
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,22 +51,32 @@ class StoreConfig:
 
 # Settings for every session: imports span years of days, one partition per day.
 _SESSION_SETTINGS = {"max_partitions_per_insert_block": 0}
+# Read clients: a client runs one query at a time, so with one, a long query (a 7-day
+# aggregation, a rule test's scan) made every other analyst's page wait behind it. ClickHouse
+# parallelizes each query itself, so more clients add fairness, not throughput.
+READERS = 3
 
 
 class ClickHouseStore:
-    """Insert events and run SQL. Thread-safe: inserts and queries use separate clients."""
+    """Insert events and run SQL. Thread-safe: inserts use one client behind a lock, queries a
+    small pool of clients (each used by one thread at a time)."""
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self._insert_lock = threading.Lock()
-        self._query_lock = threading.Lock()
+        self._readers: queue.SimpleQueue[Any] = queue.SimpleQueue()
         try:
             bootstrap = clickhouse_connect.get_client(dsn=config.dsn)
             bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{config.database}`")
             self._writer = clickhouse_connect.get_client(
                 dsn=config.dsn, database=config.database, settings=_SESSION_SETTINGS
             )
-            self._reader = clickhouse_connect.get_client(dsn=config.dsn, database=config.database)
+            self._reader_list = [
+                clickhouse_connect.get_client(dsn=config.dsn, database=config.database)
+                for _ in range(READERS)
+            ]
+            for reader in self._reader_list:
+                self._readers.put(reader)
             self._writer.command(events_ddl(config.retention_days))
         except Exception as exc:  # clickhouse-connect raises many types; name the store
             raise StoreError(f"cannot open store {config.dsn!r}: {exc}") from exc
@@ -90,16 +102,24 @@ class ClickHouseStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Any]:
+        client = self._readers.get()  # blocks while every reader is busy
+        try:
+            yield client
+        finally:
+            self._readers.put(client)
+
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with self._query_lock:
-            result = self._reader.query(sql, parameters=parameters or {})
+        with self._reader() as reader:
+            result = reader.query(sql, parameters=parameters or {})
             return [tuple(r) for r in result.result_rows]
 
     def query_columns(
         self, sql: str, parameters: dict[str, Any] | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self._query_lock:
-            result = self._reader.query(sql, parameters=parameters or {}, query_formats={"String": "bytes"})
+        with self._reader() as reader:
+            result = reader.query(sql, parameters=parameters or {}, query_formats={"String": "bytes"})
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
@@ -144,7 +164,7 @@ class ClickHouseStore:
         return [event_from_row(dict(zip(names, row, strict=True))) for row in rows]
 
     def close(self) -> None:
-        for client in (self._writer, self._reader):
+        for client in (self._writer, *self._reader_list):
             try:
                 client.close()
             except Exception as exc:  # closing is best effort, but say why it failed

@@ -32,3 +32,24 @@ def test_first_gap_finds_partial_tail(store: ClickHouseStore) -> None:
     assert store.first_gap("lulea", 1, 3) == 4
     store.delete_tenant_from("lulea", 4)
     assert store.tenant_counts()["lulea"] == (3, 3)
+
+
+def test_a_long_query_does_not_hold_up_a_short_one(store: ClickHouseStore) -> None:
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        store.query("SELECT sum(sleepEachRow(0.5)) FROM numbers(4)")  # about 2 s
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    started.wait()
+    time.sleep(0.2)  # the slow query is running
+    t0 = time.monotonic()
+    assert store.query("SELECT 1") == [(1,)]
+    quick = time.monotonic() - t0
+    worker.join()
+    assert quick < 1.0, f"a trivial query waited {quick:.2f} s behind a long one"
