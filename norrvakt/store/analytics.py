@@ -58,18 +58,26 @@ def facets(
     fields: Sequence[str],
     top: int = 8,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The most frequent values of each field among the matching events."""
+    """The most frequent values of each field among the matching events.
+
+    One query: a UNION ALL of one top-N per field, which ClickHouse runs side by side (six
+    round trips one after another were most of the search page's time)."""
     parsed = parse_query(query)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name in fields:
-        conditions, sql = filter_conditions(parsed, tenants, since_us, until_us)
+    if not fields:
+        return {}
+    conditions, sql = filter_conditions(parsed, tenants, since_us, until_us)
+    where = " AND ".join(conditions)
+    branches = []
+    for i, name in enumerate(fields):
         column, _kind = sql.column(name)
-        rows = store.query(
-            f"SELECT {column} AS v, count() AS n FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)} "
-            f"AND notEmpty(toString(v)) GROUP BY v ORDER BY n DESC LIMIT {int(top)}",
-            sql.parameters,
+        branches.append(
+            f"(SELECT {i} AS f, toString({column}) AS v, count() AS n FROM {EVENTS_TABLE} WHERE {where} "
+            f"AND notEmpty(v) GROUP BY v ORDER BY n DESC, v LIMIT {int(top)})"
         )
-        out[name] = [{"value": _text(v), "count": int(n)} for v, n in rows]
+    rows = store.query(" UNION ALL ".join(branches), sql.parameters)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in fields}
+    for f, v, n in sorted(rows, key=lambda r: (int(r[0]), -int(r[2]), _text(r[1]))):
+        out[fields[int(f)]].append({"value": _text(v), "count": int(n)})
     return out
 
 

@@ -63,6 +63,10 @@ def coverage(tags_per_rule: list[list[str]]) -> list[dict[str, Any]]:
     ]
 
 
+async def _none() -> None:
+    return None
+
+
 @router.get("/dashboards", response_class=HTMLResponse)
 async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Response:
     user = page_user(request)
@@ -70,8 +74,13 @@ async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Res
     scope = tenant_scope(user, rt.tenants, tenant or None)
     now = now_us()
     since = now - max(1, min(hours, 24 * 30)) * 3600 * 1_000_000
-    by_source = await asyncio.to_thread(series, rt.store, scope, since, now, "source", 24, 8)
-    health = await asyncio.to_thread(source_health, rt.store, scope, now)
+    alerts = rt.extras.get("alert_dashboard")
+    # independent reads (store and state database) side by side
+    by_source, health, alert_data = await asyncio.gather(
+        asyncio.to_thread(series, rt.store, scope, since, now, "source", 24, 8),
+        asyncio.to_thread(source_health, rt.store, scope, now),
+        asyncio.to_thread(alerts, scope, since) if alerts else _none(),
+    )
     labels = [_hour(t) for t in by_source["times"]]
     chart = {
         "type": "bar",
@@ -88,8 +97,6 @@ async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Res
             "scales": {"x": {"stacked": True}, "y": {"stacked": True, "beginAtZero": True}},
         },
     }
-    alerts = rt.extras.get("alert_dashboard")
-    alert_data = await asyncio.to_thread(alerts, scope, since) if alerts else None
     rules = rt.extras.get("ruleset_tags")
     kinds = sorted({_kind(h["source"], h["tenant"]) for h in health})
     grid: dict[str, list[dict[str, Any] | None]] = {}
