@@ -178,6 +178,14 @@ class DetectionSettings:
     source_health: bool = field(default=True, metadata=_doc("Alert when a source or host goes silent."))
     work_start_hour: int = field(default=7, metadata=_doc("Working hours start (norrvakt.after_hours)."))
     work_end_hour: int = field(default=18, metadata=_doc("Working hours end."))
+    baseline_days: int = field(
+        default=30,
+        metadata=_doc("Days behind a user's record-access volume baseline (improper use, docs/rules.md)."),
+    )
+    after_hours_accesses: int = field(
+        default=5,
+        metadata=_doc("Off-hours record accesses by one user in one night that raise an alert."),
+    )
 
 
 @dataclass(frozen=True)
@@ -589,6 +597,10 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if t not in s.tenants:
             problems.append((f"retention.tenant_days.{t}", f"{t!r} — not a configured tenant"))
     dt = s.detection
+    if not 1 <= dt.baseline_days <= 366:
+        problems.append(("detection.baseline_days", f"{dt.baseline_days} — must be 1..366"))
+    if dt.after_hours_accesses < 1:
+        problems.append(("detection.after_hours_accesses", f"{dt.after_hours_accesses} — must be ≥ 1"))
     if not 0 <= dt.work_start_hour <= dt.work_end_hour <= 24:
         problems.append(
             (

@@ -85,3 +85,12 @@ def test_every_setting_is_documented() -> None:
     assert missing == [], (
         "settings missing from docs/configuration.md (run `norrvakt config defaults --format markdown`)"
     )
+
+
+def test_improper_use_thresholds_are_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[detection]\nbaseline_days = 0\nafter_hours_accesses = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    keys = [k for k, _ in info.value.problems]
+    assert "detection.baseline_days" in keys and "detection.after_hours_accesses" in keys

@@ -78,6 +78,8 @@ class LiveDetection:
                 zone=s.timezone,
                 work_start_hour=d.work_start_hour,
                 work_end_hour=d.work_end_hour,
+                baseline_days=d.baseline_days,
+                after_hours_min=d.after_hours_accesses,
             )
             self.report.entries.extend(self.improper.statuses())
         log.info("detection: %s", self.report.summary())
