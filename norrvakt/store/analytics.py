@@ -187,3 +187,35 @@ def source_health(
             }
         )
     return out
+
+
+class SourceHealthCache:
+    """:func:`source_health` per tenant scope, read again at most every ``ttl_s``.
+
+    It is the dashboard's costliest read (the last 7 days of ``ingested``), and silence is
+    judged in minutes (15 by default), so rows up to ``ttl_s`` old are enough when several
+    people look at once. Ages and the silent flag are recomputed for ``now`` on every call."""
+
+    MAX_SCOPES = 256
+
+    def __init__(self, store: ClickHouseStore, ttl_s: float = 30.0, silent_after_s: int = 900) -> None:
+        self.store = store
+        self.ttl_us = int(ttl_s * 1_000_000)
+        self.silent_after_s = silent_after_s
+        self.reads = 0  # queries made
+        self._rows: dict[tuple[str, ...], tuple[int, list[dict[str, Any]]]] = {}
+
+    def get(self, tenants: Sequence[str], now: int) -> list[dict[str, Any]]:
+        key = tuple(sorted(tenants))
+        hit = self._rows.get(key)
+        if hit is None or now - hit[0] > self.ttl_us:
+            if len(self._rows) >= self.MAX_SCOPES:
+                self._rows.clear()
+            hit = (now, source_health(self.store, tenants, now, self.silent_after_s))
+            self._rows[key] = hit
+            self.reads += 1
+        out = []
+        for row in hit[1]:
+            age_s = (now - row["last_seen"]) / 1e6
+            out.append({**row, "age_s": round(age_s), "silent": age_s > self.silent_after_s})
+        return out

@@ -47,3 +47,18 @@ def test_facets_and_field_names(store: ClickHouseStore) -> None:
 def test_bucket_widths_are_round() -> None:
     assert bucket_seconds(3600 * 1_000_000, 60) == 60
     assert bucket_seconds(7 * 86400 * 1_000_000, 60) == 3 * 3600
+
+
+def test_source_health_is_cached_per_scope_with_fresh_ages(store: ClickHouseStore) -> None:
+    from norrvakt.store.analytics import SourceHealthCache
+
+    store.insert_events(_events())
+    cache = SourceHealthCache(store, ttl_s=30, silent_after_s=900)
+    now = T0 + 60 * 1_000_000
+    first = cache.get(["lulea"], now)
+    assert [(r["tenant"], r["source"], r["count"], r["silent"]) for r in first] == [("lulea", "s", 40, False)]
+    later = cache.get(["lulea"], now + 20 * 1_000_000)  # within the TTL: no query, ages move on
+    assert cache.reads == 1 and later[0]["age_s"] == first[0]["age_s"] + 20
+    assert cache.get(["boden"], now)[0]["count"] == 20 and cache.reads == 2  # another scope
+    quiet = cache.get(["lulea"], now + 1000 * 1_000_000)  # past the TTL: read again, now silent
+    assert cache.reads == 3 and quiet[0]["silent"]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from norrvakt.event import now_us
-from norrvakt.store.analytics import series, source_health
+from norrvakt.store.analytics import SourceHealthCache, series
 from norrvakt.web.auth import tenant_scope
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user
@@ -67,6 +67,13 @@ async def _none() -> None:
     return None
 
 
+def _health(rt: Any) -> SourceHealthCache:
+    cache: SourceHealthCache | None = rt.extras.get("source_health_cache")
+    if cache is None:
+        cache = rt.extras["source_health_cache"] = SourceHealthCache(rt.store)
+    return cache
+
+
 @router.get("/dashboards", response_class=HTMLResponse)
 async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Response:
     user = page_user(request)
@@ -78,7 +85,7 @@ async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Res
     # independent reads (store and state database) side by side
     by_source, health, alert_data = await asyncio.gather(
         asyncio.to_thread(series, rt.store, scope, since, now, "source", 24, 8),
-        asyncio.to_thread(source_health, rt.store, scope, now),
+        asyncio.to_thread(_health(rt).get, scope, now),
         asyncio.to_thread(alerts, scope, since) if alerts else _none(),
     )
     labels = [_hour(t) for t in by_source["times"]]
