@@ -54,7 +54,7 @@ async def _local(
 ) -> Any:
     import httpx
 
-    from norrvakt.client import ApiError
+    from norrvakt.client import answer
     from norrvakt.runtime import open_runtime
     from norrvakt.state.accounts import Principal
     from norrvakt.web.app import create_app
@@ -70,13 +70,7 @@ async def _local(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
             resp = await client.request(method, path, params=params, **payload)
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise ApiError(resp.status_code, str(detail))
-        return resp.json()
+        return answer(resp)
     finally:
         await rt.close()
 

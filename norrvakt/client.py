@@ -17,6 +17,17 @@ class ApiError(Exception):
         self.detail = detail
 
 
+def answer(resp: httpx.Response) -> Any:
+    """The JSON body of an API answer, or :class:`ApiError` with the server's ``detail``."""
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        raise ApiError(resp.status_code, str(detail))
+    return resp.json()
+
+
 class ServerClient:
     def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
         self.url = url.rstrip("/")
@@ -33,14 +44,7 @@ class ServerClient:
         return cls(str(info["url"]), token_path.read_text().strip())
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = self._http.request(method, path, **kwargs)
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise ApiError(resp.status_code, str(detail))
-        return resp.json()
+        return answer(self._http.request(method, path, **kwargs))
 
     def close(self) -> None:
         self._http.close()

@@ -27,6 +27,7 @@ from norrvakt.journal.verify import Finding, TenantResult, VerifyReport, verify_
 from norrvakt.journal.witness import Witness
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
 from norrvakt.store.schema import EVENTS_TABLE
+from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -297,12 +298,7 @@ class IntegrityWatch:
             self._task = asyncio.create_task(self._run(), name="integrity-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

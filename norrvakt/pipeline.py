@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal
 from norrvakt.parsers import error_event, parse_record
+from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,7 @@ class Pipeline:
         while self._waiters:
             self._wake.set()
             await asyncio.sleep(0.01)
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def parse(self, records: Sequence[RawRecord]) -> list[Event]:
         events = [parse_record(r) if r.tenant else unmapped_sender_event(r) for r in records]

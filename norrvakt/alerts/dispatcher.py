@@ -33,6 +33,7 @@ from norrvakt.config import ChannelSettings
 from norrvakt.event import now_us
 from norrvakt.state import notifications as delivery_log
 from norrvakt.state import outbox
+from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,7 @@ class ChannelWorker:
         self._task = asyncio.create_task(self._run(), name=f"notify-{self.channel.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def offer(self, notice: Notice, outbox_ids: tuple[int, ...] = ()) -> None:
         self.idle.clear()

@@ -8,8 +8,10 @@ AlertError
 
 from __future__ import annotations
 
+from norrvakt.errors import StatusError
 
-class AlertError(Exception):
+
+class AlertError(StatusError):
     """Base of every SOC workflow error."""
 
     status_code = 400

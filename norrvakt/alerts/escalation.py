@@ -18,6 +18,7 @@ from norrvakt.alerts.records import case_from_row
 from norrvakt.config import AlertSettings
 from norrvakt.event import now_us
 from norrvakt.state import cases as case_rows
+from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,7 @@ class Escalator:
             self._task = asyncio.create_task(self._run(), name="escalation")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from norrvakt.demo.generator import DemoMessage, TenantWorld, _iso
-from norrvakt.detect.derived import swedish_holidays
+from norrvakt.detect.derived import DerivedFields, WorkingHours
 
 UNITS = ["Individ- och familjeomsorg", "Äldreomsorg", "LSS", "Ekonomiskt bistånd"]
 SCHOOLS = ["Hertsöskolan", "Centralskolan", "Tallkrogsskolan", "Björkskataskolan"]
@@ -28,13 +28,13 @@ PROTECTION = ["none"] * 30 + ["sekretessmarkering", "skyddad_folkbokforing", "fi
 
 
 _ZONE = ZoneInfo("Europe/Stockholm")
+_HOURS = DerivedFields(WorkingHours(zone="Europe/Stockholm"))
 
 
 def office_hours(ts: float) -> bool:
-    """Case workers and school nurses read records on weekdays 07–18, not on holidays: the
-    demo must not look like the after-hours misuse that live detection looks for."""
-    local = dt.datetime.fromtimestamp(ts, _ZONE)
-    return local.weekday() < 5 and 7 <= local.hour < 18 and local.date() not in swedish_holidays(local.year)
+    """Case workers and school nurses read records in working hours (norrvakt.after_hours false):
+    the demo must not look like the after-hours misuse that live detection looks for."""
+    return not _HOURS.off_hours(int(ts * 1_000_000))
 
 
 def _local(ts: float) -> dt.datetime:

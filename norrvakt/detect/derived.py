@@ -83,7 +83,7 @@ class DerivedFields:
         self._derivers: dict[str, Deriver] = {
             LOCAL_HOUR: lambda e: str(self._local(e.ts)[0]),
             WEEKDAY: lambda e: str(self._local(e.ts)[1]),
-            AFTER_HOURS: lambda e: "true" if self._local(e.ts)[2] else "false",
+            AFTER_HOURS: lambda e: "true" if self.off_hours(e.ts) else "false",
             FAMILY: family_of,
         }
         for name, fn in (extra or {}).items():
@@ -93,7 +93,6 @@ class DerivedFields:
         self.names: frozenset[str] = frozenset(self._derivers)
         self._memo_ts: int | None = None
         self._memo: tuple[int, int, bool] = (0, 0, False)
-        self._holiday_years: dict[int, frozenset[dt.date]] = {}
 
     def getter(self, name: str) -> Deriver | None:
         return self._derivers.get(name)
@@ -101,6 +100,10 @@ class DerivedFields:
     def value(self, name: str, event: Event) -> str | None:
         fn = self._derivers.get(name)
         return fn(event) if fn is not None else None
+
+    def off_hours(self, ts: int) -> bool:
+        """Whether ``ts`` (microseconds) is outside working hours, as ``norrvakt.after_hours`` says."""
+        return self._local(ts)[2]
 
     def _local(self, ts: int) -> tuple[int, int, bool]:
         # The three time fields of one event share one conversion.
@@ -120,14 +123,7 @@ class DerivedFields:
     def _is_holiday(self, day: dt.date) -> bool:
         if day.isoformat() in self.hours.extra_holidays:
             return True
-        if self.hours.holidays != "se":
-            return False
-        days = self._holiday_years.get(day.year)
-        if days is None:
-            if len(self._holiday_years) > 64:
-                self._holiday_years.clear()
-            days = self._holiday_years[day.year] = swedish_holidays(day.year)
-        return day in days
+        return self.hours.holidays == "se" and day in swedish_holidays(day.year)
 
 
 @functools.lru_cache(maxsize=32)

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from norrvakt.detect.derived import holidays_between, swedish_holidays
+from norrvakt.detect.derived import DerivedFields, WorkingHours, holidays_between
 from norrvakt.detect.detection import Detection
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.report import RuleStatus
@@ -120,12 +120,6 @@ RULES = (VOLUME_OUTLIER, AFTER_HOURS, SHARED_IDENTITY)
 _NOTES = {SHARED_IDENTITY.id: "needs the tenant's hashed lookup table (norrvakt followup upload-lookup)"}
 
 Key = tuple[str, str]  # (event.dataset, user.name)
-
-
-def is_holiday(day: dt.date) -> bool:
-    """A Swedish public holiday or office-closed eve, as the derived field ``norrvakt.after_hours``
-    counts them (weekends are off-hours anyway)."""
-    return day in swedish_holidays(day.year)
 
 
 @dataclass
@@ -238,6 +232,9 @@ class ImproperUse:
         self.tz = ZoneInfo(zone)
         self.start_hour = work_start_hour
         self.end_hour = work_end_hour
+        self.hours = DerivedFields(
+            WorkingHours(zone=zone, start_hour=work_start_hour, end_hour=work_end_hour)
+        )
         self.baseline_days = baseline_days
         self.after_hours_min = after_hours_min
         self.clock = clock
@@ -259,14 +256,6 @@ class ImproperUse:
 
     def local(self, ts_us: int) -> dt.datetime:
         return dt.datetime.fromtimestamp(ts_us // 1_000_000, self.tz)
-
-    def off_hours(self, local: dt.datetime) -> bool:
-        return (
-            local.hour < self.start_hour
-            or local.hour >= self.end_hour
-            or local.weekday() >= 5
-            or is_holiday(local.date())
-        )
 
     def night_of(self, local: dt.datetime) -> dt.date:
         """The day whose off-hours ``local`` falls in: before work start, the previous day's."""
@@ -417,7 +406,7 @@ class ImproperUse:
                         ("norrvakt.baseline", f"{baseline:g}"),
                     )
                     out.append(self._detection(VOLUME_OUTLIER, e, group, detail, n))
-            if not self.off_hours(local):
+            if not self.hours.off_hours(e.ts):  # the same hours as norrvakt.after_hours
                 continue
             when = self.night_of(local)
             night = state.nights.get(when)

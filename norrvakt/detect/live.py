@@ -24,6 +24,7 @@ from norrvakt.detect.health import HealthConfig
 from norrvakt.detect.improper import ImproperUse
 from norrvakt.event import Event, now_us
 from norrvakt.modules import modules_for
+from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings
@@ -94,12 +95,7 @@ class LiveDetection:
         self._task = asyncio.create_task(self._ticks(), name="detection-tick")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def rule_tags(self) -> list[list[str]]:
         return [list(r.tags) for r in self.engine.rules.rules] if self.engine is not None else []

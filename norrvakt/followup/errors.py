@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from norrvakt.errors import StatusError
 
-class FollowupError(Exception):
-    status_code = 400
+
+class FollowupError(StatusError):
+    pass
 
 
 class Invalid(FollowupError):

@@ -23,6 +23,7 @@ from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, append_l
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal
 from norrvakt.journal.witness import Witness, WitnessError
+from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,7 @@ class Checkpointer:
         self._task = asyncio.create_task(self._run(), name="checkpointer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await asyncio.to_thread(self.checkpoint_all)  # seal what arrived before the stop
 
     async def _run(self) -> None:

@@ -77,6 +77,11 @@ async def require_csrf(request: Request, expected: str) -> None:
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token; reload the page")
 
 
+def peer(request: Request) -> str:
+    """The caller's address and port, as the audit trail records it."""
+    return f"{request.client.host}:{request.client.port}" if request.client else ""
+
+
 def require_write(principal: Principal) -> None:
     """Auditors read; they never change anything."""
     if principal.role == "auditor":

@@ -24,13 +24,9 @@ from norrvakt.state.accounts import (
     revoke_token,
     user_exists,
 )
-from norrvakt.web.auth import current_principal, require_write, tenant_scope
+from norrvakt.web.auth import current_principal, peer, require_write, tenant_scope
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
-
-
-def _peer(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else ""
 
 
 @router.get("/tokens")
@@ -60,7 +56,7 @@ async def create_token(
         rt.pipeline,
         principal.username,
         "token-create",
-        peer=_peer(request),
+        peer=peer(request),
         tenant=body.tenant,
         source=body.source,
     )
@@ -90,7 +86,7 @@ async def revoke(
         rt.pipeline,
         principal.username,
         "token-revoke",
-        peer=_peer(request),
+        peer=peer(request),
         token=token_id,
         tenant=found["tenant"],
         source=found["source_id"],
@@ -124,7 +120,7 @@ async def add_user(
         rt.pipeline,
         principal.username,
         "user-create",
-        peer=_peer(request),
+        peer=peer(request),
         user=body.username,
         role=body.role,
         tenants=",".join(body.tenants),
@@ -158,7 +154,7 @@ async def set_modules(
         rt.pipeline,
         principal.username,
         "tenant-modules",
-        peer=_peer(request),
+        peer=peer(request),
         tenant=tenant,
         **{m: ("on" if on else "off") for m, on in body.items()},
     )

@@ -15,27 +15,24 @@ from norrvakt.alerts.errors import AlertError
 from norrvakt.alerts.model import ENTITY_FIELDS, LEVEL_RANK, AlertInput
 from norrvakt.alerts.records import alert_from_row
 from norrvakt.alerts.soc import Soc, soc_for
+from norrvakt.errors import StatusError
 from norrvakt.event import now_us
 from norrvakt.state import alerts as alert_rows
 from norrvakt.state import notifications as delivery_log
 from norrvakt.state import rules as rule_rows
 from norrvakt.state.accounts import Principal
-from norrvakt.web.auth import current_principal, require_write, tenant_scope
+from norrvakt.web.auth import current_principal, peer, require_write, tenant_scope
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 MAX_BATCH = 10_000
 
 
-def peer(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else ""
-
-
 def soc(request: Request) -> Soc:
     return soc_for(request.app.state.runtime)
 
 
-def scope_of(request: Request, principal: Principal, tenant: str | None) -> list[str]:
+def scope_of(request: Request, principal: Principal, tenant: str | None = None) -> list[str]:
     """Tenants the caller may see here: all of theirs (the system tenant's integrity alerts
     included, for those who may read it), or the ``?tenant=`` list, checked."""
     rt = request.app.state.runtime
@@ -44,7 +41,7 @@ def scope_of(request: Request, principal: Principal, tenant: str | None) -> list
     return principal.scope(rt.tenants)
 
 
-def http_error(exc: AlertError) -> HTTPException:
+def http_error(exc: StatusError) -> HTTPException:
     return HTTPException(exc.status_code, str(exc))
 
 

@@ -22,8 +22,8 @@ from norrvakt.alerts.model import Change
 from norrvakt.event import now_us
 from norrvakt.search import run_search
 from norrvakt.state.accounts import Principal
-from norrvakt.web.api.alerts import http_error, parse_us, peer, scope_of, soc
-from norrvakt.web.auth import current_principal, require_write
+from norrvakt.web.api.alerts import http_error, parse_us, scope_of, soc
+from norrvakt.web.auth import current_principal, peer, require_write
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 

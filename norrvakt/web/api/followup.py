@@ -19,13 +19,13 @@ from pydantic import BaseModel, Field
 
 from norrvakt import audit
 from norrvakt.alerts.errors import AlertError
+from norrvakt.errors import StatusError
 from norrvakt.event import Event
-from norrvakt.followup.errors import FollowupError
 from norrvakt.followup.service import FollowupService, PlanInput, followup_for
 from norrvakt.reports import followup as followup_report
 from norrvakt.state.accounts import Principal
-from norrvakt.web.api.alerts import peer, scope_of, soc
-from norrvakt.web.auth import current_principal, require_write
+from norrvakt.web.api.alerts import http_error, scope_of, soc
+from norrvakt.web.auth import current_principal, peer, require_write
 from norrvakt.web.templating import tenant_name
 
 router = APIRouter(prefix="/api/followup", tags=["followup"])
@@ -61,19 +61,15 @@ def service(request: Request) -> FollowupService:
 async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    except FollowupError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
-
-
-def _scope(request: Request, principal: Principal, tenant: str | None = None) -> list[str]:
-    return scope_of(request, principal, tenant)
+    except StatusError as exc:  # the follow-up's own, and the case workflow's when it opens a case
+        raise http_error(exc) from exc
 
 
 @router.get("/plans")
 async def list_plans(
     request: Request, tenant: str | None = Query(None), principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
-    return {"plans": await _run(service(request).plans, _scope(request, principal, tenant))}
+    return {"plans": await _run(service(request).plans, scope_of(request, principal, tenant))}
 
 
 @router.post("/plans")
@@ -82,7 +78,7 @@ async def create_plan(
 ) -> dict[str, Any]:
     require_write(principal)
     plan = await _run(
-        service(request).create_plan, principal, _scope(request, principal), PlanInput(**body.model_dump())
+        service(request).create_plan, principal, scope_of(request, principal), PlanInput(**body.model_dump())
     )
     rt = request.app.state.runtime
     await audit.record(
@@ -103,7 +99,7 @@ async def get_plan(
     request: Request, plan_id: int, principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
     svc = service(request)
-    scope = _scope(request, principal)
+    scope = scope_of(request, principal)
     plan = await _run(svc.plan, plan_id, scope)
     return {**plan, "rounds": await _run(svc.rounds, scope, plan_id)}
 
@@ -114,7 +110,7 @@ async def draw_round(
 ) -> dict[str, Any]:
     require_write(principal)
     drawn = await _run(
-        service(request).draw_round, plan_id, body.period, principal, _scope(request, principal)
+        service(request).draw_round, plan_id, body.period, principal, scope_of(request, principal)
     )
     rt = request.app.state.runtime
     await audit.record(
@@ -136,14 +132,14 @@ async def draw_round(
 async def list_rounds(
     request: Request, tenant: str | None = Query(None), principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
-    return {"rounds": await _run(service(request).rounds, _scope(request, principal, tenant))}
+    return {"rounds": await _run(service(request).rounds, scope_of(request, principal, tenant))}
 
 
 @router.get("/rounds/{round_id}")
 async def get_round(
     request: Request, round_id: int, principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
-    return dict(await _run(service(request).round_detail, round_id, _scope(request, principal)))
+    return dict(await _run(service(request).round_detail, round_id, scope_of(request, principal)))
 
 
 @router.post("/items/{item_id}/decision")
@@ -152,7 +148,7 @@ async def decide(
 ) -> dict[str, Any]:
     require_write(principal)
     item, changes = await _run(
-        service(request).decide, item_id, body.decision, body.comment, principal, _scope(request, principal)
+        service(request).decide, item_id, body.decision, body.comment, principal, scope_of(request, principal)
     )
     await soc(request).journal(changes, peer(request))
     rt = request.app.state.runtime
@@ -176,7 +172,7 @@ async def annotate(
     request: Request, item_id: int, body: AnnotationBody, principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
     require_write(principal)
-    note = await _run(service(request).annotate, item_id, body.text, principal, _scope(request, principal))
+    note = await _run(service(request).annotate, item_id, body.text, principal, scope_of(request, principal))
     rt = request.app.state.runtime
     await audit.record(
         rt.pipeline,
@@ -204,7 +200,12 @@ async def sign_off(
 
     return dict(
         await _run(
-            service(request).sign_off, round_id, principal, _scope(request, principal), peer(request), journal
+            service(request).sign_off,
+            round_id,
+            principal,
+            scope_of(request, principal),
+            peer(request),
+            journal,
         )
     )
 
@@ -213,7 +214,7 @@ async def sign_off(
 async def verify(
     request: Request, round_id: int, principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
-    return dict(await _run(service(request).verify, round_id, _scope(request, principal)))
+    return dict(await _run(service(request).verify, round_id, scope_of(request, principal)))
 
 
 @router.get("/rounds/{round_id}/report")
@@ -225,7 +226,7 @@ async def report(
 ) -> Response:
     """The round's follow-up report: what was checked, by whom, findings, open cases."""
     svc = service(request)
-    scope = _scope(request, principal)
+    scope = scope_of(request, principal)
     detail = await _run(svc.round_detail, round_id, scope)
     statuses = await asyncio.to_thread(
         _case_statuses, request, [i["case_id"] for i in detail["items"]], scope
@@ -280,7 +281,7 @@ async def upload_lookup(
     except UnicodeDecodeError as exc:
         raise HTTPException(400, f"the lookup CSV is not UTF-8 (byte {exc.start})") from exc
     count = await _run(
-        service(request).upload_lookup, tenant, kind, csv_text, principal, _scope(request, principal)
+        service(request).upload_lookup, tenant, kind, csv_text, principal, scope_of(request, principal)
     )
     rt = request.app.state.runtime
     await audit.record(

@@ -10,7 +10,7 @@ from norrvakt import audit
 from norrvakt.importer import decode_items, items_to_events
 from norrvakt.pipeline import PipelineUnavailable
 from norrvakt.state.accounts import Principal
-from norrvakt.web.auth import current_principal
+from norrvakt.web.auth import current_principal, peer
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 
@@ -36,12 +36,11 @@ async def import_records(
         await rt.pipeline.commit(events)
     except PipelineUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     await audit.record(
         rt.pipeline,
         principal.username,
         "import",
-        peer=peer,
+        peer=peer(request),
         tenant=tenant,
         source=source,
         records=len(events),

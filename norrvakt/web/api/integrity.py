@@ -15,7 +15,7 @@ from norrvakt.integrity import VerifyOptions, prove, verify
 from norrvakt.journal.proof import ProofError
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
-from norrvakt.web.auth import current_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, tenant_scope
 
 router = APIRouter(prefix="/api/integrity", tags=["integrity"])
 
@@ -40,10 +40,6 @@ def _jobs(request: Request) -> dict[int, VerifyJob]:
     return jobs
 
 
-def _peer(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else ""
-
-
 @router.post("/verify")
 async def start_verify(
     request: Request,
@@ -58,9 +54,7 @@ async def start_verify(
     job = VerifyJob(next(_job_ids), principal.username, scope)
     job.total_records = sum(rt.journal.committed_seq(t) for t in scope)
     _jobs(request)[job.id] = job
-    await audit.record(
-        rt.pipeline, principal.username, "verify", peer=_peer(request), tenants=",".join(scope)
-    )
+    await audit.record(rt.pipeline, principal.username, "verify", peer=peer(request), tenants=",".join(scope))
 
     def progress(n: int) -> None:
         job.done_records = n
@@ -117,7 +111,7 @@ async def inclusion_proof(
         proof = await asyncio.to_thread(prove, rt.journal, rt.checkpointer, tenant, seq)
     except ProofError as exc:
         raise HTTPException(404, str(exc)) from exc
-    await audit.record(rt.pipeline, principal.username, "prove", peer=_peer(request), tenant=tenant, seq=seq)
+    await audit.record(rt.pipeline, principal.username, "prove", peer=peer(request), tenant=tenant, seq=seq)
     return proof
 
 
@@ -139,7 +133,7 @@ async def rotate_key(request: Request, principal: Principal = Depends(current_pr
         rt.pipeline,
         principal.username,
         "key-rotate",
-        peer=_peer(request),
+        peer=peer(request),
         old=rotation.old,
         new=rotation.new,
         new_public=rotation.new_public,

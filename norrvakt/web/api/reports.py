@@ -12,7 +12,7 @@ from norrvakt.event import now_us
 from norrvakt.reports.subject_access import subject_access
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
-from norrvakt.web.auth import current_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, tenant_scope
 from norrvakt.web.templating import tenant_name
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -41,12 +41,11 @@ async def subject_access_extract(
         )
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     await audit.record(
         rt.pipeline,
         principal.username,
         "export",
-        peer=peer,
+        peer=peer(request),
         report="subject-access",
         tenant=tenant,
         subject=subject,

@@ -14,13 +14,9 @@ from norrvakt.journal.archive import ArchiveError
 from norrvakt.journal.retention import RetentionError
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
-from norrvakt.web.auth import current_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, tenant_scope
 
 router = APIRouter(prefix="/api", tags=["retention"])
-
-
-def _peer(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else ""
 
 
 def _admin(principal: Principal) -> None:
@@ -58,7 +54,7 @@ async def retention_dispose(
         raise HTTPException(400, "a disposal decision needs a reason")
     try:
         return await lifecycle.dispose_range(
-            rt, body.tenant, body.up_to_seq, principal.username, body.reason, _peer(request)
+            rt, body.tenant, body.up_to_seq, principal.username, body.reason, peer(request)
         )
     except RetentionError as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -91,7 +87,7 @@ async def place_hold(
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     return await lifecycle.place_hold(
-        rt, body.tenant, body.reason, principal.username, since, until, _peer(request)
+        rt, body.tenant, body.reason, principal.username, since, until, peer(request)
     )
 
 
@@ -102,7 +98,7 @@ async def release_hold(
     _admin(principal)
     rt = request.app.state.runtime
     try:
-        return await lifecycle.release_hold(rt, hold_id, principal.username, _peer(request))
+        return await lifecycle.release_hold(rt, hold_id, principal.username, peer(request))
     except RetentionError as exc:
         raise HTTPException(404, str(exc)) from exc
 
@@ -123,7 +119,7 @@ async def archive_export(
     try:
         until = parse_time(body.until, _now())
         return await lifecycle.archive_export(
-            rt, body.tenant, until, Path(body.out_dir), principal.username, _peer(request)
+            rt, body.tenant, until, Path(body.out_dir), principal.username, peer(request)
         )
     except (ArchiveError, ValueError) as exc:
         raise HTTPException(400, str(exc)) from exc

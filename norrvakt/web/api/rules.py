@@ -22,7 +22,7 @@ from norrvakt.event import now_us
 from norrvakt.state.accounts import Principal
 from norrvakt.store.scan import EventScan
 from norrvakt.web.api import alerts as alerts_api
-from norrvakt.web.auth import current_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, tenant_scope
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
 
@@ -167,7 +167,7 @@ async def test_rule(
             rt.pipeline,
             principal.username,
             "rule-test",
-            peer=alerts_api.peer(request),
+            peer=peer(request),
             outcome="failure",
             error=str(exc),
             **details,
@@ -188,7 +188,7 @@ async def test_rule(
         rt.pipeline,
         principal.username,
         "rule-test",
-        peer=alerts_api.peer(request),
+        peer=peer(request),
         scanned=result.scanned,
         matched=result.matched,
         **details,

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from norrvakt import audit
 from norrvakt.search import run_search
 from norrvakt.state.accounts import Principal
-from norrvakt.web.auth import current_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, tenant_scope
 
 router = APIRouter(prefix="/api", tags=["search"])
 
@@ -35,7 +35,6 @@ async def search(
     scope = tenant_scope(principal, rt.tenants, tenant)
     if not scope:
         raise HTTPException(403, "no tenants in scope")
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     try:
         result = await asyncio.to_thread(
             run_search, rt.store, scope, q, since=since, until=until, limit=limit, offset=offset
@@ -45,7 +44,7 @@ async def search(
             rt.pipeline,
             principal.username,
             "search",
-            peer=peer,
+            peer=peer(request),
             outcome="failure",
             query=q,
             tenants=",".join(scope),
@@ -56,7 +55,7 @@ async def search(
         rt.pipeline,
         principal.username,
         "search",
-        peer=peer,
+        peer=peer(request),
         query=q,
         tenants=",".join(scope),
         since=since or "",
@@ -149,12 +148,11 @@ async def live_tail(
         parse_query(q)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
-    peer = f"{request.client.host}:{request.client.port}" if request.client else ""
     await audit.record(
         rt.pipeline,
         principal.username,
         "search",
-        peer=peer,
+        peer=peer(request),
         query=q,
         tenants=",".join(scope),
         mode="live-tail",

@@ -19,7 +19,7 @@ from norrvakt.state.accounts import Principal
 from norrvakt.state.logins import user_login
 from norrvakt.store.analytics import facets
 from norrvakt.store.query import event_row, parse_time
-from norrvakt.web.auth import current_principal, session_principal, tenant_scope
+from norrvakt.web.auth import current_principal, peer, session_principal, tenant_scope
 from norrvakt.web.i18n import LANGUAGES, translate
 from norrvakt.web.session import COOKIE, MAX_AGE_S, LoginGuard, new_session
 from norrvakt.web.templating import language, render
@@ -39,10 +39,6 @@ def page_user(request: Request) -> Principal:
     if found is None:
         raise LoginRequired(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
     return found[0]
-
-
-def _peer(request: Request) -> str:
-    return f"{request.client.host}:{request.client.port}" if request.client else ""
 
 
 def _safe_next(value: str) -> str:
@@ -87,7 +83,7 @@ async def login(request: Request) -> Response:
             rt.pipeline,
             username or "-",
             "login",
-            peer=_peer(request),
+            peer=peer(request),
             outcome="failure",
             reason=refusal or "wrong username or password",
             method="password",
@@ -103,7 +99,7 @@ async def login(request: Request) -> Response:
             sso=rt.extras.get("oidc") is not None,
         )
     guard.succeeded(username)
-    await audit.record(rt.pipeline, username, "login", peer=_peer(request), method="password")
+    await audit.record(rt.pipeline, username, "login", peer=peer(request), method="password")
     return start_session(request, username, found[1], nxt)
 
 
@@ -170,7 +166,7 @@ async def _search(request: Request, user: Principal, q: str, tenant: str, since:
             rt.pipeline,
             user.username,
             "search",
-            peer=_peer(request),
+            peer=peer(request),
             query=q,
             tenants=",".join(scope),
             since=since,

@@ -8,9 +8,10 @@ from fastapi.responses import RedirectResponse, Response
 from norrvakt import audit
 from norrvakt.auth.oidc import OidcClient, OidcError
 from norrvakt.state.logins import upsert_sso_user
+from norrvakt.web.auth import peer
 from norrvakt.web.session import sign_blob, unsign_blob
 from norrvakt.web.templating import render
-from norrvakt.web.views.pages import _peer, _safe_next, start_session
+from norrvakt.web.views.pages import _safe_next, start_session
 
 router = APIRouter(include_in_schema=False)
 STATE_COOKIE = "nv_oidc"
@@ -57,7 +58,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
         identity = await client.finish(code, state, remembered)
     except OidcError as exc:
         await audit.record(
-            rt.pipeline, "-", "login", peer=_peer(request), outcome="failure", method="oidc", reason=str(exc)
+            rt.pipeline, "-", "login", peer=peer(request), outcome="failure", method="oidc", reason=str(exc)
         )
         return render(
             request, "login.html", None, status_code=401, next="/", username="", error=str(exc), sso=True
@@ -68,7 +69,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
             rt.pipeline,
             identity.username,
             "login",
-            peer=_peer(request),
+            peer=peer(request),
             outcome="failure",
             method="oidc",
             reason=f"unknown tenant(s) {unknown}",
@@ -88,7 +89,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
         rt.pipeline,
         identity.username,
         "login",
-        peer=_peer(request),
+        peer=peer(request),
         method="oidc",
         role=identity.role,
         tenants=",".join(identity.tenants),
