@@ -105,7 +105,8 @@ class LiveDetection:
     async def on_stored(self, events: Sequence[Event]) -> None:
         if self.engine is None:
             return
-        wanted = [e for e in events if self._subscribes(e.tenant)]
+        subscribed = {t for t in {e.tenant for e in events} if self._subscribes(t)}  # once per tenant
+        wanted = [e for e in events if e.tenant in subscribed]
         if not wanted:
             return
         async with self._lock:
