@@ -173,26 +173,22 @@ tenant = "{self.tenant}"
             time.sleep(0.25)
         return n
 
-    def ingest_token(self, tenant: str, source: str) -> str:
+    def cli(self, *args: str) -> str:
+        """``norrvakt --data-dir DATA ARGS…`` as an operator would run it; its output."""
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "norrvakt.cli",
-                "--data-dir",
-                str(self.data_dir),
-                "tokens",
-                "create",
-                "--tenant",
-                tenant,
-                "--source",
-                source,
-            ],
+            [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(self.data_dir), *args],
             capture_output=True,
             check=True,
             cwd=str(REPO),
         )
         return out.stdout.decode().strip()
+
+    def ingest_token(self, tenant: str, source: str) -> str:
+        return self.cli("tokens", "create", "--tenant", tenant, "--source", source)
+
+    def add_user(self, username: str, role: str, tenant: str) -> str:
+        """A user made with ``norrvakt users add``; the generated password."""
+        return self.cli("users", "add", username, "--role", role, "--tenant", tenant)
 
 
 @contextmanager

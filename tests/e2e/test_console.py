@@ -4,8 +4,6 @@ officer sees nothing of Luleå's anywhere."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.browser import browser, login, shot  # noqa: F401 - fixture
-from tests.e2e.harness import REPO, Server, running_server
+from tests.e2e.harness import Server, running_server
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +42,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             )
             assert resp.status_code == 200
             assert server.wait_count(f"{tenant}-{marker}", 5, tenant=tenant) == 5
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "norrvakt.cli",
-                "--data-dir",
-                str(server.data_dir),
-                "users",
-                "add",
-                "boden.officer",
-                "--role",
-                "tenant_officer",
-                "--tenant",
-                "boden",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=True,
-        )
+        password = server.add_user("boden.officer", "tenant_officer", "boden")
         admin_pw = (server.data_dir / "initial-admin.txt").read_text().split("password: ")[1].strip()
-        yield {"server": server, "marker": marker, "officer_pw": out.stdout.strip(), "admin_pw": admin_pw}
+        yield {"server": server, "marker": marker, "officer_pw": password, "admin_pw": admin_pw}
 
 
 def test_login_search_and_event_detail(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811

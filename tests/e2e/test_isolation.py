@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,7 +25,7 @@ import pytest
 
 from norrvakt.config import load_settings
 from norrvakt.web.app import create_app
-from tests.e2e.harness import REPO, Server, running_server
+from tests.e2e.harness import Server, running_server
 
 DENIED = {401, 403, 404}
 
@@ -401,28 +399,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             },
         ).json()["alerts"][0]
         followup = _lulea_followup(server, marker)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "norrvakt.cli",
-                "--data-dir",
-                str(server.data_dir),
-                "users",
-                "add",
-                "boden.iso",
-                "--role",
-                "tenant_officer",
-                "--tenant",
-                "boden",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=True,
-        )
+        password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = httpx.Client(base_url=server.url, timeout=30)
-        r = client.post("/login", data={"username": "boden.iso", "password": out.stdout.strip()})
+        r = client.post("/login", data={"username": "boden.iso", "password": password})
         assert r.status_code == 303
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
         yield {
