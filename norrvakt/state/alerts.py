@@ -7,24 +7,17 @@ Every read that a caller's tenants limit takes those tenants as an argument.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
-from norrvakt.state.db import alert_entities, alert_events, alerts, cases
+from norrvakt.state.db import Row, alert_entities, alert_events, alerts, as_rows, cases
 
 OPEN_STATUSES = ("new", "acknowledged", "investigating")
-
-Row = dict[str, Any]
-
-
-def _rows(result: sa.Result[Any]) -> list[Row]:
-    return [dict(r._mapping) for r in result]
 
 
 def open_alerts(conn: sa.Connection) -> list[Row]:
     """Every open alert (to fill the in-memory dedupe index at start)."""
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(alerts)
             .where(alerts.c.status.in_(OPEN_STATUSES))
@@ -110,11 +103,11 @@ def get_many(conn: sa.Connection, alert_ids: Iterable[int]) -> list[Row]:
     ids = list(alert_ids)
     if not ids:
         return []
-    return _rows(conn.execute(sa.select(alerts).where(alerts.c.id.in_(ids)).order_by(alerts.c.id)))
+    return as_rows(conn.execute(sa.select(alerts).where(alerts.c.id.in_(ids)).order_by(alerts.c.id)))
 
 
 def of_cases(conn: sa.Connection, case_ids: Iterable[int]) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(sa.select(alerts).where(alerts.c.case_id.in_(list(case_ids))).order_by(alerts.c.id))
     )
 
@@ -147,7 +140,7 @@ def listing(
     if until is not None:
         where.append(alerts.c.first_seen <= until)
     total = int(conn.execute(sa.select(sa.func.count()).select_from(alerts).where(*where)).scalar_one())
-    rows = _rows(
+    rows = as_rows(
         conn.execute(
             sa.select(alerts)
             .where(*where)
@@ -275,7 +268,7 @@ def indicators(
         .order_by(n_tenants.desc(), sa.func.max(alerts.c.last_seen).desc())
         .limit(limit)
     )
-    out = _rows(rows)
+    out = as_rows(rows)
     for r in out:
         detail = conn.execute(
             sa.select(

@@ -4,17 +4,10 @@ attachments, and the figures SLA reports and escalation read."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
-from norrvakt.state.db import alerts, case_attachments, case_comments, case_history, cases
-
-Row = dict[str, Any]
-
-
-def _rows(result: sa.Result[Any]) -> list[Row]:
-    return [dict(r._mapping) for r in result]
+from norrvakt.state.db import Row, alerts, as_rows, case_attachments, case_comments, case_history, cases
 
 
 def insert(conn: sa.Connection, values: Row) -> int:
@@ -69,7 +62,7 @@ def listing(
     if since is not None:
         where.append(cases.c.updated_at >= since)
     total = int(conn.execute(sa.select(sa.func.count()).select_from(cases).where(*where)).scalar_one())
-    rows = _rows(
+    rows = as_rows(
         conn.execute(
             sa.select(cases)
             .where(*where)
@@ -88,7 +81,7 @@ def add_history(conn: sa.Connection, changes: Sequence[Row]) -> None:
 
 
 def history(conn: sa.Connection, case_id: int) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(case_history).where(case_history.c.case_id == case_id).order_by(case_history.c.id)
         )
@@ -102,7 +95,7 @@ def add_comment(conn: sa.Connection, values: Row) -> int:
 
 
 def comments(conn: sa.Connection, case_id: int) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(case_comments).where(case_comments.c.case_id == case_id).order_by(case_comments.c.id)
         )
@@ -116,7 +109,7 @@ def add_attachment(conn: sa.Connection, values: Row) -> int:
 
 
 def attachments(conn: sa.Connection, case_id: int) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(case_attachments)
             .where(case_attachments.c.case_id == case_id)
@@ -128,7 +121,7 @@ def attachments(conn: sa.Connection, case_id: int) -> list[Row]:
 def response_times(conn: sa.Connection, tenants: Sequence[str], since: int, until: int) -> list[Row]:
     """tenant, severity, created_at, acknowledged_at, resolved_at of the cases opened in [since, until]
     (merged cases left out: their alerts are counted in the case they went into)."""
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(
                 cases.c.tenant,
@@ -148,7 +141,7 @@ def response_times(conn: sa.Connection, tenants: Sequence[str], since: int, unti
 
 def unacknowledged(conn: sa.Connection, created_before: int, severities: Sequence[str]) -> list[Row]:
     """New cases of the given severities, opened before ``created_before``, not yet escalated."""
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(cases).where(
                 cases.c.status == "new",
@@ -162,7 +155,7 @@ def unacknowledged(conn: sa.Connection, created_before: int, severities: Sequenc
 
 def significant_open(conn: sa.Connection, tenants: Sequence[str]) -> list[Row]:
     """Cases marked significant under NIS2 whose reporting may still be due."""
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(cases).where(
                 cases.c.tenant.in_(list(tenants)),

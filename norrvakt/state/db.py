@@ -12,11 +12,19 @@ Times are microseconds since the Unix epoch (UTC), like everywhere in Norrvakt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 metadata = sa.MetaData()
+
+Row = dict[str, Any]  # a row as the data-access functions hand it out
+
+
+def as_rows(result: sa.Result[Any]) -> list[Row]:
+    return [dict(r._mapping) for r in result]
+
 
 users = sa.Table(
     "users",

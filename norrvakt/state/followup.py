@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
 from norrvakt.state.db import (
+    Row,
+    as_rows,
     followup_annotations,
     followup_items,
     followup_lookup,
     followup_plans,
     followup_rounds,
 )
-
-Row = dict[str, Any]
-
-
-def _rows(result: sa.CursorResult[Any]) -> list[Row]:
-    return [dict(r._mapping) for r in result]
 
 
 def add_plan(conn: sa.Connection, values: Row) -> int:
@@ -29,7 +24,7 @@ def add_plan(conn: sa.Connection, values: Row) -> int:
 
 
 def plans(conn: sa.Connection, tenants: Sequence[str]) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(followup_plans)
             .where(followup_plans.c.tenant.in_(list(tenants)))
@@ -57,7 +52,7 @@ def rounds(conn: sa.Connection, tenants: Sequence[str], plan_id: int | None = No
     q = sa.select(followup_rounds).where(followup_rounds.c.tenant.in_(list(tenants)))
     if plan_id is not None:
         q = q.where(followup_rounds.c.plan_id == plan_id)
-    return _rows(conn.execute(q.order_by(followup_rounds.c.id.desc())))
+    return as_rows(conn.execute(q.order_by(followup_rounds.c.id.desc())))
 
 
 def round_(conn: sa.Connection, round_id: int, tenants: Sequence[str]) -> Row | None:
@@ -85,7 +80,7 @@ def add_items(conn: sa.Connection, items: Sequence[Row]) -> None:
 
 
 def items(conn: sa.Connection, round_id: int) -> list[Row]:
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(followup_items)
             .where(followup_items.c.round_id == round_id)
@@ -118,7 +113,7 @@ def annotate(conn: sa.Connection, values: Row) -> int:
 def annotations_of(conn: sa.Connection, item_ids: Sequence[int]) -> list[Row]:
     if not item_ids:
         return []
-    return _rows(
+    return as_rows(
         conn.execute(
             sa.select(followup_annotations)
             .where(followup_annotations.c.item_id.in_(list(item_ids)))
