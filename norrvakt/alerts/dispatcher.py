@@ -224,10 +224,10 @@ class Dispatcher:
         if self._loop is None or not self.workers:
             return
         routed = [
-            (channel, notice)
+            pair
             for notice in (self.alert_notice(a) for a in alerts)
             if self.notifies(notice.tenant)
-            for channel in self.router.channels_for(notice.tenant, notice.level)
+            for pair in self._routable(notice, self.router.channels_for(notice.tenant, notice.level))
         ]
         self._loop.call_soon_threadsafe(self._offer, routed, self._store(routed))
 
@@ -244,21 +244,24 @@ class Dispatcher:
 
     def send(self, notice: Notice, channels: Iterable[str]) -> None:
         """Queue ``notice`` for the named channels (call from the event loop)."""
-        routed = []
-        for name in channels:
-            if name in self.workers:
-                routed.append((name, notice))
-            else:
-                log.error("notice %r names unknown channel %r", notice.title, name)
+        routed = self._routable(notice, channels)
         self._offer(routed, self._store(routed))
 
+    def _routable(self, notice: Notice, channels: Iterable[str]) -> list[tuple[str, Notice]]:
+        """(channel, notice) for each configured channel of ``channels``; the others are logged."""
+        out = []
+        for name in channels:
+            if name in self.workers:
+                out.append((name, notice))
+            else:
+                log.error("notice %r names unknown channel %r", notice.title, name)
+        return out
+
     def _store(self, routed: list[tuple[str, Notice]]) -> list[int]:
-        known = [(channel, dataclasses.asdict(n)) for channel, n in routed if channel in self.workers]
-        return outbox.put(self.engine, known, self.clock())
+        return outbox.put(self.engine, [(c, dataclasses.asdict(n)) for c, n in routed], self.clock())
 
     def _offer(self, routed: list[tuple[str, Notice]], ids: list[int]) -> None:
-        known = [(channel, n) for channel, n in routed if channel in self.workers]
-        for (channel, notice), row_id in zip(known, ids, strict=True):
+        for (channel, notice), row_id in zip(routed, ids, strict=True):
             self.workers[channel].offer(notice, (row_id,))
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
