@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument(
         "--no-integrity", action="store_true", help="no Merkle tree or checkpoints (to measure their cost)"
     )
+    ap.add_argument(
+        "--no-detection", action="store_true", help="no live detection (to measure its cost)"
+    )
     ap.add_argument("--name", default="ingest")
     args = ap.parse_args()
     if not (SYSLOG_NG / "usr/bin/loggen").exists():
@@ -67,6 +70,8 @@ def main() -> None:
     extra = "[journal]\nfsync = false\n" if args.no_fsync else ""
     if args.no_integrity:
         extra += "[integrity]\nenabled = false\n"
+    if args.no_detection:
+        extra += "[detection]\nenabled = false\n"
     with (
         tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
         running_server(Path(tmp), extra_toml=extra) as srv,
@@ -103,6 +108,7 @@ def main() -> None:
         "connections": args.connections,
         "fsync": not args.no_fsync,
         "integrity": not args.no_integrity,
+        "detection": not args.no_detection,
         "sender": "loggen 3.38 (RFC 5424, octet-counted, TCP)",
         "seconds_to_stored": round(total, 2),
         "events_per_s_stored": round(events / total),

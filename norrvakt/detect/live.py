@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 5.0
+QUEUED_BATCHES = 4  # up to 20,000 events each (the indexer's batch): enough to overlap, bounded memory
+STOP_DRAIN_S = 30.0
 
 
 def derived_fields(settings: Settings) -> DerivedFields:
@@ -54,6 +56,11 @@ class LiveDetection:
         self.skipped_tenants: set[str] = set()  # tenants that do not subscribe to detection
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Stored batches wait here for the worker, so the indexer goes on storing while the
+        # rules run (chDB inserts and matching overlap instead of taking turns); bounded, so
+        # a slow engine holds the indexer back rather than piling up memory.
+        self._queue: asyncio.Queue[list[Event]] | None = None
+        self._worker: asyncio.Task[None] | None = None
 
     def _paths(self) -> list[Path]:
         data = str(self.runtime.settings.data_path)
@@ -92,10 +99,24 @@ class LiveDetection:
         await asyncio.to_thread(self.load)
         self.runtime.indexer.hooks.append(self.on_stored)
         self.runtime.extras["ruleset_tags"] = self.rule_tags
+        self._queue = asyncio.Queue(QUEUED_BATCHES)
+        self._worker = asyncio.create_task(self._work(self._queue), name="detection")
         self._task = asyncio.create_task(self._ticks(), name="detection-tick")
 
     async def stop(self) -> None:
+        queue, self._queue = self._queue, None  # batches stored from now on are matched inline
+        if queue is not None:
+            try:
+                await asyncio.wait_for(queue.join(), STOP_DRAIN_S)
+            except TimeoutError:
+                log.warning("detection stopped with %d stored batch(es) not matched", queue.qsize())
+        await cancel_and_wait(self._worker)
         await cancel_and_wait(self._task)
+
+    @property
+    def backlog(self) -> int:
+        """Stored batches waiting for the rules."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     def rule_tags(self) -> list[list[str]]:
         return [list(r.tags) for r in self.engine.rules.rules] if self.engine is not None else []
@@ -109,8 +130,25 @@ class LiveDetection:
         wanted = [e for e in events if e.tenant in subscribed]
         if not wanted:
             return
+        if self._queue is not None:
+            await self._queue.put(wanted)  # waits while the queue is full
+        else:
+            await self._detect(wanted)
+
+    async def _work(self, queue: asyncio.Queue[list[Event]]) -> None:
+        while True:
+            batch = await queue.get()
+            try:
+                await self._detect(batch)
+            except Exception:  # one bad batch must not stop detection; the traceback says why
+                log.exception("detection failed on a batch of %d events", len(batch))
+            finally:
+                queue.task_done()
+
+    async def _detect(self, events: list[Event]) -> None:
+        assert self.engine is not None
         async with self._lock:
-            detections = await asyncio.to_thread(self._process, self.engine, wanted)
+            detections = await asyncio.to_thread(self._process, self.engine, events)
         await self._raise(detections)
 
     def _process(self, engine: DetectionEngine, events: list[Event]) -> list[Detection]:

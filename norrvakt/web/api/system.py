@@ -37,5 +37,8 @@ async def stats(request: Request, principal: Principal = Depends(current_princip
     if principal.tenants is None:  # counters span all tenants: SOC and admins only
         out["pipeline"] = rt.pipeline.counters.as_dict()
         out["indexer"] = {"backlog": rt.indexer.backlog(), "last_error": rt.indexer.last_error}
+        detection = rt.extras.get("detection")
+        if detection is not None:  # stored batches not yet matched by the rules
+            out["detection"] = {"backlog": detection.backlog}
         out["sources"] = [{"id": s.id, "listen": s.describe()} for s in rt.sources]
     return out
