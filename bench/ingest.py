@@ -60,9 +60,7 @@ def main() -> None:
     ap.add_argument(
         "--no-integrity", action="store_true", help="no Merkle tree or checkpoints (to measure their cost)"
     )
-    ap.add_argument(
-        "--no-detection", action="store_true", help="no live detection (to measure its cost)"
-    )
+    ap.add_argument("--no-detection", action="store_true", help="no live detection (to measure its cost)")
     ap.add_argument("--name", default="ingest")
     args = ap.parse_args()
     if not (SYSLOG_NG / "usr/bin/loggen").exists():
