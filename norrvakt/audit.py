@@ -77,11 +77,18 @@ async def record(
     outcome: str = "success",
     **details: object,
 ) -> None:
-    """Journal an audit event (durably, before the caller answers)."""
-    await pipeline.commit(
-        [
-            audit_event(
-                actor, action, peer=peer, outcome=outcome, details={k: str(v) for k, v in details.items()}
-            )
-        ]
+    """Journal an audit event (durably, before the caller answers).
+
+    While the journal cannot write (disk full, no descriptors) the event is held by the
+    pipeline and journaled first once it can, and a copy goes to this process's log: reading
+    and logging in keep working during such an episode, and their audit records are kept."""
+    from norrvakt.pipeline import PipelineUnavailable
+
+    event = audit_event(
+        actor, action, peer=peer, outcome=outcome, details={k: str(v) for k, v in details.items()}
     )
+    try:
+        await pipeline.commit([event])
+    except PipelineUnavailable as exc:
+        pipeline.hold([event])
+        log.warning("audit event held until the journal can write (%s): %s", exc, event.message)

@@ -6,18 +6,27 @@ sender only when it returns: by then every record is parsed and durably journale
 
 Every record is counted by source: received, parsed, pipeline errors (with the reason), and
 the indexer counts what it stored. Nothing is dropped.
+
+When a commit fails (disk full, no file descriptors, an I/O error) the journal undoes it, every
+sender waiting on it — and on records appended meanwhile — is told to retry (503, connection
+reset), and the pipeline refuses new records at once instead of queueing them. A probe retries
+the journal with growing pauses; once it can write again, records are accepted again without a
+restart. Norrvakt's own audit events are the exception: a search or a login must still work
+while the journal cannot write, so their audit records are held (in memory, bounded) and
+journaled first when the journal is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
-from norrvakt.journal.log import Journal
+from norrvakt.journal.log import Journal, JournalError
 from norrvakt.parsers import error_event, parse_record
 from norrvakt.tasks import cancel_and_wait
 
@@ -28,6 +37,11 @@ class PipelineUnavailable(Exception):
     """The journal cannot take records (disk failure); senders must retry later."""
 
 
+HELD_LIMIT = 100_000  # audit events held while the journal cannot write
+PROBE_FIRST_S = 0.5  # first retry of a journal that failed; doubled up to PROBE_MAX_S
+PROBE_MAX_S = 15.0
+
+
 @dataclass
 class PipelineCounters:
     received: Counter[str] = field(default_factory=Counter)  # by source id
@@ -36,6 +50,8 @@ class PipelineCounters:
     commits: int = 0
     stored: int = 0
     transport_errors: Counter[str] = field(default_factory=Counter)  # by "source: reason"
+    refused: int = 0  # records answered "retry later" because the journal could not write
+    held_dropped: int = 0  # held audit events beyond HELD_LIMIT (logged one by one)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +61,8 @@ class PipelineCounters:
             "committed": self.committed,
             "commits": self.commits,
             "stored": self.stored,
+            "refused": self.refused,
+            "held_dropped": self.held_dropped,
         }
 
 
@@ -62,7 +80,20 @@ class Pipeline:
         # Called with every committed batch (the indexer takes them from memory).
         self.committed_hooks: list[Callable[[list[Event]], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self._failed: str | None = None
+        self.failed_since: float | None = None  # time.time() of the first refusal of this episode
+        self.recoveries = 0
+        self._held: deque[Event] = deque()
+
+    @property
+    def refusing(self) -> str | None:
+        """Why records are refused right now, or None when the journal takes them."""
+        return self._failed
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="journal-commit")
@@ -72,10 +103,20 @@ class Pipeline:
         while self._waiters:
             self._wake.set()
             await asyncio.sleep(0.01)
+        await cancel_and_wait(self._probe_task)
         await cancel_and_wait(self._task)
+        if self._held:
+            log.error(
+                "%d audit event(s) could not be journaled before the stop (the journal could not write); "
+                "they are in this log only",
+                len(self._held),
+            )
 
     def parse(self, records: Sequence[RawRecord]) -> list[Event]:
         events = [parse_record(r) if r.tenant else unmapped_sender_event(r) for r in records]
+        for e in events:
+            if not e.tenant:  # a parser or transport error of an unmapped sender
+                e.tenant = SYSTEM_TENANT
         counters = self.counters
         for r, e in zip(records, events, strict=True):
             counters.received[r.source_id] += 1
@@ -98,11 +139,17 @@ class Pipeline:
         Synchronous up to the fsync so records of one connection keep their order."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._failed:
+            self.counters.refused += len(events)
             waiter.set_exception(PipelineUnavailable(self._failed))
             return waiter
         if not events:
             waiter.set_result(None)
             return waiter
+        for e in events:
+            # Never a tenant named "": it would be the journal's root folder, unsearchable and
+            # unverified. Whatever reaches here without a tenant belongs to the system tenant.
+            if not e.tenant:
+                e.tenant = SYSTEM_TENANT
         self.journal.append(events)
         self._pending_events.extend(events)
         self._waiters.append(waiter)
@@ -112,6 +159,19 @@ class Pipeline:
     def submit_nowait(self, records: Sequence[RawRecord]) -> asyncio.Future[None]:
         """Parse and journal ``records`` now; the future resolves when they may be acknowledged."""
         return self.commit_nowait(self.parse(records))
+
+    def hold(self, events: Sequence[Event]) -> None:
+        """Keep Norrvakt's own audit events that the journal cannot take now; they are
+        journaled first once it can (bounded: beyond HELD_LIMIT the oldest are logged and
+        dropped, counted as ``held_dropped``)."""
+        for e in events:
+            if len(self._held) >= HELD_LIMIT:
+                lost = self._held.popleft()
+                self.counters.held_dropped += 1
+                log.error(
+                    "audit event not journaled (the journal could not write for too long): %s", lost.message
+                )
+            self._held.append(e)
 
     def transport_error(self, source_id: str, reason: str) -> None:
         self.counters.transport_errors[f"{source_id}: {reason}"] += 1
@@ -127,12 +187,8 @@ class Pipeline:
             batch = self.journal.take_pending()
             try:
                 await asyncio.to_thread(self.journal.commit, batch)
-            except Exception as exc:  # disk full, I/O error: stop accepting, tell every sender
-                self._failed = f"journal commit failed: {exc}"
-                log.critical("%s — no further records are accepted until restart", self._failed)
-                for w in waiters:
-                    if not w.done():
-                        w.set_exception(PipelineUnavailable(self._failed))
+            except Exception as exc:  # disk full, no descriptors, I/O error: the journal undid it
+                self._refuse(exc, waiters)
                 continue
             self.counters.commits += 1
             self.counters.committed += sum(len(v) for v in batch.values())
@@ -142,6 +198,64 @@ class Pipeline:
             for hook in self.committed_hooks:
                 hook(events)
             self.committed_event.set()
+
+    def _refuse(self, exc: Exception, waiters: list[asyncio.Future[None]]) -> None:
+        """A commit failed and was undone: fail it and everything appended after it, refuse
+        new records, and start probing the journal."""
+        reason = f"the journal cannot write: {exc}" if isinstance(exc, JournalError) else f"{exc!r}"
+        first = self._failed is None
+        self._failed = reason
+        if first:
+            self.failed_since = time.time()
+        later, self._waiters = self._waiters, []
+        self._pending_events = []
+        self.journal.take_pending()
+        forgotten = self.journal.rewind()  # seqs continue gapless from the committed ones
+        self.counters.refused += forgotten
+        log.critical(
+            "%s — %d record(s) refused (their senders retry); refusing new records until the journal "
+            "can write again (checked with growing pauses)",
+            reason,
+            forgotten,
+        )
+        for w in [*waiters, *later]:
+            if not w.done():
+                w.set_exception(PipelineUnavailable(reason))
+        if self._probe_task is None or self._probe_task.done():
+            self._probe_task = asyncio.create_task(self._probe_until_writable(), name="journal-probe")
+
+    async def _probe_until_writable(self) -> None:
+        pause = PROBE_FIRST_S
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                await asyncio.to_thread(self.journal.probe)
+            except OSError as exc:
+                self._failed = f"the journal cannot write: {exc}"
+                pause = min(PROBE_MAX_S, pause * 2)
+                continue
+            since = self.failed_since or time.time()
+            self._failed = None
+            self.failed_since = None
+            self.recoveries += 1
+            log.warning(
+                "the journal can write again after %.1f s: accepting records again", time.time() - since
+            )
+            self._release_held()
+            return
+
+    def _release_held(self) -> None:
+        if not self._held:
+            return
+        held = list(self._held)
+        self._held.clear()
+        fut = self.commit_nowait(held)
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                self.hold(held)  # failed again: keep them for the next recovery
+
+        fut.add_done_callback(done)
 
 
 _EXCERPT = 120

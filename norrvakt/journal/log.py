@@ -19,9 +19,11 @@ end of the last segment) is cut off: it was never committed, so no sender was ac
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import re
 import struct
 import threading
 import zlib
@@ -38,11 +40,16 @@ FRAME_HEADER = struct.Struct(">II")
 SEGMENT_SUFFIX = ".seg"
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 TREE_DIR = "tree"
+_SAFE_TENANT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _sha256 = hashlib.sha256
 
 
 class JournalError(Exception):
     """The journal cannot be read or written as expected."""
+
+
+class JournalWriteError(JournalError):
+    """A commit failed and was undone: none of its records is in the journal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,47 @@ class _TenantLog:
     tree: TreeStore | None = None  # the Merkle tree over every record ever committed
 
 
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """Where a tenant's log stood before a commit, to cut it back to if the commit fails."""
+
+    committed_seq: int
+    current_size: int
+    segments: tuple[int, ...]
+    tree_size: int
+
+    @classmethod
+    def of(cls, tlog: _TenantLog) -> _Mark:
+        return cls(
+            tlog.committed_seq,
+            tlog.current_size,
+            tuple(tlog.segments),
+            tlog.tree.size if tlog.tree is not None else 0,
+        )
+
+    def restore(self, tlog: _TenantLog, *, fsync: bool) -> None:
+        if tlog.fh is not None:
+            try:
+                tlog.fh.close()  # type: ignore[attr-defined]
+            except OSError:
+                pass  # its unwritten buffer is part of what is being undone
+            tlog.fh = None
+        for first in tlog.segments:
+            if first not in self.segments:  # opened by the failed commit
+                (tlog.directory / segment_name(first)).unlink(missing_ok=True)
+        if self.segments:
+            path = tlog.directory / segment_name(self.segments[-1])
+            with open(path, "r+b") as fh:
+                fh.truncate(self.current_size)
+                if fsync:
+                    os.fsync(fh.fileno())
+        tlog.segments = list(self.segments)
+        tlog.current_size = self.current_size
+        tlog.committed_seq = self.committed_seq
+        if tlog.tree is not None and tlog.tree.size != self.tree_size:
+            tlog.tree.roll_back(self.tree_size)
+
+
 def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
 
@@ -96,8 +144,19 @@ class Journal:
             self.root.mkdir(parents=True, exist_ok=True)
         self._tenants: dict[str, _TenantLog] = {}
         self._write_lock = threading.Lock()  # commit() may be called from worker threads
+        self._unrepaired: dict[str, _Mark] = {}  # a failed commit not yet cut back (see probe)
+        self._broken = ""
         for path in sorted(self.root.iterdir()) if self.root.exists() else []:
             if path.is_dir():
+                if path.name == TREE_DIR and (path / "level-00.bin").exists():
+                    # An older version wrote records of senders mapped to no tenant into the root
+                    # itself (tenant ""); their tree is not a tenant. `norrvakt verify` lists them.
+                    log.critical(
+                        "journal %s holds records of an unnamed tenant in its root folder (written by an "
+                        "older version); they are kept but not read as a tenant",
+                        self.root,
+                    )
+                    continue
                 self._tenants[path.name] = self._open_tenant(path)
         if not read_only and config.merkle:
             for tlog in self._tenants.values():
@@ -156,6 +215,9 @@ class Journal:
     def _tenant(self, tenant: str) -> _TenantLog:
         tlog = self._tenants.get(tenant)
         if tlog is None:
+            if not _SAFE_TENANT.fullmatch(tenant):
+                # The tenant names a folder: "" would be the root itself, "../x" another place.
+                raise JournalError(f"refusing to journal records for tenant id {tenant!r}")
             directory = self.root / tenant
             directory.mkdir(parents=True, exist_ok=True)
             _fsync_dir(self.root)
@@ -169,6 +231,8 @@ class Journal:
         """Assign seqs and queue the canonical bytes; durable only after :meth:`commit`.
 
         Not thread-safe against itself: call from one thread (the event loop)."""
+        for name in {e.tenant for e in events} - self._tenants.keys():
+            self._tenant(name)  # a bad tenant id raises before any seq is given out
         for event in events:
             tlog = self._tenants.get(event.tenant) or self._tenant(event.tenant)
             event.seq = tlog.next_seq
@@ -184,14 +248,76 @@ class Journal:
         return batch
 
     def commit(self, batch: dict[str, list[bytes]]) -> dict[str, int]:
-        """Write and fsync a batch from :meth:`take_pending`; returns tenant → committed seq."""
+        """Write and fsync a batch from :meth:`take_pending`; returns tenant → committed seq.
+
+        All or nothing: if any write or fsync fails (disk full, no descriptors, I/O error),
+        every tenant of the batch is cut back to where it was, so records whose senders are
+        told "try again" never show up later, and :class:`JournalWriteError` is raised. Seqs
+        become visible to readers only once the whole batch is durable."""
         committed: dict[str, int] = {}
         with self._write_lock:
-            for name, frames in batch.items():
-                tlog = self._tenants[name]
-                self._write_frames(tlog, frames)
-                committed[name] = tlog.committed_seq
+            if self._unrepaired:
+                raise JournalWriteError(f"an earlier failed commit is not undone yet: {self._broken}")
+            marks = {name: _Mark.of(self._tenants[name]) for name in batch}
+            try:
+                for name, frames in batch.items():
+                    committed[name] = self._write_frames(self._tenants[name], frames)
+            except Exception as exc:
+                self._undo(marks)
+                raise JournalWriteError(f"{type(exc).__name__}: {exc}") from exc
+            for name, seq in committed.items():
+                self._tenants[name].committed_seq = seq
         return committed
+
+    def rewind(self) -> int:
+        """Forget every record appended but not committed (call in the appending thread after a
+        failed commit, once their senders have been told): seqs continue from the committed
+        ones, so the log stays gapless. Returns how many records were forgotten."""
+        dropped = 0
+        for tlog in self._tenants.values():
+            dropped += tlog.next_seq - 1 - tlog.committed_seq
+            tlog.pending = []
+            tlog.next_seq = tlog.committed_seq + 1
+        return dropped
+
+    def probe(self, free_bytes: int = 4 * 1024 * 1024) -> None:
+        """Raise OSError unless the journal can take records again: a failed commit is undone,
+        ``free_bytes`` are free on its file system, and a file can be created, written and
+        fsynced (which needs descriptors and space)."""
+        with self._write_lock:
+            if self._unrepaired:
+                self._undo(self._unrepaired)
+                if self._unrepaired:
+                    raise OSError(f"the failed commit cannot be undone yet: {self._broken}")
+        st = os.statvfs(self.root)
+        free = st.f_bavail * st.f_frsize
+        if free < free_bytes:
+            raise OSError(errno.ENOSPC, f"only {free} bytes free in {self.root} (need {free_bytes})")
+        path = self.root / ".write-probe"
+        try:
+            with open(path, "wb") as fh:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _undo(self, marks: dict[str, _Mark]) -> None:
+        """Cut each tenant back to its mark. What cannot be cut back now is kept for
+        :meth:`probe` to retry; until then nothing is committed (a half-written tail must not
+        be followed by new records)."""
+        left: dict[str, _Mark] = {}
+        for name, mark in marks.items():
+            try:
+                mark.restore(self._tenants[name], fsync=self.config.fsync)
+            except OSError as exc:
+                left[name] = mark
+                self._broken = f"tenant {name}: {exc}"
+                log.critical("journal %s: cannot undo a failed commit yet: %s", name, exc)
+        self._unrepaired = left
 
     def forget_segments(self, tenant: str, first_seqs: list[int]) -> None:
         """Drop deleted (disposed) segments from the index; the tree keeps their hashes."""
@@ -207,6 +333,13 @@ class Journal:
                 return 0, EMPTY_ROOT
             return tlog.tree.size, tlog.tree.root()
 
+    def snapshot(self) -> dict[str, int]:
+        """Tenant → committed seq, every tenant at the same instant (under the write lock): the
+        cut a verification of the running journal checks up to. Records committed after it are
+        not part of that run, so they cannot look like an unsealed or torn tail."""
+        with self._write_lock:
+            return {name: tlog.committed_seq for name, tlog in self._tenants.items()}
+
     def tree(self, tenant: str) -> TreeStore | None:
         tlog = self._tenants.get(tenant)
         return tlog.tree if tlog else None
@@ -216,17 +349,19 @@ class Journal:
         self.append(events)
         self.commit(self.take_pending())
 
-    def _write_frames(self, tlog: _TenantLog, frames: list[bytes]) -> None:
-        self._write_segments(tlog, frames)
+    def _write_frames(self, tlog: _TenantLog, frames: list[bytes]) -> int:
+        """Write (and fsync) ``frames``; returns the seq of the last one."""
+        last = self._write_segments(tlog, frames)
         if not self.config.merkle:
-            return
+            return last
         # The tree follows the durable segments; it is rebuilt from them if a crash cuts this short.
         assert tlog.tree is not None
         header = FRAME_HEADER.size
         tlog.tree.append([_sha256(b"\x00" + fr[header:]).digest() for fr in frames])
         tlog.tree.flush()
+        return last
 
-    def _write_segments(self, tlog: _TenantLog, frames: list[bytes]) -> None:
+    def _write_segments(self, tlog: _TenantLog, frames: list[bytes]) -> int:
         seq = tlog.committed_seq + 1
         chunk: list[bytes] = []
         for fr in frames:
@@ -238,7 +373,7 @@ class Journal:
             tlog.current_size += len(fr)
             seq += 1
         self._flush(tlog, chunk)
-        tlog.committed_seq = seq - 1
+        return seq - 1
 
     def _flush(self, tlog: _TenantLog, chunk: list[bytes]) -> None:
         if not chunk or tlog.fh is None:

@@ -319,6 +319,19 @@ class TreeStore:
         self.size = size
         self.frontier = self._load_frontier()
 
+    def roll_back(self, size: int) -> None:
+        """Undo a commit that failed half-way (disk full, no descriptors): forget buffered nodes,
+        close the append handles — whatever they still buffer is lost on purpose — and cut the
+        files back to ``size`` leaves. Raises OSError when the files cannot be cut back."""
+        self._pending.clear()
+        for fh in self._writers.values():
+            try:
+                fh.close()
+            except OSError:
+                pass  # the unwritten tail is exactly what is being undone
+        self._writers.clear()
+        self.truncate(size)
+
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return inclusion_proof(self.subtree, index, size)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,12 +17,66 @@ router = APIRouter(prefix="/api", tags=["system"])
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
+    """``ok``, or ``degraded`` with every problem: the journal refusing records, the store
+    failing, the integrity watch not running or failing, a witness that cannot be reached.
+    A monitor should alert on anything but ``ok``."""
     rt = request.app.state.runtime
-    return {
-        "status": "ok" if rt.indexer.last_error is None else "degraded",
+    problems = health_problems(rt)
+    out: dict[str, Any] = {
+        "status": "degraded" if problems else "ok",
         "version": __version__,
+        "problems": problems,
         "indexer_backlog": rt.indexer.backlog(),
     }
+    watch = rt.extras.get("integrity_watch")
+    if watch is not None and hasattr(watch, "health"):
+        out["integrity"] = watch.health()
+    return out
+
+
+def health_problems(rt: Any) -> list[dict[str, str]]:
+    problems: list[dict[str, str]] = []
+    refusing = rt.pipeline.refusing
+    if refusing:
+        since = rt.pipeline.failed_since
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else "?"
+        problems.append({"component": "journal", "reason": f"records are refused since {when}: {refusing}"})
+    if rt.pipeline.held:
+        problems.append(
+            {
+                "component": "audit",
+                "reason": f"{rt.pipeline.held} audit event(s) wait for the journal to be writable",
+            }
+        )
+    if rt.indexer.last_error:
+        problems.append({"component": "store", "reason": rt.indexer.last_error})
+    if rt.settings.integrity.enabled:
+        for name, why in sorted(rt.checkpointer.stats.witness_failing.items()):
+            problems.append({"component": "witness", "reason": f"{name}: {why}"})
+        problems.extend(_watch_problems(rt))
+    return problems
+
+
+def _watch_problems(rt: Any) -> list[dict[str, str]]:
+    """The background verification: configured but not running, or its last run failed."""
+    if rt.settings.integrity.verify_every_minutes <= 0:
+        return []
+    watch = rt.extras.get("integrity_watch")
+    if watch is None:
+        return [{"component": "integrity", "reason": "the background verification is not running"}]
+    if hasattr(watch, "health"):
+        state = watch.health()
+        out = []
+        if not state.get("running", False):
+            out.append({"component": "integrity", "reason": "the background verification is not running"})
+        if state.get("last_error"):
+            why = f"verification could not complete: {state['last_error']}"
+            out.append({"component": "integrity", "reason": why})
+        return out
+    task = getattr(watch, "_task", None)
+    if task is None or task.done():
+        return [{"component": "integrity", "reason": "the background verification is not running"}]
+    return []
 
 
 @router.get("/stats")
