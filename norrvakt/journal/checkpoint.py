@@ -18,6 +18,7 @@ period is itself signed — and copied to the witnesses (see witness.py).
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -132,9 +133,20 @@ def last_checkpoint(path: Path) -> Checkpoint | None:
 
 
 def append_line(path: Path, line: bytes) -> None:
-    """Append one line durably."""
+    """Append one line durably — or not at all: a write cut short (disk full) is cut off again,
+    so a torn line never sits before the next good one (it would read as a forged checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as fh:
-        fh.write(line + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            data = line + b"\n"
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"only {written} of {len(data)} bytes of a checkpoint written")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, before)
+            raise
+    finally:
+        os.close(fd)
