@@ -97,13 +97,13 @@ def serve(ctx: click.Context, demo: bool, host: str | None, port: int | None) ->
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         sys.exit(2)
-    from norrvakt.runtime import DataDirBusy
+    from norrvakt.runtime import DataDirError
     from norrvakt.server import serve as run_server
 
     logging.getLogger().setLevel(settings.log_level.upper())
     try:
         asyncio.run(run_server(settings, demo=demo))
-    except DataDirBusy as exc:
+    except DataDirError as exc:  # busy, or a journal without its state database
         err.print(f"[red]{exc}[/red]")
         sys.exit(1)
     except KeyboardInterrupt:
@@ -428,29 +428,39 @@ def tokens() -> None:
 @click.option("--source", "-s", required=True, help="Source id shown on the events, e.g. 'lulea-winlogbeat'.")
 @click.pass_context
 def tokens_create(ctx: click.Context, tenant: str, source: str) -> None:
-    """Create an ingest token (printed once; only its hash is stored)."""
-    from norrvakt.client import ApiError, ServerClient
-    from norrvakt.state.accounts import create_ingest_token
-    from norrvakt.state.db import open_state
+    """Create an ingest token (printed once; only its hash is stored). The tenant must be
+    exactly one configured tenant."""
+    from norrvakt.cli_users import call_api
 
-    settings = _settings(ctx)
-    if tenant not in settings.tenants:
-        err.print(f"[red]unknown tenant {tenant!r}[/red]")
-        sys.exit(2)
-    client = ServerClient.for_data_dir(settings.data_path)
-    if client is not None:  # through the server, so the creation is journaled in the audit trail
-        try:
-            click.echo(
-                client.request("POST", "/api/admin/tokens", json={"tenant": tenant, "source": source})[
-                    "token"
-                ]
-            )
-        except ApiError as exc:
-            err.print(f"[red]{exc.detail}[/red]")
-            sys.exit(2)
-        return
-    engine = open_state(settings.state_url())
-    click.echo(create_ingest_token(engine, tenant, source))
+    # Through the API (the server's, or in-process): the same exact-tenant check, and the
+    # creation is journaled in the audit trail.
+    click.echo(call_api(ctx, "POST", "/api/admin/tokens", {"tenant": tenant, "source": source})["token"])
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke an ingest or API token by its id (see `tokens list`, `tokens api`): it stops working at once."""
+    from norrvakt.cli_users import call_api
+
+    call_api(ctx, "POST", f"/api/admin/tokens/{token_id}/revoke")
+    err.print(f"token {token_id} revoked")
+
+
+@tokens.command("api")
+@click.pass_context
+def tokens_api(ctx: click.Context) -> None:
+    """API tokens (the user each acts as), as CSV; never the secrets."""
+    from norrvakt.cli_users import call_api
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ["id", "username", "name", "created_at", "revoked_at"]
+    writer.writerow(columns)
+    for row in call_api(ctx, "GET", "/api/admin/tokens").get("api_tokens", []):
+        writer.writerow(["'" + str(row[c]) if str(row[c])[:1] in "=+-@" else row[c] for c in columns])
+    click.echo(out.getvalue(), nl=False)
 
 
 @tokens.command("list")

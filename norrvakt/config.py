@@ -73,6 +73,21 @@ def _doc(text: str) -> dict[str, str]:
 class ServerSettings:
     host: str = field(default="127.0.0.1", metadata=_doc("Address the web console and HTTP API listen on."))
     port: int = field(default=8080, metadata=_doc("Port of the web console, the API and HTTP ingest."))
+    trusted_proxies: list[str] = field(
+        default_factory=list,
+        metadata=_doc(
+            "Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For and X-Forwarded-Proto "
+            "are believed: the audit trail and the login throttle then see the real client. From "
+            "anyone else the headers are ignored. Empty = none."
+        ),
+    )
+    secure_cookies: bool = field(
+        default=False,
+        metadata=_doc(
+            "Mark the session and login cookies Secure always (behind a TLS proxy). They are Secure "
+            "anyway when the request came over https or public_url is https."
+        ),
+    )
     public_url: str = field(
         default="", metadata=_doc("URL users open, if different from http://host:port (behind a proxy).")
     )
@@ -575,6 +590,11 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
                 (f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter")
             )
     _check_port("server.port", s.server.port, problems)
+    for i, proxy in enumerate(s.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append((f"server.trusted_proxies[{i}]", f"{proxy!r} — an IP address or CIDR network"))
     if s.journal.segment_mb < 1 or s.journal.segment_mb > 4096:
         problems.append(("journal.segment_mb", f"{s.journal.segment_mb} — must be 1..4096"))
     if not 0 <= s.journal.group_commit_ms <= 1000:

@@ -30,8 +30,8 @@ from norrvakt.journal.witness import build_witness
 from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
-from norrvakt.state.accounts import create_api_token, create_user, user_exists
-from norrvakt.state.db import open_state
+from norrvakt.state.accounts import create_api_token, create_user, principal_of, user_exists
+from norrvakt.state.db import make_engine, open_state
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,17 @@ CLI_TOKEN_FILE = "cli.token"
 ADMIN_FILE = "initial-admin.txt"
 
 
-class DataDirBusy(Exception):
+class DataDirError(Exception):
+    """The data directory cannot be served as it is (the message says why and what to do)."""
+
+
+class DataDirBusy(DataDirError):
     """Another process owns the data directory."""
+
+
+class StateMissing(DataDirError):
+    """The journal has records but the state database (users, tokens, cases) is missing or
+    empty: starting would silently make a new admin and lose every account and case."""
 
 
 @dataclass
@@ -110,6 +119,7 @@ def open_runtime(settings: Settings) -> Runtime:
     for problem in mapped_sources.use(settings.mapping_paths()):
         log.error("source mapping not loaded: %s", problem)
     try:
+        check_state_present(settings)
         journal = JournalConfig(
             directory=data / "journal",
             segment_bytes=settings.journal.segment_mb * 1024 * 1024,
@@ -147,27 +157,72 @@ def open_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, journal, store, state, pipeline, indexer, lock, keys, checkpointer)
 
 
-def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:
-    """First start: an admin with a generated password, and an API token for the local CLI.
+def check_state_present(settings: Settings) -> None:
+    """Refuse a missing or empty state database next to a journal that has records.
 
-    Returns what to show the operator (the password only when it was just made)."""
+    A fresh state would be bootstrapped silently — a new admin, and every user, token, case
+    and follow-up decision gone — while the journal still says they existed."""
+    journal = settings.data_path / "journal"
+    segments = [p for p in journal.glob("*/*.seg") if p.is_file() and p.stat().st_size > 0]
+    if not segments:
+        return  # a new installation (or one without records yet): nothing to lose
+    url = sa.engine.make_url(settings.state_url())
+    where = str(url.database) if url.get_backend_name() == "sqlite" else "state.url"
+    has_users, count = False, 0
+    if url.get_backend_name() != "sqlite" or Path(str(url.database)).exists():  # never create the file here
+        engine = make_engine(settings.state_url())
+        try:
+            with engine.connect() as conn:
+                has_users = "users" in sa.inspect(conn).get_table_names()
+                if has_users:
+                    count = int(conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one())
+        except sa.exc.DBAPIError as exc:
+            raise StateMissing(f"cannot read the state database ({where}): {exc.orig}") from exc
+        finally:
+            engine.dispose()
+    if count == 0:
+        tenants = sorted({p.parent.name for p in segments})
+        raise StateMissing(
+            f"the state database ({where}) is {'empty' if has_users else 'missing'}, but the journal "
+            f"under {journal} has records ({', '.join(tenants)}): starting would make a new admin and lose "
+            "every user, token, case and follow-up decision. Restore the state database from its "
+            "backup (docs/operations.md, 'Backup'); to start over on purpose, move the journal away first."
+        )
+
+
+def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:
+    """First start: an admin with a generated, temporary password (it must be changed at the
+    first login), and an API token for the local CLI.
+
+    Returns what to show the operator: the password only when it was just made — it is shown
+    once, and kept in ``initial-admin.txt`` (mode 0600) until the admin changes it."""
     data = runtime.settings.data_path
-    shown: dict[str, str] = {}
+    shown: dict[str, str] = {"username": "admin"}
     admin_file = data / ADMIN_FILE
     if not user_exists(runtime.state, "admin"):
         password = new_password()
-        create_user(runtime.state, "admin", password, "admin")
-        _write_secret(admin_file, f"username: admin\npassword: {password}\n")
+        create_user(runtime.state, "admin", password, "admin", must_change_password=True)
+        _write_secret(
+            admin_file,
+            f"username: admin\npassword: {password}\n"
+            "# temporary: the first login asks for a new password, and this file is deleted then\n",
+        )
         shown["password"] = password
     elif admin_file.exists():
-        for line in admin_file.read_text().splitlines():
-            if line.startswith("password: "):
-                shown["password"] = line.split(": ", 1)[1]
-    shown["username"] = "admin"
+        admin = principal_of(runtime.state, "admin")
+        if admin is not None and admin.must_change_password:
+            shown["password_file"] = str(admin_file)
+        else:  # changed by other means (e.g. by an older version): the file has no use left
+            forget_initial_password(runtime.settings)
     token_file = data / CLI_TOKEN_FILE
     if not token_file.exists():
         _write_secret(token_file, create_api_token(runtime.state, "admin", "local cli") + "\n")
     return shown
+
+
+def forget_initial_password(settings: Settings) -> None:
+    """The generated admin password was changed: its file goes."""
+    (settings.data_path / ADMIN_FILE).unlink(missing_ok=True)
 
 
 def write_server_file(settings: Settings, url: str, ports: dict[str, int]) -> None:

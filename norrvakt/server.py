@@ -40,6 +40,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
         lifespan="off",
         loop="none",
         server_header=False,
+        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn trusts 127.0.0.1 by default)
+        proxy_headers=bool(settings.server.trusted_proxies),
+        forwarded_allow_ips=list(settings.server.trusted_proxies),
     )
     server = uvicorn.Server(config)
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
@@ -90,13 +93,23 @@ def _report_demo_end(task: asyncio.Task[Any]) -> None:
         log.error("demo traffic stopped: %r", task.exception(), exc_info=task.exception())
 
 
+def _login_line(creds: dict[str, str]) -> str:
+    """The generated admin password is shown once, at the first start; later starts say where
+    it is kept while it is still unchanged, and nothing once it was changed."""
+    user = creds.get("username", "admin")
+    if "password" in creds:
+        return f"  Log in:        {user} / {creds['password']}   (temporary: choose your own at first login)"
+    if "password_file" in creds:
+        return f"  Log in:        {user} / the temporary password in {creds['password_file']}"
+    return f"  Log in:        {user} (or your own account)"
+
+
 def _print_banner(runtime: Runtime, url: str, creds: dict[str, str], demo: bool) -> None:
     lines = [
         "",
         "  Norrvakt is running",
         f"  Web and API:   {url}   (API docs: {url}/api/docs)",
-        f"  Log in:        {creds.get('username', 'admin')} / "
-        f"{creds.get('password', '(see ' + str(runtime.settings.data_path / 'initial-admin.txt') + ')')}",
+        _login_line(creds),
     ]
     for src in runtime.sources:
         lines.append(f"  Listening:     {src.describe():28s} [{src.id}]")

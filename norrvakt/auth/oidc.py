@@ -2,9 +2,11 @@
 
 The municipality's identity provider says who the person is; Norrvakt maps claims to a role
 and tenants (``oidc.role_map``: a value of ``oidc.roles_claim`` → role; ``oidc.tenants_claim``
-names the municipalities of a tenant officer) and keeps a local user record in step, so
-sessions, audit and tenant scoping work exactly as for local users. The ID token is
-validated (signature from the provider's JWKS, issuer, audience, expiry, nonce).
+names the municipalities of a tenant officer). The person is known by (issuer, ``sub``), never
+by the name they claim: :func:`norrvakt.state.logins.sso_login` gives each identity an account
+of its own, so sessions, audit and tenant scoping work exactly as for local users and no
+claimed name reaches a local account. The ID token is validated (signature from the
+provider's JWKS, issuer, audience, expiry, nonce).
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ class OidcConfig:
 
 @dataclass(frozen=True)
 class OidcIdentity:
-    username: str
+    username: str  # what the person is called (the claim): a wish for the account name
     role: str
     tenants: list[str]
     claims: dict[str, Any]
+    issuer: str = ""  # with subject: who the person is
+    subject: str = ""
 
 
 class OidcClient:
@@ -129,7 +133,8 @@ class OidcClient:
                     meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"}
                 )
                 if info.status_code == 200 and info.json().get("sub") == merged.get("sub"):
-                    merged.update(info.json())
+                    # userinfo may add claims, never replace who the ID token says it is
+                    merged.update({k: v for k, v in info.json().items() if k not in {"iss", "sub"}})
         return self.identity(merged)
 
     def identity(self, claims: dict[str, Any]) -> OidcIdentity:
@@ -146,4 +151,8 @@ class OidcClient:
         tenants = [tenants_value] if isinstance(tenants_value, str) else [str(t) for t in tenants_value]
         if role == "tenant_officer" and not tenants:
             raise OidcError(f"{username}: a tenant officer needs the {self.config.tenants_claim!r} claim")
-        return OidcIdentity(username, role, tenants, claims)
+        issuer = str(claims.get("iss") or self.config.issuer)
+        subject = str(claims.get("sub") or "")
+        if not subject:
+            raise OidcError(f"{username}: the provider sent no 'sub' claim")
+        return OidcIdentity(username, role, tenants, claims, issuer=issuer, subject=subject)

@@ -36,6 +36,13 @@ users = sa.Table(
     sa.Column("tenants", sa.String(1024), nullable=False, default=""),  # comma-separated; "*" = all
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    # Accounts, migration 0006: a generated password is temporary (changed at first login); an
+    # account made by single sign-on has no usable password; a deleted account stays as a
+    # tombstone so its name (which the history refers to) is never given to someone else.
+    sa.Column("must_change_password", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("sso_only", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("password_changed_at", sa.BigInteger, nullable=True),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
 )
 
 tokens = sa.Table(
@@ -360,4 +367,40 @@ tenant_modules = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+
+# -- accounts: SSO identities and server-side sessions, migration 0006 -------------------------
+
+# Who a person is at an identity provider: (issuer, subject) — never the name they claim. An
+# identity belongs to the account it created at first login, or to the local account an
+# admin linked it to.
+sso_identities = sa.Table(
+    "sso_identities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_login_at", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("issuer", "subject", name="uq_sso_identities_issuer_subject"),
+    sa.Index("ix_sso_identities_user", "user_id"),
+)
+
+# Browser sessions: the cookie carries the (signed) session id, the table its SHA-256 — so
+# logging out, a password change, disabling or deleting the account end it on the server.
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),  # password | oidc
+    sa.Column("peer", sa.String(128), nullable=False),
+    sa.Column("user_agent", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_sessions_user", "user_id"),
 )

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from norrvakt import __version__
 from norrvakt.sources import http as http_ingest
+from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
@@ -21,6 +22,7 @@ from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, vendor_dir
+from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
 from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
 
@@ -62,6 +64,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(soc.router)
     app.include_router(followup.router)
     app.include_router(rules.router)
+    app.include_router(account_api.router)
+    app.include_router(account_pages.router)
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

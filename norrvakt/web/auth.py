@@ -1,46 +1,64 @@
-"""Who is calling the API: an API token (``Authorization: Bearer nva_…``) or a username and
-password (HTTP Basic). Every API handler receives a :class:`Principal` and passes its scope
-down to the store and state queries — tenant scoping never depends on the handler remembering."""
+"""Who is calling the API: an API token (``Authorization: Bearer nva_…``), a username and
+password (HTTP Basic), or a browser session. Every API handler receives a :class:`Principal`
+and passes its scope down to the store and state queries — tenant scoping never depends on
+the handler remembering.
+
+HTTP Basic is a login like the console's form: the same throttle per address and lockout per
+account (:mod:`norrvakt.auth.guard`), and every failure is audited (``login``, method
+``basic``). A successful Basic request is not audited — a script makes thousands — but what
+it does is, as for any caller. A temporary password (``must_change_password``) opens nothing
+but the password change until it is changed, whether used in the form or with Basic.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 
 from fastapi import HTTPException, Request
 
+from norrvakt import audit
+from norrvakt.auth.guard import login_guard
 from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.accounts import Principal, authenticate, principal_for_token
-from norrvakt.state.logins import user_login
-from norrvakt.web.session import COOKIE, SessionCodec, SessionData, fingerprint
+from norrvakt.state.logins import session_hash, session_user
+from norrvakt.web.session import COOKIE, SessionCodec, SessionData
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CHANGE_FIRST = (
+    "your password is temporary: change it first (POST /api/account/password with "
+    "current_password and new_password, or the console's /account page)"
+)
 
 
 async def current_principal(request: Request) -> Principal:
     """The caller: an API token or HTTP Basic (scripts), or a browser session (which must send
-    its CSRF token with every state-changing request)."""
+    its CSRF token with every state-changing request). A temporary password is refused here."""
+    principal = await authenticated(request)
+    if principal.must_change_password:
+        raise HTTPException(status_code=403, detail=CHANGE_FIRST)
+    return principal
+
+
+async def authenticated(request: Request) -> Principal:
+    """The caller, also while their password is temporary (for the password change itself)."""
     runtime = request.app.state.runtime
     auth = request.headers.get("authorization", "")
     if not auth:
         found = session_principal(request)
         if found is not None:
-            session_user, data = found
+            session_user_, data = found
             if request.method not in SAFE_METHODS:
                 await require_csrf(request, data.csrf)
-            return session_user
+            return session_user_
     scheme, _, value = auth.partition(" ")
     principal: Principal | None = None
     if scheme.lower() == "bearer" and value:
         principal = principal_for_token(runtime.state, value.strip())
     elif scheme.lower() == "basic" and value:
-        try:
-            user, _, password = base64.b64decode(value).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if user:
-            principal = authenticate(runtime.state, user, password)
+        principal = await _basic(request, value)
     if principal is None:
         raise HTTPException(
             status_code=401,
@@ -50,20 +68,71 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-def session_principal(request: Request) -> tuple[Principal, SessionData] | None:
-    """The logged-in user of a browser session, if the cookie is valid and still theirs."""
+async def _basic(request: Request, value: str) -> Principal | None:
     runtime = request.app.state.runtime
-    value = request.cookies.get(COOKIE)
-    codec: SessionCodec | None = runtime.extras.get("session_codec")
-    if not value or codec is None:
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        user, password = "", ""
+    if not user:
         return None
-    data = codec.decode(value)
+    guard = login_guard(runtime)
+    address = client_host(request)
+    refusal = guard.check(user, address)
+    if refusal is not None:
+        if refusal.new:
+            await audit.record(
+                runtime.pipeline,
+                user,
+                "login",
+                peer=peer(request),
+                outcome="failure",
+                method="basic",
+                reason=refusal.reason,
+            )
+        raise HTTPException(
+            status_code=429, detail=refusal.reason, headers={"Retry-After": str(refusal.retry_after_s)}
+        )
+    # argon2 takes tens of milliseconds: off the event loop, so guessing cannot stall the server
+    principal = await asyncio.to_thread(authenticate, runtime.state, user, password)
+    if principal is None:
+        locked = guard.failed(user, address)
+        await audit.record(
+            runtime.pipeline,
+            user,
+            "login",
+            peer=peer(request),
+            outcome="failure",
+            method="basic",
+            reason="wrong username or password" + ("; account locked for 15 minutes" if locked else ""),
+        )
+        return None
+    guard.succeeded(user)
+    return principal
+
+
+def session_principal(request: Request) -> tuple[Principal, SessionData] | None:
+    """The logged-in user of a browser session, if the cookie names a live session."""
+    data = session_cookie(request)
     if data is None:
         return None
-    found = user_login(runtime.state, data.username)
-    if found is None or fingerprint(found[1]) != data.fingerprint:
+    found = session_user(request.app.state.runtime.state, data.session_id)
+    return None if found is None else (found, data)
+
+
+def session_cookie(request: Request) -> SessionData | None:
+    """The signed session cookie's content (not checked against the database)."""
+    codec: SessionCodec | None = request.app.state.runtime.extras.get("session_codec")
+    value = request.cookies.get(COOKIE)
+    if not value or codec is None:
         return None
-    return found[0], data
+    return codec.decode(value)
+
+
+def current_session_hash(request: Request) -> str:
+    """The stored hash of the caller's session id, or "" (token or Basic)."""
+    data = session_cookie(request)
+    return session_hash(data.session_id) if data is not None else ""
 
 
 async def require_csrf(request: Request, expected: str) -> None:
@@ -75,6 +144,12 @@ async def require_csrf(request: Request, expected: str) -> None:
         sent = str(form.get("csrf_token", ""))
     if not sent or not hmac.compare_digest(sent, expected):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token; reload the page")
+
+
+def client_host(request: Request) -> str:
+    """The caller's address. The web server takes it from ``X-Forwarded-For`` only when the
+    connection comes from ``server.trusted_proxies`` (and ignores the header otherwise)."""
+    return request.client.host if request.client else "unknown"
 
 
 def peer(request: Request) -> str:

@@ -1,15 +1,21 @@
-"""Browser sessions: a signed cookie, CSRF tokens, and login throttling with lockout.
+"""Browser sessions: a signed cookie naming a server-side session, and CSRF tokens.
 
-The session cookie (``nv_session``; HttpOnly, SameSite=Lax, Secure behind https) holds who is
-logged in, a fingerprint of their password hash (changing the password ends every session),
-a CSRF token and when it was issued; it is signed with HMAC-SHA256 under a key generated at
-first start (``<data_dir>/keys/session.key``, mode 0600). Sessions last at most
-``MAX_AGE_S``. Every state-changing request made with a session must carry the CSRF token
-(form field ``csrf_token`` or header ``X-CSRF-Token``) — API tokens are exempt, as they are
-not sent automatically by a browser.
+The session cookie (``nv_session``; HttpOnly, SameSite=Lax, Secure over https) holds only the
+session id, a CSRF token, when it was issued and the language, signed with HMAC-SHA256 under
+a key generated at first start (``<data_dir>/keys/session.key``, mode 0600). Who is logged in
+is the session's row in the state database (:mod:`norrvakt.state.logins`): logging out, a
+password change, disabling or deleting the account end it there, so a copied cookie stops
+working at once. Sessions last at most ``MAX_AGE_S``. Every state-changing request made with
+a session must carry the CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) —
+API tokens are exempt, as they are not sent automatically by a browser.
 
-Logins are throttled per address (``PER_IP_PER_MINUTE``) and an account is locked for
-``LOCK_S`` after ``MAX_FAILURES`` failed attempts in a row.
+The login form has a CSRF token of its own, before there is a session: a random value in a
+cookie (``nv_login``) and its HMAC in the form. Another site can neither read the cookie nor
+compute the HMAC, so it cannot log a browser into an account of its choosing.
+
+Cookies are marked Secure when the request came over https — directly, or through a proxy
+of ``server.trusted_proxies`` saying ``X-Forwarded-Proto: https`` — when ``public_url`` is
+https, or always with ``server.secure_cookies``.
 """
 
 from __future__ import annotations
@@ -21,16 +27,16 @@ import json
 import os
 import secrets
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+
 COOKIE = "nv_session"
+LOGIN_COOKIE = "nv_login"
 MAX_AGE_S = 12 * 3600
-MAX_FAILURES = 5
-LOCK_S = 15 * 60
-PER_IP_PER_MINUTE = 20
+LOGIN_FORM_S = 3600  # a login form older than an hour asks to be reloaded
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -44,14 +50,9 @@ def load_or_create_key(path: Path) -> bytes:
     return key
 
 
-def fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class SessionData:
-    username: str
-    fingerprint: str
+    session_id: str
     csrf: str
     issued: float
     lang: str = "sv"
@@ -66,7 +67,7 @@ class SessionCodec:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def encode(self, data: SessionData) -> str:
-        doc = {"u": data.username, "f": data.fingerprint, "c": data.csrf, "i": data.issued, "l": data.lang}
+        doc = {"s": data.session_id, "c": data.csrf, "i": data.issued, "l": data.lang}
         payload = json.dumps(doc, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
 
@@ -80,14 +81,20 @@ class SessionCodec:
             return None
         try:
             doc: dict[str, Any] = json.loads(payload)
-            data = SessionData(
-                str(doc["u"]), str(doc["f"]), str(doc["c"]), float(doc["i"]), str(doc.get("l", "sv"))
-            )
+            data = SessionData(str(doc["s"]), str(doc["c"]), float(doc["i"]), str(doc.get("l", "sv")))
         except (ValueError, KeyError, TypeError):
             return None
         if (now or time.time()) - data.issued > MAX_AGE_S:
             return None
         return data
+
+    # -- the login form's CSRF token (double submit, the form's half signed) --------------------
+
+    def login_token(self, nonce: str) -> str:
+        return self._sign(b"login-form:" + nonce.encode())
+
+    def login_token_ok(self, nonce: str, token: str) -> bool:
+        return bool(nonce) and bool(token) and hmac.compare_digest(self.login_token(nonce), token)
 
 
 def sign_blob(codec: SessionCodec, doc: dict[str, str]) -> str:
@@ -110,42 +117,11 @@ def unsign_blob(codec: SessionCodec, value: str, max_age_s: float = 600) -> dict
     return {str(k): str(v) for k, v in doc.items()}
 
 
-def new_session(username: str, password_hash: str, lang: str = "sv") -> SessionData:
-    return SessionData(username, fingerprint(password_hash), secrets.token_urlsafe(24), time.time(), lang)
+def new_session(session_id: str, lang: str = "sv") -> SessionData:
+    return SessionData(session_id, secrets.token_urlsafe(24), time.time(), lang)
 
 
-class LoginGuard:
-    """Throttling per address and lockout per account, in memory (one server owns the data dir)."""
-
-    def __init__(self) -> None:
-        self._attempts: dict[str, deque[float]] = defaultdict(deque)
-        self._failures: dict[str, int] = defaultdict(int)
-        self._locked_until: dict[str, float] = {}
-
-    def check(self, username: str, address: str, now: float | None = None) -> str | None:
-        """Why this attempt may not proceed, or None."""
-        now = now or time.time()
-        window = self._attempts[address]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= PER_IP_PER_MINUTE:
-            return "too many login attempts from this address; wait a minute"
-        window.append(now)
-        until = self._locked_until.get(username.lower(), 0)
-        if until > now:
-            minutes = int(until - now) // 60 + 1
-            return f"the account is locked for {minutes} more minute(s) after repeated failures"
-        return None
-
-    def failed(self, username: str, now: float | None = None) -> bool:
-        """Record a failure; True when the account just got locked."""
-        key = username.lower()
-        self._failures[key] += 1
-        if self._failures[key] >= MAX_FAILURES:
-            self._locked_until[key] = (now or time.time()) + LOCK_S
-            self._failures[key] = 0
-            return True
-        return False
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username.lower(), None)
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies set on this request must be Secure (see the module docstring)."""
+    server = request.app.state.runtime.settings.server
+    return server.secure_cookies or request.url.scheme == "https" or server.public_url.startswith("https://")

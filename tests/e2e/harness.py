@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -52,6 +54,7 @@ class Server:
     log_path: Path | None = None
     extra_toml: str = ""
     _token: str = field(default="", repr=False)
+    _admin_password: str = field(default="", repr=False)
 
     @property
     def url(self) -> str:
@@ -173,13 +176,14 @@ tenant = "{self.tenant}"
             time.sleep(0.25)
         return n
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str | None = None) -> str:
         """``norrvakt --data-dir DATA ARGS…`` as an operator would run it; its output."""
         out = subprocess.run(
             [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(self.data_dir), *args],
             capture_output=True,
             check=True,
             cwd=str(REPO),
+            input=stdin.encode() if stdin is not None else None,
         )
         return out.stdout.decode().strip()
 
@@ -187,8 +191,37 @@ tenant = "{self.tenant}"
         return self.cli("tokens", "create", "--tenant", tenant, "--source", source)
 
     def add_user(self, username: str, role: str, tenant: str) -> str:
-        """A user made with ``norrvakt users add``; the generated password."""
-        return self.cli("users", "add", username, "--role", role, "--tenant", tenant)
+        """A user made with ``norrvakt users add`` and a password the operator chose (so it is
+        not temporary and works at once); that password."""
+        password = "pw-" + secrets.token_urlsafe(15)
+        self.cli(
+            "users", "add", username, "--role", role, "--tenant", tenant, "--password-stdin", stdin=password
+        )
+        return password
+
+    def admin_password(self) -> str:
+        """The admin's password for tests that log in as admin. The generated one is temporary
+        (the first login asks for a new one), so the harness sets one with the CLI, as an
+        operator would — the same once per server."""
+        if not self._admin_password:
+            password = "pw-" + secrets.token_urlsafe(15)
+            self.cli("users", "set-password", "admin", "--password-stdin", stdin=password)
+            self._admin_password = password
+        return self._admin_password
+
+    def login(self, username: str, password: str) -> httpx.Client:
+        """An httpx client logged in through the console's form (its CSRF token included); it
+        sends the session's CSRF token with every request, as the console's pages do."""
+        client = httpx.Client(base_url=self.url, timeout=30)
+        form = client.get("/login")
+        hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.text))
+        resp = client.post("/login", data={**hidden, "username": username, "password": password, "next": "/"})
+        if resp.status_code != 303:
+            client.close()
+            raise RuntimeError(f"login of {username} failed: {resp.status_code} {resp.text[:300]}")
+        page = client.get("/account")
+        client.headers["X-CSRF-Token"] = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        return client
 
 
 @contextmanager

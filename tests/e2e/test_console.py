@@ -43,7 +43,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             assert resp.status_code == 200
             assert server.wait_count(f"{tenant}-{marker}", 5, tenant=tenant) == 5
         password = server.add_user("boden.officer", "tenant_officer", "boden")
-        admin_pw = (server.data_dir / "initial-admin.txt").read_text().split("password: ")[1].strip()
+        admin_pw = server.admin_password()
         yield {"server": server, "marker": marker, "officer_pw": password, "admin_pw": admin_pw}
 
 
@@ -96,12 +96,16 @@ def test_a_boden_officer_sees_nothing_of_lulea(browser: Any, console: dict[str, 
 def test_csrf_and_lockout(console: dict[str, Any]) -> None:
     server: Server = console["server"]
     with httpx.Client(base_url=server.url) as client:
+        form = client.get("/login").text  # the login form's own CSRF token
+        csrf = {"csrf_token": form.split('name="csrf_token" value="')[1].split('"')[0]}
         for _ in range(5):
-            r = client.post("/login", data={"username": "boden.officer", "password": "wrong"})
+            r = client.post("/login", data={**csrf, "username": "boden.officer", "password": "wrong"})
             assert r.status_code == 401
-        r = client.post("/login", data={"username": "boden.officer", "password": console["officer_pw"]})
+        r = client.post(
+            "/login", data={**csrf, "username": "boden.officer", "password": console["officer_pw"]}
+        )
         assert r.status_code == 401 and "locked" in r.text  # locked after five failures
-        r = client.post("/login", data={"username": "admin", "password": console["admin_pw"]})
+        r = client.post("/login", data={**csrf, "username": "admin", "password": console["admin_pw"]})
         assert r.status_code == 303
         # A state-changing request with the session cookie but without the CSRF token is refused.
         r = client.post("/api/integrity/keys/rotate")
@@ -232,7 +236,13 @@ def test_rules_page_switches_a_rule_and_tests_one(browser: Any, console: dict[st
     made = server.api(
         "POST",
         "/api/admin/users",
-        json={"username": "boden.rules", "role": "tenant_officer", "tenants": ["boden"]},
+        # a password that is not temporary: this test is about rules, not the first login
+        json={
+            "username": "boden.rules",
+            "role": "tenant_officer",
+            "tenants": ["boden"],
+            "must_change_password": False,
+        },
     )
     assert made.status_code == 200, made.text
     officer = browser.new_page(viewport={"width": 1366, "height": 900})

@@ -89,7 +89,12 @@ def round_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         made = server.api(
             "POST",
             "/api/admin/users",
-            json={"username": "lulea.granskare", "role": "tenant_officer", "tenants": ["lulea"]},
+            json={
+                "username": "lulea.granskare",
+                "role": "tenant_officer",
+                "tenants": ["lulea"],
+                "must_change_password": False,  # the test logs in with it right away
+            },
         )
         assert made.status_code == 200, made.text
         yield {

@@ -175,6 +175,41 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/admin/users"): _probe(
         "POST", "/api/admin/users", body={"username": "x", "role": "tenant_officer", "tenants": ["lulea"]}
     ),
+    # -- accounts: an officer manages nobody else's; their own account holds no tenant data ---------
+    ("GET", "/api/admin/users"): _probe("GET", "/api/admin/users"),
+    ("POST", "/api/admin/users/{username}/password"): _probe(
+        "POST", "/api/admin/users/admin/password", body={}
+    ),
+    ("POST", "/api/admin/users/{username}/disable"): _probe("POST", "/api/admin/users/admin/disable"),
+    ("POST", "/api/admin/users/{username}/enable"): _probe("POST", "/api/admin/users/admin/enable"),
+    ("DELETE", "/api/admin/users/{username}"): _probe("DELETE", "/api/admin/users/admin"),
+    ("POST", "/api/admin/users/{username}/sessions/revoke"): _probe(
+        "POST", "/api/admin/users/admin/sessions/revoke"
+    ),
+    ("POST", "/api/admin/users/{username}/identities"): _probe(
+        "POST", "/api/admin/users/boden.iso/identities", body={"issuer": "https://x", "subject": "admin"}
+    ),
+    ("POST", "/api/admin/users/{username}/identities/unlink"): _probe(
+        "POST", "/api/admin/users/admin/identities/unlink", body={"issuer": "https://x", "subject": "a"}
+    ),
+    ("GET", "/api/account"): _probe("GET", "/api/account", expect=OK_NO_LULEA),
+    ("POST", "/api/account/password"): _probe(
+        "POST", "/api/account/password", body={"current_password": "x", "new_password": "y"}, expect={400}
+    ),
+    ("GET", "/api/account/sessions"): _probe("GET", "/api/account/sessions", expect=OK_NO_LULEA),
+    ("POST", "/api/account/sessions/revoke"): _probe(
+        "POST", "/api/account/sessions/revoke", expect=OK_NO_LULEA
+    ),
+    ("GET", "/api/account/tokens"): _probe("GET", "/api/account/tokens", expect=OK_NO_LULEA),
+    ("POST", "/api/account/tokens"): _probe(
+        "POST", "/api/account/tokens", body={"name": "x"}, expect=OK_NO_LULEA
+    ),
+    # token 1 is the admin's (the local CLI's), 2 Luleå's ingest token: neither is the officer's
+    ("POST", "/api/account/tokens/{token_id}/revoke"): Case(
+        [Probe("POST", "/api/account/tokens/1/revoke"), Probe("POST", "/api/account/tokens/2/revoke")]
+    ),
+    ("GET", "/account"): _probe("GET", "/account", expect=OK_NO_LULEA),
+    ("POST", "/account/password"): _probe("POST", "/account/password", body="", expect={400}),
     ("GET", "/api/reports/subject-access"): _probe(
         "GET", "/api/reports/subject-access?tenant=lulea&subject=s-1"
     ),
@@ -400,9 +435,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ).json()["alerts"][0]
         followup = _lulea_followup(server, marker)
         password = server.add_user("boden.iso", "tenant_officer", "boden")
-        client = httpx.Client(base_url=server.url, timeout=30)
-        r = client.post("/login", data={"username": "boden.iso", "password": password})
-        assert r.status_code == 303
+        client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
         yield {
             "server": server,

@@ -71,7 +71,12 @@ channels = ["soc-oncall"]
             made = server.api(
                 "POST",
                 "/api/admin/users",
-                json={"username": "kiruna.it", "role": "tenant_officer", "tenants": ["kiruna"]},
+                json={
+                    "username": "kiruna.it",
+                    "role": "tenant_officer",
+                    "tenants": ["kiruna"],
+                    "must_change_password": False,  # used with Basic right away
+                },
             ).json()
             officer = httpx.BasicAuth("kiruna.it", made["password"])
             own = httpx.put(f"{server.url}/api/admin/modules/kiruna", json={"detection": False}, auth=officer)

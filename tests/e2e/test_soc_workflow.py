@@ -192,7 +192,8 @@ def test_same_attacker_in_several_municipalities_is_one_indicator(soc: dict[str,
 
 def _officer(server: Server, tenant: str, role: str = "tenant_officer") -> httpx.Auth:
     name = f"{role}-{tenant}-{uuid.uuid4().hex[:6]}"
-    resp = server.api("POST", "/api/admin/users", json={"username": name, "role": role, "tenants": [tenant]})
+    body = {"username": name, "role": role, "tenants": [tenant], "must_change_password": False}
+    resp = server.api("POST", "/api/admin/users", json=body)  # a password usable at once (Basic)
     assert resp.status_code == 200, resp.text
     return httpx.BasicAuth(name, resp.json()["password"])
 

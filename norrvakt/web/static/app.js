@@ -64,6 +64,11 @@
     const h = document.body.getAttribute("hx-headers");
     try { return JSON.parse(h)["X-CSRF-Token"]; } catch (e) { return ""; }
   }
+  // A secret the answer carries once (a new password or token): data-show names its field.
+  function shown(form, text) {
+    if (!form.dataset.show) return "";
+    try { const v = JSON.parse(text)[form.dataset.show]; return v ? " " + v : ""; } catch (e) { return ""; }
+  }
   async function call(url, body, method) {
     const r = await fetch(url, { method: method || "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body || {}) });
@@ -83,13 +88,14 @@
     });
     const out = form.querySelector(".api-result");
     const res = await call(form.dataset.apiForm, data, form.dataset.method);
-    if (out) out.textContent = res.ok ? "✓" : res.text;
+    if (out) out.textContent = res.ok ? "✓" + shown(form, res.text) : res.text;
     if (res.ok && form.dataset.reload) window.location.reload();
   });
   document.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-api]");
     if (!button) return;
-    const res = await call(button.dataset.api);
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    const res = await call(button.dataset.api, undefined, button.dataset.method);
     button.textContent = res.ok ? "✓" : res.text;
     if (res.ok && button.dataset.reload) window.location.reload();
   });

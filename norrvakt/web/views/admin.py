@@ -1,5 +1,6 @@
-"""Admin pages: ingest tokens, users, module subscriptions per tenant, notification channels,
-retention and legal holds, signing keys.
+"""Admin pages: ingest tokens, users (reset, disable, enable, delete, log out everywhere), API
+tokens, module subscriptions per tenant, notification channels, retention and legal holds,
+signing keys.
 
 The forms post to the same JSON API the CLI uses (through small fetch calls in app.js), so the
 page adds no second path that could skip a check or the audit trail."""
@@ -14,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from norrvakt import lifecycle
 from norrvakt.event import now_us
 from norrvakt.modules import MODULES, modules_for
-from norrvakt.state.accounts import list_ingest_tokens, list_users
+from norrvakt.state.accounts import list_api_tokens, list_ingest_tokens, list_users
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user
 
@@ -48,7 +49,8 @@ async def admin_page(request: Request) -> Response:
         retention=rt.settings.retention,
         modules=MODULES,
         module_table=modules_for(rt).table(scope),
-        users=list_users(rt.state) if central else [],
+        users=list_users(rt.state) if user.role == "admin" else [],
+        api_tokens=list_api_tokens(rt.state) if user.role == "admin" else [],
         channels=[
             {
                 "name": c.name,

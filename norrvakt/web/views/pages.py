@@ -1,12 +1,14 @@
 """Console pages: log in and out, language, search and event detail.
 
 Pages are server-rendered (Jinja2) and enhanced with htmx where it is installed; every page
-also works as a plain form post or link. A page that needs a user redirects to /login.
+also works as a plain form post or link. A page that needs a user redirects to /login, and a
+user whose password is temporary to /account until it is changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -14,14 +16,17 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from norrvakt import audit
+from norrvakt.auth.guard import login_guard
+from norrvakt.auth.passwords import verify_password
 from norrvakt.search import run_search
 from norrvakt.state.accounts import Principal
-from norrvakt.state.logins import user_login
+from norrvakt.state.logins import end_session, user_login
+from norrvakt.state.logins import start_session as open_session
 from norrvakt.store.analytics import facets
 from norrvakt.store.query import event_row, parse_time
-from norrvakt.web.auth import current_principal, peer, session_principal, tenant_scope
+from norrvakt.web.auth import client_host, peer, require_csrf, session_principal, tenant_scope
 from norrvakt.web.i18n import LANGUAGES, translate
-from norrvakt.web.session import COOKIE, MAX_AGE_S, LoginGuard, new_session
+from norrvakt.web.session import COOKIE, LOGIN_COOKIE, LOGIN_FORM_S, MAX_AGE_S, new_session, secure_cookies
 from norrvakt.web.templating import language, render
 
 router = APIRouter(include_in_schema=False)
@@ -34,29 +39,56 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+class PasswordChangeRequired(LoginRequired):
+    """Logged in with a temporary password: the account page first."""
+
+
 def page_user(request: Request) -> Principal:
     found = session_principal(request)
+    here = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
     if found is None:
-        raise LoginRequired(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+        raise LoginRequired(here)
+    if found[0].must_change_password:
+        raise PasswordChangeRequired(here)
     return found[0]
 
 
 def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") else "/"
+    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+
+
+def login_page(
+    request: Request, *, next_url: str, error: str | None = None, username: str = "", status_code: int = 200
+) -> Response:
+    """The login form with a fresh CSRF token: a nonce in a cookie, its HMAC in the form."""
+    rt = request.app.state.runtime
+    nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        next=next_url,
+        error=error,
+        username=username,
+        login_csrf=rt.extras["session_codec"].login_token(nonce),
+        sso=rt.extras.get("oidc") is not None,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=LOGIN_FORM_S,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path="/login",
+    )
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/") -> Response:
-    rt = request.app.state.runtime
-    return render(
-        request,
-        "login.html",
-        None,
-        next=_safe_next(next),
-        error=None,
-        username="",
-        sso=rt.extras.get("oidc") is not None,
-    )
+    return login_page(request, next_url=_safe_next(next))
 
 
 @router.post("/login")
@@ -66,46 +98,64 @@ async def login(request: Request) -> Response:
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     nxt = _safe_next(str(form.get("next", "/")))
-    guard: LoginGuard = rt.extras.setdefault("login_guard", LoginGuard())
-    address = request.client.host if request.client else "unknown"
+    lang = language(request)
+    if not rt.extras["session_codec"].login_token_ok(
+        request.cookies.get(LOGIN_COOKIE, ""), str(form.get("csrf_token", ""))
+    ):
+        # Not audited as a failed login: no password was tried (another site's form, or a stale page).
+        return login_page(
+            request, next_url=nxt, username=username, error=translate(lang, "login.stale"), status_code=403
+        )
+    guard = login_guard(rt)
+    address = client_host(request)
     refusal = guard.check(username, address)
     found = None
+    reason = refusal.reason if refusal else "wrong username or password"
     if refusal is None:
-        from norrvakt.auth.passwords import verify_password
-
-        found = user_login(rt.state, username)
-        if found is None or not verify_password(found[1], password):
+        found = await asyncio.to_thread(user_login, rt.state, username)
+        if found is None or not await asyncio.to_thread(verify_password, found[1], password):
             found = None
-            if guard.failed(username):
-                refusal = translate(language(request), "login.failed") + " (account locked for 15 minutes)"
+            if guard.failed(username, address):
+                reason += "; account locked for 15 minutes"
+                refusal_text = translate(lang, "login.failed") + " (account locked for 15 minutes)"
+            else:
+                refusal_text = translate(lang, "login.failed")
+    else:
+        refusal_text = refusal.reason
     if found is None:
-        await audit.record(
-            rt.pipeline,
-            username or "-",
-            "login",
-            peer=peer(request),
-            outcome="failure",
-            reason=refusal or "wrong username or password",
-            method="password",
-        )
-        return render(
-            request,
-            "login.html",
-            None,
-            status_code=401,
-            next=nxt,
-            username=username,
-            error=refusal or translate(language(request), "login.failed"),
-            sso=rt.extras.get("oidc") is not None,
-        )
+        if refusal is None or refusal.new:  # a throttled flood is audited once, not per request
+            await audit.record(
+                rt.pipeline,
+                username or "-",
+                "login",
+                peer=peer(request),
+                outcome="failure",
+                reason=reason,
+                method="password",
+            )
+        return login_page(request, next_url=nxt, username=username, error=refusal_text, status_code=401)
     guard.succeeded(username)
+    principal = found[0]
     await audit.record(rt.pipeline, username, "login", peer=peer(request), method="password")
-    return start_session(request, username, found[1], nxt)
+    if principal.must_change_password:
+        nxt = "/account?next=" + quote(nxt)
+    return start_session(request, principal, nxt, method="password")
 
 
-def start_session(request: Request, username: str, password_hash: str, next_url: str) -> Response:
+def start_session(request: Request, principal: Principal, next_url: str, *, method: str) -> Response:
+    """A new server-side session (never one the browser brought along) and its cookie."""
     rt = request.app.state.runtime
-    data = new_session(username, password_hash, language(request))
+    if principal.user_id is None:
+        raise HTTPException(500, "a session needs a stored user")
+    session_id = open_session(
+        rt.state,
+        principal.user_id,
+        method=method,
+        peer=peer(request),
+        user_agent=request.headers.get("user-agent", ""),
+        max_age_s=MAX_AGE_S,
+    )
+    data = new_session(session_id, language(request))
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -113,15 +163,22 @@ def start_session(request: Request, username: str, password_hash: str, next_url:
         max_age=MAX_AGE_S,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/",
     )
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await current_principal(request)  # checks the CSRF token of the session
+    """Ends the session on the server: the cookie is worthless afterwards, also if copied."""
+    rt = request.app.state.runtime
+    found = session_principal(request)
+    if found is not None:
+        await require_csrf(request, found[1].csrf)
+        end_session(rt.state, found[1].session_id)
+        await audit.record(rt.pipeline, found[0].username, "logout", peer=peer(request))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -231,4 +288,6 @@ async def event_page(tenant: str, seq: int, request: Request) -> Response:
 
 
 def login_redirect(request: Request, exc: LoginRequired) -> Response:
+    if isinstance(exc, PasswordChangeRequired):
+        return RedirectResponse(f"/account?next={quote(exc.next_url)}", status_code=303)
     return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)

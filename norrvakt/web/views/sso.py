@@ -1,4 +1,8 @@
-"""Single sign-on routes: /login/oidc sends the browser to the provider, the callback logs in."""
+"""Single sign-on routes: /login/oidc sends the browser to the provider, the callback logs in.
+
+The callback logs the person into the account of their identity (issuer, subject) — made at
+their first login, or the local account an admin linked the identity to — never into a local
+account that merely has the name they claim (see :mod:`norrvakt.state.logins`)."""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from norrvakt import audit
-from norrvakt.auth.oidc import OidcClient, OidcError
-from norrvakt.state.logins import upsert_sso_user
+from norrvakt.auth.oidc import OidcClient, OidcError, OidcIdentity
+from norrvakt.state.accounts import AccountError
+from norrvakt.state.logins import sso_login
+from norrvakt.tenant_ids import TenantIdError, exact_tenants
 from norrvakt.web.auth import peer
-from norrvakt.web.session import sign_blob, unsign_blob
-from norrvakt.web.templating import render
-from norrvakt.web.views.pages import _safe_next, start_session
+from norrvakt.web.session import secure_cookies, sign_blob, unsign_blob
+from norrvakt.web.views.pages import _safe_next, login_page, start_session
 
 router = APIRouter(include_in_schema=False)
 STATE_COOKIE = "nv_oidc"
@@ -39,7 +44,7 @@ async def oidc_start(request: Request, next: str = "/") -> Response:
         max_age=600,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/login/oidc",
     )
     return response
@@ -60,42 +65,47 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
         await audit.record(
             rt.pipeline, "-", "login", peer=peer(request), outcome="failure", method="oidc", reason=str(exc)
         )
-        return render(
-            request, "login.html", None, status_code=401, next="/", username="", error=str(exc), sso=True
+        return login_page(request, next_url="/", error=str(exc), status_code=401)
+    try:
+        tenants = exact_tenants(
+            identity.tenants, rt.settings.tenants, what=f"{client.config.tenants_claim} claim"
         )
-    unknown = [t for t in identity.tenants if t not in rt.tenants]
-    if unknown:
-        await audit.record(
-            rt.pipeline,
-            identity.username,
-            "login",
-            peer=peer(request),
-            outcome="failure",
-            method="oidc",
-            reason=f"unknown tenant(s) {unknown}",
+        found = sso_login(
+            rt.state, identity.issuer, identity.subject, identity.username, identity.role, tenants
         )
-        return render(
-            request,
-            "login.html",
-            None,
-            status_code=403,
-            next="/",
-            username="",
-            sso=True,
-            error=f"unknown municipality {', '.join(unknown)}",
-        )
-    password_hash = upsert_sso_user(rt.state, identity.username, identity.role, identity.tenants)
+    except (TenantIdError, AccountError) as exc:
+        await _refused(request, identity, str(exc))
+        return login_page(request, next_url="/", error=str(exc), status_code=403)
+    principal = found.principal
     await audit.record(
         rt.pipeline,
-        identity.username,
+        principal.username,
         "login",
         peer=peer(request),
         method="oidc",
-        role=identity.role,
-        tenants=",".join(identity.tenants),
+        issuer=identity.issuer,
+        subject=identity.subject,
+        claimed_name=identity.username,
+        role=principal.role,
+        tenants=",".join(sorted(principal.tenants)) if principal.tenants is not None else "*",
+        account="new" if found.created else ("linked" if found.linked else "sso"),
     )
     response = start_session(
-        request, identity.username, password_hash, remembered.get("next", "/") if remembered else "/"
+        request, principal, remembered.get("next", "/") if remembered else "/", method="oidc"
     )
     response.delete_cookie(STATE_COOKIE, path="/login/oidc")
     return response
+
+
+async def _refused(request: Request, identity: OidcIdentity, reason: str) -> None:
+    await audit.record(
+        request.app.state.runtime.pipeline,
+        identity.username,
+        "login",
+        peer=peer(request),
+        outcome="failure",
+        method="oidc",
+        issuer=identity.issuer,
+        subject=identity.subject,
+        reason=reason,
+    )
