@@ -91,6 +91,27 @@ class ServerSettings:
     public_url: str = field(
         default="", metadata=_doc("URL users open, if different from http://host:port (behind a proxy).")
     )
+    max_body_bytes: int = field(
+        default=16 * 1024 * 1024,
+        metadata=_doc(
+            "HTTP ingest: largest request body as sent (compressed or not). A larger one is refused "
+            "with 413 as soon as the count passes it, in the protocol's own error format."
+        ),
+    )
+    max_decompressed_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_doc(
+            "HTTP ingest: largest body after gzip/deflate decoding (a gzip bomb stops here with 413). "
+            "An uncompressed body is held to the smaller of this and max_body_bytes."
+        ),
+    )
+    max_event_bytes: int = field(
+        default=1024 * 1024,
+        metadata=_doc(
+            "HTTP ingest: largest single event (HEC event, _bulk document, JSON line). A longer one "
+            "is not parsed; its first max_event_bytes are kept as a pipeline_error event."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -578,6 +599,20 @@ def _check_zone(key: str, zone: str, problems: list[tuple[str, str]]) -> None:
         problems.append((key, f"{zone!r} — not a known time zone (e.g. Europe/Stockholm, UTC)"))
 
 
+def _check_ingest_limits(sv: ServerSettings, problems: list[tuple[str, str]]) -> None:
+    """Body and event limits of HTTP ingest (norrvakt.sources.http_body)."""
+    for key, value, low, high in (
+        ("server.max_body_bytes", sv.max_body_bytes, 64 * 1024, 1024**3),
+        ("server.max_decompressed_bytes", sv.max_decompressed_bytes, 64 * 1024, 4 * 1024**3),
+        ("server.max_event_bytes", sv.max_event_bytes, 1024, 64 * 1024 * 1024),
+    ):
+        if not low <= value <= high:
+            problems.append((key, f"{value} — must be {low}..{high} bytes"))
+    if sv.max_event_bytes > sv.max_decompressed_bytes:
+        why = f"{sv.max_event_bytes} — more than server.max_decompressed_bytes ({sv.max_decompressed_bytes})"
+        problems.append(("server.max_event_bytes", why))
+
+
 def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     _check_zone("timezone", s.timezone, problems)
     if s.log_level not in {"debug", "info", "warning", "error"}:
@@ -590,6 +625,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
                 (f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter")
             )
     _check_port("server.port", s.server.port, problems)
+    _check_ingest_limits(s.server, problems)
     for i, proxy in enumerate(s.server.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)

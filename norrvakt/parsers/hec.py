@@ -66,7 +66,7 @@ def parse_hec(record: RawRecord) -> Event:
     elif isinstance(inner, str):
         event = _string_event(record, inner, sourcetype)
     else:
-        text = orjson.dumps(inner).decode("utf-8") if isinstance(inner, list) else scalar_str(inner)
+        text = _list_text(inner) if isinstance(inner, list) else scalar_str(inner)
         event = new_event(record, record.received_at, text, fields={TS_MISSING: "1"})
 
     fields = event.fields
@@ -98,6 +98,19 @@ def parse_hec(record: RawRecord) -> Event:
         for key, value in flat.items():
             fields.setdefault(key, value)
     return event
+
+
+def _list_text(inner: list[Any]) -> str:
+    try:
+        return orjson.dumps(inner).decode("utf-8")
+    except orjson.JSONEncodeError:
+        # orjson reads 1024 levels but writes only 254: a deeper array cannot be the message.
+        raise ParseError(
+            "hec.too_deep",
+            "HEC event nested too deep",
+            'HEC envelope "event" is a JSON array nested more than 254 levels deep (the most '
+            "that is written back as a message); the record is kept whole in raw",
+        ) from None
 
 
 def _meta(doc: dict[str, Any], key: str) -> str:

@@ -10,28 +10,37 @@ Senders seen here: syslog-ng 3.38 ``http()`` (HEC, ``_bulk``, plain JSON) and rs
     {"index":{"_index":"siem-raw"}}
     {"@timestamp":"2026-11-26T21:52:50.576954+00:00","host.name":"rs-testhost","message":"..."}
 
-The token decides the tenant and the source id; the body never does. The response is sent
-only after the records are durably journaled. Malformed parts of a body are kept as
-``pipeline_error`` events (so nothing is silently lost) and reported in the response in the
-protocol's own error format; well-formed parts before them are accepted.
+The token decides the tenant and the source id; the body never does. It is read from a
+header only — a token in the URL ends up in proxy and access logs, so ``?token=`` is refused.
+A token whose stored tenant is not exactly a configured tenant is refused too.
+
+The body is read within ``server.max_body_bytes`` (as sent) and ``server.max_decompressed_bytes``
+(after gzip/deflate); see :mod:`norrvakt.sources.http_body`. Each event is checked against
+``server.max_event_bytes`` and the JSON nesting limit (:mod:`norrvakt.sources.http_json`).
+
+The response is sent only after the records are durably journaled. Malformed, oversized or
+too deeply nested parts of a body are kept as ``pipeline_error`` events (so nothing is
+silently lost) and reported in the response in the protocol's own error format; well-formed
+parts are accepted.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from norrvakt.event import Event, RawRecord, now_us
+from norrvakt.event import SYSTEM_TENANT, Event, RawRecord, now_us
 from norrvakt.pipeline import PipelineUnavailable, pipeline_error_event
+from norrvakt.sources.http_body import BodyError, BodyLimits
+from norrvakt.sources.http_json import Problem, load_event, split_json_array, split_json_objects, too_large
 from norrvakt.state.accounts import IngestToken, ingest_token
+from norrvakt.tenant_ids import TenantIdError, exact_tenant
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -40,8 +49,14 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ingest"])
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 _TOKEN_CACHE_SECONDS = 10.0
+# Counted under this name when a request is refused before its token says which source it is.
+_UNKNOWN_SOURCE = "http-ingest"
+TOKEN_IN_URL = (
+    "ingest tokens are not accepted in the URL (URLs end up in proxy and access logs); send the "
+    "token in a header: Authorization: Splunk <token>, Bearer <token>, ApiKey <token>, Basic "
+    "with the token as password, or X-Norrvakt-Token: <token>"
+)
 
 
 class IngestAuthError(Exception):
@@ -53,7 +68,7 @@ class IngestAuthError(Exception):
 
 
 def extract_token(request: Request) -> str | None:
-    """The ingest token from any header a log shipper can send."""
+    """The ingest token from any header a log shipper can send (never from the URL)."""
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     scheme = scheme.lower()
@@ -67,7 +82,7 @@ def extract_token(request: Request) -> str | None:
             return None
         _user, _, password = decoded.partition(":")
         return password or None
-    return request.headers.get("x-norrvakt-token") or request.query_params.get("token")
+    return request.headers.get("x-norrvakt-token") or None
 
 
 class TokenCache:
@@ -94,30 +109,48 @@ def _runtime(request: Request) -> Runtime:
 
 
 def authenticate_ingest(request: Request) -> IngestToken:
+    runtime = _runtime(request)
+    if "token" in request.query_params:
+        log.warning("HTTP ingest from %s: token in the URL refused (%s)", _peer(request), request.url.path)
+        runtime.pipeline.transport_error(_UNKNOWN_SOURCE, "http.token_in_url")
+        raise IngestAuthError(401, TOKEN_IN_URL, 16)  # HEC 16: query string authorization is off
     token = extract_token(request)
     if not token:
         raise IngestAuthError(401, "Token is required", 2)
-    runtime = _runtime(request)
     if runtime.token_cache is None:
         runtime.token_cache = TokenCache(lambda t: ingest_token(runtime.state, t))
     found: IngestToken | None = runtime.token_cache.get(token)
     if found is None:
         raise IngestAuthError(403, "Invalid token", 4)
+    try:
+        exact_tenant(found.tenant, runtime.settings.tenants, what=f"ingest token {found.name!r}")
+    except TenantIdError as exc:
+        # Defence in depth: tokens are checked when they are made, but one stored before that
+        # check (or for a tenant since removed from the configuration) must not write into a
+        # pseudo-tenant nobody can search, nor into the audit trail.
+        log.warning("HTTP ingest from %s refused: %s", _peer(request), exc)
+        runtime.pipeline.transport_error(found.source_id, "http.token_tenant_refused")
+        what = (
+            "the system tenant (Norrvakt's own audit trail)"
+            if found.tenant == SYSTEM_TENANT
+            else "no configured tenant exactly"
+        )
+        raise IngestAuthError(
+            403,
+            f"ingest token {found.name!r} is refused: its tenant {found.tenant!r} is {what}; "
+            "nothing is accepted with it — an administrator must issue a new token",
+            1,  # HEC 1: token disabled
+        ) from None
     return found
-
-
-async def _read_body(request: Request) -> bytes:
-    body = await request.body()
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        import gzip
-
-        body = gzip.decompress(body)
-    return body
 
 
 def _peer(request: Request) -> str:
     client = request.client
     return f"{client.host}:{client.port}" if client else "unknown:0"
+
+
+def _limits(request: Request) -> BodyLimits:
+    return BodyLimits.from_settings(_runtime(request).settings.server)
 
 
 def _record(
@@ -141,54 +174,36 @@ def _bad_body_event(tok: IngestToken, request: Request, payload: bytes, error_ty
     log.warning("%s: %s", tok.source_id, message)
     runtime = _runtime(request)
     runtime.pipeline.transport_error(tok.source_id, error_type)
+    payload = payload[: runtime.settings.server.max_event_bytes]  # never journal more than an event
     return pipeline_error_event(_record(tok, request, payload, "json"), error_type, message)
 
 
-def split_json_objects(body: bytes) -> tuple[list[bytes], int | None, str]:
-    """Split concatenated or newline-separated JSON objects (HEC allows both).
-
-    Returns (objects as their original bytes, index of the first bad object or None,
-    reason). Objects after a bad one are not returned."""
-    objs: list[bytes] = []
-    # Fast path: one object per line.
-    lines = [ln for ln in body.split(b"\n") if ln.strip()]
-    ok = True
-    for ln in lines:
-        try:
-            value = orjson.loads(ln)
-        except orjson.JSONDecodeError:
-            ok = False
-            break
-        if not isinstance(value, dict):
-            return objs, len(objs), f"event {len(objs)} is {type(value).__name__}, not a JSON object"
-        objs.append(ln.strip())
-    if ok:
-        return objs, None, ""
-    objs = []
+async def _read_body(tok: IngestToken, request: Request) -> bytes | BodyError:
+    """The body, or the error that refused it — kept as a pipeline_error event and counted."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return [], 0, f"body is not UTF-8 (byte offset {exc.start})"
-    decoder = json.JSONDecoder()
-    pos = 0
-    n = len(text)
-    while True:
-        while pos < n and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= n:
-            return objs, None, ""
+        return await _limits(request).build().read(request)
+    except BodyError as exc:
+        event = _bad_body_event(
+            tok, request, exc.excerpt, exc.error_type, f"HTTP body refused: {exc.message}"
+        )
         try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            return objs, len(objs), f"event {len(objs)}: {exc.msg} at character {exc.pos}"
-        if not isinstance(value, dict):
-            return objs, len(objs), f"event {len(objs)} is {type(value).__name__}, not a JSON object"
-        objs.append(text[pos:end].encode("utf-8"))
-        pos = end
+            await _runtime(request).pipeline.commit([event])
+        except PipelineUnavailable:
+            pass  # the answer is an error anyway; the log line and the counter remain
+        return exc
 
 
 def _hec_error(status: int, text: str, code: int, **extra: Any) -> JSONResponse:
     return JSONResponse({"text": text, "code": code, **extra}, status_code=status)
+
+
+def _bulk_error(status: int, error_type: str, reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": error_type, "reason": reason}, "status": status}, status_code=status
+    )
+
+
+_BULK_BODY_ERRORS = {413: "content_too_long_exception", 415: "illegal_argument_exception"}
 
 
 async def _commit(
@@ -206,6 +221,14 @@ async def hec_health() -> JSONResponse:
     return _hec_error(200, "HEC is healthy", 17)
 
 
+_HEC_ERROR_TYPES = {
+    "too_large": "hec.event_too_large",
+    "too_deep": "hec.too_deep",
+    "malformed": "hec.invalid_event",
+    "not_object": "hec.invalid_event",
+}
+
+
 @router.post("/services/collector")
 @router.post("/services/collector/event")
 @router.post("/services/collector/event/1.0")
@@ -214,23 +237,28 @@ async def hec_event(request: Request) -> Response:
         tok = authenticate_ingest(request)
     except IngestAuthError as exc:
         return _hec_error(exc.status, exc.message, exc.hec_code)
-    body = await _read_body(request)
+    body = await _read_body(tok, request)
+    if isinstance(body, BodyError):
+        return _hec_error(body.status, body.message, 6)
     if not body.strip():
         return _hec_error(400, "No data", 5)
-    objs, bad_index, why = split_json_objects(body)
     hints = _hints(request)
-    records = [_record(tok, request, o, "hec", hints) for o in objs]
+    records: list[RawRecord] = []
     extra: list[Event] = []
-    if bad_index is not None:
-        consumed = sum(len(o) for o in objs)
-        rest = body[consumed:] if consumed < len(body) else body
-        extra.append(_bad_body_event(tok, request, rest[:1_000_000], "hec.invalid_event", f"HEC body: {why}"))
+    first_bad: int | None = None
+    for part in split_json_objects(body, _limits(request).max_event_bytes):
+        if part.problem is None:
+            records.append(_record(tok, request, part.data, "hec", hints))
+            continue
+        first_bad = part.number if first_bad is None else first_bad
+        why = f"HEC event {part.number} (byte offset {part.offset}): {part.problem.reason}"
+        extra.append(_bad_body_event(tok, request, part.data, _HEC_ERROR_TYPES[part.problem.kind], why))
     try:
         await _commit(request, records, extra)
     except PipelineUnavailable as exc:
         return _hec_error(503, f"Server is busy: {exc}", 9)
-    if bad_index is not None:
-        return _hec_error(400, "Invalid data format", 6, **{"invalid-event-number": bad_index})
+    if first_bad is not None:
+        return _hec_error(400, "Invalid data format", 6, **{"invalid-event-number": first_bad})
     return _hec_error(200, "Success", 0)
 
 
@@ -247,16 +275,33 @@ async def hec_raw(request: Request) -> Response:
         tok = authenticate_ingest(request)
     except IngestAuthError as exc:
         return _hec_error(exc.status, exc.message, exc.hec_code)
-    body = await _read_body(request)
-    lines = [ln.rstrip(b"\r") for ln in body.split(b"\n") if ln.strip()]
-    if not lines:
-        return _hec_error(400, "No data", 5)
+    body = await _read_body(tok, request)
+    if isinstance(body, BodyError):
+        return _hec_error(body.status, body.message, 6)
+    limit = _limits(request).max_event_bytes
     hints = _hints(request)
     fmt = "syslog" if (hints or {}).get("sourcetype", "").startswith("syslog") else "text"
+    records: list[RawRecord] = []
+    extra: list[Event] = []
+    first_bad: int | None = None
+    for line_no, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        line = line.rstrip(b"\r")
+        if len(line) > limit:
+            first_bad = len(records) + len(extra) if first_bad is None else first_bad
+            why = f"HEC raw line {line_no}: {too_large(len(line), limit).reason}"
+            extra.append(_bad_body_event(tok, request, line, "hec.event_too_large", why))
+        else:
+            records.append(_record(tok, request, line, fmt, hints))
+    if not records and not extra:
+        return _hec_error(400, "No data", 5)
     try:
-        await _commit(request, [_record(tok, request, ln, fmt, hints) for ln in lines])
+        await _commit(request, records, extra)
     except PipelineUnavailable as exc:
         return _hec_error(503, f"Server is busy: {exc}", 9)
+    if first_bad is not None:
+        return _hec_error(400, "Invalid data format", 6, **{"invalid-event-number": first_bad})
     return _hec_error(200, "Success", 0)
 
 
@@ -265,36 +310,40 @@ async def es_root_probe() -> JSONResponse:
     return JSONResponse({"error": "use POST"}, status_code=405)
 
 
+_BULK_DOC_ERRORS = {
+    "too_large": ("bulk.document_too_large", "illegal_argument_exception"),
+    "too_deep": ("bulk.too_deep", "mapper_parsing_exception"),
+    "malformed": ("bulk.bad_document", "mapper_parsing_exception"),
+    "not_object": ("bulk.bad_document", "mapper_parsing_exception"),
+}
+
+
 @router.post("/_bulk")
 @router.post("/{index}/_bulk")
 async def es_bulk(request: Request, index: str | None = None) -> Response:
     try:
         tok = authenticate_ingest(request)
     except IngestAuthError as exc:
-        return JSONResponse(
-            {"error": {"type": "security_exception", "reason": exc.message}, "status": exc.status},
-            status_code=exc.status,
-        )
-    body = await _read_body(request)
-    lines = [ln for ln in body.split(b"\n") if ln.strip()]
+        return _bulk_error(exc.status, "security_exception", exc.message)
+    body = await _read_body(tok, request)
+    if isinstance(body, BodyError):
+        return _bulk_error(body.status, _BULK_BODY_ERRORS.get(body.status, "parse_exception"), body.message)
+    limit = _limits(request).max_event_bytes
+    lines = [(n, ln) for n, ln in enumerate(body.split(b"\n"), start=1) if ln.strip()]
     if not lines:
-        return JSONResponse(
-            {"error": {"type": "parse_exception", "reason": "request body is required"}, "status": 400},
-            status_code=400,
-        )
+        return _bulk_error(400, "parse_exception", "request body is required")
     records: list[RawRecord] = []
     extra: list[Event] = []
     items: list[dict[str, Any]] = []  # per action, in order; "record" marks ones filled after commit
     i = 0
     while i < len(lines):
-        line_no = i + 1
-        try:
-            action = orjson.loads(lines[i])
-        except orjson.JSONDecodeError as exc:
-            extra.append(
-                _bad_body_event(tok, request, lines[i], "bulk.bad_action", f"_bulk line {line_no}: {exc}")
-            )
-            items.append({"index": {"status": 400, "error": {"type": "parse_exception", "reason": str(exc)}}})
+        line_no, line = lines[i]
+        action, problem = load_event(line, limit)
+        if problem is not None:
+            why = f"_bulk line {line_no}: {problem.reason}"
+            error_type = "bulk.too_deep" if problem.kind == "too_deep" else "bulk.bad_action"
+            extra.append(_bad_body_event(tok, request, line, error_type, why))
+            items.append({"index": {"status": 400, "error": {"type": "parse_exception", "reason": why}}})
             i += 1
             continue
         op = next(iter(action), "") if isinstance(action, dict) and len(action) == 1 else ""
@@ -303,64 +352,36 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
         if op in {"index", "create"}:
             if i + 1 >= len(lines):
                 why = f"_bulk line {line_no}: action {op!r} without a document"
-                extra.append(_bad_body_event(tok, request, lines[i], "bulk.missing_document", why))
-                items.append(
-                    {
-                        op: {
-                            "_index": target,
-                            "status": 400,
-                            "error": {"type": "illegal_argument_exception", "reason": why},
-                        }
-                    }
-                )
+                extra.append(_bad_body_event(tok, request, line, "bulk.missing_document", why))
+                items.append(_bulk_item(op, target, "illegal_argument_exception", why))
                 i += 1
                 continue
-            doc = lines[i + 1]
-            try:
-                parsed = orjson.loads(doc)
-                good = isinstance(parsed, dict)
-                reason = "" if good else "document is not a JSON object"
-            except orjson.JSONDecodeError as exc:
-                good, reason = False, str(exc)
-            if good:
+            doc_no, doc = lines[i + 1]
+            parsed, problem = load_event(doc, limit)
+            if problem is None and not isinstance(parsed, dict):
+                problem = Problem("not_object", "document is not a JSON object")
+            if problem is None:
                 records.append(
                     _record(tok, request, doc.strip(), "json", {"index": target} if target else None)
                 )
                 items.append({op: {"_index": target, "record": len(records) - 1}})
             else:
-                why = f"_bulk line {line_no + 1}: {reason}"
-                extra.append(_bad_body_event(tok, request, doc, "bulk.bad_document", why))
-                items.append(
-                    {
-                        op: {
-                            "_index": target,
-                            "status": 400,
-                            "error": {"type": "mapper_parsing_exception", "reason": why},
-                        }
-                    }
-                )
+                why = f"_bulk line {doc_no}: {problem.reason}"
+                error_type, es_type = _BULK_DOC_ERRORS[problem.kind]
+                extra.append(_bad_body_event(tok, request, doc, error_type, why))
+                items.append(_bulk_item(op, target, es_type, why))
             i += 2
             continue
         why = f"_bulk line {line_no}: action {op or action!r} is not supported (the log is append-only)"
-        extra.append(_bad_body_event(tok, request, lines[i], "bulk.unsupported_action", why))
-        items.append(
-            {
-                op or "unknown": {
-                    "_index": target,
-                    "status": 400,
-                    "error": {"type": "illegal_argument_exception", "reason": why},
-                }
-            }
-        )
+        extra.append(_bad_body_event(tok, request, line, "bulk.unsupported_action", why))
+        items.append(_bulk_item(op or "unknown", target, "illegal_argument_exception", why))
         # update carries a document line; delete does not
         i += 2 if op == "update" else 1
     started = time.monotonic()
     try:
         events = await _commit(request, records, extra)
     except PipelineUnavailable as exc:
-        return JSONResponse(
-            {"error": {"type": "unavailable", "reason": str(exc)}, "status": 503}, status_code=503
-        )
+        return _bulk_error(503, "unavailable", str(exc))
     errors = False
     for item in items:
         (op, meta) = next(iter(item.items()))
@@ -372,6 +393,18 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
     return JSONResponse({"took": int((time.monotonic() - started) * 1000), "errors": errors, "items": items})
 
 
+def _bulk_item(op: str, target: str, es_type: str, why: str) -> dict[str, Any]:
+    return {op: {"_index": target, "status": 400, "error": {"type": es_type, "reason": why}}}
+
+
+_JSON_ERROR_TYPES = {
+    "too_large": "json.event_too_large",
+    "too_deep": "json.too_deep",
+    "malformed": "json.bad_line",
+    "not_object": "json.not_object",
+}
+
+
 @router.post("/ingest")
 @router.post("/api/ingest")
 async def json_ingest(request: Request) -> Response:
@@ -380,42 +413,43 @@ async def json_ingest(request: Request) -> Response:
         tok = authenticate_ingest(request)
     except IngestAuthError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
-    body = await _read_body(request)
+    body = await _read_body(tok, request)
+    if isinstance(body, BodyError):
+        return JSONResponse({"error": body.message}, status_code=body.status)
     stripped = body.strip()
     if not stripped:
         return JSONResponse({"error": "empty body"}, status_code=400)
+    limit = _limits(request).max_event_bytes
     payloads: list[bytes] = []
     rejected: list[dict[str, Any]] = []
     extra: list[Event] = []
     if stripped.startswith(b"["):
-        try:
-            array = orjson.loads(stripped)
-        except orjson.JSONDecodeError as exc:
-            extra.append(_bad_body_event(tok, request, stripped, "json.bad_body", f"JSON array body: {exc}"))
-            rejected.append({"line": 1, "error": str(exc)})
-            array = []
-        for n, item in enumerate(array):
-            if isinstance(item, dict):
-                payloads.append(orjson.dumps(item))
-            else:
-                why = f"array element {n} is {type(item).__name__}, not an object"
-                extra.append(_bad_body_event(tok, request, orjson.dumps(item), "json.not_object", why))
-                rejected.append({"element": n, "error": why})
+        # One array is one batch (held to the body's limits); each element is an event.
+        elements, problem = split_json_array(stripped, limit)
+        if problem is not None:
+            error_type = "json.too_deep" if problem.kind == "too_deep" else "json.bad_body"
+            extra.append(
+                _bad_body_event(tok, request, stripped, error_type, f"JSON array body: {problem.reason}")
+            )
+            rejected.append({"line": 1, "error": problem.reason})
+        for part in elements:
+            if part.problem is None:
+                payloads.append(part.data)
+                continue
+            why = f"array element {part.number} (byte offset {part.offset}): {part.problem.reason}"
+            extra.append(_bad_body_event(tok, request, part.data, _JSON_ERROR_TYPES[part.problem.kind], why))
+            rejected.append({"element": part.number, "error": why})
     else:
         for n, line in enumerate(body.split(b"\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                why = f"line {n}: {exc}"
-                extra.append(_bad_body_event(tok, request, line, "json.bad_line", why))
-                rejected.append({"line": n, "error": str(exc)})
-                continue
-            if not isinstance(value, dict):
-                why = f"line {n} is {type(value).__name__}, not an object"
-                extra.append(_bad_body_event(tok, request, line, "json.not_object", why))
-                rejected.append({"line": n, "error": why})
+            value, problem = load_event(line, limit)
+            if problem is None and not isinstance(value, dict):
+                problem = Problem("not_object", f"a JSON {type(value).__name__}, not an object")
+            if problem is not None:
+                why = f"line {n}: {problem.reason}"
+                extra.append(_bad_body_event(tok, request, line, _JSON_ERROR_TYPES[problem.kind], why))
+                rejected.append({"line": n, "error": problem.reason})
                 continue
             payloads.append(line.strip())
     hints = (

@@ -147,3 +147,19 @@ def test_json_array_ingest(server: Server, token: str) -> None:
     resp = httpx.post(f"{server.url}/api/ingest", content=body, headers={"X-Norrvakt-Token": token})
     assert resp.status_code == 200 and resp.json()["accepted"] == 2
     assert server.wait_count(m, 2, tenant="boden") == 2
+
+
+def test_hec_objects_spanning_lines_or_holding_braces_in_strings(server: Server, token: str) -> None:
+    m = _m()
+    body = (
+        json.dumps({"event": f"pretty {m}", "host": "vm"}, indent=2)
+        + json.dumps({"event": f'braces }}{{ "}}\\n{{" {m}'})
+        + "\n"
+        + json.dumps({"event": f"last {m}"})
+    )
+    resp = httpx.post(
+        f"{server.url}/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+    )
+    assert resp.status_code == 200, resp.text
+    assert server.wait_count(m, 3, tenant="boden") == 3
+    assert server.count(f"event.kind:pipeline_error {m}", tenant="boden") == 0

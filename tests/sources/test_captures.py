@@ -10,7 +10,7 @@ import pytest
 from norrvakt.event import KIND_PIPELINE_ERROR, RawRecord
 from norrvakt.parsers import parse_record
 from norrvakt.sources.framing import SyslogFramer
-from norrvakt.sources.http import split_json_objects
+from norrvakt.sources.http_json import split_json_objects
 from tests.conftest import shared_data
 
 STREAMS = [
@@ -87,10 +87,10 @@ def _http_bodies(path: Path) -> list[bytes]:
 
 def test_hec_capture() -> None:
     for body in _http_bodies(shared_data("syslog-captures", "syslogng_http_splunk_hec.http")):
-        objs, bad, why = split_json_objects(body)
-        assert bad is None, why
-        for o in objs:
-            _assert_clean(o, "hec")
+        parts = split_json_objects(body, 1024 * 1024)
+        assert [p.problem for p in parts if p.problem] == []
+        for p in parts:
+            _assert_clean(p.data, "hec")
 
 
 @pytest.mark.parametrize("name", ["rsyslog_omelasticsearch_bulk.http", "syslogng_http_es_bulk.http"])
