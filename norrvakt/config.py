@@ -91,6 +91,41 @@ class ServerSettings:
     public_url: str = field(
         default="", metadata=_doc("URL users open, if different from http://host:port (behind a proxy).")
     )
+    max_connections: int = field(
+        default=0,
+        metadata=_doc(
+            "Open connections to the web server at most; 0 = an equal share of the descriptor budget "
+            "(logged at start). Beyond, a new connection is closed at once and counted."
+        ),
+    )
+    max_connections_per_peer: int = field(
+        default=0,
+        metadata=_doc(
+            "Open connections from one address (IPv6: one /64) at most; 0 = an eighth of "
+            "max_connections. Behind a reverse proxy, set it to max_connections."
+        ),
+    )
+    idle_timeout_s: float = field(
+        default=5.0,
+        metadata=_doc("Keep-alive: close a connection idle this long after a response (whole seconds)."),
+    )
+    request_head_timeout_s: float = field(
+        default=10.0,
+        metadata=_doc(
+            "A request line and headers must arrive within this time of connecting or of the "
+            "previous response, however slowly the bytes trickle in (slowloris)."
+        ),
+    )
+    read_timeout_s: float = field(
+        default=30.0, metadata=_doc("Close a connection whose request body stalls this long.")
+    )
+    fd_reserve: int = field(
+        default=512,
+        metadata=_doc(
+            "File descriptors never given to connections: kept for the journal, store, state, "
+            "TLS files and checkpoints. The rest of the open-file limit is the connection budget."
+        ),
+    )
     max_body_bytes: int = field(
         default=16 * 1024 * 1024,
         metadata=_doc(
@@ -271,6 +306,30 @@ class SourceSettings:
     )
     tls_key: str = field(
         default="", metadata=_doc("PEM private key for tls; generated at first start if empty.")
+    )
+    max_connections: int = field(
+        default=0,
+        metadata=_doc(
+            "tcp/tls: open connections at most; 0 = an equal share of the descriptor budget (logged "
+            "at start). Beyond, a new connection is closed at once and counted."
+        ),
+    )
+    max_connections_per_peer: int = field(
+        default=0,
+        metadata=_doc(
+            "tcp/tls: open connections from one address (IPv6: one /64) at most; "
+            "0 = an eighth of max_connections."
+        ),
+    )
+    idle_timeout_s: float = field(
+        default=300.0,
+        metadata=_doc(
+            "tcp/tls: close a connection that sent nothing this long, once its records are "
+            "durable; 0 = never."
+        ),
+    )
+    tls_handshake_timeout_s: float = field(
+        default=15.0, metadata=_doc("tls: a TLS handshake must be done within this time.")
     )
 
 
@@ -725,7 +784,42 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             _check_zone(f"{key}.timezone", src.timezone, problems)
         if bool(src.tls_cert) != bool(src.tls_key):
             problems.append((f"{key}.tls_cert", "set both tls_cert and tls_key, or neither"))
+    _check_connection_limits(s, problems)
     _check_alerts(s, problems)
+
+
+def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> None:
+    """Caps and timeouts of the TCP listeners and the web server (norrvakt.sources.limits)."""
+    sv = s.server
+    tables = [("server", sv.max_connections, sv.max_connections_per_peer)]
+    tables += [
+        (f"sources[{i}]", x.max_connections, x.max_connections_per_peer) for i, x in enumerate(s.sources)
+    ]
+    for key, cap, per_peer in tables:
+        for name, value in (("max_connections", cap), ("max_connections_per_peer", per_peer)):
+            if not 0 <= value <= 1_000_000:
+                problems.append((f"{key}.{name}", f"{value} — must be 0 (automatic) .. 1000000"))
+        if cap and per_peer > cap:
+            problems.append(
+                (f"{key}.max_connections_per_peer", f"{per_peer} — more than max_connections ({cap})")
+            )
+    if not 64 <= sv.fd_reserve <= 1_000_000:
+        problems.append(("server.fd_reserve", f"{sv.fd_reserve} — must be 64..1000000"))
+    for key, seconds, low, high in (
+        ("server.idle_timeout_s", sv.idle_timeout_s, 1, 3600),
+        ("server.request_head_timeout_s", sv.request_head_timeout_s, 1, 600),
+        ("server.read_timeout_s", sv.read_timeout_s, 1, 3600),
+    ):
+        if not low <= seconds <= high:
+            problems.append((key, f"{seconds} — must be {low}..{high} seconds"))
+    for i, src in enumerate(s.sources):
+        if src.idle_timeout_s != 0 and not 1 <= src.idle_timeout_s <= 86400:
+            problems.append(
+                (f"sources[{i}].idle_timeout_s", f"{src.idle_timeout_s} — 0 (never) or 1..86400 seconds")
+            )
+        if not 1 <= src.tls_handshake_timeout_s <= 300:
+            why = f"{src.tls_handshake_timeout_s} — must be 1..300 seconds"
+            problems.append((f"sources[{i}].tls_handshake_timeout_s", why))
 
 
 def _check_alerts(s: Settings, problems: list[tuple[str, str]]) -> None:

@@ -30,6 +30,7 @@ from norrvakt.journal.witness import build_witness
 from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
+from norrvakt.sources.limits import plan_connections
 from norrvakt.state.accounts import create_api_token, create_user, principal_of, user_exists
 from norrvakt.state.db import make_engine, open_state
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
@@ -82,6 +83,9 @@ class Runtime:
         if self.settings.integrity.enabled:
             await self.checkpointer.start()
         if with_sources:
+            # Raise the open-file limit and size every listener's connection caps from it,
+            # keeping a reserve for the journal, store and checkpoints (logged).
+            plan_connections(self.settings)
             self.sources = build_sources(self.settings)
             for src in self.sources:
                 await src.start(self.pipeline)

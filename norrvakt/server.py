@@ -7,12 +7,11 @@ import logging
 import sys
 from typing import Any
 
-import uvicorn
-
 from norrvakt.config import Settings
 from norrvakt.detect.live import LiveDetection
 from norrvakt.integrity import IntegrityWatch
 from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
+from norrvakt.sources.http_guard import web_server
 from norrvakt.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -31,20 +30,8 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     creds = bootstrap_accounts(runtime)
     await runtime.start(with_sources=True)
     app = create_app(runtime)
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="off",
-        loop="none",
-        server_header=False,
-        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn trusts 127.0.0.1 by default)
-        proxy_headers=bool(settings.server.trusted_proxies),
-        forwarded_allow_ips=list(settings.server.trusted_proxies),
-    )
-    server = uvicorn.Server(config)
+    # uvicorn with connection caps, head/body timeouts and an accept loop that cannot spin.
+    server = web_server(app, settings, runtime.pipeline.transport_error)
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
     url = public_url(settings)
     write_server_file(settings, url, ports)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
-from norrvakt.sources.stream import StreamConnection, StreamListener
+from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import ensure_self_signed, server_context
 
@@ -38,7 +38,9 @@ _OFFERS = b"relp_version=0\nrelp_software=norrvakt\ncommands=syslog"
 
 @dataclass(frozen=True)
 class RelpSourceConfig:
-    """A RELP listener (``protocol`` = ``tcp`` or ``tls``); tenant mapping as for syslog."""
+    """A RELP listener (``protocol`` = ``tcp`` or ``tls``); tenant mapping, connection caps and
+    timeouts as for syslog. A session idle for ``limits.idle_timeout_s`` gets ``serverclose``
+    once its messages are acknowledged; librelp reconnects when it has more to send."""
 
     id: str
     protocol: str = "tcp"
@@ -50,6 +52,7 @@ class RelpSourceConfig:
     timezone: str = "UTC"
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> RelpSource:
         ctx = None
@@ -74,12 +77,20 @@ def _from_settings(src: SourceSettings, settings: Settings) -> RelpSourceConfig:
         timezone=src.timezone or settings.timezone,
         tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
         tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
+        limits=StreamLimits(
+            max_connections=src.max_connections,
+            max_connections_per_peer=src.max_connections_per_peer,
+            idle_timeout_s=src.idle_timeout_s,
+            tls_handshake_timeout_s=src.tls_handshake_timeout_s,
+        ),
     )
 
 
 class RelpSource(StreamListener):
     def __init__(self, config: RelpSourceConfig, resolver: TenantResolver, ssl_context: Any) -> None:
-        super().__init__(config.id, config.host, config.port, resolver, config.timezone, ssl_context)
+        super().__init__(
+            config.id, config.host, config.port, resolver, config.timezone, ssl_context, config.limits
+        )
         self.config = config
 
     def make_connection(self) -> StreamConnection:
@@ -99,7 +110,7 @@ class _RelpConnection(StreamConnection):
         # Responses must go out in txnr order even though commits complete asynchronously.
         self._responses: list[tuple[asyncio.Future[None] | None, bytes]] = []
 
-    def data_received(self, data: bytes) -> None:
+    def on_data(self, data: bytes) -> None:
         if self._broken:
             return
         buf = self._buf + data
@@ -199,6 +210,10 @@ class _RelpConnection(StreamConnection):
                 self.transport.write(response)
                 if close:
                     self.transport.close()
+
+    def on_idle(self) -> None:
+        self._broken = True  # whatever still arrives is not answered: librelp resends it
+        self._queue(self._all_pending(), b"0 serverclose 0\n", close=True)
 
     def _protocol_error(self, bad: bytes, offset: int, why: str = "not a RELP frame header") -> None:
         self._broken = True

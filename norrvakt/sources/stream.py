@@ -9,6 +9,11 @@ pause reading, which pushes back on the sender instead of buffering without boun
 TLS is negotiated after accept (``start_tls``) so that a failed handshake — a scanner or a
 client speaking plain text to the TLS port — is logged with the peer and counted, and kept as
 a ``pipeline_error`` event, instead of disappearing inside asyncio.
+
+Connections are accepted by :class:`~norrvakt.sources.accept.GuardedServer` within the caps of
+:mod:`norrvakt.sources.limits`; one that sends nothing for ``idle_timeout_s`` is closed (after
+its records are durable), and a TLS handshake must finish within ``tls_handshake_timeout_s``.
+Transport problems are logged at most once per listener and kind every few seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from norrvakt.event import RawRecord, now_us
+from norrvakt.sources.accept import GuardedServer
 from norrvakt.sources.base import peer_of
+from norrvakt.sources.limits import ConnectionGuard, ConnectionSlot, QuietLog, descriptor_budget
 from norrvakt.sources.tenancy import TenantResolver
 
 if TYPE_CHECKING:
@@ -30,6 +38,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 32  # commit batches per connection before reading pauses
+# Connections the kernel holds for us before accept (capped by net.core.somaxconn): after a
+# restart hundreds of senders reconnect at once, and asyncio's default of 100 makes the rest
+# wait for SYN retransmits (1 s, 3 s, 7 s ...). Bounded, and free of descriptors until accepted.
+BACKLOG = 1024
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Caps and timeouts of a stream listener (the settings of the same names; 0 caps = sized
+    from the descriptor budget, idle_timeout_s 0 = never)."""
+
+    max_connections: int = 0
+    max_connections_per_peer: int = 0
+    idle_timeout_s: float = 300.0
+    tls_handshake_timeout_s: float = 15.0
 
 
 class StreamListener(abc.ABC):
@@ -43,6 +66,7 @@ class StreamListener(abc.ABC):
         resolver: TenantResolver,
         timezone: str,
         ssl_context: ssl.SSLContext | None,
+        limits: StreamLimits | None = None,
     ) -> None:
         self.id = source_id
         self.host = host
@@ -50,22 +74,40 @@ class StreamListener(abc.ABC):
         self.resolver = resolver
         self.timezone = timezone
         self.ssl_context = ssl_context
+        self.limits = limits or StreamLimits()
         self.pipeline: Pipeline | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self.guard: ConnectionGuard | None = None
+        self._server: GuardedServer | None = None
         self.connections: set[StreamConnection] = set()
+        self._quiet: dict[str, QuietLog] = {}
 
     @abc.abstractmethod
     def make_connection(self) -> StreamConnection:
         """A protocol instance for one accepted connection."""
 
+    def _connection_for(self, slot: ConnectionSlot) -> StreamConnection:
+        conn = self.make_connection()
+        conn.slot = slot
+        return conn
+
     async def start(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self.make_connection, self.host, self.port, reuse_address=True
+        budget = descriptor_budget()
+        lim = self.limits
+        caps = budget.caps_for(self.id, lim.max_connections, lim.max_connections_per_peer)
+        self.guard = ConnectionGuard(self.id, caps, budget, pipeline.transport_error, log)
+        self._server = await GuardedServer.listen(
+            self.host, self.port, self._connection_for, self.guard, backlog=BACKLOG
         )
         if self.port == 0 and self._server.sockets:
             self.port = self._server.sockets[0].getsockname()[1]
+
+    def quiet(self, kind: str, level: int = logging.WARNING) -> QuietLog:
+        """The rate-limited log of one kind of trouble on this listener."""
+        q = self._quiet.get(kind)
+        if q is None:
+            q = self._quiet[kind] = QuietLog(log, level, f"{self.id}: {kind}")
+        return q
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -76,6 +118,8 @@ class StreamListener(abc.ABC):
                 conn.transport.close()
         if self._server is not None:
             await self._server.wait_closed()
+        for q in self._quiet.values():
+            q.close()
 
 
 class StreamConnection(asyncio.Protocol):
@@ -84,34 +128,49 @@ class StreamConnection(asyncio.Protocol):
         assert listener.pipeline is not None
         self.pipeline: Pipeline = listener.pipeline
         self.transport: Any = None
+        self.slot: ConnectionSlot | None = None  # our place under the listener's caps
+        self.host = "unknown"
         self.peer = "unknown:0"
         self.tenant = ""
         self._pending: set[asyncio.Future[None]] = set()
         self._paused = False
         self._closing = False
+        self._last_read = 0.0
+        self._idle: asyncio.TimerHandle | None = None
 
     # -- transport callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         host, port = peer_of(transport)
+        self.host = host
         self.peer = f"{host}:{port}"
         self.tenant = self.listener.resolver.resolve(host) or ""
         self.listener.connections.add(self)
+        self._last_read = asyncio.get_running_loop().time()
         if self.listener.ssl_context is not None:
             # No plaintext may reach data_received before the handshake; start_tls resumes.
             transport.pause_reading()  # type: ignore[attr-defined]
             asyncio.get_running_loop().create_task(self._upgrade())
+        else:
+            self._arm_idle(self.listener.limits.idle_timeout_s)
 
     async def _upgrade(self) -> None:
         loop = asyncio.get_running_loop()
         assert self.listener.ssl_context is not None
+        timeout = self.listener.limits.tls_handshake_timeout_s
         try:
             self.transport = await loop.start_tls(
-                self.transport, self, self.listener.ssl_context, server_side=True, ssl_handshake_timeout=15
+                self.transport,
+                self,
+                self.listener.ssl_context,
+                server_side=True,
+                ssl_handshake_timeout=timeout,
             )
         except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = f"no handshake within {timeout:g} s"
             self.report_error(
                 b"",
                 "tls.handshake_failed",
@@ -120,7 +179,15 @@ class StreamConnection(asyncio.Protocol):
             )
             if self.transport is not None:
                 self.transport.abort()
-            self.listener.connections.discard(self)
+            # asyncio does not call connection_lost for a connection whose handshake failed.
+            self._forget()
+            return
+        self._last_read = loop.time()
+        self._arm_idle(self.listener.limits.idle_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = asyncio.get_running_loop().time()
+        self.on_data(data)
 
     def eof_received(self) -> bool:
         self.on_eof()
@@ -131,9 +198,53 @@ class StreamConnection(asyncio.Protocol):
         return self.listener.ssl_context is None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self.listener.connections.discard(self)
+        if self.slot is not None:
+            self.slot.release()
+
+    # -- idle timeout --------------------------------------------------------------------
+
+    def _arm_idle(self, delay: float) -> None:
+        if self.listener.limits.idle_timeout_s > 0:
+            self._idle = asyncio.get_running_loop().call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        # One timer per connection, re-armed for the time left: cheaper than resetting a timer
+        # on every read.
+        self._idle = None
+        if self.transport is None or self.transport.is_closing() or self._closing:
+            return
+        limit = self.listener.limits.idle_timeout_s
+        quiet_for = asyncio.get_running_loop().time() - self._last_read
+        if self._paused:  # we stopped reading (records in flight): not the sender's silence
+            self._arm_idle(limit)
+        elif quiet_for < limit:
+            self._arm_idle(limit - quiet_for)
+        else:
+            if self.listener.guard is not None:
+                why = f"from {self.peer}: nothing received for {limit:g} s"
+                self.listener.guard.timed_out.note(self.host, why, "idle")
+            self._closing = True
+            self.transport.pause_reading()
+            self.on_idle()
+
+    def on_idle(self) -> None:
+        """The sender was silent for idle_timeout_s: close once its records are durable."""
+        if self._pending:
+            asyncio.get_running_loop().create_task(self._close_when_durable())
+        else:
+            self.transport.close()
 
     # -- helpers for subclasses ----------------------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        """Bytes from the sender (after TLS)."""
 
     def on_eof(self) -> None:
         """Called when the sender half-closes; flush partial input."""
@@ -164,22 +275,24 @@ class StreamConnection(asyncio.Protocol):
     def _done(self, fut: asyncio.Future[None]) -> None:
         self._pending.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
-            log.error(
-                "%s: records from %s could not be journaled: %s", self.listener.id, self.peer, fut.exception()
+            # Every connection sees the same journal failure: one line per few seconds, not each.
+            self.listener.quiet("records not journaled", logging.ERROR).note(
+                self.host, f"records from {self.peer} could not be journaled: {fut.exception()}"
             )
             if self.transport is not None:
                 self.transport.abort()  # no ack: the sender must resend
             return
         if self._paused and len(self._pending) < MAX_IN_FLIGHT // 2 and self.transport is not None:
             self._paused = False
-            self.transport.resume_reading()
+            if not self._closing:
+                self.transport.resume_reading()
 
     def report_error(self, payload: bytes, error_type: str, message: str, *, offset: int) -> None:
         """Keep a transport-level problem as a pipeline_error event (journaled, counted)."""
         from norrvakt.pipeline import pipeline_error_event
 
         full = f"{message} (peer {self.peer}, stream offset {offset})"
-        log.warning("%s: %s", self.listener.id, full)
+        self.listener.quiet(error_type).note(self.host, full)
         self.pipeline.transport_error(self.listener.id, error_type)
         rec = self.record(payload, now_us())
         event = pipeline_error_event(rec, error_type, full, tenant=self.tenant or None)
@@ -191,6 +304,5 @@ class StreamConnection(asyncio.Protocol):
 
     async def _close_when_durable(self) -> None:
         await self.drain()
-        if self.transport is not None and not self._closing:
-            self._closing = True
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.close()

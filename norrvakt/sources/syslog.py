@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
 from norrvakt.sources.framing import SyslogFramer
-from norrvakt.sources.stream import StreamConnection, StreamListener
+from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import ensure_self_signed, server_context
 
@@ -41,6 +41,7 @@ class SyslogSourceConfig:
     ``tls_cert``/``tls_key`` are not given). ``tenant``: tenant for senders not matched by
     ``networks`` (CIDR → tenant). ``max_message_bytes``: longer messages are cut and kept as
     ``pipeline_error`` events. ``timezone``: assumed for timestamps without a zone.
+    ``limits``: connection caps and idle/handshake timeouts of tcp and tls (not udp).
     """
 
     id: str
@@ -53,6 +54,7 @@ class SyslogSourceConfig:
     timezone: str = "UTC"
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> SyslogUdpSource | SyslogStreamSource:
         resolver = TenantResolver(self.tenant or None, dict(self.networks))
@@ -80,12 +82,20 @@ def _from_settings(src: SourceSettings, settings: Settings) -> SyslogSourceConfi
         timezone=src.timezone or settings.timezone,
         tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
         tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
+        limits=StreamLimits(
+            max_connections=src.max_connections,
+            max_connections_per_peer=src.max_connections_per_peer,
+            idle_timeout_s=src.idle_timeout_s,
+            tls_handshake_timeout_s=src.tls_handshake_timeout_s,
+        ),
     )
 
 
 class SyslogStreamSource(StreamListener):
     def __init__(self, config: SyslogSourceConfig, resolver: TenantResolver, ssl_context: Any) -> None:
-        super().__init__(config.id, config.host, config.port, resolver, config.timezone, ssl_context)
+        super().__init__(
+            config.id, config.host, config.port, resolver, config.timezone, ssl_context, config.limits
+        )
         self.config = config
 
     def make_connection(self) -> StreamConnection:
@@ -100,7 +110,7 @@ class _SyslogConnection(StreamConnection):
         super().__init__(listener)
         self.framer = SyslogFramer(max_bytes)
 
-    def data_received(self, data: bytes) -> None:
+    def on_data(self, data: bytes) -> None:
         self._handle(self.framer.feed(data))
 
     def on_eof(self) -> None:
