@@ -173,7 +173,8 @@ def check_state_present(settings: Settings) -> None:
     url = sa.engine.make_url(settings.state_url())
     where = str(url.database) if url.get_backend_name() == "sqlite" else "state.url"
     has_users, count = False, 0
-    if url.get_backend_name() != "sqlite" or Path(str(url.database)).exists():  # never create the file here
+    exists = url.get_backend_name() != "sqlite" or Path(str(url.database)).exists()
+    if exists:  # (never create the SQLite file here)
         engine = make_engine(settings.state_url())
         try:
             with engine.connect() as conn:
@@ -187,7 +188,7 @@ def check_state_present(settings: Settings) -> None:
     if count == 0:
         tenants = sorted({p.parent.name for p in segments})
         raise StateMissing(
-            f"the state database ({where}) is {'empty' if has_users else 'missing'}, but the journal "
+            f"the state database ({where}) is {'empty' if exists else 'missing'}, but the journal "
             f"under {journal} has records ({', '.join(tenants)}): starting would make a new admin and lose "
             "every user, token, case and follow-up decision. Restore the state database from its "
             "backup (docs/operations.md, 'Backup'); to start over on purpose, move the journal away first."
