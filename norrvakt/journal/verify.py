@@ -10,7 +10,18 @@ For each tenant:
 3. Roots: the tree recomputed from the records has, at every checkpoint's size, that
    checkpoint's root; consecutive checkpoints are linked by a valid consistency proof.
 4. Tail and witnesses: no checkpoint (local or at a witness) covers more records than the
-   journal holds — a truncated tail or a rolled-back data directory shows up here.
+   journal holds — a truncated tail or a rolled-back data directory shows up here; a witness
+   that cannot be read, holds nothing or is behind the local log is a finding too
+   (:mod:`norrvakt.journal.witness_check`).
+
+Which tenants: every folder under the journal, every tenant a witness holds checkpoints of,
+and whatever the caller expects (the configured tenants, tenants with rows in the store, the
+system tenant). A tenant that is known but has no folder is checked all the same — a deleted
+journal is a finding ("journal.missing"), not a tenant that is left out.
+
+A running journal is verified against a snapshot (:meth:`Checkpointer.snapshot`): the records
+committed and the checkpoint lines written at one instant. Records and checkpoints added
+while the run goes on are not part of it, so normal ingest never looks like a torn tail.
 
 Every problem is a :class:`Finding` naming tenant, seq, segment and offset where they apply.
 This module needs no store and no running server (``norrvakt verify`` and the offline
@@ -22,117 +33,75 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine, read_lines
+from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine
 from norrvakt.journal.log import FRAME_HEADER, SEGMENT_SUFFIX, TREE_DIR
 from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, verify_consistency
+from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport
 from norrvakt.journal.retention import Disposal, read_disposals
-from norrvakt.journal.witness import Witness, WitnessError
+from norrvakt.journal.witness import Witness
+from norrvakt.journal.witness_check import known_tenants, lag_findings, read_witnesses
+
+__all__ = ["Finding", "TenantResult", "VerifyReport", "verify_journal"]
+
+log = logging.getLogger(__name__)
 
 _sha256 = hashlib.sha256
 _SEQ_KEY = b',"seq":'
 MAX_RECORD_FINDINGS = 20
 
 ProgressFn = Callable[[int], None]  # records verified so far (all tenants)
-
-
-@dataclass(frozen=True)
-class Finding:
-    tenant: str
-    code: str  # short machine-readable kind, e.g. "record.crc", "checkpoint.signature"
-    detail: str
-    seq: int | None = None
-    segment: str | None = None
-    offset: int | None = None
-
-    def where(self) -> str:
-        parts = [f"tenant {self.tenant}"]
-        if self.seq is not None:
-            parts.append(f"seq {self.seq}")
-        if self.segment is not None:
-            parts.append(f"segment {self.segment}")
-        if self.offset is not None:
-            parts.append(f"offset {self.offset}")
-        return ", ".join(parts)
-
-    def __str__(self) -> str:
-        return f"{self.where()}: {self.detail} [{self.code}]"
-
-
-@dataclass
-class TenantResult:
-    tenant: str
-    records: int = 0  # records read from segments
-    disposed: int = 0  # records covered by disposal decisions (hash kept, data deleted)
-    tree_size: int = 0
-    checkpoints: int = 0
-    witnessed: int = 0
-    findings: list[Finding] = field(default_factory=list)
-
-
-@dataclass
-class VerifyReport:
-    tenants: list[TenantResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for t in self.tenants for f in t.findings]
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    @property
-    def records(self) -> int:
-        return sum(t.records for t in self.tenants)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "ok": self.ok,
-            "seconds": round(self.seconds, 3),
-            "records": self.records,
-            "tenants": [
-                {
-                    "tenant": t.tenant,
-                    "records": t.records,
-                    "disposed": t.disposed,
-                    "checkpoints": t.checkpoints,
-                    "witnessed": t.witnessed,
-                    "findings": [f.__dict__ for f in t.findings],
-                }
-                for t in self.tenants
-            ],
-        }
+# Tenant → (committed records, bytes of the local checkpoint log) at the start of the run.
+Snapshot = Mapping[str, tuple[int, int]]
+DEFAULT_WITNESS_LAG_S = 120.0
 
 
 class _TenantVerifier:
     def __init__(
         self,
+        tenant: str,
         tenant_dir: Path,
         trusted: dict[str, Ed25519PublicKey],
         witnesses: list[Witness],
         since_us: int | None,
         progress: Callable[[int], None],
+        snapshot: tuple[int, int] | None = None,
+        witness_lag_s: float = DEFAULT_WITNESS_LAG_S,
     ) -> None:
         self.dir = tenant_dir
-        self.tenant = tenant_dir.name
+        self.tenant = tenant
         self.trusted = trusted
         self.witnesses = witnesses
         self.since_us = since_us
         self.progress = progress
-        self.result = TenantResult(self.tenant)
-        self.tree = TreeStore(tenant_dir / TREE_DIR) if (tenant_dir / TREE_DIR).exists() else None
+        # Without a snapshot (the journal is not being written): everything on disk.
+        self.limit: int | None = snapshot[0] if snapshot is not None else None
+        self.checkpoint_bytes: int | None = snapshot[1] if snapshot is not None else None
+        self.witness_lag_us = int(witness_lag_s * 1e6)
+        self.result = TenantResult(tenant)
+        self.tree: TreeStore | None = None
         self.roots: dict[int, bytes] = {0: EMPTY_ROOT}  # recomputed roots at sizes of interest
         self._stored_leaves: tuple[int, bytes] = (0, b"")  # (first index, buffer) of level-00
         self._record_problems = 0
+
+    def _open_tree(self) -> None:
+        path = self.dir / TREE_DIR
+        if not path.exists():
+            return
+        if not path.is_dir():
+            self.find("tree.unreadable", f"{TREE_DIR} is not a folder; the stored tree cannot be compared")
+            return
+        try:
+            self.tree = TreeStore(path)
+        except (OSError, IndexError) as exc:
+            self.find("tree.unreadable", f"the stored tree cannot be read: {exc}")
 
     def find(self, code: str, detail: str, **where: object) -> None:
         self.result.findings.append(Finding(self.tenant, code, detail, **where))  # type: ignore[arg-type]
@@ -150,7 +119,7 @@ class _TenantVerifier:
         good: list[Checkpoint] = []
         prev_digest = GENESIS
         prev: Checkpoint | None = None
-        for line in read_lines(self.dir / FILE_NAME):
+        for line in self._local_lines():
             self.result.checkpoints += 1
             cp = line.checkpoint
             if cp is None:
@@ -189,6 +158,26 @@ class _TenantVerifier:
             good.append(cp)
         return good
 
+    def _local_lines(self) -> list[CheckpointLine]:
+        """The local checkpoint lines — with a snapshot, only those written before it."""
+        path = self.dir / FILE_NAME
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read() if self.checkpoint_bytes is None else fh.read(self.checkpoint_bytes)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self.find("checkpoint.unreadable", f"{FILE_NAME} cannot be read: {exc}")
+            return []
+        return _parse_lines(data)
+
+    def _local_lines_now(self) -> set[bytes]:
+        """Every local checkpoint line as the file is now (after the witnesses were read)."""
+        try:
+            return {line for line in (self.dir / FILE_NAME).read_bytes().split(b"\n") if line}
+        except OSError:
+            return set()
+
     # -- 2. records ---------------------------------------------------------------------------
 
     def _stored_leaf(self, index: int) -> bytes | None:
@@ -216,9 +205,12 @@ class _TenantVerifier:
         frontier = start_frontier
         skip_until = frontier.size
         disposals = self._disposals()
-        segments = sorted((int(p.stem), p) for p in self.dir.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
+        segments = self._segment_files()
+        limit = self.limit
         expected = 1
         for idx, (first, path) in enumerate(segments):
+            if limit is not None and first > limit:
+                break  # written after the snapshot
             nxt = segments[idx + 1][0] if idx + 1 < len(segments) else None
             if nxt is not None and nxt - 1 <= skip_until:
                 expected = nxt
@@ -236,11 +228,35 @@ class _TenantVerifier:
                 )
             expected = self._segment(path, first, frontier, sizes, skip_until)
         tree_size = self.tree.size if self.tree is not None else 0
+        if limit is not None:
+            tree_size = min(tree_size, limit)
         if tree_size >= expected and any(
             d.first_seq <= expected and d.last_seq >= tree_size for d in disposals
         ):
             self._fill_gap(frontier, max(expected, skip_until + 1), tree_size, disposals, sizes, "(end)")
         return frontier
+
+    def _segment_files(self) -> list[tuple[int, Path]]:
+        """The segment files, by first seq. Anything else named ``*.seg`` is a finding — it was
+        put there by hand — and is never read as a segment."""
+        found = []
+        for p in self.dir.glob(f"*{SEGMENT_SUFFIX}"):
+            if not (p.stem.isdigit() and len(p.stem) == 20):
+                self.find(
+                    "segment.name",
+                    f"{p.name} is not a segment name (20 digits + {SEGMENT_SUFFIX}): not written by Norrvakt",
+                    segment=p.name,
+                )
+            elif not p.is_file() or p.is_symlink():
+                kind = "a folder" if p.is_dir() else "a link" if p.is_symlink() else "not a regular file"
+                self.find(
+                    "segment.notfile",
+                    f"{p.name} is {kind}, not a segment file: not written by Norrvakt",
+                    segment=p.name,
+                )
+            else:
+                found.append((int(p.stem), p))
+        return sorted(found)
 
     def _disposals(self) -> list[Disposal]:
         """Disposal decisions that are validly signed; others are findings, not excuses."""
@@ -295,14 +311,19 @@ class _TenantVerifier:
         """Check one segment; returns the seq that should follow it."""
         name = path.name
         expected = first
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self.find("segment.unreadable", f"the segment cannot be read: {exc}", seq=first, segment=name)
+            return first
         n = len(data)
         pos = 0
         header = FRAME_HEADER.size
         unpack = FRAME_HEADER.unpack_from
         crc32 = zlib.crc32
         done = 0
-        while pos < n:
+        last = self.limit if self.limit is not None else 1 << 62
+        while pos < n and expected <= last:
             if pos + header > n:
                 self.find(
                     "record.truncated",
@@ -377,15 +398,16 @@ class _TenantVerifier:
     # -- the whole tenant ----------------------------------------------------------------------
 
     def run(self) -> TenantResult:
+        if not self.dir.is_dir() or not self._holds_records():
+            self.result.journal = False
+            missing = self._missing()
+            if missing is not None:
+                return missing
+        self._open_tree()
         checkpoints = self.checkpoints()
-        witnessed: list[tuple[str, CheckpointLine]] = []
-        for w in self.witnesses:
-            try:
-                lines = w.read(self.tenant)
-            except WitnessError as exc:
-                self.find("witness.unreachable", str(exc))
-                continue
-            witnessed += [(w.name, line) for line in lines]
+        views = read_witnesses(self.witnesses, self.tenant)
+        local_now = self._local_lines_now() if self.checkpoint_bytes is not None else set()
+        witnessed = [(v.name, line) for v in views for line in v.lines or []]
         self.result.witnessed = len(witnessed)
         sizes = {cp.size for cp in checkpoints} | {
             line.checkpoint.size for _n, line in witnessed if line.checkpoint is not None
@@ -400,13 +422,11 @@ class _TenantVerifier:
                 f"{self._record_problems - MAX_RECORD_FINDINGS} more records with problems (not listed)",
             )
         self.result.tree_size = frontier.size
-        if self.tree is not None and self.tree.size != frontier.size and not self.result.findings:
-            self.find(
-                "tree.size", f"the stored tree has {self.tree.size} records, the segments {frontier.size}"
-            )
+        self._check_sizes(frontier.size)
         for i, cp in enumerate(checkpoints, start=1):
             self._check_root(cp, f"checkpoint {i}", frontier.size)
         self._consistency(checkpoints)
+        self.result.findings += lag_findings(self.tenant, views, checkpoints, self.witness_lag_us)
         local = {cp.line() for cp in checkpoints}
         for name, line in witnessed:
             wcp = line.checkpoint
@@ -421,12 +441,64 @@ class _TenantVerifier:
                 )
                 continue
             if wcp.line() not in local:
+                if line.raw in local_now:
+                    continue  # signed after the snapshot: the next run checks it
                 self._check_root(
                     wcp,
                     f"witness {name} checkpoint (size {wcp.size}, line {line.number})",
                     frontier.size,
                     missing_locally=True,
                 )
+        return self.result
+
+    def _check_sizes(self, walked: int) -> None:
+        """The segments, the stored tree and (running) the committed count agree."""
+        if self.limit is None:
+            if self.tree is not None and self.tree.size != walked and not self.result.findings:
+                self.find("tree.size", f"the stored tree has {self.tree.size} records, the segments {walked}")
+            return
+        if walked < self.limit and not self.result.findings:
+            self.find(
+                "journal.truncated",
+                f"the running journal had committed {self.limit} records when this run began, but the "
+                f"segments hold {walked}: records were removed while the server runs",
+                seq=walked + 1,
+            )
+        elif self.tree is not None and self.tree.size < walked and not self.result.findings:
+            self.find("tree.size", f"the stored tree has {self.tree.size} records, the segments {walked}")
+
+    def _holds_records(self) -> bool:
+        """Segments or a stored tree: a journal (the checkpointer alone writes only its log)."""
+        return (self.dir / TREE_DIR).exists() or any(self.dir.glob(f"*{SEGMENT_SUFFIX}"))
+
+    def _missing(self) -> TenantResult | None:
+        """A tenant that is known — configured, witnessed, journaled by the running server — but
+        has no journal: no folder, or one without segments and tree. With anything to show it
+        once had records (a folder gone is shown by any witnessed checkpoint), that is a
+        finding; otherwise (a tenant that never received anything) ``None``."""
+        folder = self.dir.is_dir()
+        where = f"no segments in {self.dir}" if folder else f"no folder {self.dir}"
+        views = read_witnesses(self.witnesses, self.tenant)
+        evidence = []
+        for view in views:
+            newest = view.newest()
+            if newest is not None and (newest.size or not folder):
+                evidence.append(
+                    f"{newest.size} records witnessed by {view.name} ({len(view.lines or [])} "
+                    f"checkpoints, the newest signed {_iso(newest.time)})"
+                )
+        local = [line.checkpoint for line in self._local_lines() if line.checkpoint is not None]
+        if local and local[-1].size:
+            evidence.append(f"{local[-1].size} records sealed by its local checkpoint log")
+        if self.limit:
+            evidence.append(f"{self.limit} records committed by the running server")
+        if not evidence:
+            return None
+        self.result.witnessed = sum(len(v.lines or []) for v in views)
+        for what in evidence:
+            self.find(
+                "journal.missing", f"the journal of tenant {self.tenant} is missing ({where}): {what}", seq=1
+            )
         return self.result
 
     def _frontier_before(self, checkpoints: list[Checkpoint]) -> Frontier:
@@ -520,10 +592,18 @@ def verify_journal(
     tenants: Iterable[str] | None = None,
     since_us: int | None = None,
     progress: ProgressFn | None = None,
+    *,
+    expected: Iterable[str] = (),
+    snapshot: Snapshot | None = None,
+    witness_lag_s: float = DEFAULT_WITNESS_LAG_S,
 ) -> VerifyReport:
+    """Verify ``tenants`` — or, without them, every tenant the journal's folders, the
+    witnesses, the ``snapshot`` and ``expected`` name. ``snapshot``: the cut of a running
+    journal (see module doc); ``witness_lag_s``: how far behind the local log a witness may be
+    (one checkpoint interval and some slack)."""
     started = time.monotonic()
     report = VerifyReport()
-    wanted = set(tenants) if tenants is not None else None
+    witnesses = list(witnesses)
     done = 0
 
     def tick(n: int) -> None:
@@ -532,16 +612,65 @@ def verify_journal(
         if progress:
             progress(done)
 
-    for tenant_dir in sorted(p for p in journal_dir.iterdir() if p.is_dir()) if journal_dir.exists() else []:
-        if wanted is not None and tenant_dir.name not in wanted:
-            continue
-        verifier = _TenantVerifier(tenant_dir, trusted, list(witnesses), since_us, tick)
-        report.tenants.append(verifier.run())
-    if wanted:
-        for missing in sorted(wanted - {t.tenant for t in report.tenants}):
-            report.tenants.append(TenantResult(missing))
+    if tenants is not None:
+        names = set(tenants)
+    else:
+        names = set(expected) | set(snapshot or {}) | set(_folders(journal_dir, report))
+        listed, findings, warnings = known_tenants(witnesses)
+        names |= listed
+        if findings:
+            report.result(WITNESSES).findings.extend(findings)
+        report.warnings += warnings
+    for tenant in sorted(names):
+        limits = None if snapshot is None else snapshot.get(tenant, (0, 0))
+        verifier = _TenantVerifier(
+            tenant, journal_dir / tenant, trusted, witnesses, since_us, tick, limits, witness_lag_s
+        )
+        try:
+            report.tenants.append(verifier.run())
+        except Exception as exc:  # one tenant that cannot be read must not hide the others
+            log.exception("verification of tenant %s could not complete", tenant)
+            verifier.find(
+                "verify.incomplete", f"verification could not complete: {type(exc).__name__}: {exc}"
+            )
+            report.tenants.append(verifier.result)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _folders(journal_dir: Path, report: VerifyReport) -> list[str]:
+    """The tenant folders of the journal. Records in the root folder itself (an older version
+    wrote senders mapped to no tenant there) are reported, not skipped in silence."""
+    if not journal_dir.is_dir():
+        return []
+    names = []
+    for path in sorted(journal_dir.iterdir()):
+        if path.name == TREE_DIR and (path / "level-00.bin").exists():
+            segments = len(list(journal_dir.glob(f"*{SEGMENT_SUFFIX}")))
+            report.warnings.append(
+                Finding(
+                    "(unnamed)",
+                    "journal.unnamed",
+                    f"the journal's root folder {journal_dir} holds records of an unnamed tenant "
+                    f"({segments} segment files), written by an older version for senders mapped to no "
+                    "tenant: they are kept, but not verified or searchable as a tenant",
+                )
+            )
+        elif path.is_dir():
+            names.append(path.name)
+    return names
+
+
+def _parse_lines(data: bytes) -> list[CheckpointLine]:
+    out = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw:
+            continue
+        try:
+            out.append(CheckpointLine(number, raw, Checkpoint.parse(raw)))
+        except (ValueError, KeyError, TypeError) as exc:
+            out.append(CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}"))
+    return out
 
 
 def decode_b64(text: str) -> bytes:
