@@ -53,8 +53,11 @@ def verify_cmd(
     fmt: str,
 ) -> None:
     """Recompute the journal's Merkle trees and check records, checkpoints, signatures, witnesses
-    and the store. Exits 1 and names the first bad record when anything is wrong."""
-    from norrvakt.client import ServerClient
+    and the store, for every tenant anything knows of (configured, journaled, witnessed, stored,
+    and the system tenant). Exits 1 and names the first bad record when anything is wrong;
+    warnings (a witness on the same file system, the key in the data directory) are printed
+    but do not fail the run."""
+    from norrvakt.client import ApiError, ServerClient
 
     settings = _settings(ctx)
     client = ServerClient.for_data_dir(settings.data_path)
@@ -74,7 +77,11 @@ def verify_cmd(
                 params["tenant"] = tenant
             if since:
                 params["since"] = since
-            job = client.request("POST", "/api/integrity/verify", params=params)
+            try:
+                job = client.request("POST", "/api/integrity/verify", params=params)
+            except ApiError as exc:
+                err.print(f"[red]verification could not start: {exc.detail}[/red]")
+                sys.exit(2)
             progress.update(task, total=job["total_records"] or None)
             while True:
                 status = client.request("GET", f"/api/integrity/verify/{job['job']}")
@@ -135,6 +142,8 @@ def _verify_local(
                     tenants=tenants,
                     since_us=parse_time(since, now_us()) if since else None,
                     pinned_keys=pinned or None,
+                    configured=list(settings.tenants),
+                    witness_lag_s=settings.integrity.checkpoint_every_seconds + 60,
                 ),
                 lambda n: progress.update(task, completed=n),
                 store_retention_days=settings.store.retention_days,
@@ -157,7 +166,7 @@ def _print_report(report: dict[str, Any], fmt: str) -> None:
     for t in report["tenants"]:
         n = len(t["findings"])
         table.add_row(
-            t["tenant"],
+            t["tenant"] if t.get("journal", True) else f"{t['tenant']} (no journal)",
             str(t["records"]),
             str(t["disposed"]),
             str(t["checkpoints"]),
@@ -165,6 +174,8 @@ def _print_report(report: dict[str, Any], fmt: str) -> None:
             f"[red]{n}[/red]" if n else "0",
         )
     Console().print(table)
+    for w in report.get("warnings", []):
+        err.print(f"[yellow]warning: {w['detail']} [{w['code']}][/yellow]")
     findings = [f for t in report["tenants"] for f in t["findings"]]
     if not findings:
         err.print(
@@ -309,4 +320,106 @@ def keys_rotate(ctx: click.Context) -> None:
     err.print(f"signing key rotated: {result['old']} → {result['new']}")
 
 
-COMMANDS = [verify_cmd, prove_cmd, verify_proof_cmd, keys_group]
+@keys_group.command("introduce")
+@click.option(
+    "--old-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key signing now (PEM).",
+)
+@click.option(
+    "--new-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key to sign with from now on (PEM).",
+)
+@click.pass_context
+def keys_introduce(ctx: click.Context, old_key_file: Path, new_key_file: Path) -> None:
+    """Introduce a new signing key file with a rotation statement signed by the old one (server
+    stopped; for integrity.signing_key_file — then point the setting at the new file)."""
+    from norrvakt.event import now_us
+    from norrvakt.journal.keys import KeyRing, SigningKeyError, read_private
+    from norrvakt.runtime import DataDirBusy, acquire_lock
+
+    settings = _settings(ctx)
+    try:
+        lock = acquire_lock(settings.data_path)
+    except DataDirBusy as exc:
+        err.print(f"[red]{exc}: stop the server first[/red]")
+        sys.exit(2)
+    try:
+        rotation = KeyRing(settings.data_path / "keys").introduce(
+            read_private(old_key_file), read_private(new_key_file), now_us()
+        )
+    except SigningKeyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    finally:
+        lock.close()
+    err.print(
+        f"key {rotation.new} introduced by {rotation.old}; set integrity.signing_key_file = "
+        f'"{new_key_file.resolve()}", give every `norrvakt witness serve` the new public key '
+        "(`norrvakt keys export`), and start the server"
+    )
+
+
+@click.group("witness")
+def witness_group() -> None:
+    """An independent witness for the checkpoints (run it on another host)."""
+
+
+@witness_group.command("serve")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the witnessed lines are kept.",
+)
+@click.option(
+    "--pubkey",
+    "pubkeys",
+    multiple=True,
+    required=True,
+    help="A public key checkpoints may be signed with (hex, PEM or a file); repeatable.",
+)
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8470, show_default=True, type=int)
+@click.option(
+    "--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS certificate (PEM)."
+)
+@click.option(
+    "--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key (PEM)."
+)
+def witness_serve(
+    directory: Path, pubkeys: tuple[str, ...], host: str, port: int, cert: Path | None, key: Path | None
+) -> None:
+    """Keep every checkpoint POSTed to it that is signed by a pinned key and extends what it
+    holds; refuse (409) anything that would rewrite a tenant's history. Point
+    integrity.witnesses at it: "https://witness-host:8470/"."""
+    import logging
+
+    from norrvakt.journal.keys import SigningKeyError, key_id_of, load_public, public_raw
+    from norrvakt.journal.witness_server import witness_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        keys = {key_id_of(public_raw(k)): k for k in (load_public(p) for p in _pinned(pubkeys))}
+    except SigningKeyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+    server = witness_server(directory, keys, host, port, cert, key)
+    scheme = "https" if cert else "http"
+    err.print(
+        f"witness on {scheme}://{host}:{server.server_address[1]}/ keeping {directory.resolve()}, "
+        f"trusting key(s) {', '.join(sorted(keys))}"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+COMMANDS = [verify_cmd, prove_cmd, verify_proof_cmd, keys_group, witness_group]

@@ -204,13 +204,22 @@ class IntegritySettings:
         default_factory=lambda: ["dir:{data_dir}-witness"],
         metadata=_doc(
             "Where checkpoints are copied: dir:/path (another machine's share, the e-archive) or an "
-            "http(s):// URL. {data_dir} is replaced; the default is a sibling folder — use another "
-            "machine in production."
+            "http(s):// URL (e.g. `norrvakt witness serve` on another host). {data_dir} is replaced; "
+            "the default is a sibling folder, which verify reports as a warning — use another machine "
+            "in production."
         ),
     )
     verify_every_minutes: float = field(
         default=60.0,
         metadata=_doc("Run the full verification in the background this often (0 = never)."),
+    )
+    signing_key_file: str = field(
+        default="",
+        metadata=_doc(
+            "Ed25519 private key (PEM) to sign checkpoints with, read once at start — keep it outside "
+            "the data directory, unreadable to its users (docs/operations.md). Empty: a key generated "
+            "under <data_dir>/keys."
+        ),
     )
 
 
@@ -502,6 +511,9 @@ class Settings:
     def witness_specs(self) -> list[str]:
         return [w.replace("{data_dir}", str(self.data_path.resolve())) for w in self.integrity.witnesses]
 
+    def signing_key_path(self) -> Path | None:
+        return Path(self.integrity.signing_key_file) if self.integrity.signing_key_file else None
+
     def state_url(self) -> str:
         if self.state.url:
             return self.state.url
@@ -748,6 +760,8 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     for i, spec in enumerate(ig.witnesses):
         if not spec.startswith(("dir:", "http://", "https://")):
             problems.append((f"integrity.witnesses[{i}]", f"{spec!r} — use dir:/path or an http(s):// URL"))
+    if ig.signing_key_file and not Path(ig.signing_key_file).is_absolute():
+        problems.append(("integrity.signing_key_file", f"{ig.signing_key_file!r} — use an absolute path"))
     seen_ids: set[str] = set()
     seen_ports: set[tuple[str, int]] = set()
     for i, src in enumerate(s.sources):

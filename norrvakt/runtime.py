@@ -148,7 +148,7 @@ def open_runtime(settings: Settings) -> Runtime:
         counters=pipeline.counters,
     )
     pipeline.committed_hooks.append(indexer.offer)
-    keys = KeyRing(data / "keys")
+    keys = KeyRing(data / "keys", settings.signing_key_path())  # a key file is read here, once
     keys.ensure()
     checkpointer = Checkpointer(
         journal,

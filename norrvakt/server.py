@@ -102,6 +102,9 @@ def _print_banner(runtime: Runtime, url: str, creds: dict[str, str], demo: bool)
         lines.append(f"  Listening:     {src.describe():28s} [{src.id}]")
     lines.append(f"  HTTP ingest:   {url}/services/collector/event (HEC), {url}/_bulk, {url}/ingest")
     lines.append(f"  Data:          {runtime.settings.data_path.resolve()}")
+    from norrvakt.journal.placement import banner_lines  # where witness and key are: said plainly
+
+    lines += banner_lines(runtime.settings.data_path, runtime.checkpointer.witnesses, runtime.keys)
     if demo:
         lines.append("  Demo traffic:  on — 14 municipalities, attack stories included")
     lines.append("  Stop with Ctrl-C.")
