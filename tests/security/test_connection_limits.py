@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import REPO, Server, free_ports
+from tests.e2e.harness import REPO, Rsyslog, Server, free_ports
 
 NOFILE = 1024  # the server's RLIMIT_NOFILE in the first module server (systemd's default soft limit)
 
@@ -244,6 +244,14 @@ def _relp(port: int, marker: str, n: int = 3) -> list[bytes]:
             answers.append(reader.readline())
         s.sendall(b"%d close 0\n" % (n + 2))
         return answers
+
+
+def _established_to(port: int) -> int:
+    """Established connections to 127.0.0.1:port seen from the client side (ss)."""
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( dport = :{port} )"], capture_output=True, text=True
+    )
+    return len([line for line in out.stdout.splitlines() if line.strip()])
 
 
 def _health_fast(server: Server, limit_s: float = 2.0) -> float:
@@ -461,3 +469,32 @@ def test_idle_stream_connections_are_closed_after_the_timeout(small: LimitedServ
         tcp.close()
         relp.close()
         tls.close()
+
+
+def test_rsyslog_loses_nothing_when_its_idle_connection_is_closed(
+    small: LimitedServer, tmp_path: Path
+) -> None:
+    """A quiet host's rsyslog (omfwd TCP and omrelp) reconnects after the idle timeout closed
+    its connection; the next messages arrive."""
+    rsyslog = Rsyslog(tmp_path / "rsyslog")
+    rsyslog.start(
+        f'action(type="omfwd" target="127.0.0.1" port="{small.ports["tcp"]}" protocol="tcp" '
+        'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")\n'
+        f'action(type="omrelp" target="127.0.0.1" port="{small.ports["relp"]}" '
+        'template="RSYSLOG_SyslogProtocol23Format")',
+        modules='module(load="omrelp")',
+    )
+    try:
+        before, after = _marker(), _marker()
+        rsyslog.log(f"before the quiet spell {before}")
+        assert small.wait_count(before, 2) == 2  # once over TCP, once over RELP
+        assert _established_to(small.ports["tcp"]) == _established_to(small.ports["relp"]) == 1
+        time.sleep(6)  # idle_timeout_s = 4: both connections are closed by now
+        for port in (small.ports["tcp"], small.ports["relp"]):
+            assert _established_to(port) == 0, port
+        rsyslog.log(f"after the quiet spell {after}", f"and one more {after}")
+        assert small.wait_count(after, 4) == 4
+        sources = {r["source"] for r in small.search(after)["rows"]}
+        assert sources == {"syslog-tcp", "relp"}
+    finally:
+        rsyslog.stop()
