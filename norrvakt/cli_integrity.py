@@ -148,6 +148,9 @@ def _verify_local(
                 lambda n: progress.update(task, completed=n),
                 store_retention_days=settings.store.retention_days,
             )
+        except Exception as exc:  # the store or a file failed: say so, and not "OK"
+            err.print(f"[red]verification could not complete: {type(exc).__name__}: {exc}[/red]")
+            sys.exit(2)
         finally:
             if store_obj is not None:
                 store_obj.close()
@@ -166,7 +169,7 @@ def _print_report(report: dict[str, Any], fmt: str) -> None:
     for t in report["tenants"]:
         n = len(t["findings"])
         table.add_row(
-            t["tenant"] if t.get("journal", True) else f"{t['tenant']} (no journal)",
+            _tenant_label(t),
             str(t["records"]),
             str(t["disposed"]),
             str(t["checkpoints"]),
@@ -188,6 +191,12 @@ def _print_report(report: dict[str, Any], fmt: str) -> None:
         err.print(f"  [yellow]•[/yellow] {_where(f)}: {f['detail']} [{f['code']}]")
     if len(findings) > 50:
         err.print(f"  … and {len(findings) - 50} more (use --format json)")
+
+
+def _tenant_label(t: dict[str, Any]) -> str:
+    if t.get("journal", True):
+        return str(t["tenant"])
+    return f"{t['tenant']} (journal missing)" if t["findings"] else f"{t['tenant']} (no records yet)"
 
 
 def _where(f: dict[str, Any]) -> str:
