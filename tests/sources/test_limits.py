@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
+from norrvakt.config import ConfigError, load_settings
 from norrvakt.sources.accept import GuardedServer
 from norrvakt.sources.limits import (
     ConnectionGuard,
@@ -214,3 +216,33 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning() -> None:
     assert 1 <= len(lines) <= 3, err[-3000:]
     assert "Too many open files" in lines[0]
     assert len(err) < 5000, err[-3000:]
+
+
+def test_limit_settings_are_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        """
+[server]
+max_connections = 10
+max_connections_per_peer = 20
+request_head_timeout_s = 0
+fd_reserve = 8
+[[sources]]
+id = "tcp"
+protocol = "tcp"
+max_connections = -1
+idle_timeout_s = 0.5
+tls_handshake_timeout_s = 900
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    problems = dict(info.value.problems)
+    assert "20 — more than max_connections (10)" in problems["server.max_connections_per_peer"]
+    assert "0.0" in problems["server.request_head_timeout_s"]
+    assert "8" in problems["server.fd_reserve"]
+    assert "-1" in problems["sources[0].max_connections"]
+    assert "0 (never) or 1..86400" in problems["sources[0].idle_timeout_s"]
+    assert "900" in problems["sources[0].tls_handshake_timeout_s"]
+    ok = load_settings(overrides={"server.max_connections": 0})  # 0 = sized from the budget
+    assert ok.server.max_connections == 0 and ok.sources[0].idle_timeout_s == 300.0
