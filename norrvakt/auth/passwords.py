@@ -22,6 +22,17 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return False
 
 
+_dummy_hash: list[str] = []
+
+
+def burn_verification(password: str) -> None:
+    """Spend the time of a real verification for an unknown or unusable account, so the time an
+    answer takes does not tell a guesser which user names exist."""
+    if not _dummy_hash:
+        _dummy_hash.append(hash_password(secrets.token_urlsafe(16)))
+    verify_password(_dummy_hash[0], password)
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(15)
 

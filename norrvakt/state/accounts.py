@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from norrvakt.auth.passwords import hash_password, new_token, token_hash, verify_password
+from norrvakt.auth.passwords import burn_verification, hash_password, new_token, token_hash, verify_password
 from norrvakt.errors import StatusError
 from norrvakt.event import now_us
 from norrvakt.state.db import Row, as_rows, sessions, sso_identities, tokens, users
@@ -35,6 +35,10 @@ class AccountError(StatusError, ValueError):
 
 class NoSuchUser(AccountError):
     status_code = 404
+
+
+class WrongPassword(AccountError):
+    """The current password given to change it is wrong (counted like a failed login)."""
 
 
 class AccountConflict(AccountError):
@@ -206,7 +210,10 @@ def principal_of(engine: sa.Engine, username: str) -> Principal | None:
 def authenticate(engine: sa.Engine, username: str, password: str) -> Principal | None:
     with engine.connect() as conn:
         row = user_row(conn, username)
-    if not usable(row) or not verify_password(row.password_hash, password):
+    if not usable(row) or row.sso_only:
+        burn_verification(password)
+        return None
+    if not verify_password(row.password_hash, password):
         return None
     return _principal(row)
 
@@ -242,7 +249,7 @@ def change_own_password(
     if row.sso_only:
         raise AccountError("your account signs in through the identity provider; change the password there")
     if not verify_password(row.password_hash, current):
-        raise AccountError("the current password is wrong")
+        raise WrongPassword("the current password is wrong")
     check_new_password(new, username)
     if verify_password(row.password_hash, new):
         raise AccountError("the new password must differ from the current one")

@@ -91,3 +91,21 @@ def test_no_role_claim_no_entry(browser: Any, sso: Server) -> None:  # noqa: F81
     page.wait_for_selector("p.error")
     assert "no role maps" in page.inner_text("p.error")
     page.close()
+
+
+def test_an_identity_gets_an_account_of_its_own_and_an_admin_can_link_it(browser: Any, sso: Server) -> None:  # noqa: F811
+    issuer = sso.extra_toml.split('issuer = "')[1].split('"')[0]
+    password = sso.add_user("boden.it", "tenant_officer", "boden")
+    page = _sso_login(browser, sso, "soc.anna")  # the identity's account from the earlier test
+    page.wait_for_url(f"{sso.url}/search*")
+    assert "soc.anna · soc_analyst" in page.inner_text("header")
+    page.close()
+    sso.cli("users", "link", "boden.it", "--issuer", issuer, "--subject", "soc.anna")
+    page = _sso_login(browser, sso, "soc.anna")
+    page.wait_for_url(f"{sso.url}/search*")
+    # the local account, with its own role and tenants: the claims (a SOC analyst) change nothing
+    assert "boden.it · tenant_officer" in page.inner_text("header")
+    assert "Luleå" not in page.locator("#tenant option").all_inner_texts()
+    page.close()
+    local = httpx.get(f"{sso.url}/api/account", auth=("boden.it", password)).json()
+    assert local["role"] == "tenant_officer" and local["tenants"] == ["boden"]

@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
 from norrvakt import audit
+from norrvakt.auth.guard import login_guard
 from norrvakt.errors import StatusError
 from norrvakt.runtime import forget_initial_password
 from norrvakt.state.accounts import (
     Principal,
+    WrongPassword,
     change_own_password,
     create_api_token,
     end_sessions,
@@ -26,7 +28,7 @@ from norrvakt.state.accounts import (
     token_row,
 )
 from norrvakt.state.logins import list_sessions
-from norrvakt.web.auth import authenticated, current_principal, current_session_hash, peer
+from norrvakt.web.auth import authenticated, client_host, current_principal, current_session_hash, peer
 
 router = APIRouter(prefix="/api/account", tags=["account"])
 
@@ -49,8 +51,13 @@ class PasswordChange(BaseModel):
 
 
 async def change_password(request: Request, principal: Principal, body: PasswordChange) -> None:
-    """The owner's change (API and console): other sessions end, this one goes on."""
+    """The owner's change (API and console): other sessions end, this one goes on. A wrong
+    current password counts as a failed login: a stolen session cannot be used to guess it."""
     rt = request.app.state.runtime
+    guard = login_guard(rt)
+    refusal = guard.check(principal.username, client_host(request))
+    if refusal is not None:
+        raise HTTPException(429, refusal.reason, headers={"Retry-After": str(refusal.retry_after_s)})
     try:
         await asyncio.to_thread(
             change_own_password,
@@ -61,6 +68,8 @@ async def change_password(request: Request, principal: Principal, body: Password
             keep_session=current_session_hash(request),
         )
     except StatusError as exc:
+        if isinstance(exc, WrongPassword):
+            guard.failed(principal.username, client_host(request))
         await audit.record(
             rt.pipeline,
             principal.username,
@@ -70,6 +79,7 @@ async def change_password(request: Request, principal: Principal, body: Password
             reason=str(exc),
         )
         raise HTTPException(exc.status_code, str(exc)) from exc
+    guard.succeeded(principal.username)
     if principal.username == "admin":
         forget_initial_password(rt.settings)
     await audit.record(rt.pipeline, principal.username, "password-change", peer=peer(request))

@@ -17,14 +17,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from norrvakt import audit
 from norrvakt.auth.guard import login_guard
-from norrvakt.auth.passwords import verify_password
+from norrvakt.auth.passwords import burn_verification, verify_password
 from norrvakt.search import run_search
 from norrvakt.state.accounts import Principal
 from norrvakt.state.logins import end_session, user_login
 from norrvakt.state.logins import start_session as open_session
 from norrvakt.store.analytics import facets
 from norrvakt.store.query import event_row, parse_time
-from norrvakt.web.auth import client_host, peer, require_csrf, session_principal, tenant_scope
+from norrvakt.web.auth import client_host, peer, require_csrf, session_cookie, session_principal, tenant_scope
 from norrvakt.web.i18n import LANGUAGES, translate
 from norrvakt.web.session import COOKIE, LOGIN_COOKIE, LOGIN_FORM_S, MAX_AGE_S, new_session, secure_cookies
 from norrvakt.web.templating import language, render
@@ -113,6 +113,8 @@ async def login(request: Request) -> Response:
     reason = refusal.reason if refusal else "wrong username or password"
     if refusal is None:
         found = await asyncio.to_thread(user_login, rt.state, username)
+        if found is None:
+            await asyncio.to_thread(burn_verification, password)  # no faster "no such user"
         if found is None or not await asyncio.to_thread(verify_password, found[1], password):
             found = None
             if guard.failed(username, address):
@@ -147,6 +149,9 @@ def start_session(request: Request, principal: Principal, next_url: str, *, meth
     rt = request.app.state.runtime
     if principal.user_id is None:
         raise HTTPException(500, "a session needs a stored user")
+    previous = session_cookie(request)
+    if previous is not None:  # logging in again (maybe as someone else) ends the old session
+        end_session(rt.state, previous.session_id)
     session_id = open_session(
         rt.state,
         principal.user_id,
