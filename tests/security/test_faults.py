@@ -186,6 +186,9 @@ def test_disk_full_refuses_cleanly_and_ingest_resumes_by_itself(full_disk_server
 
 
 def test_descriptor_exhaustion_refuses_then_resumes(tmp_path: Path) -> None:
+    """The server runs out of file descriptors (its open-file limit lowered, while running, to
+    what it has open): a batch that needs new journal files is refused with 503 on a connection
+    that was open already, health says degraded, and once descriptors are back ingest resumes."""
     if shutil.which("prlimit") is None:
         pytest.skip("util-linux prlimit is not installed")
     server = _server(tmp_path)
@@ -195,19 +198,34 @@ def test_descriptor_exhaustion_refuses_then_resumes(tmp_path: Path) -> None:
         pid = server.proc.pid
         lulea = server.ingest_token("lulea", "fd-hec")
         boden = server.ingest_token("boden", "fd-hec")
-        assert _hec(server, lulea, "fd-before", 10) == 200
-        open_now = len(os.listdir(f"/proc/{pid}/fd"))
-        # Room for the HTTP connection and little else: Boden's first records need a new segment
-        # and tree files, which cannot be opened.
-        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={open_now + 3}:20000"], check=True)
-        codes = [_hec(server, boden, f"fd-starved{i}", 10) for i in range(5)]
-        assert any(c == 503 for c in codes) or 0 in codes, codes
-        health = httpx.get(f"{server.url}/api/health", timeout=10).json()
-        assert health["status"] == "degraded", health
+        with httpx.Client(base_url=server.url, timeout=30) as http:
 
-        subprocess.run(["prlimit", f"--pid={pid}", "--nofile=20000:20000"], check=True)
+            def post(token: str, batch: str) -> int:
+                body = b"\n".join(
+                    orjson.dumps({"event": {"message": f"fault-{batch}-{i}"}, "host": "fd-host"})
+                    for i in range(10)
+                )
+                resp = http.post(
+                    "/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
+                )
+                return resp.status_code
+
+            assert post(lulea, "fd-before") == 200  # the keep-alive connection is open now
+            open_now = len(os.listdir(f"/proc/{pid}/fd"))
+            # Not one more descriptor: Boden's first records need a new segment and tree files.
+            subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={open_now}:20000"], check=True)
+            try:
+                starved = post(boden, "fd-starved")
+                health = http.get("/api/health").json()
+            finally:
+                subprocess.run(["prlimit", f"--pid={pid}", "--nofile=20000:20000"], check=True)
+        assert starved == 503, starved
+        assert health["status"] == "degraded", health
+        assert any(p["component"] == "journal" for p in health["problems"]), health
+
         assert _wait(lambda: _hec(server, boden, "fd-after", 10) == 200, timeout=45), server.log()
         assert server.wait_count("fd-after", 10, timeout=60, tenant="boden") == 10
+        assert server.count("fault-fd-starved*", tenant="boden") == 0
         assert _wait(lambda: httpx.get(f"{server.url}/api/health", timeout=10).json()["status"] == "ok", 30)
     finally:
         server.stop()
