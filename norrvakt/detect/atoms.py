@@ -5,12 +5,14 @@ with per-event caches of casefolded values. :func:`string_predicate` is the refe
 of the string ops (the RE2 sets of :mod:`norrvakt.detect.runtime` must agree with it, and fall
 back to it); :func:`lazy_test` builds the test of any other atom - regex, CIDR, comparisons,
 null/exists, field references, timestamp parts, keywords - called only for candidate rules.
+
+Regular expressions and wildcard values are matched by RE2 (:mod:`norrvakt.detect.regex`), in
+time linear in the value: a tenant officer's pattern over their own events cannot stall matching.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from norrvakt.detect.derived import DerivedFields
 from norrvakt.detect.ir import CI_STRING_OPS, CS_STRING_OPS
 from norrvakt.detect.plan import AtomRow
+from norrvakt.detect.regex import fullmatch_test, sigma_regex
 from norrvakt.event import ECS_FIELD_SET, Event
 
 LazyTest = Callable[["EventView"], bool]
@@ -121,8 +124,7 @@ def string_predicate(op: str, arg: str) -> StrPredicate:
     if base == "contains":
         return lambda v: arg in v
     if base == "glob":
-        rx = re.compile(arg)
-        return lambda v: rx.fullmatch(v) is not None
+        return fullmatch_test(arg)
     raise ValueError(f"not a string op: {op!r}")
 
 
@@ -152,11 +154,11 @@ def lazy_test(atom: AtomRow) -> LazyTest:
         return cs
     if op == "re":
         pattern, flags = _pair(arg)
-        rx = re.compile(str(pattern), int(flags))
+        rx = sigma_regex(str(pattern), int(flags))
 
         def regex(v: EventView) -> bool:
             x = v.value(name)
-            return x is not None and rx.search(x) is not None
+            return x is not None and rx.search(x)
 
         return regex
     if op == "null":
@@ -195,8 +197,9 @@ def _keyword_test(op: str, arg: Any) -> LazyTest:
         pred = string_predicate(op, str(arg))
         return lambda v: any(pred(x) for x in v.values())
     if op == "re":
-        rx = re.compile(arg[0], arg[1])
-        return lambda v: any(rx.search(x) is not None for x in v.values())
+        pattern, flags = _pair(arg)
+        rx = sigma_regex(str(pattern), int(flags))
+        return lambda v: any(rx.search(x) for x in v.values())
     raise ValueError(f"keyword test with op {op!r} is not supported")
 
 

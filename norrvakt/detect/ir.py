@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # Bumped whenever the compiled form or the meaning of an op changes: cached rule sets made by
 # another version are recompiled.
-IR_VERSION = 2
+IR_VERSION = 3  # 3: "re" and "glob" mean RE2 (norrvakt.detect.regex), not Python re
 
 # op -> what ``arg`` holds
 CI_STRING_OPS = frozenset({"eq", "prefix", "suffix", "contains", "glob"})  # arg: casefolded str
@@ -31,7 +31,7 @@ CS_STRING_OPS = frozenset({"eq_cs", "prefix_cs", "suffix_cs", "contains_cs", "gl
 STRING_OPS = CI_STRING_OPS | CS_STRING_OPS
 OTHER_OPS = frozenset(
     {
-        "re",  # arg: (pattern, flags) - Python re flags int; search, case-sensitive unless re.I
+        "re",  # arg: (pattern, flags) - Python re flag values; RE2 search, case-sensitive unless re.I
         "cidr",  # arg: network in CIDR notation
         "cmp",  # arg: (operator "lt"|"lte"|"gt"|"gte"|"neq", number)
         "exists",  # arg: bool - whether the field must be present

@@ -122,7 +122,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
     from sigma.filters import SigmaFilter
     from sigma.rule import SigmaRule
 
-    import norrvakt.detect.sigma  # noqa: F401 - registers modifier aliases before rules are parsed
+    import norrvakt.detect.sigma  # registers modifier aliases before rules are parsed; POLICY
 
     statuses: list[RuleStatus] = []
     pending: list[tuple[str, list[str], Any]] = []  # (path, lines, SigmaRule)
@@ -153,6 +153,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
             source=SigmaRuleLocation(Path(path)),
             collect_filters=True,
             resolve_references=False,
+            policy=norrvakt.detect.sigma.POLICY,  # regexes checked by the RE2 the matcher uses
         )
         rule_errors = {id(e) for r in (*collection.rules, *collection.filters) for e in r.errors}
         for error in collection.errors:

@@ -16,7 +16,10 @@ become single set operations (``isdisjoint`` / ``issubset``).
 
 RE2 reports a failed pass (its DFA memory budget exhausted on a pathological value) as "no
 match"; every set therefore carries a sentinel pattern that always matches, and a pass without
-it is redone atom by atom in Python, so a failure can cost time but never a detection.
+it is redone atom by atom (:func:`~norrvakt.detect.atoms.string_predicate`), so a failure can
+cost time but never a detection. That fallback stays linear in the value too: literals are
+``str`` methods, and wildcard values are single RE2 regexes, which finish a match with their NFA
+where a set gives up - never Python's backtracking ``re`` (``*a*a*a*…*b`` takes it O(n^k)).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class _AtomSet:
             self._ids.append(aid)
         try:
             self._set.Compile()
-        except re2.error:  # too large for RE2: everything in Python, slower but exact
+        except re2.error:  # too large for one set: atom by atom, slower but exact (and linear)
             self._set = None
             self._python = []
 

@@ -17,7 +17,7 @@ the loader reports the rule as not loaded. Nothing is approximated silently.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from sigma.conditions import (
     ConditionAND,
@@ -29,6 +29,8 @@ from sigma.conditions import (
 )
 from sigma.exceptions import SigmaError
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
+from sigma.policy import SigmaPolicy
+from sigma.policy.regex_engine import RegexEngine, RegexPattern
 from sigma.rule import SigmaDetectionItem, SigmaRule, SigmaRuleBase
 from sigma.types import (
     CompareOperators,
@@ -65,10 +67,35 @@ from norrvakt.detect.ir import (
     negate,
 )
 from norrvakt.detect.logsource import Pipeline, Variant
+from norrvakt.detect.regex import (
+    DOTALL,
+    IGNORECASE,
+    MULTILINE,
+    RegexError,
+    checked,
+    fullmatch_test,
+    sigma_regex,
+)
 
 # The Sigma specification calls the UTF-16LE encoding modifier `utf16le` (alias `wide`);
 # pySigma 2.0 registers only `wide`. Its modifier table is the registry plugins extend too.
 modifier_mapping.setdefault("utf16le", SigmaWideModifier)
+
+
+class _MatcherRE2(RegexEngine):
+    """pySigma checks ``|re`` values (and condition selectors) with a regex engine; this one is
+    the RE2 of the matcher (:mod:`norrvakt.detect.regex`): same limits, our reasons, and nothing
+    written to stderr. pySigma's own default is RE2 with other limits, which logs every refusal."""
+
+    def compile(self, pattern: str, flags: int = 0) -> RegexPattern:
+        return cast(RegexPattern, checked(pattern, flags))
+
+    @property
+    def error(self) -> type[Exception]:
+        return RegexError
+
+
+POLICY = SigmaPolicy(regex_engine=_MatcherRE2())  # for every rule the loader parses
 
 
 class UnsupportedRule(Exception):
@@ -83,9 +110,9 @@ _CMP = {
     CompareOperators.NEQ: "neq",
 }
 _RE_FLAGS = {
-    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
-    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
-    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
+    SigmaRegularExpressionFlag.IGNORECASE: IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: DOTALL,
 }
 _TIME_PARTS = {
     TimestampPart.MINUTE: "minute",
@@ -262,6 +289,11 @@ class _Compiler:
             if parts[-1] is not SpecialChars.WILDCARD_MULTI:
                 parts.append(SpecialChars.WILDCARD_MULTI)
         op, arg = string_test(parts)
+        if op == "glob":
+            try:
+                fullmatch_test(arg)  # as regex values: refused here when RE2 cannot run it
+            except RegexError as exc:
+                raise UnsupportedRule(f"wildcard value {value!s:.80}: {exc}") from None
         return Atom(name, op + "_cs" if cased else op, arg)
 
     def regex(self, name: str | None, value: SigmaRegularExpression) -> Expr:
@@ -272,14 +304,14 @@ class _Compiler:
             flags |= _RE_FLAGS[flag]
         pattern = str(value.regexp)
         try:
-            re.compile(pattern, flags)
-        except re.error as exc:
-            raise UnsupportedRule(f"regular expression {pattern!r} does not compile: {exc}") from None
+            sigma_regex(pattern, flags)  # the test an event meets (atoms.lazy_test) is this RE2 one
+        except RegexError as exc:
+            raise UnsupportedRule(f"regular expression {pattern!r} is invalid: {exc}") from None
         return Atom(name, "re", (pattern, flags))
 
     def _expand_regex(self, value: SigmaRegularExpression) -> list[SigmaRegularExpression]:
         strings = self._expand(value.regexp)
-        return [SigmaRegularExpression(str(s), value.flags) for s in strings]
+        return [SigmaRegularExpression(str(s), value.flags, policy=POLICY) for s in strings]
 
 
 def string_test(parts: list[str | SpecialChars]) -> tuple[str, str]:

@@ -1,0 +1,177 @@
+"""Sigma ``|re`` patterns and wildcard values, matched by RE2: time linear in the value.
+
+    rx = sigma_regex(r"net\\s+user", re.IGNORECASE)   # RegexError with the reason if RE2 cannot
+    rx.search("cmd /c NET  USER x")                    # True
+
+Python's ``re`` backtracks. ``(a+)+$`` doubles its time with every character of a value that
+almost matches (8.9 s at 28 characters) and holds the GIL all the while, so one tenant officer's
+rule test froze every acknowledgement, the console and ``/api/health``, and SIGTERM waited for
+it. RE2 runs every pattern it accepts in time linear in the value, and lets go of the GIL while
+it matches. What it does not accept - backreferences, lookahead and lookbehind, atomic groups,
+possessive quantifiers, conditionals, ``\\Z``, repetition counts above 1000 - is refused when the
+rule is loaded, with the reason (:class:`RegexError`); nothing falls back to a backtracking
+engine.
+
+The meaning is PCRE's (the flavour Sigma rules are written in), as far as RE2 has it:
+
+- flags ``i`` ``m`` ``s`` are RE2's ``(?i)`` ``(?m)`` ``(?s)`` (``i`` folds case in Unicode);
+- ``$`` without ``m`` also matches before a line break that ends the value, as in PCRE and
+  Python (RE2 alone would match only at the very end);
+- ``\\w`` ``\\d`` ``\\s`` ``\\b`` are ASCII classes, as in PCRE without UCP (``re`` made them
+  Unicode: ``å`` is no ``\\w`` here, but ``(?i)å`` matches ``Å``).
+
+Linear is not instant: forty patterns that keep RE2's DFA from settling (``a[ab]{20}c`` over
+random a/b text) take ~3 ms each per 4 KB value. A rule test therefore matches inside
+:func:`interruptible`: every RE2 call first asks whether the test must stop, and raises
+:class:`MatchInterrupted` if so, so a stop waits for one call on one value at most.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import re2  # google-re2
+
+# Program and DFA memory per pattern. RE2 takes memory only as the DFA grows; when a value
+# exhausts it RE2 finishes the match with its NFA - slower, still linear.
+MAX_MEM = 16 << 20
+
+# Python re's flag values: the compiled form stores them (norrvakt.detect.ir, op "re").
+IGNORECASE = re.IGNORECASE.value
+MULTILINE = re.MULTILINE.value
+DOTALL = re.DOTALL.value
+_INLINE = ((IGNORECASE, "i"), (MULTILINE, "m"), (DOTALL, "s"))
+
+
+class RegexError(ValueError):
+    """A pattern RE2 cannot run; the message says what in it and why."""
+
+
+class MatchInterrupted(Exception):
+    """Matching in this thread was told to stop (:func:`interruptible`); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_local = threading.local()
+
+
+@contextmanager
+def interruptible(stop: Callable[[], str]) -> Iterator[None]:
+    """Within the block, every RE2 match in this thread first calls ``stop()``; a non-empty
+    answer (the reason) raises :class:`MatchInterrupted`. Other threads are not affected."""
+    outer = getattr(_local, "stop", None)
+    _local.stop = stop
+    try:
+        yield
+    finally:
+        _local.stop = outer
+
+
+def _poll() -> None:
+    stop = getattr(_local, "stop", None)
+    if stop is not None:
+        why = stop()
+        if why:
+            raise MatchInterrupted(why)
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.max_mem = MAX_MEM
+    options.log_errors = False  # the reason goes into the load report, not to stderr
+    options.never_capture = True  # a yes/no answer needs no groups, and the DFA alone gives it
+    return options
+
+
+_OPTIONS = _options()
+_CHECK_OPTIONS = _options()
+_CHECK_OPTIONS.never_capture = False
+
+
+def utf8(text: str) -> bytes:
+    """What RE2 reads: UTF-8. Lone surrogates (JSON ``"\\ud800"``) are kept, not an error."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+class SigmaRegex:
+    """A compiled ``|re`` value: :meth:`search` says whether it matches anywhere in a value."""
+
+    __slots__ = ("_rx", "_tail", "pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        prefix = "".join(letter for bit, letter in _INLINE if flags & bit)
+        self._rx = _compile(f"(?{prefix}){pattern}" if prefix else pattern, pattern)
+        # PCRE's `$` also matches before a final "\n": search the value without it as well.
+        # Exact for every pattern without \z (which would then match before that "\n" too).
+        self._tail = "$" in pattern and "\\z" not in pattern
+
+    def search(self, text: str) -> bool:
+        _poll()
+        data = utf8(text)
+        if self._rx.search(data) is not None:
+            return True
+        return self._tail and data.endswith(b"\n") and self._rx.search(data[:-1]) is not None
+
+
+def sigma_regex(pattern: str, flags: int = 0) -> SigmaRegex:
+    """``pattern`` with Python ``re`` flags (i, m, s) compiled for RE2; :class:`RegexError`."""
+    return SigmaRegex(pattern, flags)
+
+
+def fullmatch_test(pattern: str) -> Callable[[str], bool]:
+    """Whether a whole value matches ``pattern`` (a wildcard value made into a regex by
+    :func:`norrvakt.detect.sigma.glob_regex`). ``re`` would take O(n^k) on ``*a*a*…*b``."""
+    rx = _compile(pattern, pattern)
+
+    def test(value: str) -> bool:
+        _poll()
+        return rx.fullmatch(utf8(value)) is not None
+
+    return test
+
+
+def checked(pattern: str, flags: int = 0) -> re2._Regexp:
+    """``pattern`` compiled as :class:`SigmaRegex` would compile it, but with groups: what
+    pySigma's own checks get (:data:`norrvakt.detect.sigma.POLICY`), so that it refuses exactly
+    the patterns the matcher refuses, with the same reason, and RE2 writes nothing to stderr."""
+    prefix = "".join(letter for bit, letter in _INLINE if flags & bit)
+    return _compile(f"(?{prefix}){pattern}" if prefix else pattern, pattern, _CHECK_OPTIONS)
+
+
+def _compile(source: str, shown: str, options: re2.Options = _OPTIONS) -> re2._Regexp:
+    try:
+        return re2.compile(source, options)
+    except re2.error as exc:
+        raise RegexError(explain(shown, exc)) from None
+
+
+# What RE2 refuses, as a reader of the rule would name it.
+_WHY = (
+    (re.compile(r"\(\?<?[=!]"), "lookahead and lookbehind ((?=, (?!, (?<=, (?<!) are not supported"),
+    (re.compile(r"\\[1-9]|\\k[<{']|\(\?P="), "backreferences (\\1, \\k<name>, (?P=name)) are not supported"),
+    (re.compile(r"\(\?>"), "atomic groups ((?>…)) are not supported"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifiers (*+, ++, ?+) are not supported"),
+    (re.compile(r"\(\?\("), "conditionals ((?(…)…)) are not supported"),
+    (re.compile(r"\\Z"), "\\Z is not supported: write $ (or \\z for the very end)"),
+    (re.compile(r"\\u[0-9a-fA-F]{4}"), "\\uXXXX is not supported: write \\x{XXXX}"),
+    (re.compile(r"\(\?[a-zA-Z-]*x"), "the x (verbose) flag is not supported"),
+    (re.compile(r"\{\d{4,}"), "repetition counts above 1000 are not supported"),
+)
+
+
+def explain(pattern: str, exc: Exception) -> str:
+    """Why RE2 refuses ``pattern``: RE2's own message, and what in the pattern causes it."""
+    raw = exc.args[0] if exc.args else type(exc).__name__
+    message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if "pattern too large" in message:
+        message += " (it needs more than 16 MiB: nested or large repetition counts)"
+    hints = [why for rx, why in _WHY if rx.search(pattern)]
+    text = f"RE2 (linear-time matching) cannot run it: {message}"
+    return f"{text}; {'; '.join(hints)}" if hints else text
