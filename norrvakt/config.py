@@ -266,6 +266,13 @@ class DetectionSettings:
         default=5,
         metadata=_doc("Off-hours record accesses by one user in one night that raise an alert."),
     )
+    rule_test_seconds: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Wall-clock budget of one rule test (POST /api/rules/test); then it stops and answers "
+            "with what it scanned so far."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -728,6 +735,8 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         problems.append(("detection.baseline_days", f"{dt.baseline_days} — must be 1..366"))
     if dt.after_hours_accesses < 1:
         problems.append(("detection.after_hours_accesses", f"{dt.after_hours_accesses} — must be ≥ 1"))
+    if not 0.1 <= dt.rule_test_seconds <= 3600:
+        problems.append(("detection.rule_test_seconds", f"{dt.rule_test_seconds} — must be 0.1..3600"))
     if not 0 <= dt.work_start_hour <= dt.work_end_hour <= 24:
         problems.append(
             (

@@ -32,6 +32,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     app = create_app(runtime)
     # uvicorn with connection caps, head/body timeouts and an accept loop that cannot spin.
     server = web_server(app, settings, runtime.pipeline.transport_error)
+    runtime.extras["web_server"] = server  # long requests (rule tests) stop when should_exit is set
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
     url = public_url(settings)
     write_server_file(settings, url, ports)

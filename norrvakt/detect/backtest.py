@@ -15,10 +15,17 @@ YAML text is compiled together with the built-in rules, so a correlation in it m
 their building blocks (``norrvakt_auth_failure``); only the text's own rules are reported. A
 text that does not load raises :class:`RuleTestError` with its report rows (line numbers and
 reasons).
+
+A test can be stopped: ``backtest(tested, batches, stop=RuleTestStop(30.0))`` looks at the
+clock and at :meth:`RuleTestStop.cancel` before every event and before every RE2 call
+(:func:`~norrvakt.detect.regex.interruptible`), and ends early with what it scanned so far
+(``result.stopped`` says why). An RE2 call is linear in the value, so a stop waits for one
+call at most, however many slow patterns the rule holds; the event it interrupts is not counted.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -31,6 +38,7 @@ from norrvakt.detect.engine import RuleSet
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import RULE_SUFFIXES, compile_files
 from norrvakt.detect.logsource import load_pipeline
+from norrvakt.detect.regex import MatchInterrupted, interruptible
 from norrvakt.detect.report import RuleStatus
 from norrvakt.event import Event
 
@@ -100,6 +108,30 @@ class RulesUnderTest:
         return cls(rules, tested, tuple(s for s in statuses if s.id == rule_id))
 
 
+class RuleTestStop:
+    """When a rule test ends early: after ``seconds`` of wall-clock time (None: never), or
+    when :meth:`cancel` is called - from any thread (the client went away, the server stops)."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds if seconds is not None else None
+        self._cancelled = threading.Event()
+        self._why = ""
+
+    def cancel(self, why: str = "cancelled") -> None:
+        if not self._cancelled.is_set():
+            self._why = why
+            self._cancelled.set()
+
+    def reason(self) -> str:
+        """Why the test must stop now: ``""`` (it need not), ``"time"``, or what :meth:`cancel` said."""
+        if self._cancelled.is_set():
+            return self._why
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return "time"
+        return ""
+
+
 @dataclass
 class BacktestResult:
     scanned: int = 0
@@ -107,13 +139,21 @@ class BacktestResult:
     seconds: float = 0.0
     matches: list[Detection] = field(default_factory=list)  # the first KEEP
     per_rule: Counter[RuleInfo] = field(default_factory=Counter)
+    stopped: str = ""  # "" ran to the end; "time" (budget spent), "cancelled", ... (RuleTestStop)
 
 
-def backtest(tested: RulesUnderTest, batches: Iterable[Sequence[Event]], keep: int = KEEP) -> BacktestResult:
-    """Run the events (oldest first) through the rules; count and keep what the tested rules detect."""
+def backtest(
+    tested: RulesUnderTest,
+    batches: Iterable[Sequence[Event]],
+    keep: int = KEEP,
+    stop: RuleTestStop | None = None,
+) -> BacktestResult:
+    """Run the events (oldest first) through the rules; count and keep what the tested rules
+    detect. With ``stop``, end early (before an event or an RE2 call) when it says so."""
     start = time.perf_counter()
     engine = DetectionEngine(tested.rules, quiet=False)
     result = BacktestResult(per_rule=Counter({info: 0 for info in tested.tested}))
+    check = stop.reason if stop is not None else _never
 
     def take(detections: list[Detection]) -> None:
         for d in detections:
@@ -123,12 +163,27 @@ def backtest(tested: RulesUnderTest, batches: Iterable[Sequence[Event]], keep: i
                 if len(result.matches) < keep:
                     result.matches.append(d)
 
-    for batch in batches:
-        result.scanned += len(batch)
-        take(engine.process(batch))
-    take(engine.flush())
+    try:
+        with interruptible(check):
+            for batch in batches:
+                for event in batch:  # one by one: an interrupted event leaves no trace in the engine
+                    result.stopped = check()
+                    if result.stopped:
+                        break
+                    take(engine.process((event,)))
+                    result.scanned += 1
+                if result.stopped:
+                    break
+    except MatchInterrupted as exc:
+        result.stopped = exc.reason
+    if result.stopped in ("", "time"):  # judge open correlation windows over what was scanned
+        take(engine.flush())
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _never() -> str:
+    return ""
 
 
 def match_dict(d: Detection) -> dict[str, Any]:

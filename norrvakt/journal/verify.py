@@ -172,9 +172,12 @@ class _TenantVerifier:
         return _parse_lines(data)
 
     def _local_lines_now(self) -> set[bytes]:
-        """Every local checkpoint line as the file is now (after the witnesses were read)."""
+        """The local checkpoint lines written since the snapshot, read after the witnesses (a
+        line reaches a witness only once it is in the local log)."""
         try:
-            return {line for line in (self.dir / FILE_NAME).read_bytes().split(b"\n") if line}
+            with open(self.dir / FILE_NAME, "rb") as fh:
+                fh.seek(self.checkpoint_bytes or 0)
+                return {line for line in fh.read().split(b"\n") if line}
         except OSError:
             return set()
 

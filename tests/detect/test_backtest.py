@@ -4,9 +4,12 @@ and runs correlations that reference the built-in building blocks."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, backtest
+from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, RuleTestStop, backtest
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.event import Event
 from tests.detect.helpers import rule_yaml
@@ -91,3 +94,50 @@ def test_a_loaded_rule_by_id() -> None:
     assert {i.title for i in tested.tested} == {"Failed authentication (any login source)"}
     with pytest.raises(LookupError):
         RulesUnderTest.from_loaded(engine.rules, "no-such-rule")
+
+
+# --- budget and cancel ------------------------------------------------------------------------
+
+SLOW = (
+    "sel:\n  message|re:\n" + "".join(f"    - 'a[ab]{{{20 + i}}}c'\n" for i in range(20)) + "condition: sel"
+)
+
+
+def _ab(n: int, size: int) -> list[Event]:
+    import random
+
+    return _events(n, "".join(random.Random(5).choices("ab", k=size)))
+
+
+def test_a_test_without_a_stop_is_complete() -> None:
+    tested = RulesUnderTest.from_yaml(rule_yaml("keywords: [mimikatz]\ncondition: keywords"))
+    result = backtest(tested, [_events(5, "x")], stop=RuleTestStop(60))
+    assert (result.scanned, result.stopped) == (5, "")
+
+
+def test_a_test_stops_at_its_budget_with_what_it_scanned() -> None:
+    tested = RulesUnderTest.from_yaml(rule_yaml(SLOW))
+    start = time.monotonic()
+    result = backtest(tested, [_ab(400, 4000)], stop=RuleTestStop(0.3))
+    assert result.stopped == "time"
+    assert 0 < result.scanned < 400
+    assert time.monotonic() - start < 1.5
+
+
+def test_a_stop_interrupts_matching_inside_one_huge_event() -> None:
+    tested = RulesUnderTest.from_yaml(rule_yaml(SLOW))
+    huge = _ab(1, 1_000_000)  # each of the 20 patterns: ~0.6-1 s on it
+    start = time.monotonic()
+    result = backtest(tested, [huge], stop=RuleTestStop(0.2))
+    assert (result.stopped, result.scanned) == ("time", 0)  # the interrupted event is not counted
+    assert time.monotonic() - start < 3.0  # one pattern's call, not the ~15 s of all
+
+
+def test_a_test_is_cancelled_from_another_thread() -> None:
+    tested = RulesUnderTest.from_yaml(rule_yaml(SLOW))
+    stop = RuleTestStop(60)
+    threading.Timer(0.2, stop.cancel, args=("disconnected",)).start()
+    start = time.monotonic()
+    result = backtest(tested, [_ab(400, 4000)], stop=stop)
+    assert result.stopped == "disconnected"
+    assert time.monotonic() - start < 1.5

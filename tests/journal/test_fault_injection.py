@@ -26,7 +26,7 @@ from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import FRAME_HEADER, Journal, JournalConfig
 from norrvakt.journal.verify import VerifyReport
 from norrvakt.journal.witness import build_witness
-from norrvakt.runtime import open_runtime
+from norrvakt.runtime import bootstrap_accounts, open_runtime
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
 
 _db = itertools.count()
@@ -86,6 +86,7 @@ def _events(tenant: str, n: int, start: int = 0) -> list[Event]:
 
 async def _fill(settings: Settings, batches: list[list[Event]]) -> None:
     rt = open_runtime(settings)
+    bootstrap_accounts(rt)  # a journal with records and no accounts is refused at the next start
     await rt.start(with_sources=False)
     try:
         for batch in batches:

@@ -18,7 +18,7 @@ from norrvakt.integrity import VerifyOptions, prove, verify
 from norrvakt.journal.archive import verify as verify_bag
 from norrvakt.journal.proof import verify_proof
 from norrvakt.journal.retention import DISPOSALS_FILE, RetentionError
-from norrvakt.runtime import Runtime, open_runtime
+from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime
 
 DAY = 86_400_000_000
 _db = itertools.count()
@@ -59,6 +59,7 @@ def _settings(tmp: Path, chdb_path: Path):  # type: ignore[no-untyped-def]
 def _run(tmp: Path, chdb_path: Path, body):  # type: ignore[no-untyped-def]
     async def main() -> object:
         rt = open_runtime(_settings(tmp, chdb_path))
+        bootstrap_accounts(rt)  # a journal with records and no accounts is refused at the next start
         await rt.start(with_sources=False)
         try:
             return await body(rt)

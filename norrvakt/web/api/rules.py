@@ -2,20 +2,27 @@
 start) and testing a rule against stored events before it goes live.
 
 On/off per rule and tenant is a rule setting: ``GET/PUT /api/alerts/rules``.
+
+A rule test runs in a worker thread for at most ``detection.rule_test_seconds``; then, or when
+the client goes away, or when the server shuts down, it stops between two chunks of events and
+answers with what it scanned so far (``complete: false``, ``stopped`` and a ``note``). Regexes
+run in RE2, in time linear in the event (:mod:`norrvakt.detect.regex`), so a hostile pattern
+neither stalls the thread nor holds the GIL: acknowledgements and ``/api/health`` keep answering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from norrvakt import audit
-from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, backtest, match_dict
+from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, RuleTestStop, backtest, match_dict
 from norrvakt.detect.live import derived_fields
 from norrvakt.detect.report import LoadReport, RuleStatus
 from norrvakt.event import now_us
@@ -28,6 +35,13 @@ router = APIRouter(prefix="/api/rules", tags=["rules"])
 
 TOGGLED_KINDS = ("rule", "correlation", "intel", "baseline")  # what a rule setting can switch off
 CONCURRENT_TESTS = 2
+WATCH_SECONDS = 0.25  # how often a running test looks for a gone client or a stopping server
+STOPPED = {
+    "time": "stopped after {budget:g} s (detection.rule_test_seconds)",
+    "disconnected": "stopped: the client went away",
+    "shutdown": "stopped: the server is shutting down",
+}
+T = TypeVar("T")
 
 
 def _live(request: Request) -> Any:
@@ -139,7 +153,12 @@ async def test_rule(
 ) -> dict[str, Any] | JSONResponse:
     """Run a rule over the stored events of your tenants in a time range, as live detection
     would have run it (same compiler, pipeline and derived fields; a fresh engine), and say
-    what it matches. A rule that does not load answers 400 with the reasons and lines."""
+    what it matches. A rule that does not load answers 400 with the reasons and lines.
+
+    The test runs for at most ``detection.rule_test_seconds``. A test that runs out of time
+    answers 200 with ``complete: false``, ``stopped: "time"`` and a note: the counts cover the
+    ``scanned`` events, the oldest of the range first. Closing the connection stops the test.
+    When every test slot stays busy for that long, the answer is 503."""
     rt = request.app.state.runtime
     scope = tenant_scope(principal, rt.tenants, body.tenant)
     if not scope:
@@ -177,13 +196,39 @@ async def test_rule(
         ]
         return JSONResponse({"detail": f"the rule does not load: {exc}", "errors": errors}, status_code=400)
 
+    budget = float(rt.settings.detection.rule_test_seconds)
+    stop = RuleTestStop(budget)
+
     def run() -> tuple[EventScan, Any]:
         scan = EventScan.open(rt.store, scope, since, until, body.limit)
-        return scan, backtest(tested, scan.batches())
+        return scan, backtest(tested, scan.batches(), stop=stop)
 
     slots: asyncio.Semaphore = rt.extras.setdefault("rule_test_slots", asyncio.Semaphore(CONCURRENT_TESTS))
-    async with slots:
-        scan, result = await asyncio.to_thread(run)
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=budget)
+    except TimeoutError:
+        busy = f"{CONCURRENT_TESTS} rule tests are running and none ended within {budget:g} s; try again"
+        await audit.record(
+            rt.pipeline,
+            principal.username,
+            "rule-test",
+            peer=peer(request),
+            outcome="failure",
+            error=busy,
+            **details,
+        )
+        raise HTTPException(503, busy, headers={"Retry-After": str(max(1, round(budget)))}) from None
+    try:
+        scan, result = await _watched(request, stop, run)
+    finally:
+        slots.release()
+    note = (
+        STOPPED.get(result.stopped, f"stopped: {result.stopped}").format(budget=budget)
+        if result.stopped
+        else ""
+    )
+    if note:
+        note += f": {result.scanned} of the {min(scan.total, body.limit)} events scanned, the oldest first"
     await audit.record(
         rt.pipeline,
         principal.username,
@@ -191,10 +236,14 @@ async def test_rule(
         peer=peer(request),
         scanned=result.scanned,
         matched=result.matched,
+        stopped=result.stopped,
         **details,
     )
     statuses = {s.id: s for s in tested.statuses}
     return {
+        "complete": not result.stopped,
+        "stopped": result.stopped,
+        "note": note,
         "scanned": result.scanned,
         "matched": result.matched,
         "seconds": round(result.seconds, 3),
@@ -215,6 +264,25 @@ async def test_rule(
         "matches": [match_dict(d) for d in result.matches],
         "errors": [],
     }
+
+
+async def _watched(request: Request, stop: RuleTestStop, work: Callable[[], T]) -> T:
+    """``work()`` in a worker thread; ``stop`` is cancelled when the client disconnects, the
+    server begins to shut down (uvicorn's ``should_exit``) or this request is cancelled."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    server = request.app.state.runtime.extras.get("web_server")
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                stop.cancel("disconnected")
+            elif server is not None and getattr(server, "should_exit", False):
+                stop.cancel("shutdown")
+    finally:
+        if not task.done():  # cancelled while waiting: the thread must not run on unwatched
+            stop.cancel("disconnected")
 
 
 def _loaded(live: Any, rule_id: str) -> RulesUnderTest:

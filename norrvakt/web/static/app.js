@@ -183,6 +183,7 @@
     const d = res.data, L = out.dataset;
     out.appendChild(el("p", d.scanned + " " + L.scanned + " (" + d.in_range + " " + L.inRange + ") · " + d.matched +
       " " + L.matched + " · " + d.seconds + " s", "test-summary"));
+    if (d.note) out.appendChild(el("p", d.note, "test-note"));  // stopped early: what was scanned
     const rules = el("table");
     rules.appendChild(row([L.rule, L.level, L.matched, ""], true));
     d.rules.forEach(r => rules.appendChild(row([r.title + " (" + r.id + ")", r.level, r.matched, r.note])));
