@@ -33,11 +33,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import re
 import socket
 import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -269,7 +271,9 @@ def log(text: str) -> None:
 def login(url: str, username: str, password: str) -> httpx.Client:
     """A browser-like client: logged in through the form, the session cookie kept."""
     client = httpx.Client(base_url=url, timeout=120)
-    resp = client.post("/login", data={"username": username, "password": password, "next": "/"})
+    form = client.get("/login").text  # the form's hidden fields: its CSRF token
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    resp = client.post("/login", data={**hidden, "username": username, "password": password, "next": "/"})
     if resp.status_code != 303 or "nv_session" not in str(resp.headers.get("set-cookie", "")):
         raise RuntimeError(f"login of {username} failed: {resp.status_code} {resp.text[:300]}")
     return client
@@ -401,18 +405,29 @@ def main() -> None:
             seeded = seed(rt, args.events, args.alerts)
             seeded["total_s"] = round(time.monotonic() - started, 1)
             log(f"seeded in {seeded['total_s']} s: {seeded}")
-            admin_pw = (data / "initial-admin.txt").read_text().split("password: ")[1].strip()
             cli_token = (data / "cli.token").read_text().strip()
+            # The generated passwords are temporary (changed at first login): the bench chooses its own.
+            admin_pw, officer_pw = "bench-admin-" + uuid.uuid4().hex, "bench-officer-" + uuid.uuid4().hex
+            httpx.post(
+                f"{url}/api/admin/users/admin/password",
+                json={"password": admin_pw},
+                headers={"Authorization": f"Bearer {cli_token}"},
+            ).raise_for_status()
             officer = f"{OFFICER_TENANT}.officer"
             made = httpx.post(
                 f"{url}/api/admin/users",
-                json={"username": officer, "role": "tenant_officer", "tenants": [OFFICER_TENANT]},
+                json={
+                    "username": officer,
+                    "role": "tenant_officer",
+                    "tenants": [OFFICER_TENANT],
+                    "password": officer_pw,
+                },
                 headers={"Authorization": f"Bearer {cli_token}"},
             )
             made.raise_for_status()
             users = [
                 ("admin (14 tenants)", login(url, "admin", admin_pw), ""),
-                (f"officer ({OFFICER_TENANT})", login(url, officer, made.json()["password"]), OFFICER_TENANT),
+                (f"officer ({OFFICER_TENANT})", login(url, officer, officer_pw), OFFICER_TENANT),
             ]
             measured = []
             for who, client, tenant in users:
