@@ -4,8 +4,8 @@ start) and testing a rule against stored events before it goes live.
 On/off per rule and tenant is a rule setting: ``GET/PUT /api/alerts/rules``.
 
 A rule test runs in a worker thread for at most ``detection.rule_test_seconds``; then, or when
-the client goes away, or when the server shuts down, it stops between two chunks of events and
-answers with what it scanned so far (``complete: false``, ``stopped`` and a ``note``). Regexes
+the client goes away, or when the server shuts down, it stops before its next event or RE2 call
+and answers with what it scanned so far (``complete: false``, ``stopped`` and a ``note``). Regexes
 run in RE2, in time linear in the event (:mod:`norrvakt.detect.regex`), so a hostile pattern
 neither stalls the thread nor holds the GIL: acknowledgements and ``/api/health`` keep answering.
 """
@@ -197,7 +197,6 @@ async def test_rule(
         return JSONResponse({"detail": f"the rule does not load: {exc}", "errors": errors}, status_code=400)
 
     budget = float(rt.settings.detection.rule_test_seconds)
-    stop = RuleTestStop(budget)
 
     def run() -> tuple[EventScan, Any]:
         scan = EventScan.open(rt.store, scope, since, until, body.limit)
@@ -218,6 +217,7 @@ async def test_rule(
             **details,
         )
         raise HTTPException(503, busy, headers={"Retry-After": str(max(1, round(budget)))}) from None
+    stop = RuleTestStop(budget)  # the budget is the test's own: it starts with its slot
     try:
         scan, result = await _watched(request, stop, run)
     finally:
