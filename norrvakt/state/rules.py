@@ -1,16 +1,33 @@
 """Per-rule alert settings (dedupe key fields, suppression window, on/off), per tenant or for
-every tenant (``tenant = "*"``)."""
+every tenant (``tenant = "*"``).
+
+The tenant of a setting is ``*`` or exactly one tenant (:func:`setting_tenant`): a setting
+stored for ``"boden,"`` or ``" boden"`` would switch nothing off for Boden, and say it did."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
+from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.db import rule_settings
+from norrvakt.tenant_ids import exact_tenant
 
 ALL_TENANTS = "*"
+
+
+def setting_tenant(value: object, configured: Iterable[str], shown: Iterable[str]) -> str:
+    """``value`` if it is ``*`` or exactly one configured tenant (never the system tenant);
+    otherwise :class:`~norrvakt.tenant_ids.TenantIdError` (HTTP 400), which lists ``shown``
+    (the caller's own tenants, not every tenant there is) as the ids to use."""
+    if value == ALL_TENANTS:
+        return ALL_TENANTS
+    if isinstance(value, str) and value != SYSTEM_TENANT and value in list(configured):
+        return value
+    return exact_tenant(value, [t for t in shown if t != value], what="rule setting tenant")
 
 
 def all_settings(conn: sa.Connection) -> list[dict[str, Any]]:

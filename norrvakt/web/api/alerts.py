@@ -256,7 +256,11 @@ async def put_rule_settings(
         if principal.tenants is not None:
             raise HTTPException(403, "settings for every tenant need a role without a tenant restriction")
     else:
-        tenant_scope(principal, rt.tenants, body.tenant)
+        try:  # stored verbatim: exactly one tenant, not "boden," or " boden" (400)
+            rule_rows.setting_tenant(body.tenant, rt.tenants, principal.scope(rt.tenants))
+        except StatusError as exc:
+            raise http_error(exc) from None
+        tenant_scope(principal, rt.tenants, body.tenant)  # 403 for a tenant that is not yours
     s = soc(request)
     rule_rows.put(
         s.engine,
