@@ -108,11 +108,20 @@ class KeyRing:
         path = self.directory / "current"
         return path.read_text().strip() if path.exists() else None
 
-    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+    def public_keys(self, problems: list[str] | None = None) -> dict[str, Ed25519PublicKey]:
+        """Key id → public key. A file that is not a public key raises — or, given ``problems``,
+        is listed there and left out (verification reports it and goes on)."""
         keys = {}
         if self.directory.exists():
             for path in sorted(self.directory.glob("*.pub")):
-                keys[path.stem] = load_public(path.read_text())
+                try:
+                    keys[path.stem] = load_public(path.read_text())
+                except (OSError, ValueError, SigningKeyError) as exc:
+                    if problems is None:
+                        raise
+                    problems.append(
+                        f"key {path.stem}: {path.name} is not a readable public key ({exc}); not trusted"
+                    )
         return keys
 
     def private(self, key_id: str) -> Ed25519PrivateKey:
@@ -126,9 +135,9 @@ class KeyRing:
         The first key (``first`` in its intro) is trusted as given — pin it with
         ``norrvakt verify --pubkey`` or a witness. Every later key must be introduced by a
         rotation signed by an already trusted key."""
-        keys = self.public_keys()
-        trusted: dict[str, Ed25519PublicKey] = {}
         problems: list[str] = []
+        keys = self.public_keys(problems)
+        trusted: dict[str, Ed25519PublicKey] = {}
         intros: dict[str, dict[str, object]] = {}
         for kid in keys:
             path = self.directory / f"{kid}.intro"

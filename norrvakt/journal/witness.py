@@ -130,10 +130,20 @@ class DirectoryWitness:
         # Asked before publishing: a witness folder not made yet holds nothing (it is created).
         path = self.directory / tenant / FILE_NAME
         try:
-            lines = list(read_lines(path))
+            with open(path, "rb") as fh:  # the tail only: the file grows for years
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - 8192))
+                tail = [line for line in fh.read().split(b"\n") if line.strip()]
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise WitnessError(f"witness {self.name}: cannot read {path}: {exc}") from exc
-        return lines[-1] if lines else None
+        if not tail:
+            return None
+        try:
+            return CheckpointLine(0, tail[-1], Checkpoint.parse(tail[-1]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return CheckpointLine(0, tail[-1], None, f"unreadable checkpoint: {exc}")
 
     def tenants(self) -> list[str] | None:
         self._root()

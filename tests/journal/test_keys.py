@@ -96,3 +96,11 @@ def test_witness_and_key_within_reach_are_warnings(tmp_path: Path) -> None:
         data, [HttpWitness("https://witness.example.org/")], KeyRing(data / "keys", _key_file(tmp_path / "k"))
     )
     assert remote == []
+
+
+def test_a_garbage_public_key_file_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    keys = KeyRing(tmp_path / "keys")
+    _seal(tmp_path, keys, 2)
+    (tmp_path / "keys" / "0123456789abcdef.pub").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    trusted, problems = keys.trusted_keys()
+    assert len(trusted) == 1 and any("0123456789abcdef" in p for p in problems)
