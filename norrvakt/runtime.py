@@ -31,7 +31,13 @@ from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.pipeline import Pipeline
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.sources.limits import plan_connections
-from norrvakt.state.accounts import create_api_token, create_user, principal_of, user_exists
+from norrvakt.state.accounts import (
+    authenticate,
+    create_api_token,
+    create_user,
+    mark_password_temporary,
+    user_exists,
+)
 from norrvakt.state.db import make_engine, open_state
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
 
@@ -214,10 +220,14 @@ def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:
         )
         shown["password"] = password
     elif admin_file.exists():
-        admin = principal_of(runtime.state, "admin")
-        if admin is not None and admin.must_change_password:
+        lines = admin_file.read_text().splitlines()
+        generated = next((x.split(": ", 1)[1] for x in lines if x.startswith("password: ")), "")
+        if generated and authenticate(runtime.state, "admin", generated) is not None:
+            # Still the generated one (also after an upgrade from a version that did not ask for
+            # a change): temporary, and its file stays until it is changed.
+            mark_password_temporary(runtime.state, "admin")
             shown["password_file"] = str(admin_file)
-        else:  # changed by other means (e.g. by an older version): the file has no use left
+        else:  # changed already: the file has no use left
             forget_initial_password(runtime.settings)
     token_file = data / CLI_TOKEN_FILE
     if not token_file.exists():

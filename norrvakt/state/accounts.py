@@ -239,6 +239,12 @@ def set_password(
         _end_sessions(conn, int(row.id), keep=keep_session)
 
 
+def mark_password_temporary(engine: sa.Engine, username: str) -> None:
+    """The password (one Norrvakt generated) must be changed at the next login."""
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.username == username).values(must_change_password=True))
+
+
 def change_own_password(
     engine: sa.Engine, username: str, current: str, new: str, *, keep_session: str = ""
 ) -> None:
