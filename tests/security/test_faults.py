@@ -281,3 +281,23 @@ networks = {{ "10.99.0.0/16" = "boden" }}
         assert "" not in tenants and "tree" not in tenants, tenants
     finally:
         server.stop()
+
+
+def test_health_says_degraded_while_a_witness_cannot_be_reached(tmp_path: Path) -> None:
+    dead = free_ports(1)[0]  # nothing listens here
+    server = _server(
+        tmp_path,
+        EXTRA.replace("[integrity]\n", f'[integrity]\nwitnesses = ["http://127.0.0.1:{dead}/witness"]\n'),
+    )
+    server.start()
+    try:
+
+        def witness_problem() -> bool:
+            health = httpx.get(f"{server.url}/api/health", timeout=10).json()
+            return health["status"] == "degraded" and any(
+                p["component"] == "witness" for p in health["problems"]
+            )
+
+        assert _wait(witness_problem, timeout=30), httpx.get(f"{server.url}/api/health", timeout=10).json()
+    finally:
+        server.stop()
