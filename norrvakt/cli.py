@@ -29,7 +29,10 @@ from norrvakt.config import ConfigError, Settings, load_settings, settings_table
 err = Console(stderr=True)
 
 
-def _settings(ctx: click.Context) -> Settings:
+def _settings(ctx: click.Context, *, existing_data_dir: bool = True) -> Settings:
+    """The settings; exits 2 when the data directory does not exist, unless the command makes
+    it (``existing_data_dir=False``: `serve`, `import`) or needs none (`sources`). Opening a
+    missing directory would create a stray one (a mistyped --data-dir) or end in a traceback."""
     obj: dict[str, Any] = ctx.obj
     if "settings" not in obj:
         overrides: dict[str, Any] = {}
@@ -41,6 +44,14 @@ def _settings(ctx: click.Context) -> Settings:
             err.print(f"[red]{exc}[/red]")
             sys.exit(2)
     settings: Settings = obj["settings"]
+    if existing_data_dir and not settings.data_path.is_dir():
+        from rich.markup import escape
+
+        err.print(
+            f"[red]no Norrvakt data directory at {escape(str(settings.data_path))} "
+            "(run `norrvakt serve` first or pass --data-dir)[/red]"
+        )
+        sys.exit(2)
     return settings
 
 
@@ -125,10 +136,13 @@ def import_cmd(ctx: click.Context, tenant: str, fmt: str, source: str, paths: tu
     """Import EVTX, JSONL or text log files (directories are searched recursively)."""
     from norrvakt.client import ServerClient
     from norrvakt.importer import ImportResult, encode_items, file_batches
+    from norrvakt.tenant_ids import TenantIdError, exact_tenant
 
-    settings = _settings(ctx)
-    if tenant not in settings.tenants:
-        err.print(f"[red]unknown tenant {tenant!r}; configured: {', '.join(settings.tenants)}[/red]")
+    settings = _settings(ctx, existing_data_dir=False)  # an import may be the first use
+    try:
+        exact_tenant(tenant, settings.tenants, what="--tenant")
+    except TenantIdError as exc:
+        err.print(f"[red]{exc}[/red]")
         sys.exit(2)
     files = _expand(paths)
     result = ImportResult()
@@ -466,6 +480,7 @@ def tokens_api(ctx: click.Context) -> None:
 @tokens.command("list")
 @click.pass_context
 def tokens_list(ctx: click.Context) -> None:
+    from norrvakt.csv_safe import safe_row
     from norrvakt.state.accounts import list_ingest_tokens
     from norrvakt.state.db import open_state
 
@@ -473,11 +488,10 @@ def tokens_list(ctx: click.Context) -> None:
     engine = open_state(settings.state_url())
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "name", "tenant", "source_id", "created_at", "revoked_at"])
+    columns = ["id", "name", "tenant", "source_id", "created_at", "revoked_at"]
+    writer.writerow(columns)
     for row in list_ingest_tokens(engine):
-        writer.writerow(
-            [row["id"], row["name"], row["tenant"], row["source_id"], row["created_at"], row["revoked_at"]]
-        )
+        writer.writerow(safe_row(row[c] for c in columns))  # names are free text: no formulas
     click.echo(out.getvalue(), nl=False)
 
 

@@ -25,7 +25,7 @@ def sources_list(ctx: click.Context) -> None:
     from norrvakt.cli import _settings
     from norrvakt.parsers.mapped import BUILTIN_DIR, load_mappings
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, existing_data_dir=False)  # built-in and configured mappings only
     mappings, problems = load_mappings([BUILTIN_DIR, *settings.mapping_paths()])
     table = Table(title="mapped source types")
     for col in ("id", "title", "dataset", "file"):

@@ -91,6 +91,13 @@ class ServerSettings:
     public_url: str = field(
         default="", metadata=_doc("URL users open, if different from http://host:port (behind a proxy).")
     )
+    api_docs: str = field(
+        default="login",
+        metadata=_doc(
+            "Who may read the API documentation (/api/docs, /api/openapi.json): login (signed-in "
+            "users and API tokens), public, or off."
+        ),
+    )
     max_connections: int = field(
         default=0,
         metadata=_doc(
@@ -473,6 +480,22 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    max_concurrent: int = field(
+        default=4,
+        metadata=_doc("Searches one user may run at once (API, console, histogram, facets); more get 429."),
+    )
+    max_live_tails: int = field(default=2, metadata=_doc("Live tails one user may keep open at once."))
+    max_query_length: int = field(
+        default=10_000, metadata=_doc("Longest query, in characters (at most 100000); longer gets 400.")
+    )
+    max_query_depth: int = field(
+        default=32,
+        metadata=_doc("Deepest nesting of parentheses and NOT in a query (at most 100); deeper gets 400."),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = field(default="var", metadata=_doc("Where journal, store, state and keys live."))
     timezone: str = field(
@@ -496,6 +519,9 @@ class Settings:
         metadata=_doc("Journal retention; disposal needs a recorded decision."),
     )
     detection: DetectionSettings = field(default_factory=DetectionSettings, metadata=_doc("Detection rules."))
+    search: SearchSettings = field(
+        default_factory=SearchSettings, metadata=_doc("Search limits per user and per query.")
+    )
     oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
@@ -703,6 +729,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
                 (f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter")
             )
     _check_port("server.port", s.server.port, problems)
+    if s.server.api_docs not in {"login", "public", "off"}:
+        problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
+    _check_search(s.search, problems)
     _check_ingest_limits(s.server, problems)
     for i, proxy in enumerate(s.server.trusted_proxies):
         try:
@@ -843,6 +872,18 @@ def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> No
         if not 1 <= src.tls_handshake_timeout_s <= 300:
             why = f"{src.tls_handshake_timeout_s} — must be 1..300 seconds"
             problems.append((f"sources[{i}].tls_handshake_timeout_s", why))
+
+
+def _check_search(se: SearchSettings, problems: list[tuple[str, str]]) -> None:
+    # The upper bounds are the parser's hard caps (norrvakt.store.query_parse).
+    for key, value, low, high in (
+        ("search.max_concurrent", se.max_concurrent, 1, 1000),
+        ("search.max_live_tails", se.max_live_tails, 1, 1000),
+        ("search.max_query_length", se.max_query_length, 1, 100_000),
+        ("search.max_query_depth", se.max_query_depth, 1, 100),
+    ):
+        if not low <= value <= high:
+            problems.append((key, f"{value} — must be {low}..{high}"))
 
 
 def _check_alerts(s: Settings, problems: list[tuple[str, str]]) -> None:

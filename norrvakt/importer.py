@@ -114,9 +114,25 @@ def encode_items(items: Sequence[FileItem]) -> bytes:
     return b"\n".join(lines)
 
 
-def decode_items(body: bytes, tenant: str, source_id: str, timezone: str) -> list[FileItem]:
-    """Inverse of :func:`encode_items` (server side); raises ValueError naming the bad line."""
+# Fields that keep what an import client said about a record's origin: shown and searchable,
+# but never taken for the record's own peer or receive time (see decode_items).
+CLAIMED_PEER = "import.claimed_peer"
+CLAIMED_RECEIVED_AT = "import.claimed_received_at"
+
+
+def decode_items(
+    body: bytes, tenant: str, source_id: str, timezone: str, *, peer: str, received_at: int | None = None
+) -> tuple[list[FileItem], list[dict[str, str]]]:
+    """Inverse of :func:`encode_items` (server side); raises ValueError naming the bad line.
+
+    ``peer`` (the caller's address) and ``received_at`` (default: now) are the server's own
+    knowledge and go on every record. A client's ``peer`` / ``received_at`` — the file and
+    record it read, the time it read it — are kept only as claims, one dict of fields per
+    item (see :func:`add_claims`): a caller could otherwise import back-dated records that
+    look as if they came from any address, e.g. from Norrvakt's own audit trail ("local")."""
+    now = received_at or _now()
     items: list[FileItem] = []
+    claims: list[dict[str, str]] = []
     for n, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -128,16 +144,29 @@ def decode_items(body: bytes, tenant: str, source_id: str, timezone: str) -> lis
             rec = RawRecord(
                 tenant=tenant,
                 source_id=source_id,
-                received_at=int(doc.get("received_at") or 0) or _now(),
-                peer=str(doc.get("peer", "file:unknown")),
+                received_at=now,
+                peer=peer,
                 payload=payload,
                 format=str(doc.get("format", "text")),
                 timezone=timezone,
             )
+            claimed: dict[str, str] = {}
+            if doc.get("peer"):
+                claimed[CLAIMED_PEER] = str(doc["peer"])
+            if doc.get("received_at"):
+                claimed[CLAIMED_RECEIVED_AT] = str(int(doc["received_at"]))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"import body line {n}: {exc}") from exc
         items.append(FileItem(rec, doc.get("error_type"), str(doc.get("error", ""))))
-    return items
+        claims.append(claimed)
+    return items, claims
+
+
+def add_claims(events: Sequence[Event], claims: Sequence[dict[str, str]]) -> None:
+    """Put each item's claimed origin (from :func:`decode_items`) on its event as fields."""
+    for event, claimed in zip(events, claims, strict=True):
+        if claimed:
+            event.fields = {**event.fields, **claimed}
 
 
 def _now() -> int:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
@@ -55,8 +55,22 @@ class IngestStats:
     flooded: int = 0  # matches counted on a flood alert (flood guard)
     disabled: int = 0  # matches of rules switched off in the rule settings (counted, not alerted)
     batches: int = 0
+    # The same counters (but batches) per tenant, so a tenant's officer sees only their own.
+    by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def tenant(self, tenant: str) -> dict[str, int]:
+        found = self.by_tenant.get(tenant)
+        if found is None:
+            found = self.by_tenant[tenant] = dict.fromkeys(_PER_TENANT, 0)
+        return found
+
+    def as_dict(self, tenants: Iterable[str] | None = None) -> dict[str, int]:
+        """All counters, or (``tenants`` given) the sums over those tenants only."""
+        if tenants is not None:
+            return {
+                name: sum(self.by_tenant.get(t, {}).get(name, 0) for t in set(tenants))
+                for name in _PER_TENANT
+            }
         return {
             "inputs": self.inputs,
             "created": self.created,
@@ -65,6 +79,9 @@ class IngestStats:
             "disabled": self.disabled,
             "batches": self.batches,
         }
+
+
+_PER_TENANT = ("inputs", "created", "deduplicated", "flooded", "disabled")
 
 
 class AlertService:
@@ -166,9 +183,12 @@ class AlertService:
         fresh: list[OpenAlert] = []
         stats = self.stats
         for i, inp in enumerate(inputs):
+            per_tenant = stats.tenant(inp.tenant)
+            per_tenant["inputs"] += 1
             rule = self._rules.get((inp.rule_id, inp.tenant)) or self._rules.get((inp.rule_id, "*"))
             if rule is not None and not rule.enabled:
                 stats.disabled += 1
+                per_tenant["disabled"] += 1
                 continue
             if inp.level not in LEVEL_RANK:
                 raise InvalidInput(
@@ -195,6 +215,7 @@ class AlertService:
             ts = inp.event_ts
             if entry is not None and ts - entry.alert.last_seen <= window:
                 stats.deduplicated += 1
+                per_tenant["deduplicated"] += 1
             else:
                 entry = None
                 if self._flooding(inp.tenant, inp.rule_id, now):
@@ -205,11 +226,13 @@ class AlertService:
                     if entry is not None and ts - entry.alert.last_seen > window:
                         entry = None
                     stats.flooded += 1
+                    per_tenant["flooded"] += 1
                 if entry is None:
                     entry = OpenAlert(_new_alert(inp, key, now), key)
                     index.put(entry)
                     fresh.append(entry)
                     stats.created += 1
+                    per_tenant["created"] += 1
             alert = entry.alert
             alert.count += 1
             if ts > alert.last_seen:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from norrvakt.csv_safe import safe_row
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
 from norrvakt.detect.hunt import hunt as run_hunt
@@ -229,19 +230,21 @@ class _CsvWriter:
 
     def __call__(self, d: Detection) -> None:
         f = d.event.fields
-        self.csv.writerow(
-            (
-                iso_time(d.event.ts),
-                d.rule.level,
-                d.rule.id,
-                d.rule.title,
-                ";".join(d.rule.tags),
-                d.path.name,
-                "" if d.record_id is None else d.record_id,
-                f.get("Computer", d.event.ecs.get("host.name", "")),
-                f.get("Channel", ""),
-                f.get("EventID", ""),
-                orjson.dumps(f).decode("utf-8"),
+        self.csv.writerow(  # the files' own text (a command line, a user name) must not become formulas
+            safe_row(
+                [
+                    iso_time(d.event.ts),
+                    d.rule.level,
+                    d.rule.id,
+                    d.rule.title,
+                    ";".join(d.rule.tags),
+                    d.path.name,
+                    "" if d.record_id is None else d.record_id,
+                    f.get("Computer", d.event.ecs.get("host.name", "")),
+                    f.get("Channel", ""),
+                    f.get("EventID", ""),
+                    orjson.dumps(f).decode("utf-8"),
+                ]
             )
         )
 

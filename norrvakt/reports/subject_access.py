@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from norrvakt.csv_safe import safe_dict
 from norrvakt.event import now_us
 from norrvakt.search import run_search
 from norrvakt.store.clickhouse import ClickHouseStore
@@ -47,7 +48,7 @@ class Extract:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS, delimiter=";")
         writer.writeheader()
-        writer.writerows(self.rows)
+        writer.writerows(safe_dict(r) for r in self.rows)  # log text must not become formulas
         return ("\ufeff" + out.getvalue()).encode("utf-8")  # BOM: Excel opens Swedish letters right
 
     def html(self, tenant_name: str) -> str:

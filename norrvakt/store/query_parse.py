@@ -28,6 +28,13 @@ paths can be pasted as they are. A word after ``field:`` that is an IP network
 A word with a ``:`` is always ``field:value``: quote it (``"privilege::debug"``) to search text.
 Pipeline commands may come in any order (``stats`` first); ``sort`` and ``head`` apply to the
 whole result, so ``| head 5 | sort x`` is the same as ``| sort x | head 5``.
+
+Limits: a query longer than ``max_length`` characters, or nesting parentheses and ``NOT`` /
+``-`` deeper than ``max_depth``, is refused with a :class:`QueryError` naming the column. The
+parser (and the SQL compiler after it) recurse once per level, so without a depth limit a few
+hundred ``(`` end in a RecursionError; a very long query becomes SQL beyond ClickHouse's
+``max_query_size``. The defaults here are hard caps that keep the process safe for every
+caller; the server's ``[search]`` settings can only tighten them.
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ from norrvakt.store.query_ast import (
 )
 
 DEFAULT_HEAD = 10
+# Hard caps (see the module docstring): 100 levels stay far below Python's recursion limit
+# (about 5 frames per level here, 3 in the SQL compiler), and ClickHouse's AST depth limit.
+MAX_QUERY_LENGTH = 100_000
+MAX_QUERY_DEPTH = 100
 
 # A field name: ECS dotted names, Windows names (EventID), @timestamp, non-ASCII names (Åtkomst).
 _FIELD_RE = re.compile(r"[^\W\d][\w.@-]*|@[\w.@-]+")
@@ -64,15 +75,28 @@ _DIRECTION_RE = re.compile(r"(asc|desc)\b", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"\d+")
 
 
-def parse_query(text: str) -> Query:
-    """Parse ``text`` into a :class:`Query`; raises :class:`QueryError` naming the column."""
-    return _Parser(text).parse()
+def parse_query(text: str, *, max_length: int = MAX_QUERY_LENGTH, max_depth: int = MAX_QUERY_DEPTH) -> Query:
+    """Parse ``text`` into a :class:`Query`; raises :class:`QueryError` naming the column.
+
+    ``max_length`` (characters) and ``max_depth`` (nested groups and negations) can only be
+    lowered below the hard caps :data:`MAX_QUERY_LENGTH` and :data:`MAX_QUERY_DEPTH`."""
+    max_length = min(max_length, MAX_QUERY_LENGTH)
+    if len(text) > max_length:
+        raise QueryError(
+            f"query too long: {len(text):,} characters, at most {max_length:,} "
+            f"(column {max_length + 1} is past the limit)",
+            max_length,
+            text[: max_length + 40],
+        )
+    return _Parser(text, min(max_depth, MAX_QUERY_DEPTH)).parse()
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_depth: int = MAX_QUERY_DEPTH) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
+        self.max_depth = max_depth
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -85,6 +109,16 @@ class _Parser:
     def skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
+
+    def descend(self, start: int) -> None:
+        """One more level of ``(`` or ``NOT`` (undone by ``self.depth -= 1`` on the way out)."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise self.error(
+                f"query nested too deeply at {{col}}: more than {self.max_depth} levels of "
+                "parentheses and NOT",
+                start,
+            )
 
     def at_keyword(self, *words: str) -> str | None:
         for word in words:
@@ -129,14 +163,18 @@ class _Parser:
 
     def parse_not(self, default_field: str | None) -> Node:
         self.skip_space()
+        start = self.pos
+        nxt = self.text[self.pos + 1 : self.pos + 2]
         if self.at_keyword("NOT"):
             self.pos += 3
-            return Not(self.parse_not(default_field))
-        nxt = self.text[self.pos + 1 : self.pos + 2]
-        if self.peek() == "-" and nxt and nxt not in " \t\r\n)|":
+        elif self.peek() == "-" and nxt and nxt not in " \t\r\n)|":
             self.pos += 1
-            return Not(self.parse_not(default_field))
-        return self.parse_primary(default_field)
+        else:
+            return self.parse_primary(default_field)
+        self.descend(start)
+        child = self.parse_not(default_field)
+        self.depth -= 1
+        return Not(child)
 
     def parse_primary(self, default_field: str | None) -> Node:
         self.skip_space()
@@ -163,6 +201,7 @@ class _Parser:
 
     def parse_group(self, default_field: str | None) -> Node:
         start = self.pos
+        self.descend(start)
         self.pos += 1
         self.skip_space()
         if self.peek() == ")":
@@ -172,6 +211,7 @@ class _Parser:
         if self.peek() != ")":
             raise self.error("missing ')' for the '(' at {col}", start)
         self.pos += 1
+        self.depth -= 1
         return node
 
     def parse_value(self, name: str, start: int) -> Node:

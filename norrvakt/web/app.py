@@ -20,11 +20,14 @@ from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import rules as rules_api
+from norrvakt.web.headers import SecurityHeaders
+from norrvakt.web.limits import UserLimiter
 from norrvakt.web.session import SessionCodec, load_or_create_key
-from norrvakt.web.templating import STATIC, vendor_dir
+from norrvakt.web.templating import STATIC, VendorFiles, vendor_dir
 from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
 from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
+from norrvakt.web.views.api_docs import api_docs_router
 
 if TYPE_CHECKING:
     from norrvakt.runtime import Runtime
@@ -36,11 +39,18 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="Norrvakt",
         version=__version__,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # The docs and schema routes are Norrvakt's own (norrvakt.web.views.api_docs):
+        # behind login by default, Swagger UI served locally, no CDN.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.add_middleware(SecurityHeaders)
+    limits = runtime.settings.search
+    runtime.extras[search.LIMITER] = UserLimiter(
+        {"search": limits.max_concurrent, "tail": limits.max_live_tails}
+    )
     app.state.has_alerts = True
     runtime.extras["session_codec"] = SessionCodec(
         load_or_create_key(runtime.settings.data_path / "keys" / "session.key")
@@ -66,13 +76,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(rules.router)
     app.include_router(account_api.router)
     app.include_router(account_pages.router)
+    vendor = vendor_dir()
+    app.include_router(api_docs_router(app, runtime.settings.server.api_docs, vendor))
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    vendor = vendor_dir()
     app.state.has_vendor = vendor is not None
     if vendor is not None:
-        app.mount("/vendor", StaticFiles(directory=str(vendor)), name="vendor")
+        app.mount("/vendor", VendorFiles(vendor), name="vendor")
     else:
         log.warning(
             "htmx and Chart.js are not installed (run `make`); the console works without them, plainer"

@@ -8,7 +8,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import Scope
 
 from norrvakt.config import MUNICIPALITIES
 from norrvakt.event import SYSTEM_TENANT
@@ -40,6 +44,32 @@ def vendor_dir() -> Path | None:
         if (c / "htmx.org" / "dist" / "htmx.min.js").exists():
             return c
     return None
+
+
+# The only files of node_modules that /vendor serves: what base.html and the API docs page
+# load. The rest of node_modules (package.json files with versions, the OIDC test provider,
+# source maps, READMEs) tells an attacker what to look for and serves no page.
+VENDOR_FILES = frozenset(
+    {
+        "htmx.org/dist/htmx.min.js",
+        "chart.js/dist/chart.umd.min.js",
+        "swagger-ui-dist/swagger-ui-bundle.js",
+        "swagger-ui-dist/swagger-ui.css",
+    }
+)
+
+
+class VendorFiles(StaticFiles):
+    """StaticFiles over node_modules that answers 404 for anything not in ``allowed``."""
+
+    def __init__(self, directory: Path, allowed: frozenset[str] = VENDOR_FILES) -> None:
+        super().__init__(directory=str(directory))
+        self.allowed = allowed
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if Path(path).as_posix() not in self.allowed:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
 
 def tenant_name(tenant: str) -> str:

@@ -170,7 +170,7 @@ def test_alert_queue_acknowledge_and_case_view(browser: Any, console: dict[str, 
     assert "not a planned action" in page.inner_text("blockquote")
     page.select_option("#status", "investigating")
     page.click("form[data-api-form$='/status'] button[type=submit]")
-    page.wait_for_function("document.getElementById('case-status').textContent === 'investigating'")
+    page.wait_for_function("() => document.getElementById('case-status').textContent === 'investigating'")
     shot(page, "case")
     page.close()
 
@@ -182,7 +182,7 @@ def test_admin_sets_a_tenants_modules_in_the_page(browser: Any, console: dict[st
     row = page.locator("#modules-boden")
     row.locator("select[name=detection]").select_option("false")
     row.locator("button[type=submit]").click()
-    page.wait_for_function("document.querySelector('#modules-boden output').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#modules-boden output').textContent.length > 0")
     assert row.locator("output").inner_text() == "✓"
     assert "Användare" in page.inner_text("main") or "Users" in page.inner_text("main")
     shot(page, "admin")

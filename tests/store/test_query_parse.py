@@ -256,6 +256,46 @@ def test_compile_errors_name_the_column() -> None:
         compile_query("@timestamp:>yesterday", tenants=["lulea"])
 
 
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("(" * 101 + "a" + ")" * 101, 101),  # the 101st '('
+        ("NOT " * 101 + "a", 401),
+        ("-" * 101 + "a", 101),
+        ("a (b OR " + "NOT (" * 51 + "c" + ")" * 52, 258),  # the 50th NOT's '(' is level 101
+    ],
+)
+def test_nesting_beyond_the_hard_cap_is_a_query_error(text: str, column: int) -> None:
+    # Without the cap a few hundred '(' ended in RecursionError (a 500 in the API).
+    with pytest.raises(QueryError, match=r"nested too deeply at column \d+: more than 100 levels") as info:
+        parse_query(text)
+    assert info.value.column == column
+
+
+def test_nesting_at_the_cap_still_parses_and_compiles() -> None:
+    text = "(" * 100 + "a OR b" + ")" * 100
+    compile_query(text, tenants=["lulea"])
+    with pytest.raises(QueryError, match="at column 106: more than 100 levels"):
+        parse_query(text.replace("b", "-b"))
+
+
+def test_depth_and_length_limits_can_be_lowered() -> None:
+    assert parse_query("((a))", max_depth=2).where == t(None, "a")
+    with pytest.raises(QueryError, match="at column 3: more than 2 levels"):
+        parse_query("(((a)))", max_depth=2)
+    with pytest.raises(QueryError, match="more than 2 levels"):
+        parse_query("NOT NOT NOT a", max_depth=2)
+    assert parse_query("a" * 20, max_length=20).where == t(None, "a" * 20)
+    with pytest.raises(QueryError, match="query too long: 21 characters, at most 20") as info:
+        parse_query("a" * 21, max_length=20)
+    assert info.value.column == 21
+    # a caller cannot raise the hard caps
+    with pytest.raises(QueryError, match="at most 100,000"):
+        parse_query("a" * 100_001, max_length=10**9)
+    with pytest.raises(QueryError, match="more than 100 levels"):
+        parse_query("(" * 101 + "a" + ")" * 101, max_depth=10**9)
+
+
 # -- compiled SQL keeps user text out of SQL --------------------------------------------------------
 
 

@@ -1,4 +1,9 @@
-"""POST /api/import — what `norrvakt import` sends when a server owns the data directory."""
+"""POST /api/import — what `norrvakt import` sends when a server owns the data directory.
+
+The records' tenant is exact (never the system tenant: nobody writes into the audit trail),
+their peer is the caller's address and their receive time is now: what the client says
+about where and when it read them is kept as ``import.claimed_*`` fields, not believed.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from norrvakt import audit
-from norrvakt.importer import decode_items, items_to_events
+from norrvakt.importer import add_claims, decode_items, items_to_events
 from norrvakt.pipeline import PipelineUnavailable
 from norrvakt.state.accounts import Principal
+from norrvakt.tenant_ids import TenantIdError, exact_tenant
 from norrvakt.web.auth import current_principal, peer
 
 router = APIRouter(prefix="/api", tags=["ingest"])
+
+RESERVED_SOURCE_PREFIX = "norrvakt-"  # Norrvakt's own records: norrvakt-audit, norrvakt-integrity
 
 
 @router.post("/import")
@@ -25,13 +33,24 @@ async def import_records(
     rt = request.app.state.runtime
     if principal.role == "auditor":
         raise HTTPException(403, "auditors have read-only access")
-    if tenant not in rt.tenants or not principal.can_read(tenant):
-        raise HTTPException(403, f"no access to tenant: {tenant}")
     try:
-        items = decode_items(await request.body(), tenant, source, rt.settings.timezone)
+        exact_tenant(tenant, rt.tenants, what="import tenant")
+    except TenantIdError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from exc
+    if not principal.can_read(tenant):
+        raise HTTPException(403, f"no access to tenant: {tenant}")
+    if not source or source.startswith(RESERVED_SOURCE_PREFIX):
+        raise HTTPException(
+            400,
+            f"import source {source!r}: names starting with {RESERVED_SOURCE_PREFIX!r} are Norrvakt's own",
+        )
+    caller = peer(request)
+    try:
+        items, claims = decode_items(await request.body(), tenant, source, rt.settings.timezone, peer=caller)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     events = items_to_events(rt.pipeline, items)
+    add_claims(events, claims)
     try:
         await rt.pipeline.commit(events)
     except PipelineUnavailable as exc:
@@ -40,7 +59,7 @@ async def import_records(
         rt.pipeline,
         principal.username,
         "import",
-        peer=peer(request),
+        peer=caller,
         tenant=tenant,
         source=source,
         records=len(events),

@@ -1,21 +1,106 @@
-"""GET /api/search — the search language over the caller's tenants."""
+"""GET /api/search — the search language over the caller's tenants — with its histogram,
+facets, field names and the live tail.
+
+Every search (here and in the console) runs inside :func:`searching`: the caller's tenant
+scope, the query limits (``[search]`` settings), a per-user slot (``search.max_concurrent``
+searches, ``search.max_live_tails`` tails; 429 beyond) — and an audit record with
+``outcome=failure`` and the reason whenever it fails, so probing shows in the audit trail.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from norrvakt import audit
-from norrvakt.search import run_search
+from norrvakt.errors import StatusError
+from norrvakt.search import check_query, run_search, store_call
 from norrvakt.state.accounts import Principal
 from norrvakt.web.auth import current_principal, peer, tenant_scope
+from norrvakt.web.limits import Slot, UserLimiter
 
 router = APIRouter(prefix="/api", tags=["search"])
+log = logging.getLogger(__name__)
+
+LIMITER = "search_limiter"  # runtime.extras key (made by create_app)
+
+
+def limiter(request: Request) -> UserLimiter:
+    found: UserLimiter = request.app.state.runtime.extras[LIMITER]
+    return found
+
+
+@dataclass
+class Searching:
+    """A search in progress: its scope and its slot (``keep`` = the caller frees the slot)."""
+
+    scope: list[str] = field(default_factory=list)
+    slot: Slot | None = None
+    keep: bool = False
+
+
+def _failure(exc: Exception) -> tuple[int | None, str]:
+    """(HTTP status, reason) of a failed search; status None = unexpected (stays a 500)."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail)
+    if isinstance(exc, StatusError):
+        return exc.status_code, str(exc)
+    if isinstance(exc, ValueError):  # QueryError: the query, a time or a too-big query
+        return 400, str(exc)
+    return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+@contextlib.asynccontextmanager
+async def searching(
+    request: Request,
+    principal: Principal,
+    q: str,
+    tenant: str | None,
+    mode: str,
+    kind: str = "search",
+) -> AsyncIterator[Searching]:
+    """Scope, query limits and a slot for one search; a failure inside is audited and
+    answered as an HTTPException with the reason (429 for limits, 400 for queries)."""
+    rt = request.app.state.runtime
+    limits = rt.settings.search
+    state = Searching()
+    try:
+        state.scope = tenant_scope(principal, rt.tenants, tenant)
+        if not state.scope:
+            raise HTTPException(403, "no tenants in scope")
+        check_query(q, max_length=limits.max_query_length, max_depth=limits.max_query_depth)
+        state.slot = limiter(request).slot(kind, principal.username)
+        yield state
+    except Exception as exc:
+        status, reason = _failure(exc)
+        await audit.record(
+            rt.pipeline,
+            principal.username,
+            "search",
+            peer=peer(request),
+            outcome="failure",
+            query=q,
+            tenants=",".join(state.scope) or (tenant or ""),
+            mode=mode,
+            status=status or 500,
+            reason=reason,
+        )
+        if status is None:
+            raise
+        headers = {"Retry-After": "2"} if status == 429 else None
+        raise HTTPException(status, reason, headers=headers) from exc
+    finally:
+        if state.slot is not None and not state.keep:
+            state.slot.release()
 
 
 @router.get("/search")
@@ -32,32 +117,17 @@ async def search(
     principal: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
     rt = request.app.state.runtime
-    scope = tenant_scope(principal, rt.tenants, tenant)
-    if not scope:
-        raise HTTPException(403, "no tenants in scope")
-    try:
+    async with searching(request, principal, q, tenant, "api") as s:
         result = await asyncio.to_thread(
-            run_search, rt.store, scope, q, since=since, until=until, limit=limit, offset=offset
+            run_search, rt.store, s.scope, q, since=since, until=until, limit=limit, offset=offset
         )
-    except ValueError as exc:  # QueryError carries the position
-        await audit.record(
-            rt.pipeline,
-            principal.username,
-            "search",
-            peer=peer(request),
-            outcome="failure",
-            query=q,
-            tenants=",".join(scope),
-            error=str(exc),
-        )
-        raise HTTPException(400, str(exc)) from exc
     await audit.record(
         rt.pipeline,
         principal.username,
         "search",
         peer=peer(request),
         query=q,
-        tenants=",".join(scope),
+        tenants=",".join(s.scope),
         since=since or "",
         until=until or "",
         hits=result["total"],
@@ -87,12 +157,11 @@ async def search_histogram(
     from norrvakt.store.analytics import histogram
 
     rt = request.app.state.runtime
-    scope = tenant_scope(principal, rt.tenants, tenant)
-    try:
+    async with searching(request, principal, q, tenant, "histogram") as s:
         since_us, until_us = _window(since, until)
-        return await asyncio.to_thread(histogram, rt.store, scope, q, since_us, until_us, buckets)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc
+        return await asyncio.to_thread(
+            store_call, histogram, rt.store, s.scope, q, since_us, until_us, buckets
+        )
 
 
 @router.get("/search/facets")
@@ -110,12 +179,11 @@ async def search_facets(
     from norrvakt.store.analytics import facets
 
     rt = request.app.state.runtime
-    scope = tenant_scope(principal, rt.tenants, tenant)
-    try:
+    async with searching(request, principal, q, tenant, "facets") as s:
         since_us, until_us = _window(since, until)
-        return await asyncio.to_thread(facets, rt.store, scope, q, since_us, until_us, field[:20], top)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc
+        return await asyncio.to_thread(
+            store_call, facets, rt.store, s.scope, q, since_us, until_us, field[:20], top
+        )
 
 
 @router.get("/search/fields")
@@ -130,6 +198,21 @@ async def search_fields(
     return {"fields": await asyncio.to_thread(field_names, rt.store, scope)}
 
 
+class _TailResponse(StreamingResponse):
+    """Frees the tail's slot when the response ends, however it ends (the client went away,
+    the stream failed, or it never started)."""
+
+    def __init__(self, content: AsyncIterator[bytes], slot: Slot) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
 @router.get("/tail")
 async def live_tail(
     request: Request,
@@ -140,32 +223,57 @@ async def live_tail(
     """Server-sent events: every matching event as it becomes searchable (polled each second)."""
     from norrvakt.event import now_us
     from norrvakt.store.analytics import newer_events
-    from norrvakt.store.query import parse_query
 
     rt = request.app.state.runtime
-    scope = tenant_scope(principal, rt.tenants, tenant)
+    async with searching(request, principal, q, tenant, "live-tail", kind="tail") as s:
+        s.keep = True  # held until the stream ends (see _TailResponse)
+        scope, slot = s.scope, s.slot
+    assert slot is not None  # searching() yields only with a slot
     try:
-        parse_query(q)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc
-    await audit.record(
-        rt.pipeline,
-        principal.username,
-        "search",
-        peer=peer(request),
-        query=q,
-        tenants=",".join(scope),
-        mode="live-tail",
-    )
+        await audit.record(
+            rt.pipeline,
+            principal.username,
+            "search",
+            peer=peer(request),
+            query=q,
+            tenants=",".join(scope),
+            mode="live-tail",
+        )
+    except BaseException:
+        slot.release()
+        raise
+
+    def poll(after: int) -> list[dict[str, Any]]:
+        return store_call(newer_events, rt.store, scope, q, after)
 
     async def stream() -> AsyncIterator[bytes]:
         after = now_us()
         yield b": live tail started\n\n"
         while not await request.is_disconnected():
-            rows = await asyncio.to_thread(newer_events, rt.store, scope, q, after)
+            try:
+                rows = await asyncio.to_thread(poll, after)
+            except Exception as exc:
+                status, reason = _failure(exc)
+                if status is None:
+                    log.exception("live tail of %s failed", principal.username)
+                await audit.record(
+                    rt.pipeline,
+                    principal.username,
+                    "search",
+                    peer=peer(request),
+                    outcome="failure",
+                    query=q,
+                    tenants=",".join(scope),
+                    mode="live-tail",
+                    status=status or 500,
+                    reason=reason,
+                )
+                detail = reason if status is not None else "the live tail stopped: internal error"
+                yield b"event: error\ndata: " + json.dumps({"detail": detail}).encode() + b"\n\n"
+                return
             for row in rows:
                 after = max(after, int(row["ingested"]))
                 yield b"event: event\ndata: " + json.dumps(row, ensure_ascii=False).encode() + b"\n\n"
             await asyncio.sleep(1.0)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return _TailResponse(stream(), slot)

@@ -200,3 +200,18 @@
     }
   });
 })();
+
+// Behaviour that lived in inline attributes (onchange=, hx-on) — the Content-Security-Policy
+// runs no inline script: a select that submits its form, a link that opens a dialog when its
+// htmx request is done (the event detail).
+(function () {
+  "use strict";
+  document.addEventListener("change", (e) => {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]")) e.target.form.submit();
+  });
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const opener = e.target.closest && e.target.closest("[data-opens]");
+    const dialog = opener && document.getElementById(opener.dataset.opens);
+    if (dialog && !dialog.open) dialog.showModal();
+  });
+})();

@@ -18,12 +18,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from norrvakt import audit
 from norrvakt.auth.guard import login_guard
 from norrvakt.auth.passwords import burn_verification, verify_password
-from norrvakt.search import run_search
+from norrvakt.search import run_search, store_call
 from norrvakt.state.accounts import Principal
 from norrvakt.state.logins import end_session, user_login
 from norrvakt.state.logins import start_session as open_session
 from norrvakt.store.analytics import facets
 from norrvakt.store.query import event_row, parse_time
+from norrvakt.web.api.search import searching
 from norrvakt.web.auth import client_host, peer, require_csrf, session_cookie, session_principal, tenant_scope
 from norrvakt.web.i18n import LANGUAGES, translate
 from norrvakt.web.session import COOKIE, LOGIN_COOKIE, LOGIN_FORM_S, MAX_AGE_S, new_session, secure_cookies
@@ -215,28 +216,32 @@ async def _search(request: Request, user: Principal, q: str, tenant: str, since:
         "error": None,
         "facets": None,
     }
-    try:
-        scope = tenant_scope(user, rt.tenants, tenant or None)
-        result = await asyncio.to_thread(run_search, rt.store, scope, q, since=since or None, limit=100)
-        context["result"] = result
+
+    def work(scope: list[str]) -> tuple[dict[str, Any], Any]:
+        result = run_search(rt.store, scope, q, since=since or None, limit=100)
+        found = None
         if result["kind"] == "events":
             since_us = parse_time(since, _now()) if since else None
-            context["facets"] = await asyncio.to_thread(
-                facets, rt.store, scope, q, since_us, None, FACET_FIELDS, 6
-            )
+            found = store_call(facets, rt.store, scope, q, since_us, None, FACET_FIELDS, 6)
+        return result, found
+
+    try:
+        # Same scope, limits, per-user slot and failure audit as the API (one slot: the
+        # search and its facets run one after the other)
+        async with searching(request, user, q, tenant or None, "console") as s:
+            result, context["facets"] = await asyncio.to_thread(work, s.scope)
+        context["result"] = result
         await audit.record(
             rt.pipeline,
             user.username,
             "search",
             peer=peer(request),
             query=q,
-            tenants=",".join(scope),
+            tenants=",".join(s.scope),
             since=since,
             hits=result["total"],
             via="console",
         )
-    except ValueError as exc:
-        context["error"] = str(exc)
     except HTTPException as exc:
         context["error"] = exc.detail
     return context
