@@ -110,6 +110,9 @@ def test_a_very_long_query_is_400_not_a_store_error(server: Server) -> None:
     detail = resp.json()["detail"]
     assert f"query too long: {len(q):,} characters, at most 10,000" in detail
     assert "column 10001" in detail
+    # audited, with the query cut to the limit and its length said
+    (row,) = _audit(server, '"59,999 characters" event.outcome:failure', 1)
+    assert row["fields"]["query"] == q[:10_000] + "… (59,999 characters)"
     # a long query within the limit still runs
     assert server.api("GET", "/api/search", params={"q": " OR ".join(["x"] * 2000)}).status_code == 200
 

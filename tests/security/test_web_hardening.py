@@ -42,6 +42,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def web_admin(server: Server) -> str:
+    """An admin's password (one made with the CLI, as an operator would)."""
+    return server.add_user("web.admin", "admin", "lulea")
+
+
+@pytest.fixture(scope="module")
 def officer(server: Server) -> dict[str, Any]:
     password = server.add_user("boden.web", "tenant_officer", "boden")
     return {"password": password, "cookies": console_login(server, "boden.web", password)}
@@ -122,7 +128,7 @@ def test_templates_hold_no_inline_script_or_style() -> None:
     assert problems == []
 
 
-def test_the_console_works_under_its_csp(server: Server, browser: Any) -> None:  # noqa: F811
+def test_the_console_works_under_its_csp(server: Server, browser: Any, web_admin: str) -> None:  # noqa: F811
     marker = "csp" + uuid.uuid4().hex[:8]
     token = server.ingest_token("lulea", "lulea-csp")
     resp = httpx.post(
@@ -135,7 +141,7 @@ def test_the_console_works_under_its_csp(server: Server, browser: Any) -> None: 
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     page.on("pageerror", lambda e: refused.append(str(e)))
-    login(page, server.url, "web.admin", server.add_user("web.admin", "admin", "lulea"), next_path="/search")
+    login(page, server.url, "web.admin", web_admin, next_path="/search")
     page.goto(f"{server.url}/search?q={marker}&since=24h")
     page.locator("table.events a[data-opens]").first.click()  # htmx loads the detail, app.js opens it
     page.wait_for_selector("dialog#detail[open]")
@@ -149,6 +155,32 @@ def test_the_console_works_under_its_csp(server: Server, browser: Any) -> None: 
     page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)  # Swagger UI ran, from /vendor
     page.close()
     assert refused == []
+
+
+def test_a_refused_live_tail_stops_in_the_console(server: Server, browser: Any, web_admin: str) -> None:  # noqa: F811
+    page = browser.new_page()
+    login(page, server.url, "web.admin", web_admin, next_path="/search")
+    page.goto(f"{server.url}/search?q=nothing-here")
+    live = page.locator("#live")
+    live.click()
+    page.wait_for_timeout(1500)
+    assert live.get_attribute("aria-pressed") == "true"  # a tail runs
+    live.click()  # and stops
+    assert live.get_attribute("aria-pressed") == "false"
+    # the user's two live tails are taken elsewhere: the console's is refused (429), the button off
+    clients = [httpx.Client(base_url=server.url, auth=("web.admin", web_admin), timeout=30) for _ in range(2)]
+    streams = [c.stream("GET", "/api/tail", params={"q": "x"}) for c in clients]
+    try:
+        assert all(s.__enter__().status_code == 200 for s in streams)
+        live.click()
+        page.wait_for_function(
+            "() => document.getElementById('live').getAttribute('aria-pressed') === 'false'"
+        )
+    finally:
+        for stream, client in zip(streams, clients, strict=True):
+            stream.__exit__(None, None, None)
+            client.close()
+        page.close()
 
 
 # -- /vendor --------------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ class Searching:
     keep: bool = False
 
 
+def _audited(q: str, most: int = 10_000) -> str:
+    """The query as the audit trail keeps it: whole up to ``most`` characters, then cut and
+    measured (a refused 60,000-character query need not fill the trail)."""
+    return q if len(q) <= most else f"{q[:most]}… ({len(q):,} characters)"
+
+
 def _failure(exc: Exception) -> tuple[int | None, str]:
     """(HTTP status, reason) of a failed search; status None = unexpected (stays a 500)."""
     if isinstance(exc, HTTPException):
@@ -88,7 +94,7 @@ async def searching(
             "search",
             peer=peer(request),
             outcome="failure",
-            query=q,
+            query=_audited(q),
             tenants=",".join(state.scope) or (tenant or ""),
             mode=mode,
             status=status or 500,

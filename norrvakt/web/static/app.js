@@ -36,6 +36,14 @@
     if (tail) { tail.close(); tail = null; button.setAttribute("aria-pressed", "false"); button.textContent = button.dataset.labelOff; return; }
     tail = new EventSource("/api/tail?" + params(form));
     button.setAttribute("aria-pressed", "true"); button.textContent = button.dataset.labelOn;
+    // Refused (429: too many live tails, 400: a bad query) or stopped by the server ("event: error"
+    // with the reason): stop here, rather than let EventSource reconnect again and again.
+    tail.addEventListener("error", e => {
+      if (!tail || (!e.data && tail.readyState !== EventSource.CLOSED)) return;
+      tail.close(); tail = null;
+      button.setAttribute("aria-pressed", "false"); button.textContent = button.dataset.labelOff;
+      if (e.data) { try { button.title = JSON.parse(e.data).detail; } catch (err) { button.title = e.data; } }
+    });
     tail.addEventListener("event", e => {
       const row = JSON.parse(e.data);
       let body = document.getElementById("rows");
