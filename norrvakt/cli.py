@@ -55,7 +55,22 @@ def _settings(ctx: click.Context, *, existing_data_dir: bool = True) -> Settings
     return settings
 
 
-@click.group()
+class _Norrvakt(click.Group):
+    """The command group; a data directory that cannot be opened — another process owns it,
+    or its journal has lost its state database — is a message and exit 1 in every command,
+    not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from norrvakt.runtime import DataDirError
+
+        try:
+            return super().invoke(ctx)
+        except DataDirError as exc:
+            err.print(f"[red]{exc}[/red]")
+            sys.exit(1)
+
+
+@click.group(cls=_Norrvakt)
 @click.version_option(__version__, prog_name="norrvakt")
 @click.option(
     "--config",

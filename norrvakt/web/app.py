@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from norrvakt import __version__
+from norrvakt.pipeline import PipelineUnavailable
 from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
@@ -80,6 +82,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api_docs_router(app, runtime.settings.server.api_docs, vendor))
     _configure_sso(runtime)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(PipelineUnavailable, _journal_unavailable)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.has_vendor = vendor is not None
     if vendor is not None:
@@ -89,6 +92,16 @@ def create_app(runtime: Runtime) -> FastAPI:
             "htmx and Chart.js are not installed (run `make`); the console works without them, plainer"
         )
     return app
+
+
+def _journal_unavailable(request: Request, exc: PipelineUnavailable) -> Response:
+    """A change that must be journaled (a case note, an alert) while the journal cannot write:
+    503 with the reason, so the caller retries — never a 500, never done without its record."""
+    return JSONResponse(
+        {"detail": f"cannot be recorded now, try again shortly: {exc}"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _configure_sso(runtime: Runtime) -> None:

@@ -373,6 +373,16 @@ def test_an_ingest_token_for_a_tenant_that_is_not_exactly_one_is_refused(server:
     assert refused.value.returncode == 2
 
 
+@pytest.mark.parametrize("tenant", ["_norrvakt", "boden,", "Boden"])
+def test_module_subscriptions_take_exactly_one_configured_tenant(server: Server, tenant: str) -> None:
+    """The system tenant is no municipality: it subscribes to nothing (and nothing switches its
+    audit trail's handling off)."""
+    resp = server.api("PUT", f"/api/admin/modules/{tenant}", json={"detection": False})
+    assert resp.status_code in {400, 404}, resp.text
+    table = server.api("GET", "/api/admin/modules").json()["tenants"]
+    assert tenant not in table
+
+
 @pytest.mark.parametrize("tenant", ["boden,", "_norrvakt"])
 def test_a_user_for_a_tenant_that_is_not_exactly_one_is_refused(server: Server, tenant: str) -> None:
     name = f"t{uuid.uuid4().hex[:6]}"
@@ -431,6 +441,17 @@ def test_a_journal_without_its_state_database_is_refused_at_start(tmp_path: Path
         with pytest.raises(RuntimeError) as empty:
             server.start()
         assert "state database" in _flat(str(empty.value)) and "empty" in _flat(str(empty.value))
+
+        # The CLI's commands that open the directory themselves say the same, without a traceback.
+        for args in (["alerts", "list"], ["cases", "list"], ["retention", "plan"]):
+            out = subprocess.run(
+                [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(server.data_dir), *args],
+                capture_output=True,
+                cwd=str(REPO),
+            )
+            said = _flat(out.stderr.decode())
+            assert out.returncode != 0 and "state database" in said, (args, said[-500:])
+            assert "Traceback" not in said, (args, said[-2000:])
         assert not shown_again, "the generated admin password was shown again at a later start"
     finally:
         server.stop()

@@ -341,7 +341,7 @@ async def unlink(
 async def modules(request: Request, principal: Principal = Depends(current_principal)) -> dict[str, Any]:
     """What each of the caller's tenants subscribes to (log collection is always on)."""
     rt = request.app.state.runtime
-    table = modules_for(rt).table(principal.scope(rt.tenants))
+    table = modules_for(rt).table(principal.scope(list(rt.settings.tenants)))  # municipalities only
     return {"modules": MODULES, "tenants": table}
 
 
@@ -353,7 +353,7 @@ async def set_modules(
     rt = request.app.state.runtime
     if principal.role != "admin":
         raise HTTPException(403, "only administrators change a tenant's modules")
-    if tenant not in rt.tenants:
+    if tenant not in rt.settings.tenants:  # exactly one configured tenant; never _norrvakt
         raise HTTPException(404, f"no tenant {tenant!r}")
     try:
         now = modules_for(rt).set(tenant, body, principal.username)

@@ -48,7 +48,7 @@ async def admin_page(request: Request) -> Response:
         sources=[s.describe() for s in rt.sources],
         retention=rt.settings.retention,
         modules=MODULES,
-        module_table=modules_for(rt).table(scope),
+        module_table=modules_for(rt).table([t for t in scope if t in rt.settings.tenants]),
         users=list_users(rt.state) if user.role == "admin" else [],
         api_tokens=list_api_tokens(rt.state) if user.role == "admin" else [],
         channels=[
