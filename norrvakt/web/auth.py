@@ -177,3 +177,17 @@ def tenant_scope(principal: Principal, all_tenants: list[str], requested: str | 
         # Same answer for "no such tenant" and "not yours": do not reveal which tenants exist.
         raise HTTPException(status_code=403, detail=f"no access to tenant(s): {', '.join(denied)}")
     return wanted
+
+
+def one_tenant(principal: Principal, all_tenants: list[str], value: str) -> str:
+    """The tenant a request body names for something to be stored or done (a legal hold, a
+    disposal, an export): exactly one tenant, byte for byte, that the caller may read.
+
+    ``tenant_scope`` reads a comma list leniently (``?tenant=boden,`` searches Boden); a stored
+    ``"boden,"`` would hold or export nothing at all, silently — so it is a 400 here."""
+    if value not in all_tenants:
+        raise HTTPException(
+            status_code=400, detail=f"tenant {value!r}: give exactly one tenant id, e.g. 'lulea'"
+        )
+    tenant_scope(principal, all_tenants, value)  # 403 for a tenant that is not the caller's
+    return value

@@ -383,6 +383,19 @@ def test_module_subscriptions_take_exactly_one_configured_tenant(server: Server,
     assert tenant not in table
 
 
+@pytest.mark.parametrize("tenant", ["boden,", " boden", "Boden"])
+def test_a_legal_hold_or_disposal_takes_exactly_one_tenant(server: Server, tenant: str) -> None:
+    """A hold stored for "boden," would hold nothing of Boden's — silently. It is a 400."""
+    hold = server.api("POST", "/api/retention/holds", json={"tenant": tenant, "reason": "case 7"})
+    assert hold.status_code == 400, hold.text
+    holds = server.api("GET", "/api/retention/holds").json()["holds"]
+    assert all(h["tenant"] != tenant for h in holds), holds
+    dispose = server.api(
+        "POST", "/api/retention/dispose", json={"tenant": tenant, "up_to_seq": 1, "reason": "expired"}
+    )
+    assert dispose.status_code == 400, dispose.text
+
+
 @pytest.mark.parametrize("tenant", ["boden,", "_norrvakt"])
 def test_a_user_for_a_tenant_that_is_not_exactly_one_is_refused(server: Server, tenant: str) -> None:
     name = f"t{uuid.uuid4().hex[:6]}"

@@ -14,7 +14,7 @@ from norrvakt.journal.archive import ArchiveError
 from norrvakt.journal.retention import RetentionError
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
-from norrvakt.web.auth import current_principal, peer, tenant_scope
+from norrvakt.web.auth import current_principal, one_tenant, peer, tenant_scope
 
 router = APIRouter(prefix="/api", tags=["retention"])
 
@@ -49,7 +49,7 @@ async def retention_dispose(
 ) -> dict[str, Any]:
     _admin(principal)
     rt = request.app.state.runtime
-    tenant_scope(principal, rt.tenants, body.tenant)
+    one_tenant(principal, rt.tenants, body.tenant)
     if not body.reason.strip():
         raise HTTPException(400, "a disposal decision needs a reason")
     try:
@@ -80,7 +80,7 @@ async def place_hold(
 ) -> dict[str, Any]:
     _admin(principal)
     rt = request.app.state.runtime
-    tenant_scope(principal, rt.tenants, body.tenant)
+    one_tenant(principal, rt.tenants, body.tenant)
     try:
         since = parse_time(body.since, _now()) if body.since else None
         until = parse_time(body.until, _now()) if body.until else None
@@ -115,7 +115,7 @@ async def archive_export(
 ) -> dict[str, Any]:
     _admin(principal)
     rt = request.app.state.runtime
-    tenant_scope(principal, rt.tenants, body.tenant)
+    one_tenant(principal, rt.tenants, body.tenant)
     try:
         until = parse_time(body.until, _now())
         return await lifecycle.archive_export(
