@@ -81,15 +81,7 @@ async def _basic(request: Request, value: str) -> Principal | None:
     refusal = guard.check(user, address)
     if refusal is not None:
         if refusal.new:
-            await audit.record(
-                runtime.pipeline,
-                user,
-                "login",
-                peer=peer(request),
-                outcome="failure",
-                method="basic",
-                reason=refusal.reason,
-            )
+            await _basic_failure(request, user, refusal.reason)
         raise HTTPException(
             status_code=429, detail=refusal.reason, headers={"Retry-After": str(refusal.retry_after_s)}
         )
@@ -97,15 +89,8 @@ async def _basic(request: Request, value: str) -> Principal | None:
     principal = await asyncio.to_thread(authenticate, runtime.state, user, password)
     if principal is None:
         locked = guard.failed(user, address)
-        await audit.record(
-            runtime.pipeline,
-            user,
-            "login",
-            peer=peer(request),
-            outcome="failure",
-            method="basic",
-            reason="wrong username or password" + ("; account locked for 15 minutes" if locked else ""),
-        )
+        reason = "wrong username or password" + ("; account locked for 15 minutes" if locked else "")
+        await _basic_failure(request, user, reason)
         return None
     guard.succeeded(user)
     return principal
@@ -133,6 +118,18 @@ def current_session_hash(request: Request) -> str:
     """The stored hash of the caller's session id, or "" (token or Basic)."""
     data = session_cookie(request)
     return session_hash(data.session_id) if data is not None else ""
+
+
+async def _basic_failure(request: Request, user: str, reason: str) -> None:
+    await audit.record(
+        request.app.state.runtime.pipeline,
+        user,
+        "login",
+        peer=peer(request),
+        outcome="failure",
+        method="basic",
+        reason=reason,
+    )
 
 
 async def require_csrf(request: Request, expected: str) -> None:

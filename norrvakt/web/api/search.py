@@ -65,6 +65,24 @@ def _failure(exc: Exception) -> tuple[int | None, str]:
     return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
+async def audit_failure(
+    request: Request, principal: Principal, q: str, tenants: str, mode: str, status: int | None, reason: str
+) -> None:
+    """A search that failed, in the audit trail with why (``status`` None: an internal error)."""
+    await audit.record(
+        request.app.state.runtime.pipeline,
+        principal.username,
+        "search",
+        peer=peer(request),
+        outcome="failure",
+        query=_audited(q),
+        tenants=tenants,
+        mode=mode,
+        status=status or 500,
+        reason=reason,
+    )
+
+
 @contextlib.asynccontextmanager
 async def searching(
     request: Request,
@@ -88,18 +106,8 @@ async def searching(
         yield state
     except Exception as exc:
         status, reason = _failure(exc)
-        await audit.record(
-            rt.pipeline,
-            principal.username,
-            "search",
-            peer=peer(request),
-            outcome="failure",
-            query=_audited(q),
-            tenants=",".join(state.scope) or (tenant or ""),
-            mode=mode,
-            status=status or 500,
-            reason=reason,
-        )
+        tenants = ",".join(state.scope) or (tenant or "")
+        await audit_failure(request, principal, q, tenants, mode, status, reason)
         if status is None:
             raise
         headers = {"Retry-After": "2"} if status == 429 else None
@@ -262,18 +270,7 @@ async def live_tail(
                 status, reason = _failure(exc)
                 if status is None:
                     log.exception("live tail of %s failed", principal.username)
-                await audit.record(
-                    rt.pipeline,
-                    principal.username,
-                    "search",
-                    peer=peer(request),
-                    outcome="failure",
-                    query=q,
-                    tenants=",".join(scope),
-                    mode="live-tail",
-                    status=status or 500,
-                    reason=reason,
-                )
+                await audit_failure(request, principal, q, ",".join(scope), "live-tail", status, reason)
                 detail = reason if status is not None else "the live tail stopped: internal error"
                 yield b"event: error\ndata: " + json.dumps({"detail": detail}).encode() + b"\n\n"
                 return
