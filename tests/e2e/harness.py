@@ -109,12 +109,13 @@ tenant = "{self.tenant}"
         )
         return cfg
 
-    def start(self, *args: str, timeout: float = 60) -> Server:
+    def start(self, *args: str, timeout: float = 60, launcher: tuple[str, ...] = ()) -> Server:
+        """Start `norrvakt serve`; ``launcher`` goes before it (e.g. ``prlimit --nofile=…  --``)."""
         cfg = self.write_config()
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "norrvakt.cli", "--config", str(cfg), "serve", *args],
+            [*launcher, sys.executable, "-m", "norrvakt.cli", "--config", str(cfg), "serve", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=str(REPO),
@@ -187,6 +188,14 @@ tenant = "{self.tenant}"
         )
         return out.stdout.decode().strip()
 
+    def login_cookies(self, username: str, password: str) -> dict[str, str]:
+        """The session cookies of a login through the console's form (see :meth:`login`)."""
+        client = self.login(username, password)
+        try:
+            return dict(client.cookies)
+        finally:
+            client.close()
+
     def ingest_token(self, tenant: str, source: str) -> str:
         return self.cli("tokens", "create", "--tenant", tenant, "--source", source)
 
@@ -222,6 +231,17 @@ tenant = "{self.tenant}"
         page = client.get("/account")
         client.headers["X-CSRF-Token"] = page.text.split('name="csrf_token" value="')[1].split('"')[0]
         return client
+
+
+def run_cli(data_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``norrvakt --data-dir DATA ARGS…`` whatever its exit status (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 @contextmanager

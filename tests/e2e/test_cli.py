@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import shared_data
-from tests.e2e.harness import REPO, Server
+from tests.e2e.harness import Server, run_cli
 
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+_cli = run_cli
 
 
 def test_import_evtx_then_cli_search_equals_api_search(server: Server) -> None:

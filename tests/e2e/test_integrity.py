@@ -10,17 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.e2e.harness import REPO, running_server
+from tests.e2e.harness import REPO, run_cli, running_server
 
-
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+_cli = run_cli
 
 
 def _send(port: int, marker: str, n: int) -> None:

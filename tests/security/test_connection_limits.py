@@ -24,7 +24,6 @@ import selectors
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,7 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import REPO, Rsyslog, Server, free_ports
+from tests.e2e.harness import Rsyslog, Server, free_ports
 
 NOFILE = 1024  # the server's RLIMIT_NOFILE in the first module server (systemd's default soft limit)
 
@@ -82,33 +81,10 @@ class LimitedServer(Server):
         )
         return cfg
 
-    def start(self, *args: str, timeout: float = 60) -> Server:
-        if not self.nofile:
-            return super().start(*args, timeout=timeout)
-        cfg = self.write_config()
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *("prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"),
-                    *(sys.executable, "-m", "norrvakt.cli", "--config", str(cfg), "serve", *args),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(REPO),
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"norrvakt serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    self._token = (self.data_dir / "cli.token").read_text().strip()
-                    return self
-            except (httpx.HTTPError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"norrvakt serve did not come up:\n{self.log()}")
+    def start(self, *args: str, timeout: float = 60, launcher: tuple[str, ...] = ()) -> Server:
+        if self.nofile:
+            launcher = ("prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *launcher)
+        return super().start(*args, timeout=timeout, launcher=launcher)
 
 
 def _server(tmp: Path, **kwargs: object) -> LimitedServer:

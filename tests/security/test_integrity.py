@@ -35,19 +35,12 @@ from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import FRAME_HEADER, JournalConfig
 from norrvakt.journal.verify import verify_journal
 from norrvakt.journal.witness import DirectoryWitness, HttpWitness
-from tests.e2e.harness import REPO, Server, free_port, running_server
+from tests.e2e.harness import REPO, Server, free_port, run_cli, running_server
 
 HOUR_US = 3_600_000_000
 
 
-def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+_cli = run_cli
 
 
 def _verify_api(server: Server, **params: str) -> dict[str, Any]:

@@ -54,14 +54,7 @@ def officer(server: Server) -> dict[str, Any]:
 
 
 def console_login(server: Server, username: str, password: str) -> dict[str, str]:
-    """Log in through the console's form (its hidden fields, a CSRF token where there is one);
-    the session's cookies."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        form = client.get("/login")
-        hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.text))
-        resp = client.post("/login", data={**hidden, "username": username, "password": password, "next": "/"})
-        assert resp.status_code == 303, resp.text[:300]
-        return dict(client.cookies)
+    return server.login_cookies(username, password)
 
 
 # -- headers ---------------------------------------------------------------------------------------
