@@ -160,7 +160,10 @@ _WHY = (
     (re.compile(r"[*+?}]\+"), "possessive quantifiers (*+, ++, ?+) are not supported"),
     (re.compile(r"\(\?\("), "conditionals ((?(…)…)) are not supported"),
     (re.compile(r"\\Z"), "\\Z is not supported: write $ (or \\z for the very end)"),
-    (re.compile(r"\\u[0-9a-fA-F]{4}"), "\\uXXXX is not supported: write \\x{XXXX}"),
+    (
+        re.compile(r"\\u[0-9a-fA-F]{4}"),
+        "\\u followed by four hex digits is not supported: write \\x{…} with the same digits",
+    ),
     (re.compile(r"\(\?[a-zA-Z-]*x"), "the x (verbose) flag is not supported"),
     (re.compile(r"\{\d{4,}"), "repetition counts above 1000 are not supported"),
 )
