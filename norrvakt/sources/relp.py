@@ -77,12 +77,7 @@ def _from_settings(src: SourceSettings, settings: Settings) -> RelpSourceConfig:
         timezone=src.timezone or settings.timezone,
         tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
         tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
-        limits=StreamLimits(
-            max_connections=src.max_connections,
-            max_connections_per_peer=src.max_connections_per_peer,
-            idle_timeout_s=src.idle_timeout_s,
-            tls_handshake_timeout_s=src.tls_handshake_timeout_s,
-        ),
+        limits=StreamLimits.from_settings(src),
     )
 
 

@@ -33,6 +33,7 @@ from norrvakt.sources.limits import ConnectionGuard, ConnectionSlot, QuietLog, d
 from norrvakt.sources.tenancy import TenantResolver
 
 if TYPE_CHECKING:
+    from norrvakt.config import SourceSettings
     from norrvakt.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class StreamLimits:
     max_connections_per_peer: int = 0
     idle_timeout_s: float = 300.0
     tls_handshake_timeout_s: float = 15.0
+
+    @classmethod
+    def from_settings(cls, src: SourceSettings) -> StreamLimits:
+        return cls(
+            src.max_connections, src.max_connections_per_peer, src.idle_timeout_s, src.tls_handshake_timeout_s
+        )
 
 
 class StreamListener(abc.ABC):
