@@ -19,8 +19,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from norrvakt.event import now_us
 from norrvakt.store.clickhouse import ClickHouseStore
-from norrvakt.store.query import QueryError, compile_query, parse_query, parse_time, run_query
-from norrvakt.store.query_parse import MAX_QUERY_DEPTH, MAX_QUERY_LENGTH
+from norrvakt.store.query import QueryError, compile_query, parse_time, run_query
 
 MAX_LIMIT = 10_000
 T = TypeVar("T")
@@ -50,11 +49,6 @@ def store_call(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
-def check_query(query: str, *, max_length: int = MAX_QUERY_LENGTH, max_depth: int = MAX_QUERY_DEPTH) -> None:
-    """Raise :class:`QueryError` (naming the column) if ``query`` does not parse within the limits."""
-    parse_query(query, max_length=max_length, max_depth=max_depth)
-
-
 def run_search(
     store: ClickHouseStore,
     tenants: Sequence[str],
@@ -64,19 +58,17 @@ def run_search(
     until: str | None = None,
     limit: int = 100,
     offset: int = 0,
-    max_length: int = MAX_QUERY_LENGTH,
-    max_depth: int = MAX_QUERY_DEPTH,
 ) -> dict[str, Any]:
     """Run ``query`` over ``tenants`` (the caller's scope, already checked).
 
     Raises :class:`~norrvakt.store.query.QueryError` (a ValueError) for bad queries or times,
-    queries beyond ``max_length`` / ``max_depth`` and queries the store refuses as too big."""
+    queries beyond the parser's hard caps and queries the store refuses as too big."""
     now = now_us()
     since_us = parse_time(since, now) if since else None
     until_us = parse_time(until, now) if until else None
     limit = max(1, min(int(limit), MAX_LIMIT))
     compiled = compile_query(
-        parse_query(query, max_length=max_length, max_depth=max_depth),
+        query,
         tenants=list(tenants),
         since_us=since_us,
         until_us=until_us,

@@ -23,8 +23,9 @@ from starlette.types import Receive, Scope, Send
 
 from norrvakt import audit
 from norrvakt.errors import StatusError
-from norrvakt.search import check_query, run_search, store_call
+from norrvakt.search import run_search, store_call
 from norrvakt.state.accounts import Principal
+from norrvakt.store.query import parse_query
 from norrvakt.web.auth import current_principal, peer, tenant_scope
 from norrvakt.web.limits import Slot, UserLimiter
 
@@ -101,7 +102,7 @@ async def searching(
         state.scope = tenant_scope(principal, rt.tenants, tenant)
         if not state.scope:
             raise HTTPException(403, "no tenants in scope")
-        check_query(q, max_length=limits.max_query_length, max_depth=limits.max_query_depth)
+        parse_query(q, max_length=limits.max_query_length, max_depth=limits.max_query_depth)
         state.slot = limiter(request).slot(kind, principal.username)
         yield state
     except Exception as exc:
