@@ -1,8 +1,9 @@
 """Per-user limits on work that holds the store: searches and live tails.
 
     limiter = UserLimiter({"search": 4, "tail": 2})
-    with limiter.slot("search", "anna"):      # LimitReached (429) when anna runs 4 already
-        ...                                   # the slot is freed when the block ends
+    slot = limiter.slot("search", "anna")     # LimitReached (429) when anna runs 4 already
+    ...
+    slot.release()                            # idempotent: a second call frees nothing
 
 The store has a few reader clients (norrvakt.store.clickhouse.READERS); without a limit one
 user with a script (or a stuck browser tab opening live tails) can keep every one of them busy
@@ -15,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from types import TracebackType
 
 from norrvakt.errors import StatusError
 
@@ -42,14 +42,6 @@ class Slot:
             self._held = False
             self._limiter._release(self.kind, self.user)
 
-    def __enter__(self) -> Slot:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
-
 
 class UserLimiter:
     """Counts running work per (kind, user) against ``limits`` (kind → most at once)."""
@@ -71,10 +63,6 @@ class UserLimiter:
                 )
             self._running[(kind, user)] += 1
         return Slot(self, kind, user)
-
-    def running(self, kind: str, user: str) -> int:
-        with self._lock:
-            return self._running[(kind, user)]
 
     def _release(self, kind: str, user: str) -> None:
         with self._lock:
