@@ -38,7 +38,14 @@ from fastapi.responses import JSONResponse, Response
 from norrvakt.event import SYSTEM_TENANT, Event, RawRecord, now_us
 from norrvakt.pipeline import PipelineUnavailable, pipeline_error_event
 from norrvakt.sources.http_body import BodyError, BodyLimits
-from norrvakt.sources.http_json import Problem, load_event, split_json_array, split_json_objects, too_large
+from norrvakt.sources.http_json import (
+    Problem,
+    load_event,
+    object_problem,
+    split_json_array,
+    split_json_objects,
+    too_large,
+)
 from norrvakt.state.accounts import IngestToken, ingest_token
 from norrvakt.tenant_ids import TenantIdError, exact_tenant
 
@@ -443,9 +450,7 @@ async def json_ingest(request: Request) -> Response:
         for n, line in enumerate(body.split(b"\n"), start=1):
             if not line.strip():
                 continue
-            value, problem = load_event(line, limit)
-            if problem is None and not isinstance(value, dict):
-                problem = Problem("not_object", f"a JSON {type(value).__name__}, not an object")
+            problem = object_problem(line, limit)
             if problem is not None:
                 why = f"line {n}: {problem.reason}"
                 extra.append(_bad_body_event(tok, request, line, _JSON_ERROR_TYPES[problem.kind], why))

@@ -93,6 +93,14 @@ def load_event(data: bytes, max_event_bytes: int) -> tuple[Any, Problem | None]:
         return None, Problem("malformed", str(exc))
 
 
+def object_problem(data: bytes, max_event_bytes: int) -> Problem | None:
+    """Why ``data`` is not one JSON object within the limits, or None."""
+    value, problem = load_event(data, max_event_bytes)
+    if problem is None and not isinstance(value, dict):
+        problem = _not_object(value)
+    return problem
+
+
 def _is_depth_error(exc: orjson.JSONDecodeError) -> bool:
     # "depth limit exceeded" in orjson 3.10+, "recursion limit reached" before.
     return "depth" in exc.msg or "recursion" in exc.msg
@@ -268,7 +276,4 @@ def _element(data: bytes, index: int, offset: int, depth: int, max_event_bytes: 
     event = data.strip()
     if depth > MAX_JSON_DEPTH:
         return Part(event[:max_event_bytes], index, offset, too_deep(event))
-    value, problem = load_event(event, max_event_bytes)
-    if problem is None and not isinstance(value, dict):
-        problem = _not_object(value)
-    return Part(event[:max_event_bytes], index, offset, problem)
+    return Part(event[:max_event_bytes], index, offset, object_problem(event, max_event_bytes))
