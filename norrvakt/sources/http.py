@@ -156,8 +156,8 @@ def _peer(request: Request) -> str:
     return f"{client.host}:{client.port}" if client else "unknown:0"
 
 
-def _limits(request: Request) -> BodyLimits:
-    return BodyLimits.from_settings(_runtime(request).settings.server)
+def _max_event_bytes(request: Request) -> int:
+    return _runtime(request).settings.server.max_event_bytes
 
 
 def _record(
@@ -179,16 +179,15 @@ def _record(
 def _bad_body_event(tok: IngestToken, request: Request, payload: bytes, error_type: str, why: str) -> Event:
     message = f"{why} (peer {_peer(request)})"
     log.warning("%s: %s", tok.source_id, message)
-    runtime = _runtime(request)
-    runtime.pipeline.transport_error(tok.source_id, error_type)
-    payload = payload[: runtime.settings.server.max_event_bytes]  # never journal more than an event
+    _runtime(request).pipeline.transport_error(tok.source_id, error_type)
+    payload = payload[: _max_event_bytes(request)]  # never journal more than an event
     return pipeline_error_event(_record(tok, request, payload, "json"), error_type, message)
 
 
 async def _read_body(tok: IngestToken, request: Request) -> bytes | BodyError:
     """The body, or the error that refused it — kept as a pipeline_error event and counted."""
     try:
-        return await _limits(request).build().read(request)
+        return await BodyLimits.from_settings(_runtime(request).settings.server).build().read(request)
     except BodyError as exc:
         event = _bad_body_event(
             tok, request, exc.excerpt, exc.error_type, f"HTTP body refused: {exc.message}"
@@ -253,7 +252,7 @@ async def hec_event(request: Request) -> Response:
     records: list[RawRecord] = []
     extra: list[Event] = []
     first_bad: int | None = None
-    for part in split_json_objects(body, _limits(request).max_event_bytes):
+    for part in split_json_objects(body, _max_event_bytes(request)):
         if part.problem is None:
             records.append(_record(tok, request, part.data, "hec", hints))
             continue
@@ -285,7 +284,7 @@ async def hec_raw(request: Request) -> Response:
     body = await _read_body(tok, request)
     if isinstance(body, BodyError):
         return _hec_error(body.status, body.message, 6)
-    limit = _limits(request).max_event_bytes
+    limit = _max_event_bytes(request)
     hints = _hints(request)
     fmt = "syslog" if (hints or {}).get("sourcetype", "").startswith("syslog") else "text"
     records: list[RawRecord] = []
@@ -335,7 +334,7 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
     body = await _read_body(tok, request)
     if isinstance(body, BodyError):
         return _bulk_error(body.status, _BULK_BODY_ERRORS.get(body.status, "parse_exception"), body.message)
-    limit = _limits(request).max_event_bytes
+    limit = _max_event_bytes(request)
     lines = [(n, ln) for n, ln in enumerate(body.split(b"\n"), start=1) if ln.strip()]
     if not lines:
         return _bulk_error(400, "parse_exception", "request body is required")
@@ -426,7 +425,7 @@ async def json_ingest(request: Request) -> Response:
     stripped = body.strip()
     if not stripped:
         return JSONResponse({"error": "empty body"}, status_code=400)
-    limit = _limits(request).max_event_bytes
+    limit = _max_event_bytes(request)
     payloads: list[bytes] = []
     rejected: list[dict[str, Any]] = []
     extra: list[Event] = []

@@ -54,19 +54,18 @@ class BodyError(Exception):
 
 @dataclass(frozen=True)
 class BodyLimits:
-    """How much one HTTP ingest request may carry (``[server]`` settings of the same names).
+    """How much one HTTP ingest body may carry (``[server]`` settings of the same names).
 
     ``max_body_bytes`` counts bytes as sent (compressed), ``max_decompressed_bytes`` bytes
-    after ``Content-Encoding``, ``max_event_bytes`` one event of the body (the routes check
-    that; a longer event is kept cut as a pipeline_error event)."""
+    after ``Content-Encoding``. (``server.max_event_bytes``, one event of the body, is the
+    routes' to check: see :mod:`norrvakt.sources.http_json`.)"""
 
     max_body_bytes: int
     max_decompressed_bytes: int
-    max_event_bytes: int
 
     @classmethod
     def from_settings(cls, server: ServerSettings) -> BodyLimits:
-        return cls(server.max_body_bytes, server.max_decompressed_bytes, server.max_event_bytes)
+        return cls(server.max_body_bytes, server.max_decompressed_bytes)
 
     def build(self) -> BodyReader:
         return BodyReader(self)
