@@ -106,8 +106,7 @@ class SigmaRegex:
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern = pattern
-        prefix = "".join(letter for bit, letter in _INLINE if flags & bit)
-        self._rx = _compile(f"(?{prefix}){pattern}" if prefix else pattern, pattern)
+        self._rx = _compile(_with_flags(pattern, flags), pattern)
         # PCRE's `$` also matches before a final "\n": search the value without it as well.
         # Exact for every pattern without \z (which would then match before that "\n" too).
         self._tail = "$" in pattern and "\\z" not in pattern
@@ -141,8 +140,13 @@ def checked(pattern: str, flags: int = 0) -> re2._Regexp:
     """``pattern`` compiled as :class:`SigmaRegex` would compile it, but with groups: what
     pySigma's own checks get (:data:`norrvakt.detect.sigma.POLICY`), so that it refuses exactly
     the patterns the matcher refuses, with the same reason, and RE2 writes nothing to stderr."""
+    return _compile(_with_flags(pattern, flags), pattern, _CHECK_OPTIONS)
+
+
+def _with_flags(pattern: str, flags: int) -> str:
+    """``pattern`` with Python ``re`` flags (i, m, s) as RE2's inline ``(?ims)``."""
     prefix = "".join(letter for bit, letter in _INLINE if flags & bit)
-    return _compile(f"(?{prefix}){pattern}" if prefix else pattern, pattern, _CHECK_OPTIONS)
+    return f"(?{prefix}){pattern}" if prefix else pattern
 
 
 def _compile(source: str, shown: str, options: re2.Options = _OPTIONS) -> re2._Regexp:
@@ -174,7 +178,7 @@ def explain(pattern: str, exc: Exception) -> str:
     raw = exc.args[0] if exc.args else type(exc).__name__
     message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     if "pattern too large" in message:
-        message += " (it needs more than 16 MiB: nested or large repetition counts)"
+        message += f" (it needs more than {MAX_MEM >> 20} MiB: nested or large repetition counts)"
     hints = [why for rx, why in _WHY if rx.search(pattern)]
     text = f"RE2 (linear-time matching) cannot run it: {message}"
     return f"{text}; {'; '.join(hints)}" if hints else text
