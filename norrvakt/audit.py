@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from norrvakt.event import SYSTEM_TENANT, Event, now_us
-
-if TYPE_CHECKING:
-    from norrvakt.pipeline import Pipeline
+from norrvakt.pipeline import Pipeline, PipelineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +88,6 @@ async def record(
     While the journal cannot write (disk full, no descriptors) the event is held by the
     pipeline and journaled first once it can, and a copy goes to this process's log: reading
     and logging in keep working during such an episode, and their audit records are kept."""
-    from norrvakt.pipeline import PipelineUnavailable
-
     event = audit_event(
         actor, action, peer=peer, outcome=outcome, details={k: str(v) for k, v in details.items()}
     )

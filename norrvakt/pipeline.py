@@ -83,7 +83,6 @@ class Pipeline:
         self._probe_task: asyncio.Task[None] | None = None
         self._failed: str | None = None
         self.failed_since: float | None = None  # time.time() of the first refusal of this episode
-        self.recoveries = 0
         self._held: deque[Event] = deque()
 
     @property
@@ -114,9 +113,6 @@ class Pipeline:
 
     def parse(self, records: Sequence[RawRecord]) -> list[Event]:
         events = [parse_record(r) if r.tenant else unmapped_sender_event(r) for r in records]
-        for e in events:
-            if not e.tenant:  # a parser or transport error of an unmapped sender
-                e.tenant = SYSTEM_TENANT
         counters = self.counters
         for r, e in zip(records, events, strict=True):
             counters.received[r.source_id] += 1
@@ -209,8 +205,7 @@ class Pipeline:
             self.failed_since = time.time()
         later, self._waiters = self._waiters, []
         self._pending_events = []
-        self.journal.take_pending()
-        forgotten = self.journal.rewind()  # seqs continue gapless from the committed ones
+        forgotten = self.journal.rewind()  # drops what was appended since; seqs stay gapless
         self.counters.refused += forgotten
         log.critical(
             "%s — %d record(s) refused (their senders retry); refusing new records until the journal "
@@ -237,7 +232,6 @@ class Pipeline:
             since = self.failed_since or time.time()
             self._failed = None
             self.failed_since = None
-            self.recoveries += 1
             log.warning(
                 "the journal can write again after %.1f s: accepting records again", time.time() - since
             )

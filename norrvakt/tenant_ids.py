@@ -24,10 +24,14 @@ class TenantIdError(StatusError, ValueError):
     status_code = 400
 
 
-def exact_tenant(value: object, configured: Iterable[str], *, what: str = "tenant") -> str:
+def exact_tenant(
+    value: object, configured: Iterable[str], *, what: str = "tenant", shown: Iterable[str] | None = None
+) -> str:
     """``value`` if it is exactly one of ``configured`` (never the system tenant), else raise.
 
-    ``what`` names the thing in the message, e.g. ``"token tenant"``."""
+    ``what`` names the thing in the message, e.g. ``"token tenant"``; ``shown`` are the ids the
+    message offers instead (default: every configured one — pass the caller's own tenants
+    where the caller should not learn the others)."""
     known = [t for t in configured if t != SYSTEM_TENANT]
     if not isinstance(value, str):
         raise TenantIdError(f"{what}: {value!r} is not a tenant id")
@@ -37,7 +41,8 @@ def exact_tenant(value: object, configured: Iterable[str], *, what: str = "tenan
             "nothing may be written to it from outside"
         )
     if value not in known:
-        raise TenantIdError(f"{what}: {value!r} is not a configured tenant (one of: {', '.join(known)})")
+        offered = known if shown is None else [t for t in shown if t != SYSTEM_TENANT]
+        raise TenantIdError(f"{what}: {value!r} is not a configured tenant (one of: {', '.join(offered)})")
     return value
 
 

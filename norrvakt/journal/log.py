@@ -231,10 +231,11 @@ class Journal:
         """Assign seqs and queue the canonical bytes; durable only after :meth:`commit`.
 
         Not thread-safe against itself: call from one thread (the event loop)."""
-        for name in {e.tenant for e in events} - self._tenants.keys():
+        tenants = self._tenants
+        for name in {e.tenant for e in events} - tenants.keys():
             self._tenant(name)  # a bad tenant id raises before any seq is given out
         for event in events:
-            tlog = self._tenants.get(event.tenant) or self._tenant(event.tenant)
+            tlog = tenants[event.tenant]
             event.seq = tlog.next_seq
             tlog.next_seq += 1
             tlog.pending.append(frame(canonical_bytes(event)))

@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.db import rule_settings
 from norrvakt.tenant_ids import exact_tenant
 
@@ -25,9 +24,7 @@ def setting_tenant(value: object, configured: Iterable[str], shown: Iterable[str
     (the caller's own tenants, not every tenant there is) as the ids to use."""
     if value == ALL_TENANTS:
         return ALL_TENANTS
-    if isinstance(value, str) and value != SYSTEM_TENANT and value in list(configured):
-        return value
-    return exact_tenant(value, [t for t in shown if t != value], what="rule setting tenant")
+    return exact_tenant(value, configured, what="rule setting tenant", shown=shown)
 
 
 def all_settings(conn: sa.Connection) -> list[dict[str, Any]]:

@@ -21,20 +21,22 @@ async def health(request: Request) -> dict[str, Any]:
     failing, the integrity watch not running or failing, a witness that cannot be reached.
     A monitor should alert on anything but ``ok``."""
     rt = request.app.state.runtime
-    problems = health_problems(rt)
+    watch = rt.extras.get("integrity_watch")
+    integrity = watch.health() if watch is not None else None
+    problems = health_problems(rt, integrity)
     out: dict[str, Any] = {
         "status": "degraded" if problems else "ok",
         "version": __version__,
         "problems": problems,
         "indexer_backlog": rt.indexer.backlog(),
     }
-    watch = rt.extras.get("integrity_watch")
-    if watch is not None and hasattr(watch, "health"):
-        out["integrity"] = watch.health()
+    if integrity is not None:
+        out["integrity"] = integrity
     return out
 
 
-def health_problems(rt: Any) -> list[dict[str, str]]:
+def health_problems(rt: Any, integrity: dict[str, Any] | None) -> list[dict[str, str]]:
+    """``integrity``: the background verification's state (``IntegrityWatch.health()``)."""
     problems: list[dict[str, str]] = []
     refusing = rt.pipeline.refusing
     if refusing:
@@ -53,30 +55,22 @@ def health_problems(rt: Any) -> list[dict[str, str]]:
     if rt.settings.integrity.enabled:
         for name, why in sorted(rt.checkpointer.stats.witness_failing.items()):
             problems.append({"component": "witness", "reason": f"{name}: {why}"})
-        problems.extend(_watch_problems(rt))
+        problems.extend(_watch_problems(rt, integrity or {}))
     return problems
 
 
-def _watch_problems(rt: Any) -> list[dict[str, str]]:
+def _watch_problems(rt: Any, state: dict[str, Any]) -> list[dict[str, str]]:
     """The background verification: configured but not running, or its last run failed."""
     if rt.settings.integrity.verify_every_minutes <= 0:
         return []
-    watch = rt.extras.get("integrity_watch")
-    if watch is None:
-        return [{"component": "integrity", "reason": "the background verification is not running"}]
-    if hasattr(watch, "health"):
-        state = watch.health()
-        out = []
-        if not state.get("running", False):
-            out.append({"component": "integrity", "reason": "the background verification is not running"})
-        if state.get("last_error"):
-            why = f"verification could not complete: {state['last_error']}"
-            out.append({"component": "integrity", "reason": why})
-        return out
-    task = getattr(watch, "_task", None)
-    if task is None or task.done():
-        return [{"component": "integrity", "reason": "the background verification is not running"}]
-    return []
+    out = []
+    if not state.get("running", False):
+        out.append({"component": "integrity", "reason": "the background verification is not running"})
+    if state.get("last_error"):
+        out.append(
+            {"component": "integrity", "reason": f"verification could not complete: {state['last_error']}"}
+        )
+    return out
 
 
 @router.get("/stats")
