@@ -113,7 +113,6 @@ class RuleTestStop:
     when :meth:`cancel` is called - from any thread (the client went away, the server stops)."""
 
     def __init__(self, seconds: float | None = None) -> None:
-        self.seconds = seconds
         self._deadline = time.monotonic() + seconds if seconds is not None else None
         self._cancelled = threading.Event()
         self._why = ""
