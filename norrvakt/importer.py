@@ -121,16 +121,16 @@ CLAIMED_RECEIVED_AT = "import.claimed_received_at"
 
 
 def decode_items(
-    body: bytes, tenant: str, source_id: str, timezone: str, *, peer: str, received_at: int | None = None
+    body: bytes, tenant: str, source_id: str, timezone: str, *, peer: str
 ) -> tuple[list[FileItem], list[dict[str, str]]]:
     """Inverse of :func:`encode_items` (server side); raises ValueError naming the bad line.
 
-    ``peer`` (the caller's address) and ``received_at`` (default: now) are the server's own
+    ``peer`` (the caller's address) and the receive time (now) are the server's own
     knowledge and go on every record. A client's ``peer`` / ``received_at`` — the file and
     record it read, the time it read it — are kept only as claims, one dict of fields per
     item (see :func:`add_claims`): a caller could otherwise import back-dated records that
     look as if they came from any address, e.g. from Norrvakt's own audit trail ("local")."""
-    now = received_at or _now()
+    now = _now()
     items: list[FileItem] = []
     claims: list[dict[str, str]] = []
     for n, line in enumerate(body.split(b"\n"), start=1):
