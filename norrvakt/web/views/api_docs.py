@@ -26,7 +26,6 @@ from norrvakt.web.headers import CONSOLE_CSP
 DOCS_URL = "/api/docs"
 OPENAPI_URL = "/api/openapi.json"
 DOCS_CSP = CONSOLE_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
-MODES = ("login", "public", "off")
 BUNDLE = "swagger-ui-dist/swagger-ui-bundle.js"
 
 
