@@ -211,10 +211,7 @@ def web_server(app: Any, settings: Settings, count: Callable[[str, str], None]) 
         proxy_headers=bool(sv.trusted_proxies),
         forwarded_allow_ips=list(sv.trusted_proxies),
     )
-    budget = descriptor_budget()
-    guard = ConnectionGuard(
-        HTTP_ID, budget.caps_for(HTTP_ID, sv.max_connections, sv.max_connections_per_peer), budget, count, log
-    )
+    guard = descriptor_budget().guard(HTTP_ID, sv.max_connections, sv.max_connections_per_peer, count, log)
     # uvicorn logs a warning for every malformed request: one line per kind every few seconds.
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, RepeatFilter) for f in uvicorn_log.filters):

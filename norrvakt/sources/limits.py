@@ -217,10 +217,17 @@ class DescriptorBudget:
         if server in self._paused:
             self._paused.remove(server)
 
-    def caps_for(self, listener_id: str, max_connections: int, max_per_peer: int) -> ListenerCaps:
-        if listener_id in self.caps:
-            return self.caps[listener_id]
-        return resolve_caps(self.auto_share, max_connections, max_per_peer)
+    def guard(
+        self,
+        listener_id: str,
+        max_connections: int,
+        max_per_peer: int,
+        count: Callable[[str, str], None],
+        logger: logging.Logger,
+    ) -> ConnectionGuard:
+        """The guard of one listener, with the caps planned for it (or resolved from its settings)."""
+        caps = self.caps.get(listener_id) or resolve_caps(self.auto_share, max_connections, max_per_peer)
+        return ConnectionGuard(listener_id, caps, self, count, logger)
 
     def describe(self) -> str:
         listeners = ", ".join(

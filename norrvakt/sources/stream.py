@@ -99,10 +99,10 @@ class StreamListener(abc.ABC):
 
     async def start(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        budget = descriptor_budget()
         lim = self.limits
-        caps = budget.caps_for(self.id, lim.max_connections, lim.max_connections_per_peer)
-        self.guard = ConnectionGuard(self.id, caps, budget, pipeline.transport_error, log)
+        self.guard = descriptor_budget().guard(
+            self.id, lim.max_connections, lim.max_connections_per_peer, pipeline.transport_error, log
+        )
         self._server = await GuardedServer.listen(
             self.host, self.port, self._connection_for, self.guard, backlog=BACKLOG
         )
