@@ -45,15 +45,6 @@ def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def user_login(engine: sa.Engine, username: str) -> tuple[Principal, str] | None:
-    """(principal, password hash) of an enabled user, or None."""
-    with engine.connect() as conn:
-        row = user_row(conn, username)
-    if not usable(row):
-        return None
-    return _principal(row), str(row.password_hash)
-
-
 # -- sessions ------------------------------------------------------------------------------------
 
 

@@ -16,11 +16,12 @@ import asyncio
 import base64
 import binascii
 import hmac
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
 from norrvakt import audit
-from norrvakt.auth.guard import login_guard
+from norrvakt.auth.guard import Refusal, login_guard
 from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.accounts import Principal, authenticate, principal_for_token
 from norrvakt.state.logins import session_hash, session_user
@@ -69,31 +70,50 @@ async def authenticated(request: Request) -> Principal:
 
 
 async def _basic(request: Request, value: str) -> Principal | None:
-    runtime = request.app.state.runtime
     try:
         user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         user, password = "", ""
     if not user:
         return None
-    guard = login_guard(runtime)
-    address = client_host(request)
-    refusal = guard.check(user, address)
-    if refusal is not None:
-        if refusal.new:
-            await _basic_failure(request, user, refusal.reason)
+    attempt = await password_login(request, user, password, method="basic")
+    if attempt.refusal is not None:
+        refusal = attempt.refusal
         raise HTTPException(
             status_code=429, detail=refusal.reason, headers={"Retry-After": str(refusal.retry_after_s)}
         )
+    return attempt.principal
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    principal: Principal | None  # None: refused unchecked (``refusal``) or a wrong password
+    refusal: Refusal | None = None  # throttled address or locked account: the password was not tried
+    locked: bool = False  # this failure locked the account
+
+
+async def password_login(request: Request, username: str, password: str, *, method: str) -> LoginAttempt:
+    """One attempt with a password — the console's form (``method="password"``) or HTTP Basic
+    (``"basic"``) — through the shared guard: a throttled or locked attempt is refused unchecked,
+    a wrong password counts towards the lock, and every failure is audited (a throttled flood
+    once). A success is not audited here: the form audits its login, Basic does not."""
+    runtime = request.app.state.runtime
+    guard = login_guard(runtime)
+    address = client_host(request)
+    refusal = guard.check(username, address)
+    if refusal is not None:
+        if refusal.new:
+            await _login_failure(request, username, refusal.reason, method)
+        return LoginAttempt(None, refusal=refusal)
     # argon2 takes tens of milliseconds: off the event loop, so guessing cannot stall the server
-    principal = await asyncio.to_thread(authenticate, runtime.state, user, password)
+    principal = await asyncio.to_thread(authenticate, runtime.state, username, password)
     if principal is None:
-        locked = guard.failed(user, address)
+        locked = guard.failed(username, address)
         reason = "wrong username or password" + ("; account locked for 15 minutes" if locked else "")
-        await _basic_failure(request, user, reason)
-        return None
-    guard.succeeded(user)
-    return principal
+        await _login_failure(request, username, reason, method)
+        return LoginAttempt(None, locked=locked)
+    guard.succeeded(username)
+    return LoginAttempt(principal)
 
 
 def session_principal(request: Request) -> tuple[Principal, SessionData] | None:
@@ -120,14 +140,14 @@ def current_session_hash(request: Request) -> str:
     return session_hash(data.session_id) if data is not None else ""
 
 
-async def _basic_failure(request: Request, user: str, reason: str) -> None:
+async def _login_failure(request: Request, user: str, reason: str, method: str) -> None:
     await audit.record(
         request.app.state.runtime.pipeline,
-        user,
+        user or "-",
         "login",
         peer=peer(request),
         outcome="failure",
-        method="basic",
+        method=method,
         reason=reason,
     )
 

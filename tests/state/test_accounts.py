@@ -20,6 +20,7 @@ from norrvakt.state.accounts import (
     list_ingest_tokens,
     list_users,
     principal_for_token,
+    principal_of,
     revoke_token,
     set_password,
     user_exists,
@@ -31,16 +32,15 @@ from norrvakt.state.logins import (
     session_user,
     sso_login,
     start_session,
-    user_login,
 )
 
 ISSUER = "https://login.boden.se/realms/kommun"
 
 
 def _session(engine: sa.Engine, username: str) -> str:
-    found = user_login(engine, username)
-    assert found is not None and found[0].user_id is not None
-    return start_session(engine, found[0].user_id, method="password", peer="p", user_agent="ua", max_age_s=60)
+    found = principal_of(engine, username)
+    assert found is not None and found.user_id is not None
+    return start_session(engine, found.user_id, method="password", peer="p", user_agent="ua", max_age_s=60)
 
 
 def test_users_and_passwords(engine: sa.Engine) -> None:

@@ -16,16 +16,21 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from norrvakt import audit
-from norrvakt.auth.guard import login_guard
-from norrvakt.auth.passwords import burn_verification, verify_password
 from norrvakt.search import run_search, store_call
 from norrvakt.state.accounts import Principal
-from norrvakt.state.logins import end_session, user_login
+from norrvakt.state.logins import end_session
 from norrvakt.state.logins import start_session as open_session
 from norrvakt.store.analytics import facets
 from norrvakt.store.query import event_row, parse_time
 from norrvakt.web.api.search import searching
-from norrvakt.web.auth import client_host, peer, require_csrf, session_cookie, session_principal, tenant_scope
+from norrvakt.web.auth import (
+    password_login,
+    peer,
+    require_csrf,
+    session_cookie,
+    session_principal,
+    tenant_scope,
+)
 from norrvakt.web.i18n import LANGUAGES, translate
 from norrvakt.web.session import COOKIE, LOGIN_COOKIE, LOGIN_FORM_S, MAX_AGE_S, new_session, secure_cookies
 from norrvakt.web.templating import language, render
@@ -107,38 +112,16 @@ async def login(request: Request) -> Response:
         return login_page(
             request, next_url=nxt, username=username, error=translate(lang, "login.stale"), status_code=403
         )
-    guard = login_guard(rt)
-    address = client_host(request)
-    refusal = guard.check(username, address)
-    found = None
-    reason = refusal.reason if refusal else "wrong username or password"
-    if refusal is None:
-        found = await asyncio.to_thread(user_login, rt.state, username)
-        if found is None:
-            await asyncio.to_thread(burn_verification, password)  # no faster "no such user"
-        if found is None or not await asyncio.to_thread(verify_password, found[1], password):
-            found = None
-            if guard.failed(username, address):
-                reason += "; account locked for 15 minutes"
-                refusal_text = translate(lang, "login.failed") + " (account locked for 15 minutes)"
-            else:
-                refusal_text = translate(lang, "login.failed")
-    else:
-        refusal_text = refusal.reason
-    if found is None:
-        if refusal is None or refusal.new:  # a throttled flood is audited once, not per request
-            await audit.record(
-                rt.pipeline,
-                username or "-",
-                "login",
-                peer=peer(request),
-                outcome="failure",
-                reason=reason,
-                method="password",
+    attempt = await password_login(request, username, password, method="password")
+    if attempt.principal is None:
+        if attempt.refusal is not None:
+            error = attempt.refusal.reason
+        else:
+            error = translate(lang, "login.failed") + (
+                " (account locked for 15 minutes)" if attempt.locked else ""
             )
-        return login_page(request, next_url=nxt, username=username, error=refusal_text, status_code=401)
-    guard.succeeded(username)
-    principal = found[0]
+        return login_page(request, next_url=nxt, username=username, error=error, status_code=401)
+    principal = attempt.principal
     await audit.record(rt.pipeline, username, "login", peer=peer(request), method="password")
     if principal.must_change_password:
         nxt = "/account?next=" + quote(nxt)
