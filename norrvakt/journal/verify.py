@@ -47,7 +47,7 @@ from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, 
 from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport
 from norrvakt.journal.retention import Disposal, read_disposals
 from norrvakt.journal.witness import Witness
-from norrvakt.journal.witness_check import known_tenants, lag_findings, read_witnesses
+from norrvakt.journal.witness_check import WitnessView, known_tenants, lag_findings, read_witnesses
 
 __all__ = ["Finding", "TenantResult", "VerifyReport", "verify_journal"]
 
@@ -401,14 +401,13 @@ class _TenantVerifier:
     # -- the whole tenant ----------------------------------------------------------------------
 
     def run(self) -> TenantResult:
+        views = read_witnesses(self.witnesses, self.tenant)
         if not self.dir.is_dir() or not self._holds_records():
             self.result.journal = False
-            missing = self._missing()
-            if missing is not None:
-                return missing
+            if self._missing(views):
+                return self.result
         self._open_tree()
         checkpoints = self.checkpoints()
-        views = read_witnesses(self.witnesses, self.tenant)
         local_now = self._local_lines_now() if self.checkpoint_bytes is not None else set()
         witnessed = [(v.name, line) for v in views for line in v.lines or []]
         self.result.witnessed = len(witnessed)
@@ -474,14 +473,13 @@ class _TenantVerifier:
         """Segments or a stored tree: a journal (the checkpointer alone writes only its log)."""
         return (self.dir / TREE_DIR).exists() or any(self.dir.glob(f"*{SEGMENT_SUFFIX}"))
 
-    def _missing(self) -> TenantResult | None:
+    def _missing(self, views: list[WitnessView]) -> bool:
         """A tenant that is known — configured, witnessed, journaled by the running server — but
         has no journal: no folder, or one without segments and tree. With anything to show it
         once had records (a folder gone is shown by any witnessed checkpoint), that is a
-        finding; otherwise (a tenant that never received anything) ``None``."""
+        finding (True); otherwise (a tenant that never received anything) False."""
         folder = self.dir.is_dir()
         where = f"no segments in {self.dir}" if folder else f"no folder {self.dir}"
-        views = read_witnesses(self.witnesses, self.tenant)
         evidence = []
         for view in views:
             newest = view.newest()
@@ -496,13 +494,13 @@ class _TenantVerifier:
         if self.limit:
             evidence.append(f"{self.limit} records committed by the running server")
         if not evidence:
-            return None
+            return False
         self.result.witnessed = sum(len(v.lines or []) for v in views)
         for what in evidence:
             self.find(
                 "journal.missing", f"the journal of tenant {self.tenant} is missing ({where}): {what}", seq=1
             )
-        return self.result
+        return True
 
     def _frontier_before(self, checkpoints: list[Checkpoint]) -> Frontier:
         assert self.since_us is not None
