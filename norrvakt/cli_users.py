@@ -8,7 +8,6 @@ checks and every change is journaled in the audit trail either way.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import sys
@@ -23,24 +22,11 @@ ROLE = click.Choice(["admin", "soc_analyst", "tenant_officer", "auditor"])
 
 
 def call_api(ctx: click.Context, method: str, path: str, body: Any = None) -> Any:
-    """The API's answer, or the reason it refused (exit 2)."""
-    from norrvakt.cli import _settings
-    from norrvakt.cli_alerts import _local
-    from norrvakt.client import ApiError, ServerClient
-    from norrvakt.runtime import DataDirError
+    """The API's answer, or the reason it refused (exit 2); see :func:`norrvakt.cli_alerts._api`
+    (a data directory that cannot be opened is the command group's exit 1)."""
+    from norrvakt.cli_alerts import _api
 
-    settings = _settings(ctx)
-    client = ServerClient.for_data_dir(settings.data_path)
-    try:
-        if client is not None:
-            return client.request(method, path, json=body)
-        return asyncio.run(_local(settings, method, path, {"json": body}, {}))
-    except ApiError as exc:
-        err.print(f"[red]{exc.detail}[/red]")
-        sys.exit(2)
-    except DataDirError as exc:
-        err.print(f"[red]{exc}[/red]")
-        sys.exit(1)
+    return _api(ctx, method, path, body=body)
 
 
 def _password_option(password: str | None, from_stdin: bool) -> str | None:
