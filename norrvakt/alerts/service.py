@@ -49,13 +49,12 @@ class RuleConfig:
 
 @dataclass(slots=True)
 class IngestStats:
-    inputs: int = 0
-    created: int = 0
-    deduplicated: int = 0
-    flooded: int = 0  # matches counted on a flood alert (flood guard)
-    disabled: int = 0  # matches of rules switched off in the rule settings (counted, not alerted)
+    """Intake counters, kept per tenant so that a tenant's officer sees only their own; the
+    totals (``stats.created`` …) are their sums."""
+
     batches: int = 0
-    # The same counters (but batches) per tenant, so a tenant's officer sees only their own.
+    # tenant -> {"inputs", "created", "deduplicated", "flooded" (matches counted on a flood
+    # alert), "disabled" (matches of rules switched off: counted, not alerted)} -> count
     by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def tenant(self, tenant: str) -> dict[str, int]:
@@ -66,19 +65,30 @@ class IngestStats:
 
     def as_dict(self, tenants: Iterable[str] | None = None) -> dict[str, int]:
         """All counters, or (``tenants`` given) the sums over those tenants only."""
-        if tenants is not None:
-            return {
-                name: sum(self.by_tenant.get(t, {}).get(name, 0) for t in set(tenants))
-                for name in _PER_TENANT
-            }
-        return {
-            "inputs": self.inputs,
-            "created": self.created,
-            "deduplicated": self.deduplicated,
-            "flooded": self.flooded,
-            "disabled": self.disabled,
-            "batches": self.batches,
-        }
+        if tenants is None:
+            return {**{name: self._total(name) for name in _PER_TENANT}, "batches": self.batches}
+        chosen = [self.by_tenant.get(t, {}) for t in set(tenants)]
+        return {name: sum(c.get(name, 0) for c in chosen) for name in _PER_TENANT}
+
+    def _total(self, name: str) -> int:
+        # list(): read without the service's lock while an ingest may add a tenant
+        return sum(c[name] for c in list(self.by_tenant.values()))
+
+    @property
+    def created(self) -> int:
+        return self._total("created")
+
+    @property
+    def deduplicated(self) -> int:
+        return self._total("deduplicated")
+
+    @property
+    def flooded(self) -> int:
+        return self._total("flooded")
+
+    @property
+    def disabled(self) -> int:
+        return self._total("disabled")
 
 
 _PER_TENANT = ("inputs", "created", "deduplicated", "flooded", "disabled")
@@ -187,7 +197,6 @@ class AlertService:
             per_tenant["inputs"] += 1
             rule = self._rules.get((inp.rule_id, inp.tenant)) or self._rules.get((inp.rule_id, "*"))
             if rule is not None and not rule.enabled:
-                stats.disabled += 1
                 per_tenant["disabled"] += 1
                 continue
             if inp.level not in LEVEL_RANK:
@@ -214,7 +223,6 @@ class AlertService:
                 entry = self._load(key)
             ts = inp.event_ts
             if entry is not None and ts - entry.alert.last_seen <= window:
-                stats.deduplicated += 1
                 per_tenant["deduplicated"] += 1
             else:
                 entry = None
@@ -225,13 +233,11 @@ class AlertService:
                         entry = self._load(key)
                     if entry is not None and ts - entry.alert.last_seen > window:
                         entry = None
-                    stats.flooded += 1
                     per_tenant["flooded"] += 1
                 if entry is None:
                     entry = OpenAlert(_new_alert(inp, key, now), key)
                     index.put(entry)
                     fresh.append(entry)
-                    stats.created += 1
                     per_tenant["created"] += 1
             alert = entry.alert
             alert.count += 1
@@ -251,7 +257,6 @@ class AlertService:
                     alert.evidence_count += 1
             alert.updated_at = now
             touched[id(entry)] = entry
-        stats.inputs += len(inputs)
         stats.batches += 1
         changes = self._write(list(touched.values()), fresh, now)
         return list(touched.values()), fresh, changes
