@@ -89,14 +89,12 @@ class QuietLog:
         self.level = level
         self.what = what  # e.g. "syslog-tcp: connections refused"
         self.every_s = every_s
-        self.total = 0
         self._count = 0
         self._peers: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
         self._window: asyncio.TimerHandle | None = None
 
     def note(self, peer: str, message: str, reason: str = "") -> None:
-        self.total += 1
         if self._window is None:
             self.logger.log(self.level, "%s: %s", self.what, message)
             self._open_window()
