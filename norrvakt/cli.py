@@ -482,13 +482,14 @@ def tokens_revoke(ctx: click.Context, token_id: int) -> None:
 def tokens_api(ctx: click.Context) -> None:
     """API tokens (the user each acts as), as CSV; never the secrets."""
     from norrvakt.cli_users import call_api
+    from norrvakt.csv_safe import safe_row
 
     out = io.StringIO()
     writer = csv.writer(out)
     columns = ["id", "username", "name", "created_at", "revoked_at"]
     writer.writerow(columns)
     for row in call_api(ctx, "GET", "/api/admin/tokens").get("api_tokens", []):
-        writer.writerow(["'" + str(row[c]) if str(row[c])[:1] in "=+-@" else row[c] for c in columns])
+        writer.writerow(safe_row(row[c] for c in columns))  # names are free text: no formulas
     click.echo(out.getvalue(), nl=False)
 
 
