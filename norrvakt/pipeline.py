@@ -146,7 +146,15 @@ class Pipeline:
             # unverified. Whatever reaches here without a tenant belongs to the system tenant.
             if not e.tenant:
                 e.tenant = SYSTEM_TENANT
-        self.journal.append(events)
+        try:
+            self.journal.append(events)
+        except OSError as exc:  # a new tenant's folder cannot be made: no space or no descriptors
+            reason = f"the journal cannot write: {exc}"
+            self.counters.refused += len(events)
+            log.critical("%s — refusing records until the journal can write again", reason)
+            self._start_refusing(reason)
+            waiter.set_exception(PipelineUnavailable(reason))
+            return waiter
         self._pending_events.extend(events)
         self._waiters.append(waiter)
         self._wake.set()
@@ -199,10 +207,7 @@ class Pipeline:
         """A commit failed and was undone: fail it and everything appended after it, refuse
         new records, and start probing the journal."""
         reason = f"the journal cannot write: {exc}" if isinstance(exc, JournalError) else f"{exc!r}"
-        first = self._failed is None
-        self._failed = reason
-        if first:
-            self.failed_since = time.time()
+        self._start_refusing(reason)
         later, self._waiters = self._waiters, []
         self._pending_events = []
         forgotten = self.journal.rewind()  # drops what was appended since; seqs stay gapless
@@ -216,6 +221,12 @@ class Pipeline:
         for w in [*waiters, *later]:
             if not w.done():
                 w.set_exception(PipelineUnavailable(reason))
+
+    def _start_refusing(self, reason: str) -> None:
+        """Refuse new records with ``reason`` until the probe finds the journal writable."""
+        if self._failed is None:
+            self.failed_since = time.time()
+        self._failed = reason
         if self._probe_task is None or self._probe_task.done():
             self._probe_task = asyncio.create_task(self._probe_until_writable(), name="journal-probe")
 
