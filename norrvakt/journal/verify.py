@@ -46,7 +46,7 @@ from norrvakt.journal.log import FRAME_HEADER, SEGMENT_SUFFIX, TREE_DIR
 from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, verify_consistency
 from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport
 from norrvakt.journal.retention import Disposal, read_disposals
-from norrvakt.journal.witness import Witness
+from norrvakt.journal.witness import Witness, parse_line
 from norrvakt.journal.witness_check import WitnessView, known_tenants, lag_findings, read_witnesses
 
 __all__ = ["Finding", "TenantResult", "VerifyReport", "verify_journal"]
@@ -169,7 +169,7 @@ class _TenantVerifier:
         except OSError as exc:
             self.find("checkpoint.unreadable", f"{FILE_NAME} cannot be read: {exc}")
             return []
-        return _parse_lines(data)
+        return [parse_line(n, raw) for n, raw in enumerate(data.split(b"\n"), start=1) if raw]
 
     def _local_lines_now(self) -> set[bytes]:
         """The local checkpoint lines written since the snapshot, read after the witnesses (a
@@ -660,18 +660,6 @@ def _folders(journal_dir: Path, report: VerifyReport) -> list[str]:
         elif path.is_dir():
             names.append(path.name)
     return names
-
-
-def _parse_lines(data: bytes) -> list[CheckpointLine]:
-    out = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw:
-            continue
-        try:
-            out.append(CheckpointLine(number, raw, Checkpoint.parse(raw)))
-        except (ValueError, KeyError, TypeError) as exc:
-            out.append(CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}"))
-    return out
 
 
 def decode_b64(text: str) -> bytes:

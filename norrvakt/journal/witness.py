@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 POST_BATCH = 500  # lines per POST when a witness is brought up to date
 
 
+def parse_line(number: int, raw: bytes) -> CheckpointLine:
+    """Line ``number`` of a checkpoint log; one that does not parse is kept, with why (the
+    verifier reports it where it stands)."""
+    try:
+        return CheckpointLine(number, raw, Checkpoint.parse(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        return CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}")
+
+
 class WitnessError(Exception):
     """The witness cannot be reached, read or written."""
 
@@ -138,12 +147,7 @@ class DirectoryWitness:
             return None
         except OSError as exc:
             raise WitnessError(f"witness {self.name}: cannot read {path}: {exc}") from exc
-        if not tail:
-            return None
-        try:
-            return CheckpointLine(0, tail[-1], Checkpoint.parse(tail[-1]))
-        except (ValueError, KeyError, TypeError) as exc:
-            return CheckpointLine(0, tail[-1], None, f"unreadable checkpoint: {exc}")
+        return parse_line(0, tail[-1]) if tail else None
 
     def tenants(self) -> list[str] | None:
         self._root()
@@ -201,14 +205,7 @@ class HttpWitness:
             return []  # the witness holds nothing of this tenant
         if resp.status_code >= 300:
             raise WitnessError(f"witness {self.url} answered {resp.status_code}: {resp.text[:300]}")
-        out = []
-        for number, raw in enumerate(resp.content.splitlines(), start=1):
-            if raw.strip():
-                try:
-                    out.append(CheckpointLine(number, raw, Checkpoint.parse(raw)))
-                except (ValueError, KeyError, TypeError) as exc:
-                    out.append(CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}"))
-        return out
+        return [parse_line(n, raw) for n, raw in enumerate(resp.content.splitlines(), start=1) if raw.strip()]
 
     def read(self, tenant: str) -> list[CheckpointLine]:
         return self._lines({"tenant": tenant})
