@@ -10,6 +10,7 @@ yet; it is printed and reported, and the verification still passes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 # Pseudo-tenants for what concerns no single tenant.
@@ -17,6 +18,11 @@ KEYS = "(keys)"
 WITNESSES = "(witnesses)"
 SETUP = "(setup)"
 STORE = "(store)"
+
+
+def iso(us: int) -> str:
+    """A time in a finding's text: ``2026-12-01T21:45:40Z`` for µs since the epoch."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine
 from norrvakt.journal.log import FRAME_HEADER, SEGMENT_SUFFIX, TREE_DIR
 from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, verify_consistency
-from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport
+from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport, iso
 from norrvakt.journal.retention import Disposal, read_disposals
 from norrvakt.journal.witness import Witness, parse_line
 from norrvakt.journal.witness_check import WitnessView, known_tenants, lag_findings, read_witnesses
@@ -486,7 +486,7 @@ class _TenantVerifier:
             if newest is not None and (newest.size or not folder):
                 evidence.append(
                     f"{newest.size} records witnessed by {view.name} ({len(view.lines or [])} "
-                    f"checkpoints, the newest signed {_iso(newest.time)})"
+                    f"checkpoints, the newest signed {iso(newest.time)})"
                 )
         local = [line.checkpoint for line in self._local_lines() if line.checkpoint is not None]
         if local and local[-1].size:
@@ -525,7 +525,7 @@ class _TenantVerifier:
         if cp.size > journal_size:
             self.find(
                 "journal.truncated",
-                f"{label}, signed {_iso(cp.time)}, covers {cp.size} records but the "
+                f"{label}, signed {iso(cp.time)}, covers {cp.size} records but the "
                 f"journal ends at seq {journal_size}: records were removed from the end, or the data "
                 "directory was rolled back",
                 seq=journal_size + 1,
@@ -580,10 +580,6 @@ def _int_at(data: bytes, pos: int) -> int | None:
     while end < n and 48 <= data[end] <= 57:
         end += 1
     return int(data[pos:end]) if end > pos else None
-
-
-def _iso(us: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))
 
 
 def verify_journal(

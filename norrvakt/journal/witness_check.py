@@ -11,12 +11,11 @@ finding, not "no checkpoints": a deleted witness file and a deleted journal must
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from norrvakt.journal.checkpoint import Checkpoint, CheckpointLine
-from norrvakt.journal.report import WITNESSES, Finding
+from norrvakt.journal.report import WITNESSES, Finding, iso
 from norrvakt.journal.witness import Witness, WitnessError
 
 
@@ -66,7 +65,7 @@ def lag_findings(
                     tenant,
                     "witness.empty",
                     f"witness {view.name} holds no checkpoint of {tenant}, but the local log has "
-                    f"{len(local)} since {_iso(local[0].time)}: the witness's file was deleted or emptied, "
+                    f"{len(local)} since {iso(local[0].time)}: the witness's file was deleted or emptied, "
                     "or checkpoints never reached it",
                 )
             )
@@ -78,8 +77,8 @@ def lag_findings(
                     tenant,
                     "witness.behind",
                     f"witness {view.name} is behind: its newest checkpoint of {tenant} covers "
-                    f"{newest.size} records ({_iso(newest.time)}), the local log's covers "
-                    f"{local[-1].size} ({_iso(local[-1].time)}); checkpoints after {_iso(newest.time)} "
+                    f"{newest.size} records ({iso(newest.time)}), the local log's covers "
+                    f"{local[-1].size} ({iso(local[-1].time)}); checkpoints after {iso(newest.time)} "
                     "did not reach it",
                     seq=newest.size + 1 if expected.size > newest.size else None,
                 )
@@ -126,7 +125,3 @@ def known_tenants(witnesses: Iterable[Witness]) -> tuple[set[str], list[Finding]
 def is_folder_name(name: str) -> bool:
     """A tenant id that names one folder directly under the journal (never ``..`` or a path)."""
     return bool(name) and name not in {".", ".."} and not any(c in name for c in "/\\\0") and len(name) <= 128
-
-
-def _iso(us: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us / 1e6))
