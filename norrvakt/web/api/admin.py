@@ -138,6 +138,15 @@ async def users(request: Request, principal: Principal = Depends(current_princip
     return {"users": list_users(request.app.state.runtime.state)}
 
 
+def _password(chosen: str | None, must_change: bool | None, username: str) -> tuple[str, bool]:
+    """The password to set — the admin's choice (checked) or a generated one — and whether it
+    is temporary (unless said: a generated one is, a chosen one is not)."""
+    if chosen is not None:
+        check_new_password(chosen, username)
+    password = chosen if chosen is not None else new_password()
+    return password, chosen is None if must_change is None else must_change
+
+
 class UserRequest(BaseModel):
     username: str
     role: str
@@ -160,12 +169,7 @@ async def add_user(
         tenants = exact_tenants(body.tenants, rt.settings.tenants, what="user tenant")
         if body.role == "tenant_officer" and not tenants:
             raise HTTPException(400, "a tenant officer needs at least one tenant")
-        if body.password is not None:
-            check_new_password(body.password, body.username)
-        password = body.password if body.password is not None else new_password()
-        must_change = (
-            body.password is None if body.must_change_password is None else body.must_change_password
-        )
+        password, must_change = _password(body.password, body.must_change_password, body.username)
         create_user(rt.state, body.username, password, body.role, tenants, must_change_password=must_change)
     except StatusError as exc:
         raise _http(exc) from exc
@@ -202,12 +206,7 @@ async def reset_password(
         # A session alone (perhaps someone else's browser) must not replace its owner's password.
         raise HTTPException(403, "change your own password on /account (the current password is asked)")
     try:
-        if body.password is not None:
-            check_new_password(body.password, username)
-        password = body.password if body.password is not None else new_password()
-        must_change = (
-            body.password is None if body.must_change_password is None else body.must_change_password
-        )
+        password, must_change = _password(body.password, body.must_change_password, username)
         set_password(rt.state, username, password, must_change=must_change)
     except StatusError as exc:
         raise _http(exc) from exc
