@@ -30,7 +30,6 @@ verifier of an archive package use it as is).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import logging
@@ -656,7 +655,3 @@ def _folders(journal_dir: Path, report: VerifyReport) -> list[str]:
         elif path.is_dir():
             names.append(path.name)
     return names
-
-
-def decode_b64(text: str) -> bytes:
-    return base64.b64decode(text)
