@@ -30,6 +30,7 @@ from norrvakt.state.accounts import (
     AccountError,
     NoSuchUser,
     Principal,
+    _existing,
     _principal,
     name_taken,
     usable,
@@ -221,9 +222,7 @@ def link_identity(engine: sa.Engine, username: str, issuer: str, subject: str) -
     if not issuer.strip() or not subject.strip():
         raise AccountError("linking needs the identity's issuer and subject")
     with engine.begin() as conn:
-        target = user_row(conn, username)
-        if target is None or target.deleted_at is not None:
-            raise NoSuchUser(f"no user {username!r}")
+        target = _existing(conn, username)
         before = conn.execute(
             sa.select(users.c.username)
             .join(sso_identities, sso_identities.c.user_id == users.c.id)
