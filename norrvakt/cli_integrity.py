@@ -109,7 +109,7 @@ def _verify_local(
     task: Any,
 ) -> dict[str, Any]:
     from norrvakt.event import now_us
-    from norrvakt.integrity import VerifyOptions, verify
+    from norrvakt.integrity import options_for, verify
     from norrvakt.journal.keys import KeyRing
     from norrvakt.journal.log import Journal, JournalConfig
     from norrvakt.journal.witness import build_witness
@@ -138,12 +138,11 @@ def _verify_local(
                 KeyRing(data / "keys"),
                 [build_witness(w) for w in settings.witness_specs()],
                 store_obj,
-                VerifyOptions(
+                options_for(
+                    settings,
                     tenants=tenants,
                     since_us=parse_time(since, now_us()) if since else None,
                     pinned_keys=pinned or None,
-                    configured=list(settings.tenants),
-                    witness_lag_s=settings.integrity.checkpoint_every_seconds + 60,
                 ),
                 lambda n: progress.update(task, completed=n),
                 store_retention_days=settings.store.retention_days,

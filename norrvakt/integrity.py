@@ -34,6 +34,7 @@ from norrvakt.store.clickhouse import ClickHouseStore
 from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    from norrvakt.config import Settings
     from norrvakt.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -221,19 +222,7 @@ class IntegrityWatch:
 
     def _verify(self) -> VerifyReport:
         rt = self.runtime
-        snapshot = rt.checkpointer.snapshot()  # first: the store has at most what was committed
-        indexed = {t: rt.indexer.stored_seq(t) for t in snapshot}
-        return verify(
-            rt.journal,
-            rt.keys,
-            rt.checkpointer.witnesses,
-            rt.store,
-            options_for(rt),
-            None,
-            rt.settings.store.retention_days,
-            indexed,
-            snapshot,
-        )
+        return verify_running(rt, running_cut(rt), options_for(rt.settings))
 
     async def _raise(self, alert: Event) -> None:
         try:
@@ -270,15 +259,49 @@ class IntegrityWatch:
         }
 
 
-def options_for(rt: Runtime, **overrides: Any) -> VerifyOptions:
-    """The options a verification of the running server uses (tolerance from its settings)."""
-    ig = rt.settings.integrity
+def options_for(settings: Settings, **overrides: Any) -> VerifyOptions:
+    """The options a verification of this installation uses (tolerance from its settings)."""
+    ig = settings.integrity
     base: dict[str, Any] = {
-        "configured": list(rt.settings.tenants),
+        "configured": list(settings.tenants),
         # A checkpoint reaches the witnesses within one interval (a failed one at the next).
         "witness_lag_s": ig.checkpoint_every_seconds + 60,
     }
     return VerifyOptions(**{**base, **overrides})
+
+
+RunningCut = tuple[Snapshot, dict[str, int]]
+
+
+def running_cut(rt: Runtime) -> RunningCut:
+    """The running journal's snapshot, then how far the store has each tenant — in this order,
+    so the store is never ahead of the snapshot (blocking: it waits for a checkpoint being
+    signed)."""
+    snapshot = rt.checkpointer.snapshot()
+    return snapshot, {t: rt.indexer.stored_seq(t) for t in snapshot}
+
+
+def verify_running(
+    rt: Runtime,
+    cut: RunningCut,
+    options: VerifyOptions,
+    progress: Callable[[int], None] | None = None,
+    *,
+    store: bool = True,
+) -> VerifyReport:
+    """:func:`verify` of the running server, up to ``cut`` (:func:`running_cut`)."""
+    snapshot, indexed = cut
+    return verify(
+        rt.journal,
+        rt.keys,
+        rt.checkpointer.witnesses,
+        rt.store if store else None,
+        options,
+        progress,
+        rt.settings.store.retention_days,
+        indexed,
+        snapshot,
+    )
 
 
 def integrity_alert(report: VerifyReport) -> Event:

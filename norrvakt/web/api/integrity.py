@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from norrvakt import audit
-from norrvakt.integrity import options_for, prove, verify
+from norrvakt.integrity import options_for, prove, running_cut, verify_running
 from norrvakt.journal.keys import SigningKeyError
 from norrvakt.journal.proof import ProofError
 from norrvakt.journal.witness_check import is_folder_name
@@ -116,9 +116,8 @@ async def start_verify(
     scope = _scope(principal, rt.tenants, tenant)
     since_us = parse_time(since, time.time_ns() // 1000) if since else None
     job = _jobs(request).add(principal.username, scope)
-    snapshot = await asyncio.to_thread(rt.checkpointer.snapshot)
-    indexed = {t: rt.indexer.stored_seq(t) for t in snapshot}  # after the snapshot: never ahead of it
-    job.total_records = sum(n for t, (n, _b) in snapshot.items() if scope is None or t in scope)
+    cut = await asyncio.to_thread(running_cut, rt)
+    job.total_records = sum(n for t, (n, _b) in cut[0].items() if scope is None or t in scope)
     await audit.record(
         rt.pipeline, principal.username, "verify", peer=peer(request), tenants=",".join(scope or ["(all)"])
     )
@@ -128,17 +127,8 @@ async def start_verify(
 
     def run() -> None:
         try:
-            report = verify(
-                rt.journal,
-                rt.keys,
-                rt.checkpointer.witnesses,
-                rt.store if store else None,
-                options_for(rt, tenants=scope, since_us=since_us),
-                progress,
-                store_retention_days=rt.settings.store.retention_days,
-                indexed_upto=indexed,
-                snapshot=snapshot,
-            )
+            options = options_for(rt.settings, tenants=scope, since_us=since_us)
+            report = verify_running(rt, cut, options, progress, store=store)
             job.report = report.as_dict()
         except Exception as exc:  # report the failure to the caller instead of a silent job
             log.exception("verification job %d could not complete", job.id)
