@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -254,6 +255,57 @@ def running_server(tmp: Path, *args: str, extra_toml: str = "") -> Iterator[Serv
         yield server
     finally:
         server.stop()
+
+
+OIDC_PROVIDER = REPO / "tests" / "e2e" / "oidc_provider.mjs"
+
+
+@contextmanager
+def oidc_server(
+    tmp: Path, role_map: dict[str, str], accounts: dict[str, Any] | None = None
+) -> Iterator[Server]:
+    """A server with single sign-on against a real OpenID Connect provider (panva's
+    oidc-provider run with Node, tests/e2e/oidc_provider.mjs); ``accounts`` adds provider users
+    (name → claims) to the file's own. Skips when node or the npm package is missing."""
+    if shutil.which("node") is None or not (REPO / "node_modules" / "oidc-provider").exists():
+        import pytest
+
+        pytest.skip("node and the npm package oidc-provider are needed (make installs them)")
+    u, t, s, r, h, op = free_ports(6)
+    redirect = f"http://127.0.0.1:{h}/login/oidc/callback"
+    provider = subprocess.Popen(
+        ["node", str(OIDC_PROVIDER), str(op), redirect, json.dumps(accounts or {})],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        discovery, deadline = f"http://127.0.0.1:{op}/.well-known/openid-configuration", time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(discovery, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        roles = ", ".join(f'"{claim}" = "{role}"' for claim, role in role_map.items())
+        extra = f"""
+[oidc]
+issuer = "http://127.0.0.1:{op}"
+client_id = "norrvakt"
+client_secret = "norrvakt-test-secret"
+scopes = "openid profile norrvakt"
+role_map = {{ {roles} }}
+"""
+        server = Server(tmp / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r}, extra_toml=extra)
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        provider.terminate()
+        provider.wait(10)
 
 
 # -- rsyslog -----------------------------------------------------------------------------------

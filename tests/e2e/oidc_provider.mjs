@@ -1,13 +1,15 @@
 // A real OpenID Connect provider for the SSO test: panva's certified `oidc-provider` (npm),
-// with its development login form (any name logs in). Usage: node oidc_provider.mjs PORT REDIRECT_URI
+// with its development login form (any name logs in).
+// Usage: node oidc_provider.mjs PORT REDIRECT_URI [ACCOUNTS_JSON]  (more users: name → claims)
 import Provider from "oidc-provider";
 
-const [port, redirectUri] = process.argv.slice(2);
+const [port, redirectUri, moreAccounts] = process.argv.slice(2);
 const accounts = {
   // name → claims the municipality's identity provider would send
   "soc.anna": { groups: ["norrvakt-soc"], municipality: [] },
   "boden.erik": { groups: ["norrvakt-officer"], municipality: ["boden"] },
   "nobody.karl": { groups: ["staff"], municipality: ["lulea"] },
+  ...JSON.parse(moreAccounts || "{}"),
 };
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,48 +10,14 @@ import httpx
 import pytest
 
 from tests.e2e.browser import browser  # noqa: F401 - fixture
-from tests.e2e.harness import REPO, Server, free_ports
-
-PROVIDER = REPO / "tests" / "e2e" / "oidc_provider.mjs"
+from tests.e2e.harness import Server, oidc_server
 
 
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if shutil.which("node") is None or not (REPO / "node_modules" / "oidc-provider").exists():
-        pytest.skip("node and the npm package oidc-provider are needed (make installs them)")
-    tmp = Path(tmp_path_factory.mktemp("sso"))
-    u, t, s, r, h, op = free_ports(6)
-    redirect = f"http://127.0.0.1:{h}/login/oidc/callback"
-    provider = subprocess.Popen(
-        ["node", str(PROVIDER), str(op), redirect], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if (
-                httpx.get(f"http://127.0.0.1:{op}/.well-known/openid-configuration", timeout=1).status_code
-                == 200
-            ):
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    extra = f"""
-[oidc]
-issuer = "http://127.0.0.1:{op}"
-client_id = "norrvakt"
-client_secret = "norrvakt-test-secret"
-scopes = "openid profile norrvakt"
-role_map = {{ "norrvakt-soc" = "soc_analyst", "norrvakt-officer" = "tenant_officer" }}
-"""
-    server = Server(tmp / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r}, extra_toml=extra)
-    server.data_dir.mkdir()
-    server.start()
-    try:
+    roles = {"norrvakt-soc": "soc_analyst", "norrvakt-officer": "tenant_officer"}
+    with oidc_server(Path(tmp_path_factory.mktemp("sso")), roles) as server:
         yield server
-    finally:
-        server.stop()
-        provider.terminate()
-        provider.wait(10)
 
 
 def _sso_login(browser: Any, server: Server, name: str) -> Any:  # noqa: F811

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.e2e.harness import REPO, Server, free_ports, running_server
+from tests.e2e.harness import Server, free_ports, oidc_server, run_cli, running_server
 
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 WHO = re.compile(r">\s*([^<>]+?) · (admin|soc_analyst|tenant_officer|auditor)\s*<")
@@ -78,75 +76,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 # -- single sign-on: an IdP user named like a local account --------------------------------------
 
-# A real OpenID Connect provider (panva's oidc-provider, the package the e2e SSO test uses) whose
-# users call themselves like Norrvakt's local admin and a named follow-up reviewer.
-PROVIDER = r"""
-import Provider from "oidc-provider";
-const [port, redirectUri] = process.argv.slice(1);
-const accounts = {
-  "admin": { groups: ["norrvakt-soc"], municipality: [] },
-  "lulea.granskare": { groups: ["norrvakt-soc"], municipality: [] },
-};
-const provider = new Provider(`http://127.0.0.1:${port}`, {
-  clients: [{ client_id: "norrvakt", client_secret: "norrvakt-test-secret", redirect_uris: [redirectUri],
-              grant_types: ["authorization_code"], response_types: ["code"],
-              token_endpoint_auth_method: "client_secret_basic" }],
-  scopes: ["openid", "profile", "norrvakt"],
-  claims: { openid: ["sub"], profile: ["name", "preferred_username"], norrvakt: ["groups", "municipality"] },
-  conformIdTokenClaims: false,
-  findAccount: async (ctx, id) => ({ accountId: id, async claims() {
-    return { sub: id, name: id, preferred_username: id, ...(accounts[id] || { groups: [] }) }; } }),
-  loadExistingGrant: async (ctx) => {
-    const grant = new ctx.oidc.provider.Grant({
-      clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
-    grant.addOIDCScope("openid profile norrvakt");
-    grant.addOIDCClaims(["groups", "municipality", "preferred_username", "name"]);
-    await grant.save();
-    return grant;
-  },
-  features: { devInteractions: { enabled: true } },
-  cookies: { keys: ["norrvakt-test-cookie-key"] },
-});
-provider.listen(Number(port), () => console.log("ready"));
-"""
+# A real OpenID Connect provider (panva's oidc-provider, the e2e SSO test's) with users who call
+# themselves like Norrvakt's local admin and a named follow-up reviewer.
+IDP_USERS = {name: {"groups": ["norrvakt-soc"], "municipality": []} for name in ("admin", "lulea.granskare")}
 
 
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if shutil.which("node") is None or not (REPO / "node_modules" / "oidc-provider").exists():
-        pytest.skip("node and the npm package oidc-provider are needed (make installs them)")
     tmp = Path(tmp_path_factory.mktemp("sso"))
-    u, t, s, r, h, op = free_ports(6)
-    provider = subprocess.Popen(
-        ["node", "--input-type=module", "-e", PROVIDER, str(op), f"http://127.0.0.1:{h}/login/oidc/callback"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    extra = f"""
-[oidc]
-issuer = "http://127.0.0.1:{op}"
-client_id = "norrvakt"
-client_secret = "norrvakt-test-secret"
-scopes = "openid profile norrvakt"
-role_map = {{ "norrvakt-soc" = "soc_analyst" }}
-"""
-    server = Server(tmp / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r}, extra_toml=extra)
-    server.data_dir.mkdir()
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{op}/.well-known/openid-configuration", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        server.start()
+    with oidc_server(tmp, {"norrvakt-soc": "soc_analyst"}, IDP_USERS) as server:
         yield server
-    finally:
-        server.stop()
-        provider.terminate()
-        provider.wait(10)
 
 
 def _sso_login(server: Server, name: str) -> tuple[str, str]:
@@ -403,12 +342,7 @@ def test_a_user_for_a_tenant_that_is_not_exactly_one_is_refused(server: Server, 
         "POST", "/api/admin/users", json={"username": name, "role": "tenant_officer", "tenants": [tenant]}
     )
     assert resp.status_code == 400, resp.text
-    cli = subprocess.run(
-        [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(server.data_dir), "users", "add", name,
-         "--role", "tenant_officer", "--tenant", tenant],
-        capture_output=True,
-        cwd=str(REPO),
-    )  # fmt: skip
+    cli = run_cli(server.data_dir, "users", "add", name, "--role", "tenant_officer", "--tenant", tenant)
     assert cli.returncode == 2, cli.stderr
 
 
@@ -457,12 +391,8 @@ def test_a_journal_without_its_state_database_is_refused_at_start(tmp_path: Path
 
         # The CLI's commands that open the directory themselves say the same, without a traceback.
         for args in (["alerts", "list"], ["cases", "list"], ["retention", "plan"]):
-            out = subprocess.run(
-                [sys.executable, "-m", "norrvakt.cli", "--data-dir", str(server.data_dir), *args],
-                capture_output=True,
-                cwd=str(REPO),
-            )
-            said = _flat(out.stderr.decode())
+            out = run_cli(server.data_dir, *args)
+            said = _flat(out.stderr)
             assert out.returncode != 0 and "state database" in said, (args, said[-500:])
             assert "Traceback" not in said, (args, said[-2000:])
         assert not shown_again, "the generated admin password was shown again at a later start"
