@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, append_line, read_lines
+from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, append_line
 from norrvakt.journal.keys import (
     Rotation,
     SigningKeyError,
@@ -44,6 +44,7 @@ from norrvakt.journal.keys import (
     public_raw,
     verify_signature,
 )
+from norrvakt.journal.witness import DirectoryWitness, WitnessError
 from norrvakt.journal.witness_check import is_folder_name
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class WitnessStore:
         self.keys = dict(keys)
         self._lock = threading.Lock()
         self._newest: dict[str, bytes | None] = {}
+        self._folder = DirectoryWitness(directory)  # the same layout: its tail reader finds the newest
         for raw in self._keys_file.read_bytes().splitlines() if self._keys_file.exists() else []:
             try:
                 self._trust(Rotation(**json.loads(raw)["rotation"]))
@@ -114,9 +116,9 @@ class WitnessStore:
         return path.read_bytes() if path.is_file() else b""
 
     def newest(self, tenant: str) -> bytes | None:
-        if tenant not in self._newest:
-            lines = [line.raw for line in read_lines(self._path(tenant))]
-            self._newest[tenant] = lines[-1] if lines else None
+        if tenant not in self._newest:  # the file grows for years: only its tail is read
+            line = self._folder.latest(tenant)
+            self._newest[tenant] = line.raw if line is not None else None
         return self._newest[tenant]
 
     def add(self, body: bytes) -> int:
@@ -225,7 +227,7 @@ def make_handler(store: WitnessStore) -> type[BaseHTTPRequestHandler]:
                 log.warning("refused from %s: %s", self.client_address[0], exc.reason)
                 self._json(exc.status, {"error": exc.reason})
                 return
-            except OSError as exc:
+            except (OSError, WitnessError) as exc:
                 log.error("cannot store a checkpoint: %s", exc)
                 self._json(503, {"error": f"the witness cannot store lines: {exc}"})
                 return
