@@ -257,7 +257,7 @@ def change_own_password(
     if not verify_password(row.password_hash, current):
         raise WrongPassword("the current password is wrong")
     check_new_password(new, username)
-    if verify_password(row.password_hash, new):
+    if new == current:  # (current was just verified: no second argon2 run to compare them)
         raise AccountError("the new password must differ from the current one")
     set_password(engine, username, new, must_change=False, keep_session=keep_session)
 
