@@ -50,7 +50,6 @@ class VerifyOptions:
     tenants: list[str] | None = None
     since_us: int | None = None
     pinned_keys: list[str] | None = None  # public keys (hex or PEM) the operator trusts
-    check_store: bool = True
     configured: list[str] = field(default_factory=list)
     witness_lag_s: float = DEFAULT_WITNESS_LAG_S
 
@@ -108,13 +107,12 @@ def verify(
 ) -> VerifyReport:
     """``indexed_upto``: per tenant, the seq up to which the running server has stored
     everything (records journaled after that are still on their way to the store).
-    ``snapshot``: the running journal's cut (:meth:`Checkpointer.snapshot`) — take it, then
-    ``indexed_upto``, right before calling; without one the files are taken as they are."""
+    ``snapshot``: the running journal's cut (:meth:`Checkpointer.snapshot`) — both from
+    :func:`running_cut`; without one the files are taken as they are."""
     trusted, key_problems = trusted_keys(keys, options.pinned_keys)
     expected = {*options.configured, SYSTEM_TENANT}
     store_problems: list[Finding] = []
-    use_store = store is not None and options.check_store
-    if store is not None and use_store and options.tenants is None:
+    if store is not None and options.tenants is None:
         stored, store_problems = stored_tenants(store)
         expected |= stored
     report = verify_journal(
@@ -134,7 +132,7 @@ def verify(
         )
     if store_problems:
         report.result(STORE).findings.extend(store_problems)
-    if store is not None and use_store:
+    if store is not None:
         for result in report.tenants:
             if not result.tenant.startswith("("):
                 check_store(
