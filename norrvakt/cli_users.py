@@ -85,6 +85,8 @@ def users_add(
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
     """Every account as CSV: role, tenants, state, open sessions, SSO identities."""
+    from norrvakt.csv_safe import safe_row
+
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["username", "role", "tenants", "state", "temporary_password", "sessions", "identities"])
@@ -92,15 +94,17 @@ def users_list(ctx: click.Context) -> None:
         state = "deleted" if u["deleted"] else "disabled" if u["disabled"] else "active"
         identities = " ".join(f"{i['issuer']}#{i['subject']}" for i in u["identities"])
         writer.writerow(
-            [
-                u["username"],
-                u["role"],
-                ",".join(u["tenants"]),
-                state,
-                u["must_change_password"],
-                u["sessions"],
-                identities,
-            ]
+            safe_row(
+                [
+                    u["username"],
+                    u["role"],
+                    ",".join(u["tenants"]),
+                    state,
+                    u["must_change_password"],
+                    u["sessions"],
+                    identities,
+                ]
+            )
         )
     click.echo(out.getvalue(), nl=False)
 

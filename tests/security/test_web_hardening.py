@@ -328,6 +328,15 @@ def test_tokens_list_csv_neutralises_formulas(server: Server) -> None:
     assert mine and all(r["source_id"] == "'@evil-source" for r in mine), mine
 
 
+def test_users_list_csv_neutralises_formulas(server: Server) -> None:
+    """An identity's issuer is whatever an admin typed into `users link`; it leads its cell."""
+    server.add_user("csv.user", "soc_analyst", "lulea")
+    server.cli("users", "link", "csv.user", "--issuer", "=HYPERLINK(1)", "--subject", "s1")
+    rows = list(csv.DictReader(io.StringIO(server.cli("users", "list"))))
+    mine = [r for r in rows if r["username"] == "csv.user"]
+    assert mine and mine[0]["identities"].startswith("'="), mine
+
+
 # -- /api/alerts/stats ------------------------------------------------------------------------------
 
 
