@@ -123,15 +123,11 @@ def serve(ctx: click.Context, demo: bool, host: str | None, port: int | None) ->
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         sys.exit(2)
-    from norrvakt.runtime import DataDirError
     from norrvakt.server import serve as run_server
 
     logging.getLogger().setLevel(settings.log_level.upper())
-    try:
+    try:  # a data directory that cannot be opened is reported by the command group (_Norrvakt)
         asyncio.run(run_server(settings, demo=demo))
-    except DataDirError as exc:  # busy, or a journal without its state database
-        err.print(f"[red]{exc}[/red]")
-        sys.exit(1)
     except KeyboardInterrupt:
         pass
 
