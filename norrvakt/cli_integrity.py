@@ -255,7 +255,10 @@ def _prove_local(settings: Any, tenant: str, seq: int) -> dict[str, Any]:
     try:
         journal = JournalConfig(data / "journal").build()
         checkpointer = Checkpointer(
-            journal, KeyRing(data / "keys"), [build_witness(w) for w in settings.witness_specs()], [tenant]
+            journal,
+            KeyRing(data / "keys", settings.signing_key_path()),  # a proof may need a new checkpoint
+            [build_witness(w) for w in settings.witness_specs()],
+            [tenant],
         )
         try:
             return prove(journal, checkpointer, tenant, seq)

@@ -16,6 +16,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -52,6 +53,7 @@ class VerifyOptions:
     pinned_keys: list[str] | None = None  # public keys (hex or PEM) the operator trusts
     configured: list[str] = field(default_factory=list)
     witness_lag_s: float = DEFAULT_WITNESS_LAG_S
+    signing_key_file: Path | None = None  # integrity.signing_key_file (where the key is, not read)
 
 
 def trusted_keys(
@@ -143,7 +145,9 @@ def verify(
                     None if indexed_upto is None else indexed_upto.get(result.tenant, 0),
                     None if snapshot is None else snapshot.get(result.tenant, (0, 0))[0],
                 )
-    report.warnings += setup_warnings(journal.root.parent, witnesses, keys)
+    report.warnings += setup_warnings(
+        journal.root.parent, witnesses, keys.directory, options.signing_key_file
+    )
     return report
 
 
@@ -231,7 +235,12 @@ class IntegrityWatch:
     def setup_warnings(self) -> list[Finding]:
         """Where the witnesses and the signing key are, if that is within reach (the admin page)."""
         rt = self.runtime
-        return setup_warnings(rt.settings.data_path, rt.checkpointer.witnesses, rt.keys)
+        return setup_warnings(
+            rt.settings.data_path,
+            rt.checkpointer.witnesses,
+            rt.keys.directory,
+            rt.settings.signing_key_path(),
+        )
 
     def health(self) -> dict[str, Any]:
         """For ``/api/health`` (which anyone may read): states and counts, no tenant details."""
@@ -264,6 +273,7 @@ def options_for(settings: Settings, **overrides: Any) -> VerifyOptions:
         "configured": list(settings.tenants),
         # A checkpoint reaches the witnesses within one interval (a failed one at the next).
         "witness_lag_s": ig.checkpoint_every_seconds + 60,
+        "signing_key_file": settings.signing_key_path(),
     }
     return VerifyOptions(**{**base, **overrides})
 

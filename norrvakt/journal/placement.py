@@ -32,7 +32,12 @@ from norrvakt.journal.witness import Witness
 HOWTO = "see docs/operations.md, 'Keeping the evidence out of reach'"
 
 
-def setup_warnings(data_dir: Path, witnesses: Iterable[Witness], keys: KeyRing) -> list[Finding]:
+def setup_warnings(
+    data_dir: Path, witnesses: Iterable[Witness], key_dir: Path, key_file: Path | None
+) -> list[Finding]:
+    """``key_dir``: the key ring's folder; ``key_file``: integrity.signing_key_file, if set — taken
+    from the settings, never from a key ring that read it (verifying needs no private key, and
+    whoever verifies may not be allowed to read it)."""
     data = data_dir.resolve()
     out = []
     witnesses = list(witnesses)
@@ -68,23 +73,22 @@ def setup_warnings(data_dir: Path, witnesses: Iterable[Witness], keys: KeyRing) 
                     f"witness — run it on another host ({HOWTO})",
                 )
             )
-    key_file = keys.signing_key_file
     if key_file is None:
         out.append(
             Finding(
                 SETUP,
                 "setup.key_in_data",
-                f"the checkpoint signing key is kept in {keys.directory}: whoever can write the data "
+                f"the checkpoint signing key is kept in {key_dir}: whoever can write the data "
                 "directory can read it and re-sign a rewritten history — set integrity.signing_key_file "
                 f"to a key the service reads once at start ({HOWTO})",
             )
         )
-    elif left := sorted(p.name for p in keys.directory.glob("*.key") if p.with_suffix(".pub").exists()):
+    elif left := sorted(p.name for p in key_dir.glob("*.key") if p.with_suffix(".pub").exists()):
         out.append(
             Finding(
                 SETUP,
                 "setup.key_in_data",
-                f"private keys are still in {keys.directory} ({', '.join(left)}) although the signing key "
+                f"private keys are still in {key_dir} ({', '.join(left)}) although the signing key "
                 "comes from integrity.signing_key_file: they can sign a rewritten history as well as "
                 "the new one — delete them (their .pub and .intro stay)",
             )
@@ -127,7 +131,7 @@ def _on_this_host(url: str) -> bool:
 def banner_lines(data_dir: Path, witnesses: Iterable[Witness], keys: KeyRing) -> list[str]:
     """The warnings as `norrvakt serve` prints them under its banner."""
     out = []
-    for w in setup_warnings(data_dir, witnesses, keys):
+    for w in setup_warnings(data_dir, witnesses, keys.directory, keys.signing_key_file):
         wrapped = textwrap.wrap(w.detail, 92)
         out.append(f"  Warning:       {wrapped[0]}")
         out += [f"                 {line}" for line in wrapped[1:]]
