@@ -168,7 +168,14 @@ class WitnessStore:
                     "start its chain — send the whole checkpoint log",
                 )
         else:
-            held = Checkpoint.parse(newest)
+            try:
+                held = Checkpoint.parse(newest)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise Refused(
+                    500,
+                    f"the newest line this witness holds of {cp.tenant} is unreadable ({exc}): "
+                    "nothing is appended until an operator looks at its file",
+                ) from exc
             if cp.prev != hashlib.sha256(newest).hexdigest() or cp.size < held.size or cp.time < held.time:
                 raise Refused(
                     409,

@@ -129,3 +129,25 @@ def test_the_http_witness_refuses_a_rewritten_history(
     listed = httpx.get(http_witness, params={"list": "1"}).json()
     assert listed == {"tenants": ["kiruna"]}
     assert json.loads(HttpWitness(http_witness).read("kiruna")[0].raw)["size"] == 5
+
+
+def test_the_http_witness_answers_when_its_newest_line_is_unreadable(tmp_path: Path, keys: KeyRing) -> None:
+    journal = JournalConfig(tmp_path / "journal").build()
+    journal.append_and_commit([_event(i) for i in range(3)])
+    first = Checkpointer(journal, keys, [], ["kiruna"]).checkpoint("kiruna")
+    held = tmp_path / "remote" / "kiruna" / FILE_NAME
+    held.parent.mkdir(parents=True)
+    held.write_bytes(first.line() + b'\n{"tenant": "kiruna", "size": \n')  # a damaged tail
+    server = witness_server(tmp_path / "remote", keys.public_keys(), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        nxt = Checkpoint(
+            tenant="kiruna", size=3, root=first.root, time=first.time + 1, prev=first.digest(), key=first.key
+        ).signed(keys.private(first.key))
+        url = f"http://127.0.0.1:{server.server_address[1]}/witness"
+        resp = httpx.post(url, content=nxt.line() + b"\n", timeout=10)
+        assert resp.status_code == 500 and "unreadable" in resp.json()["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
