@@ -63,7 +63,11 @@ def test_switching_to_a_key_file_introduces_it_with_the_old_key(tmp_path: Path) 
     _seal(tmp_path, new, 3)
     assert len(new.trusted_keys()[0]) == 2 and new.current_id() not in {None, old_id}
     assert _codes(tmp_path, KeyRing(ring)) == []
-    left = [w for w in setup_warnings(tmp_path / "data", [], new) if "still in" in w.detail]
+    left = [
+        w
+        for w in setup_warnings(tmp_path / "data", [], new.directory, new.signing_key_file)
+        if "still in" in w.detail
+    ]
     assert left, "a private key left in keys/ next to a key file is reported"
 
 
@@ -85,15 +89,22 @@ def test_witness_and_key_within_reach_are_warnings(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     keys = KeyRing(data / "keys")
-    codes = [w.code for w in setup_warnings(data, [DirectoryWitness(tmp_path / "data-witness")], keys)]
+    codes = [
+        w.code
+        for w in setup_warnings(
+            data, [DirectoryWitness(tmp_path / "data-witness")], keys.directory, keys.signing_key_file
+        )
+    ]
     assert codes == ["setup.witness_same_fs", "setup.key_in_data"]
-    inside = setup_warnings(data, [DirectoryWitness(data / "witness")], keys)
+    inside = setup_warnings(data, [DirectoryWitness(data / "witness")], keys.directory, keys.signing_key_file)
     assert "inside the same folder" in inside[0].detail
-    local = setup_warnings(data, [HttpWitness("http://127.0.0.1:8470/")], keys)
+    local = setup_warnings(
+        data, [HttpWitness("http://127.0.0.1:8470/")], keys.directory, keys.signing_key_file
+    )
     assert local[0].code == "setup.witness_local"
-    assert setup_warnings(data, [], keys)[0].code == "setup.no_witness"
+    assert setup_warnings(data, [], keys.directory, keys.signing_key_file)[0].code == "setup.no_witness"
     remote = setup_warnings(
-        data, [HttpWitness("https://witness.example.org/")], KeyRing(data / "keys", _key_file(tmp_path / "k"))
+        data, [HttpWitness("https://witness.example.org/")], data / "keys", _key_file(tmp_path / "k")
     )
     assert remote == []
 
