@@ -6,11 +6,10 @@ have exactly one row (DESIGN §4: this check lives above both layers, so each st
 from __future__ import annotations
 
 from norrvakt.event import canonical_bytes, event_from_canonical, now_us
-from norrvakt.journal.log import Journal
+from norrvakt.journal.log import Journal, is_folder_name
 from norrvakt.journal.merkle import HASH_SIZE, leaf_hash
 from norrvakt.journal.report import STORE, Finding, TenantResult
 from norrvakt.journal.retention import read_disposals
-from norrvakt.journal.witness_check import is_folder_name
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
 from norrvakt.store.schema import EVENTS_TABLE
 

@@ -23,7 +23,6 @@ import errno
 import hashlib
 import logging
 import os
-import re
 import struct
 import threading
 import zlib
@@ -40,7 +39,6 @@ FRAME_HEADER = struct.Struct(">II")
 SEGMENT_SUFFIX = ".seg"
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 TREE_DIR = "tree"
-_SAFE_TENANT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 _sha256 = hashlib.sha256
 
 
@@ -121,6 +119,11 @@ class _Mark:
         tlog.committed_seq = self.committed_seq
         if tlog.tree is not None and tlog.tree.size != self.tree_size:
             tlog.tree.roll_back(self.tree_size)
+
+
+def is_folder_name(name: str) -> bool:
+    """A tenant id that names one folder directly under the journal (never ``..`` or a path)."""
+    return bool(name) and name not in {".", ".."} and not any(c in name for c in "/\\\0") and len(name) <= 128
 
 
 def segment_name(first_seq: int) -> str:
@@ -215,7 +218,7 @@ class Journal:
     def _tenant(self, tenant: str) -> _TenantLog:
         tlog = self._tenants.get(tenant)
         if tlog is None:
-            if not _SAFE_TENANT.fullmatch(tenant):
+            if not is_folder_name(tenant):
                 # The tenant names a folder: "" would be the root itself, "../x" another place.
                 raise JournalError(f"refusing to journal records for tenant id {tenant!r}")
             directory = self.root / tenant

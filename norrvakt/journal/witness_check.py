@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from norrvakt.journal.checkpoint import Checkpoint, CheckpointLine
+from norrvakt.journal.log import is_folder_name
 from norrvakt.journal.report import WITNESSES, Finding, iso
 from norrvakt.journal.witness import Witness, WitnessError
 
@@ -120,8 +121,3 @@ def known_tenants(witnesses: Iterable[Witness]) -> tuple[set[str], list[Finding]
                     )
                 )
     return names, findings, warnings
-
-
-def is_folder_name(name: str) -> bool:
-    """A tenant id that names one folder directly under the journal (never ``..`` or a path)."""
-    return bool(name) and name not in {".", ".."} and not any(c in name for c in "/\\\0") and len(name) <= 128

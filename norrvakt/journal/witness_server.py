@@ -44,8 +44,8 @@ from norrvakt.journal.keys import (
     public_raw,
     verify_signature,
 )
+from norrvakt.journal.log import is_folder_name
 from norrvakt.journal.witness import DirectoryWitness, WitnessError
-from norrvakt.journal.witness_check import is_folder_name
 
 log = logging.getLogger(__name__)
 

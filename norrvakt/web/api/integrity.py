@@ -18,8 +18,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from norrvakt import audit
 from norrvakt.integrity import options_for, prove, running_cut, verify_running
 from norrvakt.journal.keys import SigningKeyError
+from norrvakt.journal.log import is_folder_name
 from norrvakt.journal.proof import ProofError
-from norrvakt.journal.witness_check import is_folder_name
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
 from norrvakt.web.auth import current_principal, peer, tenant_scope
