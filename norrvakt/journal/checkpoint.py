@@ -103,33 +103,42 @@ class CheckpointLine:
     error: str = ""
 
 
+def parse_line(number: int, raw: bytes) -> CheckpointLine:
+    """Line ``number`` of a checkpoint log; one that does not parse is kept, with why (the
+    verifier reports it where it stands)."""
+    try:
+        return CheckpointLine(number, raw, Checkpoint.parse(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        return CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}")
+
+
 def read_lines(path: Path) -> Iterator[CheckpointLine]:
     if not path.exists():
         return
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             raw = raw.rstrip(b"\n")
-            if not raw:
-                continue
-            try:
-                yield CheckpointLine(number, raw, Checkpoint.parse(raw))
-            except (ValueError, KeyError, TypeError) as exc:
-                yield CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}")
+            if raw:
+                yield parse_line(number, raw)
+
+
+def tail_line(path: Path) -> bytes | None:
+    """The last non-empty line of a checkpoint log, reading only its tail (the file grows for
+    years); None for an empty file. Raises FileNotFoundError / OSError as ``open`` does."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - 8192))
+        lines = [line for line in fh.read().split(b"\n") if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def last_checkpoint(path: Path) -> Checkpoint | None:
     """The last readable checkpoint of a file (reads the tail only)."""
-    if not path.exists():
-        return None
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - 4096))
-        tail = fh.read().rstrip(b"\n")
-    line = tail.rsplit(b"\n", 1)[-1]
     try:
-        return Checkpoint.parse(line) if line else None
-    except (ValueError, KeyError, TypeError):
+        line = tail_line(path)
+    except FileNotFoundError:
         return None
+    return parse_line(0, line).checkpoint if line else None
 
 
 def append_line(path: Path, line: bytes) -> None:

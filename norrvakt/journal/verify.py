@@ -40,12 +40,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine
+from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine, parse_line
 from norrvakt.journal.log import FRAME_HEADER, SEGMENT_SUFFIX, TREE_DIR
 from norrvakt.journal.merkle import EMPTY_ROOT, HASH_SIZE, Frontier, TreeStore, verify_consistency
 from norrvakt.journal.report import WITNESSES, Finding, TenantResult, VerifyReport, iso
 from norrvakt.journal.retention import Disposal, read_disposals
-from norrvakt.journal.witness import Witness, parse_line
+from norrvakt.journal.witness import Witness
 from norrvakt.journal.witness_check import WitnessView, known_tenants, lag_findings, read_witnesses
 
 __all__ = ["Finding", "TenantResult", "VerifyReport", "verify_journal"]

@@ -30,21 +30,20 @@ from typing import Protocol
 
 import httpx
 
-from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, CheckpointLine, read_lines
+from norrvakt.journal.checkpoint import (
+    FILE_NAME,
+    GENESIS,
+    Checkpoint,
+    CheckpointLine,
+    parse_line,
+    read_lines,
+    tail_line,
+)
 from norrvakt.journal.keys import Rotation
 
 log = logging.getLogger(__name__)
 
 POST_BATCH = 500  # lines per POST when a witness is brought up to date
-
-
-def parse_line(number: int, raw: bytes) -> CheckpointLine:
-    """Line ``number`` of a checkpoint log; one that does not parse is kept, with why (the
-    verifier reports it where it stands)."""
-    try:
-        return CheckpointLine(number, raw, Checkpoint.parse(raw))
-    except (ValueError, KeyError, TypeError) as exc:
-        return CheckpointLine(number, raw, None, f"unreadable checkpoint: {exc}")
 
 
 class WitnessError(Exception):
@@ -139,15 +138,12 @@ class DirectoryWitness:
         # Asked before publishing: a witness folder not made yet holds nothing (it is created).
         path = self.directory / tenant / FILE_NAME
         try:
-            with open(path, "rb") as fh:  # the tail only: the file grows for years
-                size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - 8192))
-                tail = [line for line in fh.read().split(b"\n") if line.strip()]
+            line = tail_line(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise WitnessError(f"witness {self.name}: cannot read {path}: {exc}") from exc
-        return parse_line(0, tail[-1]) if tail else None
+        return parse_line(0, line) if line else None
 
     def tenants(self) -> list[str] | None:
         self._root()
