@@ -34,7 +34,7 @@ async def import_records(
     if principal.role == "auditor":
         raise HTTPException(403, "auditors have read-only access")
     try:
-        exact_tenant(tenant, rt.tenants, what="import tenant")
+        exact_tenant(tenant, rt.tenants, what="import tenant", shown=principal.scope(rt.tenants))
     except TenantIdError as exc:
         raise HTTPException(exc.status_code, str(exc)) from exc
     if not principal.can_read(tenant):
