@@ -371,7 +371,14 @@ def test_a_volume_outlier_arriving_over_syslog_raises_an_alert(tmp_path: Path) -
     from tests.e2e.harness import running_server
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    start = now - dt.timedelta(minutes=10)
+    # today's 30 reads must fall on one UTC day and not in the future: just after midnight,
+    # ten minutes back would split them over two user-days (CI once ran this at 00:08)
+    midnight = now.replace(hour=0, minute=0, second=0)
+    if now - midnight < dt.timedelta(seconds=30):
+        time.sleep(30 - (now - midnight).total_seconds())
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = max(now - dt.timedelta(minutes=10), midnight)
+    step = min(10, int((now - start).total_seconds()) // 30)
 
     def write(name: str, lines: list[bytes]) -> Path:
         path = tmp_path / name
@@ -392,7 +399,7 @@ def test_a_volume_outlier_arriving_over_syslog_raises_an_alert(tmp_path: Path) -
     )
     today = write(
         "today.log",
-        [social_line(start + dt.timedelta(seconds=10 * i), "u-77", f"s-{i}", zone=dt.UTC) for i in range(30)],
+        [social_line(start + dt.timedelta(seconds=step * i), "u-77", f"s-{i}", zone=dt.UTC) for i in range(30)],
     )
     with running_server(tmp_path / "srv") as server:
         rules = {r["id"]: r for r in server.api("GET", "/api/rules").json()["rules"]}
