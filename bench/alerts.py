@@ -119,7 +119,7 @@ async def pipeline_run(n: int, with_alerts: bool) -> dict[str, Any]:
     from norrvakt.alerts.model import AlertInput
     from norrvakt.alerts.soc import soc_for
     from norrvakt.config import load_settings
-    from norrvakt.runtime import open_runtime
+    from norrvakt.node.runtime import open_runtime
 
     batches = events(n)
     with tempfile.TemporaryDirectory() as d:

@@ -3,7 +3,7 @@
 Goal (the issue): median under 300 ms and 95th percentile under 1 s for the alert queue, a
 search page and the dashboard, each with the JSON calls behind it.
 
-1. **Serve** — the real ``norrvakt.server.serve`` (uvicorn on a local port, the SOC
+1. **Serve** — the real ``norrvakt.node.server.serve`` (uvicorn on a local port, the SOC
    workflow, live detection) runs in this process, in a thread with its own event loop, on a
    fresh data directory: embedded chDB store, SQLite state database.
 2. **Seed** that server's store and state while it runs. The events must go in after start-up:
@@ -116,7 +116,7 @@ RULES = [
 @contextmanager
 def running_server(data_dir: Path) -> Iterator[tuple[Any, str]]:
     """`norrvakt serve` in a thread of this process; yields its runtime and URL."""
-    import norrvakt.server as server_module
+    import norrvakt.node.server as server_module
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -447,7 +447,7 @@ def main() -> None:
         "events": seeded["events"],
         "alerts": seeded["alerts"],
         "seed": seeded,
-        "server": "norrvakt.server.serve in this process (uvicorn in its own thread), embedded chDB, SQLite",
+        "server": "norrvakt.node.server.serve in this process (uvicorn in a thread), embedded chDB, SQLite",
         "client": "httpx, session cookie from POST /login, keep-alive, one request at a time",
         "server_startup_s": round(startup_s, 1),
         "runs": args.runs,

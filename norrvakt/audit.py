@@ -9,7 +9,7 @@ import json
 import logging
 
 from norrvakt.event import SYSTEM_TENANT, Event, now_us
-from norrvakt.pipeline import Pipeline, PipelineUnavailable
+from norrvakt.node.pipeline import Pipeline, PipelineUnavailable
 
 log = logging.getLogger(__name__)
 

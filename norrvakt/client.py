@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from norrvakt.runtime import CLI_TOKEN_FILE, read_server_file
+from norrvakt.node.runtime import CLI_TOKEN_FILE, read_server_file
 
 
 class ApiError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from norrvakt.event import Event, RawRecord
-from norrvakt.pipeline import Pipeline, pipeline_error_event
+from norrvakt.node.pipeline import Pipeline, pipeline_error_event
 from norrvakt.sources.files import FileItem, detect_format, progress_total, read_file
 
 BATCH = 2000

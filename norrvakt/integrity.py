@@ -36,7 +36,7 @@ from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from norrvakt.event import now_us
 from norrvakt.state.db import tenant_modules
 
 if TYPE_CHECKING:
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 BASE = "collection"
 MODULES: dict[str, str] = {

@@ -14,7 +14,7 @@ from norrvakt.audit import audit_event
 from norrvakt.event import Event
 
 if TYPE_CHECKING:
-    from norrvakt.pipeline import Pipeline
+    from norrvakt.node.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from norrvakt.alerts.escalation import Escalator
 from norrvakt.alerts.intake import integrity_input
 from norrvakt.alerts.journaling import JournalFromThreads, journal
 from norrvakt.alerts.model import Change
+from norrvakt.alerts.notify import builtin as _builtin_channels  # noqa: F401 - registers the channel types
 from norrvakt.alerts.notify.base import Channel, build_channel
 from norrvakt.alerts.routing import Router
 from norrvakt.alerts.service import AlertService
@@ -33,8 +34,8 @@ from norrvakt.event import SYSTEM_TENANT, Event
 from norrvakt.modules import modules_for
 
 if TYPE_CHECKING:
-    from norrvakt.pipeline import Pipeline
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.pipeline import Pipeline
+    from norrvakt.node.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -7,81 +7,14 @@ CLI and the API cannot drift apart, and every change is journaled either way.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import os
 import sys
-import time
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
-
-
-def _api(
-    ctx: click.Context,
-    method: str,
-    path: str,
-    *,
-    body: Any = None,
-    params: dict[str, Any] | None = None,
-    content: bytes | None = None,
-) -> Any:
-    """Call the API: the running server's, or in-process on the data directory when none runs.
-    ``content`` is sent as the raw body instead of ``body`` as JSON."""
-    from norrvakt.cli import _settings
-    from norrvakt.client import ApiError, ServerClient
-
-    settings = _settings(ctx)
-    params = {k: v for k, v in (params or {}).items() if v is not None}
-    client = ServerClient.for_data_dir(settings.data_path)
-    try:
-        payload: dict[str, Any] = {"content": content} if content is not None else {"json": body}
-        if client is not None:
-            return client.request(method, path, params=params, **payload)
-        return asyncio.run(_local(settings, method, path, payload, params))
-    except ApiError as exc:
-        err.print(f"[red]{exc.detail}[/red]")
-        sys.exit(2)
-
-
-async def _local(
-    settings: Any, method: str, path: str, payload: dict[str, Any], params: dict[str, Any]
-) -> Any:
-    import httpx
-
-    from norrvakt.client import answer
-    from norrvakt.runtime import open_runtime
-    from norrvakt.state.accounts import Principal
-    from norrvakt.web.app import create_app
-    from norrvakt.web.auth import current_principal
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # in-process requests are no news
-    rt = open_runtime(settings)
-    await rt.start(with_sources=False)
-    try:
-        app = create_app(rt)
-        local = Principal(username=f"local:{os.environ.get('USER', 'unknown')}", role="admin", tenants=None)
-        app.dependency_overrides[current_principal] = lambda: local
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
-            resp = await client.request(method, path, params=params, **payload)
-        return answer(resp)
-    finally:
-        await rt.close()
-
-
-def _when(us: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6)) if us else "–"
-
-
-def _json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-
+from norrvakt.cli.common import call_api, err, print_json, when
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -124,9 +57,9 @@ def alerts_list(
         "since": since,
         "limit": limit,
     }
-    result = _api(ctx, "GET", "/api/alerts", params=params)
+    result = call_api(ctx, "GET", "/api/alerts", params=params)
     if fmt == "json":
-        _json(result)
+        print_json(result)
         return
     table = Table()
     for c in ("id", "tenant", "level", "rule", "count", "last seen", "status", "case"):
@@ -138,7 +71,7 @@ def alerts_list(
             a["level"],
             a["rule"]["title"],
             str(a["count"]),
-            _when(a["last_seen"]),
+            when(a["last_seen"]),
             a["status"],
             str(a["case_id"] or ""),
         )
@@ -152,10 +85,10 @@ def alerts_list(
 @click.pass_context
 def alerts_show(ctx: click.Context, alert_id: int, events: bool) -> None:
     """One alert (JSON), with its evidence events if asked."""
-    doc = _api(ctx, "GET", f"/api/alerts/{alert_id}")
+    doc = call_api(ctx, "GET", f"/api/alerts/{alert_id}")
     if events:
-        doc["events"] = _api(ctx, "GET", f"/api/alerts/{alert_id}/events")["events"]
-    _json(doc)
+        doc["events"] = call_api(ctx, "GET", f"/api/alerts/{alert_id}/events")["events"]
+    print_json(doc)
 
 
 @alerts.command("create")
@@ -194,7 +127,7 @@ def alerts_create(
         "entities": ents,
         "source": source,
     }
-    result = _api(ctx, "POST", "/api/alerts", body=body)
+    result = call_api(ctx, "POST", "/api/alerts", body=body)
     (a,) = result["alerts"]
     verb = "created" if result["created"] else "raised the count of"
     err.print(f"{verb} alert {a['id']} (count {a['count']}, case {a['case_id'] or '–'})")
@@ -208,9 +141,11 @@ def alerts_create(
 @click.pass_context
 def alerts_indicators(ctx: click.Context, since: str, min_tenants: int, fmt: str) -> None:
     """Indicators (IP, hash, user) seen in alerts of several municipalities."""
-    result = _api(ctx, "GET", "/api/alerts/indicators", params={"since": since, "min_tenants": min_tenants})
+    result = call_api(
+        ctx, "GET", "/api/alerts/indicators", params={"since": since, "min_tenants": min_tenants}
+    )
     if fmt == "json":
-        _json(result)
+        print_json(result)
         return
     table = Table(title="seen in several municipalities")
     for c in ("field", "value", "tenants", "alerts", "events", "last seen"):
@@ -222,7 +157,7 @@ def alerts_indicators(ctx: click.Context, since: str, min_tenants: int, fmt: str
             ", ".join(t["tenant"] for t in i["tenants"]),
             str(i["alert_count"]),
             str(i["event_count"]),
-            _when(i["last_seen"]),
+            when(i["last_seen"]),
         )
     Console().print(table)
 
@@ -246,7 +181,7 @@ def alerts_rule_settings(
         "window_s": window,
         "enabled": enable,
     }
-    _json(_api(ctx, "PUT", f"/api/alerts/rules/{rule_id}", body=body))
+    print_json(call_api(ctx, "PUT", f"/api/alerts/rules/{rule_id}", body=body))
 
 
 # -- cases ---------------------------------------------------------------------------------
@@ -268,9 +203,9 @@ def cases_list(
     ctx: click.Context, tenant: str | None, status: str | None, overdue: bool, limit: int, fmt: str
 ) -> None:
     params = {"tenant": tenant, "status": status, "overdue": "true" if overdue else None, "limit": limit}
-    result = _api(ctx, "GET", "/api/cases", params=params)
+    result = call_api(ctx, "GET", "/api/cases", params=params)
     if fmt == "json":
-        _json(result)
+        print_json(result)
         return
     table = Table()
     for c in ("id", "tenant", "severity", "status", "title", "alerts", "assignee", "opened", "NIS2"):
@@ -290,7 +225,7 @@ def cases_list(
             c["title"],
             str(len(c["alert_ids"])),
             c["assignee"] or "",
-            _when(c["created_at"]),
+            when(c["created_at"]),
             flag,
         )
     Console().print(table)
@@ -303,10 +238,10 @@ def cases_list(
 @click.pass_context
 def cases_show(ctx: click.Context, case_id: int, history: bool) -> None:
     """One case (JSON): alerts, comments, attachments, NIS2 times."""
-    doc = _api(ctx, "GET", f"/api/cases/{case_id}")
+    doc = call_api(ctx, "GET", f"/api/cases/{case_id}")
     if history:
-        doc["history"] = _api(ctx, "GET", f"/api/cases/{case_id}/history")["history"]
-    _json(doc)
+        doc["history"] = call_api(ctx, "GET", f"/api/cases/{case_id}/history")["history"]
+    print_json(doc)
 
 
 @cases.command("create")
@@ -319,7 +254,7 @@ def cases_create(
     ctx: click.Context, tenant: str, title: str, severity: str, alert_ids: tuple[int, ...]
 ) -> None:
     body = {"tenant": tenant, "title": title, "severity": severity, "alert_ids": list(alert_ids)}
-    click.echo(_api(ctx, "POST", "/api/cases", body=body)["id"])
+    click.echo(call_api(ctx, "POST", "/api/cases", body=body)["id"])
 
 
 @cases.command("status")
@@ -329,7 +264,7 @@ def cases_create(
 @click.pass_context
 def cases_status(ctx: click.Context, case_id: int, status: str, note: str) -> None:
     """Move a case on: acknowledged → investigating → resolved / false_positive."""
-    case = _api(ctx, "POST", f"/api/cases/{case_id}/status", body={"status": status, "note": note})
+    case = call_api(ctx, "POST", f"/api/cases/{case_id}/status", body={"status": status, "note": note})
     err.print(f"case {case_id} is {case['status']}")
 
 
@@ -339,7 +274,7 @@ def cases_status(ctx: click.Context, case_id: int, status: str, note: str) -> No
 @click.pass_context
 def cases_assign(ctx: click.Context, case_id: int, user: str) -> None:
     """Assign a case (no user = unassign)."""
-    _api(ctx, "PATCH", f"/api/cases/{case_id}", body={"assignee": user})
+    call_api(ctx, "PATCH", f"/api/cases/{case_id}", body={"assignee": user})
     err.print(f"case {case_id} assigned to {user or 'nobody'}")
 
 
@@ -348,7 +283,7 @@ def cases_assign(ctx: click.Context, case_id: int, user: str) -> None:
 @click.argument("text")
 @click.pass_context
 def cases_comment(ctx: click.Context, case_id: int, text: str) -> None:
-    _api(ctx, "POST", f"/api/cases/{case_id}/comments", body={"text": text})
+    call_api(ctx, "POST", f"/api/cases/{case_id}/comments", body={"text": text})
     err.print(f"comment added to case {case_id}")
 
 
@@ -358,7 +293,7 @@ def cases_comment(ctx: click.Context, case_id: int, text: str) -> None:
 @click.pass_context
 def cases_merge(ctx: click.Context, case_id: int, others: tuple[int, ...]) -> None:
     """Merge the other cases into CASE_ID."""
-    case = _api(ctx, "POST", f"/api/cases/{case_id}/merge", body={"case_ids": list(others)})
+    case = call_api(ctx, "POST", f"/api/cases/{case_id}/merge", body={"case_ids": list(others)})
     err.print(f"case {case_id} now holds alerts {', '.join(map(str, case['alert_ids']))}")
 
 
@@ -369,7 +304,7 @@ def cases_merge(ctx: click.Context, case_id: int, others: tuple[int, ...]) -> No
 @click.pass_context
 def cases_split(ctx: click.Context, case_id: int, alert_ids: tuple[int, ...], title: str) -> None:
     """Move some alerts of CASE_ID into a new case."""
-    case = _api(
+    case = call_api(
         ctx, "POST", f"/api/cases/{case_id}/split", body={"alert_ids": list(alert_ids), "title": title}
     )
     click.echo(case["id"])
@@ -381,7 +316,7 @@ def cases_split(ctx: click.Context, case_id: int, alert_ids: tuple[int, ...], ti
 @click.pass_context
 def cases_move(ctx: click.Context, alert_id: int, case_id: int) -> None:
     """Move ALERT_ID into CASE_ID."""
-    _api(ctx, "POST", f"/api/cases/{case_id}/alerts", body={"alert_id": alert_id})
+    call_api(ctx, "POST", f"/api/cases/{case_id}/alerts", body={"alert_id": alert_id})
     err.print(f"alert {alert_id} moved to case {case_id}")
 
 
@@ -414,14 +349,14 @@ def cases_nis2(
         if value is not None:
             body[key] = value
     if body:
-        doc = _api(ctx, "PUT", f"/api/cases/{case_id}/nis2", body=body)
+        doc = call_api(ctx, "PUT", f"/api/cases/{case_id}/nis2", body=body)
     else:
-        doc = _api(ctx, "GET", f"/api/cases/{case_id}")["nis2"]
+        doc = call_api(ctx, "GET", f"/api/cases/{case_id}")["nis2"]
     for key in ("early_warning", "notification", "final_report"):
         done = doc.get(f"{key}_sent_at") if key != "final_report" else doc.get("final_report_at")
         due = doc.get(f"{key}_due")
-        state = f"sent {_when(done)}" if done else ("OVERDUE" if key in doc["overdue"] else "due")
-        err.print(f"{key.replace('_', ' '):14s} due {_when(due)}  {state}")
+        state = f"sent {when(done)}" if done else ("OVERDUE" if key in doc["overdue"] else "due")
+        err.print(f"{key.replace('_', ' '):14s} due {when(due)}  {state}")
 
 
 @cases.command("sla")
@@ -431,9 +366,9 @@ def cases_nis2(
 @click.pass_context
 def cases_sla(ctx: click.Context, tenant: str | None, since: str, fmt: str) -> None:
     """Time to acknowledge (MTTA) and to resolve (MTTR) per tenant and severity."""
-    result = _api(ctx, "GET", "/api/cases/sla", params={"tenant": tenant, "since": since})
+    result = call_api(ctx, "GET", "/api/cases/sla", params={"tenant": tenant, "since": since})
     if fmt == "json":
-        _json(result)
+        print_json(result)
         return
     table = Table(title=f"response times, cases opened in the last {since}")
     for c in ("tenant", "severity", "cases", "MTTA", "MTTR", "acknowledged", "resolved"):

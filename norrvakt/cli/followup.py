@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from norrvakt.cli_alerts import _api, _json, _when
+from norrvakt.cli.common import call_api, print_json, when
 
 err = Console(stderr=True)
 
@@ -29,10 +29,10 @@ def followup() -> None:
 @click.pass_context
 def plans(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     """List follow-up plans and their rounds."""
-    found = _api(ctx, "GET", "/api/followup/plans", params={"tenant": tenant})["plans"]
-    rounds = _api(ctx, "GET", "/api/followup/rounds", params={"tenant": tenant})["rounds"]
+    found = call_api(ctx, "GET", "/api/followup/plans", params={"tenant": tenant})["plans"]
+    rounds = call_api(ctx, "GET", "/api/followup/rounds", params={"tenant": tenant})["rounds"]
     if as_json:
-        _json({"plans": found, "rounds": rounds})
+        print_json({"plans": found, "rounds": rounds})
         return
     table = Table("plan", "tenant", "system", "reviewer", "frequency", "rounds (period: status)")
     for p in found:
@@ -76,7 +76,7 @@ def plan_add(
         "targeted_per_reason": targeted_per_reason,
         "title": title,
     }
-    made = _api(ctx, "POST", "/api/followup/plans", body=body)
+    made = call_api(ctx, "POST", "/api/followup/plans", body=body)
     click.echo(f"plan {made['id']}: {made['title']} (reviewer {made['reviewer']})")
 
 
@@ -86,7 +86,7 @@ def plan_add(
 @click.pass_context
 def draw(ctx: click.Context, plan_id: int, period: str) -> None:
     """Draw the sample of PERIOD (2026-11, or 2026-Q4 for quarterly plans)."""
-    made = _api(ctx, "POST", f"/api/followup/plans/{plan_id}/rounds", body={"period": period})
+    made = call_api(ctx, "POST", f"/api/followup/plans/{plan_id}/rounds", body={"period": period})
     totals = ", ".join(f"{k} {v}" for k, v in sorted(made["reason_totals"].items()) if v)
     click.echo(
         f"round {made['id']}: {len(made['items'])} accesses to review of {made['population']} in {period}"
@@ -100,9 +100,9 @@ def draw(ctx: click.Context, plan_id: int, period: str) -> None:
 @click.pass_context
 def show(ctx: click.Context, round_id: int, as_json: bool) -> None:
     """One round: its sampled accesses and decisions."""
-    detail = _api(ctx, "GET", f"/api/followup/rounds/{round_id}")
+    detail = call_api(ctx, "GET", f"/api/followup/rounds/{round_id}")
     if as_json:
-        _json(detail)
+        print_json(detail)
         return
     p = detail["progress"]
     click.echo(
@@ -113,7 +113,7 @@ def show(ctx: click.Context, round_id: int, as_json: bool) -> None:
     for i in detail["items"]:
         table.add_row(
             str(i["id"]),
-            _when(i["event_ts"]),
+            when(i["event_ts"]),
             i["user_name"],
             i["subject"],
             i["action"],
@@ -129,7 +129,7 @@ def show(ctx: click.Context, round_id: int, as_json: bool) -> None:
 @click.pass_context
 def verify(ctx: click.Context, round_id: int) -> None:
     """Recompute a signed-off round's digest against the database and the journal."""
-    result = _api(ctx, "GET", f"/api/followup/rounds/{round_id}/verify")
+    result = call_api(ctx, "GET", f"/api/followup/rounds/{round_id}/verify")
     if result["ok"]:
         click.echo(
             f"round {round_id}: OK — digest {result['digest']} "
@@ -163,7 +163,7 @@ def hash_lookup(tenant: str, source: Path) -> None:
 @click.pass_context
 def upload_lookup(ctx: click.Context, tenant: str, kind: str, hashed: Path) -> None:
     """Replace the tenant's lookup table of KIND with a file made by hash-lookup."""
-    result = _api(ctx, "PUT", f"/api/followup/lookup/{tenant}/{kind}", content=hashed.read_bytes())
+    result = call_api(ctx, "PUT", f"/api/followup/lookup/{tenant}/{kind}", content=hashed.read_bytes())
     click.echo(f"{result['rows']} {kind} rows for {tenant}")
 
 

@@ -18,13 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-err = Console(stderr=True)
-
-
-def _settings(ctx: click.Context) -> Any:
-    from norrvakt.cli import _settings as load
-
-    return load(ctx)
+from norrvakt.cli.common import err, settings_of
 
 
 def _pinned(pubkeys: tuple[str, ...]) -> list[str]:
@@ -59,7 +53,7 @@ def verify_cmd(
     but do not fail the run."""
     from norrvakt.client import ApiError, ServerClient
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     client = ServerClient.for_data_dir(settings.data_path)
     progress = Progress(
         TextColumn("verifying"),
@@ -113,7 +107,7 @@ def _verify_local(
     from norrvakt.journal.keys import KeyRing
     from norrvakt.journal.log import Journal, JournalConfig
     from norrvakt.journal.witness import build_witness
-    from norrvakt.runtime import acquire_lock
+    from norrvakt.node.runtime import acquire_lock
     from norrvakt.store.clickhouse import StoreConfig
     from norrvakt.store.query import parse_time
 
@@ -221,7 +215,7 @@ def prove_cmd(ctx: click.Context, tenant: str, seq: int, out: Path | None) -> No
     """Write an inclusion proof: the event, its leaf hash, audit path and the signed checkpoint."""
     from norrvakt.client import ApiError, ServerClient
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     client = ServerClient.for_data_dir(settings.data_path)
     try:
         if client is not None:
@@ -248,7 +242,7 @@ def _prove_local(settings: Any, tenant: str, seq: int) -> dict[str, Any]:
     from norrvakt.journal.log import JournalConfig
     from norrvakt.journal.proof import ProofError
     from norrvakt.journal.witness import build_witness
-    from norrvakt.runtime import acquire_lock
+    from norrvakt.node.runtime import acquire_lock
 
     data = settings.data_path
     lock = acquire_lock(data)
@@ -310,7 +304,7 @@ def keys_export(ctx: click.Context, key_id: str | None) -> None:
     """Print a public key (PEM) — give it to whoever verifies proofs and witnesses."""
     from norrvakt.journal.keys import KeyRing
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     click.echo(KeyRing(settings.data_path / "keys").export_public(key_id), nl=False)
 
 
@@ -320,7 +314,7 @@ def keys_rotate(ctx: click.Context) -> None:
     """Make a new signing key, introduced by a statement signed with the old one."""
     from norrvakt.client import ServerClient
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     client = ServerClient.for_data_dir(settings.data_path)
     if client is None:
         err.print(
@@ -350,9 +344,9 @@ def keys_introduce(ctx: click.Context, old_key_file: Path, new_key_file: Path) -
     stopped; for integrity.signing_key_file — then point the setting at the new file)."""
     from norrvakt.event import now_us
     from norrvakt.journal.keys import KeyRing, SigningKeyError, read_private
-    from norrvakt.runtime import DataDirBusy, acquire_lock
+    from norrvakt.node.runtime import DataDirBusy, acquire_lock
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     try:
         lock = acquire_lock(settings.data_path)
     except DataDirBusy as exc:

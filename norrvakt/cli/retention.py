@@ -15,13 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
-
-
-def _settings(ctx: click.Context) -> Any:
-    from norrvakt.cli import _settings as load
-
-    return load(ctx)
+from norrvakt.cli.common import err, settings_of
 
 
 def _actor() -> str:
@@ -39,7 +33,7 @@ def _run(
     """Through the server's API when one runs, else on the data directory directly."""
     from norrvakt.client import ApiError, ServerClient
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     client = ServerClient.for_data_dir(settings.data_path)
     try:
         if client is not None:
@@ -59,7 +53,7 @@ def _run(
 
 
 async def _local(settings: Any, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-    from norrvakt.runtime import open_runtime
+    from norrvakt.node.runtime import open_runtime
 
     rt = open_runtime(settings)
     await rt.start(with_sources=False)
@@ -83,7 +77,7 @@ def retention() -> None:
 @click.pass_context
 def retention_plan(ctx: click.Context, tenant: str | None) -> None:
     """Segments per tenant: range, age, when they expire and under which rule, what blocks them."""
-    from norrvakt import lifecycle
+    from norrvakt.node import lifecycle
 
     async def local(rt: Any) -> Any:
         tenants = [tenant] if tenant else rt.journal.tenants()
@@ -121,7 +115,7 @@ def retention_plan(ctx: click.Context, tenant: str | None) -> None:
 @click.pass_context
 def retention_dispose(ctx: click.Context, tenant: str, up_to_seq: int, reason: str) -> None:
     """Record a signed disposal decision, then delete the expired segments it covers."""
-    from norrvakt import lifecycle
+    from norrvakt.node import lifecycle
 
     result = _run(
         ctx,
@@ -146,7 +140,7 @@ def retention_hold(
     ctx: click.Context, tenant: str, reason: str, since: str | None, until: str | None
 ) -> None:
     """Place a legal hold: nothing it covers can be disposed of until it is released."""
-    from norrvakt import lifecycle
+    from norrvakt.node import lifecycle
     from norrvakt.store.query import parse_time
 
     now = time.time_ns() // 1000
@@ -171,7 +165,7 @@ def retention_hold(
 @click.argument("hold_id")
 @click.pass_context
 def retention_release(ctx: click.Context, hold_id: str) -> None:
-    from norrvakt import lifecycle
+    from norrvakt.node import lifecycle
 
     _run(
         ctx,
@@ -195,7 +189,7 @@ def archive() -> None:
 @click.pass_context
 def archive_export(ctx: click.Context, tenant: str, until: str, out_dir: Path) -> None:
     """Write the tenant's records, checkpoints and public keys as a BagIt package."""
-    from norrvakt import lifecycle
+    from norrvakt.node import lifecycle
     from norrvakt.store.query import parse_time
 
     out = out_dir.resolve()

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
+from norrvakt.cli.common import err, settings_of
 
 
 @click.group("sources")
@@ -22,10 +22,9 @@ def sources() -> None:
 @click.pass_context
 def sources_list(ctx: click.Context) -> None:
     """The mapped source types in use (built-in and from mapping_dirs)."""
-    from norrvakt.cli import _settings
     from norrvakt.parsers.mapped import BUILTIN_DIR, load_mappings
 
-    settings = _settings(ctx, existing_data_dir=False)  # built-in and configured mappings only
+    settings = settings_of(ctx, existing_data_dir=False)  # built-in and configured mappings only
     mappings, problems = load_mappings([BUILTIN_DIR, *settings.mapping_paths()])
     table = Table(title="mapped source types")
     for col in ("id", "title", "dataset", "file"):

@@ -15,18 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 import click
-from rich.console import Console
 
-err = Console(stderr=True)
+from norrvakt.cli.common import call_api, err
+
 ROLE = click.Choice(["admin", "soc_analyst", "tenant_officer", "auditor"])
-
-
-def call_api(ctx: click.Context, method: str, path: str, body: Any = None) -> Any:
-    """The API's answer, or the reason it refused (exit 2); see :func:`norrvakt.cli_alerts._api`
-    (a data directory that cannot be opened is the command group's exit 1)."""
-    from norrvakt.cli_alerts import _api
-
-    return _api(ctx, method, path, body=body)
 
 
 def _password_option(password: str | None, from_stdin: bool) -> str | None:

@@ -24,7 +24,7 @@ from norrvakt.demo.seed_systems import IMPROPER_USE_STORIES, SeedSystems
 from norrvakt.state.accounts import create_ingest_token
 
 if TYPE_CHECKING:
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from norrvakt.event import Event, event_from_canonical
 from norrvakt.journal.log import Journal, JournalCursor, JournalError
-from norrvakt.pipeline import PipelineCounters
+from norrvakt.node.pipeline import PipelineCounters
 from norrvakt.store.clickhouse import ClickHouseStore
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Retention, legal holds, disposal and archive export — as operations with an audit trail.
 
-The API and the CLI both call these with a running :class:`~norrvakt.runtime.Runtime` (the CLI
+The API and the CLI both call these with a running :class:`~norrvakt.node.runtime.Runtime` (the CLI
 opens one itself when no server runs). Each decision is journaled in the ``_norrvakt`` tenant
 before anything is deleted or written.
 """
@@ -24,7 +24,7 @@ from norrvakt.journal.retention import (
 from norrvakt.store.schema import EVENTS_TABLE
 
 if TYPE_CHECKING:
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 
 def policy(rt: Runtime) -> RetentionPolicy:

@@ -2,7 +2,7 @@
 
 Sources call :meth:`Pipeline.submit` with the records they received and acknowledge their
 sender only when it returns: by then every record is parsed and durably journaled. The
-:class:`~norrvakt.indexer.Indexer` then moves committed events into the store.
+:class:`~norrvakt.node.indexer.Indexer` then moves committed events into the store.
 
 Every record is counted by source: received, parsed, pipeline errors (with the reason), and
 the indexer counts what it stored. Nothing is dropped.

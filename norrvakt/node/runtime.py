@@ -22,13 +22,14 @@ import sqlalchemy as sa
 from norrvakt.auth.passwords import new_password
 from norrvakt.config import Settings
 from norrvakt.event import SYSTEM_TENANT, now_us
-from norrvakt.indexer import Indexer
 from norrvakt.journal.checkpointer import Checkpointer
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal, JournalConfig
 from norrvakt.journal.witness import build_witness
+from norrvakt.node.indexer import Indexer
+from norrvakt.node.pipeline import Pipeline
 from norrvakt.parsers.mapped import sources as mapped_sources
-from norrvakt.pipeline import Pipeline
+from norrvakt.sources import builtin as _builtin_sources  # noqa: F401 - registers syslog and relp
 from norrvakt.sources.base import Source, build_sources
 from norrvakt.sources.limits import plan_connections
 from norrvakt.state.accounts import (

@@ -10,19 +10,12 @@ from typing import Any
 from norrvakt.config import Settings
 from norrvakt.detect.live import LiveDetection
 from norrvakt.integrity import IntegrityWatch
-from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
+from norrvakt.node.address import public_url
+from norrvakt.node.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
 from norrvakt.sources.http_guard import web_server
 from norrvakt.web.app import create_app
 
 log = logging.getLogger(__name__)
-
-
-def public_url(settings: Settings) -> str:
-    if settings.server.public_url:
-        return settings.server.public_url
-    host = settings.server.host
-    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
-    return f"http://{shown}:{settings.server.port}"
 
 
 async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) -> None:

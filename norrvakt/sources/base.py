@@ -2,7 +2,8 @@
 
 A source turns bytes into :class:`~norrvakt.event.RawRecord` and hands them to the pipeline;
 it acknowledges its sender only after the pipeline says the records are durable.
-Built-in sources register here exactly as a plugin would::
+Built-in sources register here exactly as a plugin would (the node imports
+:mod:`norrvakt.sources.builtin`, whose modules register themselves)::
 
     @register_source("syslog")
     @dataclass(frozen=True)
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
-    from norrvakt.pipeline import Pipeline
+    from norrvakt.node.pipeline import Pipeline
 
 
 class Source(Protocol):
@@ -46,9 +47,6 @@ def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
 
 
 def build_sources(settings: Settings) -> list[Source]:
-    # Importing the modules registers the built-in types.
-    from norrvakt.sources import relp, syslog  # noqa: F401
-
     out: list[Source] = []
     for src in settings.sources:
         factory = SOURCE_TYPES[src.type]

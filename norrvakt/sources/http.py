@@ -36,7 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from norrvakt.event import SYSTEM_TENANT, Event, RawRecord, now_us
-from norrvakt.pipeline import PipelineUnavailable, pipeline_error_event
+from norrvakt.node.pipeline import PipelineUnavailable, pipeline_error_event
 from norrvakt.sources.http_body import BodyError, BodyLimits
 from norrvakt.sources.http_json import (
     Problem,
@@ -50,7 +50,7 @@ from norrvakt.state.accounts import IngestToken, ingest_token
 from norrvakt.tenant_ids import TenantIdError, exact_tenant
 
 if TYPE_CHECKING:
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

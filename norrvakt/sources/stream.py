@@ -34,7 +34,7 @@ from norrvakt.sources.tenancy import TenantResolver
 
 if TYPE_CHECKING:
     from norrvakt.config import SourceSettings
-    from norrvakt.pipeline import Pipeline
+    from norrvakt.node.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class StreamConnection(asyncio.Protocol):
 
     def report_error(self, payload: bytes, error_type: str, message: str, *, offset: int) -> None:
         """Keep a transport-level problem as a pipeline_error event (journaled, counted)."""
-        from norrvakt.pipeline import pipeline_error_event
+        from norrvakt.node.pipeline import pipeline_error_event
 
         full = f"{message} (peer {self.peer}, stream offset {offset})"
         self.listener.quiet(error_type).note(self.host, full)

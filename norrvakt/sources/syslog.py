@@ -27,7 +27,7 @@ from norrvakt.sources.tls import ensure_self_signed, server_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
-    from norrvakt.pipeline import Pipeline
+    from norrvakt.node.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             timezone=cfg.timezone,
         )
         if len(data) > cfg.max_message_bytes:
-            from norrvakt.pipeline import pipeline_error_event
+            from norrvakt.node.pipeline import pipeline_error_event
 
             msg = (
                 f"datagram of {len(data)} bytes exceeds the limit of {cfg.max_message_bytes} "

@@ -1,7 +1,7 @@
 """The ASGI application: HTTP ingest, the JSON API and the web console.
 
 Thin by design: handlers check who is calling, then call the library with the caller's
-tenant scope. The running :class:`~norrvakt.runtime.Runtime` is ``app.state.runtime``.
+tenant scope. The running :class:`~norrvakt.node.runtime.Runtime` is ``app.state.runtime``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from norrvakt import __version__
-from norrvakt.pipeline import PipelineUnavailable
+from norrvakt.node.pipeline import PipelineUnavailable
 from norrvakt.sources import http as http_ingest
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
@@ -32,7 +32,7 @@ from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
 from norrvakt.web.views.api_docs import api_docs_router
 
 if TYPE_CHECKING:
-    from norrvakt.runtime import Runtime
+    from norrvakt.node.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _configure_sso(runtime: Runtime) -> None:
     import os
 
     from norrvakt.auth.oidc import OidcClient, OidcConfig
-    from norrvakt.server import public_url
+    from norrvakt.node.address import public_url
 
     oc = runtime.settings.oidc
     if not oc.issuer:

@@ -129,7 +129,7 @@ def test_the_running_soc_turns_integrity_alert_events_into_alerts_and_journals_h
     from norrvakt.integrity import integrity_alert
     from norrvakt.journal.log import JournalConfig
     from norrvakt.journal.verify import Finding, TenantResult, VerifyReport
-    from norrvakt.pipeline import Pipeline
+    from norrvakt.node.pipeline import Pipeline
     from norrvakt.state import alerts as alert_rows
     from norrvakt.state.db import open_state
 

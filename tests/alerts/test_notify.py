@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from norrvakt.alerts.dispatcher import Dispatcher
 from norrvakt.alerts.model import Alert
+from norrvakt.alerts.notify import builtin as _builtin_channels  # noqa: F401 - registers the channel types
 from norrvakt.alerts.notify.base import DeliveryError, build_channel
 from norrvakt.alerts.notify.message import Notice
 from norrvakt.alerts.notify.ratelimit import TokenBucket

@@ -26,7 +26,7 @@ from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import FRAME_HEADER, Journal, JournalConfig
 from norrvakt.journal.verify import VerifyReport
 from norrvakt.journal.witness import build_witness
-from norrvakt.runtime import bootstrap_accounts, open_runtime
+from norrvakt.node.runtime import bootstrap_accounts, open_runtime
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
 
 _db = itertools.count()

@@ -11,14 +11,14 @@ from pathlib import Path
 import bagit
 import pytest
 
-from norrvakt import lifecycle
 from norrvakt.config import load_settings
 from norrvakt.event import Event, now_us
 from norrvakt.integrity import VerifyOptions, prove, verify
 from norrvakt.journal.archive import verify as verify_bag
 from norrvakt.journal.proof import verify_proof
 from norrvakt.journal.retention import DISPOSALS_FILE, RetentionError
-from norrvakt.runtime import Runtime, bootstrap_accounts, open_runtime
+from norrvakt.node import lifecycle
+from norrvakt.node.runtime import Runtime, bootstrap_accounts, open_runtime
 
 DAY = 86_400_000_000
 _db = itertools.count()

@@ -300,7 +300,7 @@ def test_a_run_that_cannot_complete_raises_an_alert_and_the_watch_goes_on(
     alert ("verification could not complete") and the next run comes all the same."""
     from norrvakt.config import load_settings
     from norrvakt.integrity import IntegrityWatch
-    from norrvakt.runtime import open_runtime
+    from norrvakt.node.runtime import open_runtime
 
     database = f"watch_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     settings = load_settings(

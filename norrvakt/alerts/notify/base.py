@@ -44,17 +44,22 @@ def secret_from_env(settings: ChannelSettings, what: str) -> str:
     return os.environ.get(f"NORRVAKT_CHANNEL_{name}_{what}", "")
 
 
+ChannelFactory = Callable[[ChannelSettings], Channel]
+CHANNEL_TYPES: dict[str, ChannelFactory] = {}
+
+
+def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
+    """Register a channel type; its module registers itself (see :mod:`.builtin`)."""
+
+    def deco(factory: ChannelFactory) -> ChannelFactory:
+        CHANNEL_TYPES[name] = factory
+        return factory
+
+    return deco
+
+
 def build_channel(settings: ChannelSettings) -> Channel:
-    builders: dict[str, Callable[[ChannelSettings], Channel]] = _builders()
     try:
-        return builders[settings.type](settings)
+        return CHANNEL_TYPES[settings.type](settings)
     except KeyError:
         raise ValueError(f"channel {settings.name!r}: unknown type {settings.type!r}") from None
-
-
-def _builders() -> dict[str, Callable[[ChannelSettings], Channel]]:
-    from norrvakt.alerts.notify.smtp import EmailChannel
-    from norrvakt.alerts.notify.syslog import SyslogChannel
-    from norrvakt.alerts.notify.webhook import WebhookChannel
-
-    return {"webhook": WebhookChannel, "email": EmailChannel, "syslog": SyslogChannel}

@@ -10,11 +10,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import urlsplit
 
-from norrvakt.alerts.notify.base import DeliveryError, secret_from_env
+from norrvakt.alerts.notify.base import DeliveryError, register_channel, secret_from_env
 from norrvakt.alerts.notify.message import Notice, subject, text
 from norrvakt.config import ChannelSettings
 
 
+@register_channel("email")
 class EmailChannel:
     def __init__(self, settings: ChannelSettings) -> None:
         url = urlsplit(settings.url)

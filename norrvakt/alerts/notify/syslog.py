@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from norrvakt.alerts.notify.base import DeliveryError
+from norrvakt.alerts.notify.base import DeliveryError, register_channel
 from norrvakt.alerts.notify.message import Notice, as_json, cef
 from norrvakt.config import ChannelSettings
 
@@ -28,6 +28,7 @@ def syslog_line(notice: Notice, fmt: str, hostname: str) -> bytes:
     return f"<{pri}>1 {stamp} {hostname} norrvakt - {notice.kind} - {body}".encode()
 
 
+@register_channel("syslog")
 class SyslogChannel:
     def __init__(self, settings: ChannelSettings) -> None:
         url = urlsplit(settings.url)

@@ -16,7 +16,7 @@ import uuid
 import httpx
 import orjson
 
-from norrvakt.alerts.notify.base import DeliveryError, secret_from_env
+from norrvakt.alerts.notify.base import DeliveryError, register_channel, secret_from_env
 from norrvakt.alerts.notify.message import Notice, as_json
 from norrvakt.config import ChannelSettings
 
@@ -34,6 +34,7 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+@register_channel("webhook")
 class WebhookChannel:
     def __init__(self, settings: ChannelSettings) -> None:
         self.name = settings.name

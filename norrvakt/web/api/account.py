@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from norrvakt import audit
 from norrvakt.auth.guard import login_guard
 from norrvakt.errors import StatusError
-from norrvakt.runtime import forget_initial_password
+from norrvakt.node.runtime import forget_initial_password
 from norrvakt.state.accounts import (
     Principal,
     WrongPassword,

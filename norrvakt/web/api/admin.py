@@ -18,7 +18,7 @@ from norrvakt import audit
 from norrvakt.auth.passwords import new_password
 from norrvakt.errors import StatusError
 from norrvakt.modules import MODULES, UnknownModule, modules_for
-from norrvakt.runtime import forget_initial_password
+from norrvakt.node.runtime import forget_initial_password
 from norrvakt.state.accounts import (
     ROLES,
     Principal,

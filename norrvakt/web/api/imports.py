@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from norrvakt import audit
 from norrvakt.importer import add_claims, decode_items, items_to_events
-from norrvakt.pipeline import PipelineUnavailable
+from norrvakt.node.pipeline import PipelineUnavailable
 from norrvakt.state.accounts import Principal
 from norrvakt.tenant_ids import TenantIdError, exact_tenant
 from norrvakt.web.auth import current_principal, peer

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from norrvakt import lifecycle
 from norrvakt.journal.archive import ArchiveError
 from norrvakt.journal.retention import RetentionError
+from norrvakt.node import lifecycle
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_time
 from norrvakt.web.auth import current_principal, one_tenant, peer, tenant_scope

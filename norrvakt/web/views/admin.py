@@ -12,9 +12,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from norrvakt import lifecycle
 from norrvakt.event import now_us
 from norrvakt.modules import MODULES, modules_for
+from norrvakt.node import lifecycle
 from norrvakt.state.accounts import list_api_tokens, list_ingest_tokens, list_users
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user

@@ -1,0 +1,5 @@
+"""`python -m norrvakt.cli`."""
+
+from norrvakt.cli.main import main
+
+main()
