@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from norrvakt.event import ECS_FIELD_SET, Event, RawRecord
+from norrvakt.parsers.mapped_index import MappingIndex
 from norrvakt.parsers.timestamps import epoch_to_us, local_to_us, parse_iso
 
 log = logging.getLogger(__name__)
@@ -336,12 +337,26 @@ def load_mappings(directories: Iterable[Path]) -> tuple[list[Mapping], list[str]
 
 
 class MappedSources:
-    """The active mappings; the recognizer registered in ``norrvakt.parsers`` uses these."""
+    """The active mappings; the recognizer registered in ``norrvakt.parsers`` uses these.
+
+    Recognizing goes through a :class:`MappingIndex` of them (mapped_index.py), rebuilt
+    whenever the mappings are replaced; the same mapping claims the same event as trying
+    each in turn (``any(m.matches(e) and m.apply(e, r) for m in mappings)``) would.
+    """
 
     def __init__(self) -> None:
         self.mappings, problems = load_mappings([BUILTIN_DIR])
         for p in problems:
             log.error("built-in mapping: %s", p)
+
+    @property
+    def mappings(self) -> list[Mapping]:
+        return self._mappings
+
+    @mappings.setter
+    def mappings(self, mappings: list[Mapping]) -> None:
+        self._mappings = mappings
+        self._index = MappingIndex(mappings)
 
     def use(self, directories: Iterable[Path]) -> list[str]:
         """Load the built-ins plus the operator's directories; returns problems to report."""
@@ -350,7 +365,7 @@ class MappedSources:
 
     def recognize(self, event: Event, record: RawRecord) -> bool:
         # A mapping whose parse step finds nothing leaves the event alone; the next may fit.
-        return any(m.matches(event) and m.apply(event, record) for m in self.mappings)
+        return self._index.recognize(event, record)
 
 
 sources = MappedSources()
