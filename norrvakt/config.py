@@ -126,6 +126,14 @@ class ServerSettings:
     read_timeout_s: float = field(
         default=30.0, metadata=_doc("Close a connection whose request body stalls this long.")
     )
+    workers: int = field(
+        default=0,
+        metadata=_doc(
+            "Parse worker processes beside the node: 0 = one per core. Received records are parsed "
+            "and normalised there; the node journals, stores and detects. While no worker is ready "
+            "(at start, or after one died) the node parses in its own process."
+        ),
+    )
     fd_reserve: int = field(
         default=512,
         metadata=_doc(
@@ -855,6 +863,8 @@ def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> No
             problems.append(
                 (f"{key}.max_connections_per_peer", f"{per_peer} — more than max_connections ({cap})")
             )
+    if not 0 <= sv.workers <= 256:
+        problems.append(("server.workers", f"{sv.workers} — must be 0 (one per core) .. 256"))
     if not 64 <= sv.fd_reserve <= 1_000_000:
         problems.append(("server.fd_reserve", f"{sv.fd_reserve} — must be 64..1000000"))
     for key, seconds, low, high in (

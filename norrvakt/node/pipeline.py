@@ -7,6 +7,10 @@ sender only when it returns: by then every record is parsed and durably journale
 Every record is counted by source: received, parsed, pipeline errors (with the reason), and
 the indexer counts what it stored. Nothing is dropped.
 
+With a :class:`~norrvakt.node.parse_pool.ParsePool` (``norrvakt serve``), records are parsed in
+worker processes; the pipeline still journals every batch in the order it was submitted, so
+the records of one connection keep their order and seqs stay in arrival order.
+
 When a commit fails (disk full, no file descriptors, an I/O error) the journal undoes it, every
 sender waiting on it — and on records appended meanwhile — is told to retry (503, connection
 reset), and the pipeline refuses new records at once instead of queueing them. A probe retries
@@ -19,16 +23,21 @@ journaled first when the journal is back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal, JournalError
 from norrvakt.parsers import error_event, parse_record
 from norrvakt.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from norrvakt.node.parse_pool import ParsePool
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,9 @@ class Pipeline:
         self._failed: str | None = None
         self.failed_since: float | None = None  # time.time() of the first refusal of this episode
         self._held: deque[Event] = deque()
+        self.pool: ParsePool | None = None  # parse workers; None: parse in this process
+        # Batches submitted and not yet journaled, oldest first: (parsed events, acknowledgement).
+        self._ordered: deque[tuple[asyncio.Future[list[Event]], asyncio.Future[None]]] = deque()
 
     @property
     def refusing(self) -> str | None:
@@ -94,12 +106,21 @@ class Pipeline:
     def held(self) -> int:
         return len(self._held)
 
+    def backlog(self) -> dict[str, int]:
+        """What the journal owner has not journaled yet: batches still being parsed (in order),
+        and events appended and waiting for the next fsync."""
+        return {
+            "parsing_batches": len(self._ordered),
+            "awaiting_fsync": len(self._pending_events),
+            "held_audit_events": len(self._held),
+        }
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="journal-commit")
 
     async def stop(self) -> None:
-        # Let outstanding commits finish so every acknowledged record is durable.
-        while self._waiters:
+        # Let outstanding parses and commits finish so every acknowledged record is durable.
+        while self._ordered or self._waiters:
             self._wake.set()
             await asyncio.sleep(0.01)
         await cancel_and_wait(self._probe_task)
@@ -112,17 +133,33 @@ class Pipeline:
             )
 
     def parse(self, records: Sequence[RawRecord]) -> list[Event]:
-        events = [parse_record(r) if r.tenant else unmapped_sender_event(r) for r in records]
+        """Parse ``records`` in this process (and count them)."""
+        events = [parse_one(r) for r in records]
+        self._count(records, events)
+        return events
+
+    def parse_here(self, records: Sequence[RawRecord]) -> list[Event]:
+        """Parse in this process without counting (the pool's fallback; the caller counts)."""
+        return [parse_one(r) for r in records]
+
+    async def parse_async(self, records: Sequence[RawRecord]) -> list[Event]:
+        """Parse ``records`` in a worker process when there are workers (and count them)."""
+        if self.pool is None:
+            return self.parse(records)
+        events = await self.pool.parse(records)
+        self._count(records, events)
+        return events
+
+    def _count(self, records: Sequence[RawRecord], events: Sequence[Event]) -> None:
         counters = self.counters
         for r, e in zip(records, events, strict=True):
             counters.received[r.source_id] += 1
             if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
                 counters.pipeline_errors[f"{r.source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
-        return events
 
     async def submit(self, records: Sequence[RawRecord]) -> list[Event]:
         """Parse and durably journal ``records``; returns once they may be acknowledged."""
-        events = self.parse(records)
+        events = await self.parse_async(records)
         await self.commit(events)
         return events
 
@@ -132,7 +169,33 @@ class Pipeline:
     def commit_nowait(self, events: Sequence[Event]) -> asyncio.Future[None]:
         """Journal ``events`` now (seqs assigned in call order); the future resolves when durable.
 
-        Synchronous up to the fsync so records of one connection keep their order."""
+        Synchronous up to the fsync so records of one connection keep their order. While
+        batches submitted earlier are still being parsed, ``events`` wait behind them."""
+        if self._ordered:
+            parsed: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+            parsed.set_result(list(events))
+            return self._behind(parsed)
+        return self._commit_now(events)
+
+    def _behind(self, parsed: asyncio.Future[list[Event]]) -> asyncio.Future[None]:
+        """Journal ``parsed`` once it is done and everything submitted before it is journaled."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ordered.append((parsed, waiter))
+        parsed.add_done_callback(self._journal_ready)
+        return waiter
+
+    def _journal_ready(self, _: object = None) -> None:
+        while self._ordered and self._ordered[0][0].done():
+            parsed, waiter = self._ordered.popleft()
+            if parsed.cancelled():  # (the pool parses here rather than fail: this is a stop)
+                waiter.cancel()
+                continue
+            if (exc := parsed.exception()) is not None:
+                waiter.set_exception(exc)
+                continue
+            self._commit_now(parsed.result()).add_done_callback(functools.partial(_pass_on, waiter))
+
+    def _commit_now(self, events: Sequence[Event]) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._failed:
             self.counters.refused += len(events)
@@ -161,8 +224,23 @@ class Pipeline:
         return waiter
 
     def submit_nowait(self, records: Sequence[RawRecord]) -> asyncio.Future[None]:
-        """Parse and journal ``records`` now; the future resolves when they may be acknowledged."""
-        return self.commit_nowait(self.parse(records))
+        """Parse and journal ``records`` in submission order; the future resolves when they may
+        be acknowledged."""
+        if self.pool is None:
+            return self.commit_nowait(self.parse(records))
+        if self._failed:  # refused now, as without workers: the sender retries
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.counters.refused += len(records)
+            waiter.set_exception(PipelineUnavailable(self._failed))
+            return waiter
+        parsed = self.pool.parse(records)
+
+        def count(f: asyncio.Future[list[Event]]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self._count(records, f.result())
+
+        parsed.add_done_callback(count)  # (runs before _journal_ready: callbacks keep their order)
+        return self._behind(parsed)
 
     def hold(self, events: Sequence[Event]) -> None:
         """Keep Norrvakt's own audit events that the journal cannot take now; they are
@@ -261,6 +339,22 @@ class Pipeline:
                 self.hold(held)  # failed again: keep them for the next recovery
 
         fut.add_done_callback(done)
+
+
+def _pass_on(outer: asyncio.Future[None], inner: asyncio.Future[None]) -> None:
+    if outer.done():
+        return
+    if inner.cancelled():
+        outer.cancel()
+    elif (exc := inner.exception()) is not None:
+        outer.set_exception(exc)
+    else:
+        outer.set_result(None)
+
+
+def parse_one(record: RawRecord) -> Event:
+    """The event of one record: parsed, or the system tenant's note of an unmapped sender."""
+    return parse_record(record) if record.tenant else unmapped_sender_event(record)
 
 
 _EXCERPT = 120

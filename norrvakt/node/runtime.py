@@ -27,10 +27,11 @@ from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal, JournalConfig
 from norrvakt.journal.witness import build_witness
 from norrvakt.node.indexer import Indexer
+from norrvakt.node.parse_pool import ParsePoolConfig
 from norrvakt.node.pipeline import Pipeline
 from norrvakt.parsers.mapped import sources as mapped_sources
-from norrvakt.sources import builtin as _builtin_sources  # noqa: F401 - registers syslog and relp
-from norrvakt.sources.base import Source, build_sources
+from norrvakt.sources.base import Source
+from norrvakt.sources.builtin import build_sources
 from norrvakt.sources.limits import plan_connections
 from norrvakt.state.accounts import (
     authenticate,
@@ -86,6 +87,13 @@ class Runtime:
 
     async def start(self, *, with_sources: bool) -> None:
         await self.pipeline.start()
+        if with_sources:  # a node that receives parses on every core; CLI work stays in-process
+            pool = ParsePoolConfig(
+                workers=self.settings.server.workers,
+                mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
+            ).build(self.pipeline.parse_here)
+            await pool.start()
+            self.pipeline.pool = pool
         await self.indexer.start()
         if self.settings.integrity.enabled:
             await self.checkpointer.start()
@@ -102,6 +110,9 @@ class Runtime:
         for src in self.sources:
             await src.stop()
         await self.pipeline.stop()
+        if self.pipeline.pool is not None:
+            await self.pipeline.pool.stop()
+            self.pipeline.pool = None
         if self.settings.integrity.enabled:
             await self.checkpointer.stop()
         await self.indexer.wait_caught_up(timeout=30)

@@ -216,7 +216,7 @@ async def _commit(
     request: Request, records: list[RawRecord], extra: list[Event] | None = None
 ) -> list[Event]:
     pipeline = _runtime(request).pipeline
-    events = pipeline.parse(records) + list(extra or [])
+    events = await pipeline.parse_async(records) + list(extra or [])  # in a parse worker
     await pipeline.commit(events)
     return events
 

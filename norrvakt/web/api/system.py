@@ -85,6 +85,9 @@ async def stats(request: Request, principal: Principal = Depends(current_princip
     out: dict[str, Any] = {"tenants": tenants, "uptime_s": (now_us() - rt.started_at) / 1e6}
     if principal.tenants is None:  # counters span all tenants: SOC and admins only
         out["pipeline"] = rt.pipeline.counters.as_dict()
+        out["journal"] = {"backlog": rt.pipeline.backlog()}  # the journal owner's (this process)
+        if rt.pipeline.pool is not None:  # each parse worker: events/s, queue depth, errors
+            out["workers"] = rt.pipeline.pool.as_dict()
         out["indexer"] = {"backlog": rt.indexer.backlog(), "last_error": rt.indexer.last_error}
         detection = rt.extras.get("detection")
         if detection is not None:  # stored batches not yet matched by the rules

@@ -1,0 +1,64 @@
+"""The bytes between the node and its parse workers: length-prefixed msgpack frames.
+
+A frame is a 4-byte big-endian length and a msgpack array ``[kind, job, body]``. Records and
+events travel as flat arrays of their fields (no field names per item: a batch of 500 Windows
+events is mostly their payloads). msgpack keeps ``bytes`` and ``str`` apart, so the raw bytes
+of a record arrive exactly as they left, and so do every ECS value and original field.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from norrvakt.event import Event, RawRecord
+
+HEADER = struct.Struct("!I")
+MAX_FRAME = 512 * 1024 * 1024  # a batch is far smaller; a larger length means a broken stream
+
+# kinds of frames
+READY = "ready"  # worker → node: imports done, [pid]
+PARSE = "parse"  # node → worker: [record rows]
+PARSED = "parsed"  # worker → node: [[event rows], cpu seconds so far]
+FAILED = "failed"  # worker → node: the batch could not be parsed or packed there: [reason]
+
+
+class FrameError(Exception):
+    """The stream between node and worker is broken (a length beyond MAX_FRAME)."""
+
+
+def frame(kind: str, job: int, body: Any) -> bytes:
+    data: bytes = msgpack.packb([kind, job, body], use_bin_type=True)
+    return HEADER.pack(len(data)) + data
+
+
+def unframe(data: bytes) -> tuple[str, int, Any]:
+    kind, job, body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    return str(kind), int(job), body
+
+
+def frame_length(header: bytes) -> int:
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise FrameError(f"frame of {length} bytes announced (at most {MAX_FRAME}): the stream is broken")
+    return int(length)
+
+
+def record_row(r: RawRecord) -> list[Any]:
+    return [r.tenant, r.source_id, r.received_at, r.peer, r.payload, r.format, r.timezone, r.hints]
+
+
+def record_of(row: list[Any]) -> RawRecord:
+    tenant, source_id, received_at, peer, payload, fmt, timezone, hints = row
+    return RawRecord(tenant, source_id, received_at, peer, payload, fmt, timezone, hints)
+
+
+def event_row(e: Event) -> list[Any]:
+    return [e.tenant, e.ts, e.ingested, e.source, e.peer, e.ecs, e.fields, e.message, e.raw]
+
+
+def event_of(row: list[Any]) -> Event:
+    tenant, ts, ingested, source, peer, ecs, fields, message, raw = row
+    return Event(tenant, ts, ingested, source, peer, ecs, fields, message, raw)
