@@ -25,8 +25,8 @@ from norrvakt.alerts.escalation import Escalator
 from norrvakt.alerts.intake import integrity_input
 from norrvakt.alerts.journaling import JournalFromThreads, journal
 from norrvakt.alerts.model import Change
-from norrvakt.alerts.notify import builtin as _builtin_channels  # noqa: F401 - registers the channel types
-from norrvakt.alerts.notify.base import Channel, build_channel
+from norrvakt.alerts.notify.base import Channel
+from norrvakt.alerts.notify.builtin import build_channel
 from norrvakt.alerts.routing import Router
 from norrvakt.alerts.service import AlertService
 from norrvakt.config import ChannelSettings, Settings

@@ -2,8 +2,8 @@
 
 A source turns bytes into :class:`~norrvakt.event.RawRecord` and hands them to the pipeline;
 it acknowledges its sender only after the pipeline says the records are durable.
-Built-in sources register here exactly as a plugin would (the node imports
-:mod:`norrvakt.sources.builtin`, whose modules register themselves)::
+Built-in sources register here exactly as a plugin would (:mod:`norrvakt.sources.builtin`
+imports them and builds the configured sources)::
 
     @register_source("syslog")
     @dataclass(frozen=True)
@@ -44,14 +44,6 @@ def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
         return factory
 
     return deco
-
-
-def build_sources(settings: Settings) -> list[Source]:
-    out: list[Source] = []
-    for src in settings.sources:
-        factory = SOURCE_TYPES[src.type]
-        out.append(factory(src, settings).build())
-    return out
 
 
 def peer_of(transport: Any) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from norrvakt.alerts.escalation import Escalator
 from norrvakt.alerts.evidence import EvidenceHeld, check_disposal, evidence_seqs
 from norrvakt.alerts.intake import INTEGRITY_RULE, integrity_input
 from norrvakt.alerts.journaling import audit_events
-from norrvakt.alerts.notify.base import build_channel
+from norrvakt.alerts.notify.builtin import build_channel
 from norrvakt.alerts.routing import Router
 from norrvakt.alerts.service import AlertService
 from norrvakt.config import AlertSettings, ChannelSettings

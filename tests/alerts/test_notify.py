@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from norrvakt.alerts.dispatcher import Dispatcher
 from norrvakt.alerts.model import Alert
-from norrvakt.alerts.notify import builtin as _builtin_channels  # noqa: F401 - registers the channel types
-from norrvakt.alerts.notify.base import DeliveryError, build_channel
+from norrvakt.alerts.notify.base import DeliveryError
+from norrvakt.alerts.notify.builtin import build_channel
 from norrvakt.alerts.notify.message import Notice
 from norrvakt.alerts.notify.ratelimit import TokenBucket
 from norrvakt.alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify

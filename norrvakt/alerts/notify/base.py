@@ -49,17 +49,11 @@ CHANNEL_TYPES: dict[str, ChannelFactory] = {}
 
 
 def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
-    """Register a channel type; its module registers itself (see :mod:`.builtin`)."""
+    """Register a channel type; its module registers itself (see :mod:`.builtin`, which builds
+    channels from settings)."""
 
     def deco(factory: ChannelFactory) -> ChannelFactory:
         CHANNEL_TYPES[name] = factory
         return factory
 
     return deco
-
-
-def build_channel(settings: ChannelSettings) -> Channel:
-    try:
-        return CHANNEL_TYPES[settings.type](settings)
-    except KeyError:
-        raise ValueError(f"channel {settings.name!r}: unknown type {settings.type!r}") from None
