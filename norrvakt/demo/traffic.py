@@ -52,6 +52,8 @@ class DemoTraffic:
         self._relp_txnr: dict[str, int] = {}
         self._http: httpx.AsyncClient | None = None
         self._tokens: dict[str, str] = {}
+        # Set once the first second of traffic (every story's start among it) has been sent.
+        self.first_round_sent = asyncio.Event()
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -84,6 +86,8 @@ class DemoTraffic:
     async def run(self) -> None:
         self._ports = {s.id: int(getattr(s, "port", 0)) for s in self.runtime.sources}
         self._load_tokens()
+        # The demo's own requests are not news: one httpx INFO line each would bury the banner.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=30)
         await asyncio.sleep(0.5)  # let the web server come up
         try:
@@ -111,6 +115,7 @@ class DemoTraffic:
                     self.stories_run.append((name, tenant, tick))
                     next_story = tick + self.rng.uniform(90, 240)
                 await self._send_all(batch + due)
+                self.first_round_sent.set()
                 await asyncio.sleep(max(0.0, 1.0 - (time.time() - tick)))
         finally:
             await self._close()

@@ -53,9 +53,14 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
         demo_task.add_done_callback(_report_demo_end)
     if banner:
         _print_banner(runtime, url, creds, demo)
+    banner_again: asyncio.Task[Any] | None = None
+    if banner and demo:  # the start's log lines scroll the banner away: show it again once up
+        banner_again = asyncio.create_task(_banner_when_demo_ran(runtime, url, creds), name="banner")
     try:
         await server.serve()
     finally:
+        if banner_again is not None:
+            banner_again.cancel()
         if demo_task is not None:
             demo_task.cancel()
             try:
@@ -67,6 +72,13 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
         await watch.stop()
         await stop_soc(runtime)
         await runtime.close()
+
+
+async def _banner_when_demo_ran(runtime: Runtime, url: str, creds: dict[str, str]) -> None:
+    traffic = runtime.extras["demo"]
+    await traffic.first_round_sent.wait()
+    await asyncio.sleep(5)  # the first alerts of the stories come up meanwhile
+    _print_banner(runtime, url, creds, True, title="Norrvakt is up — demo traffic is flowing")
 
 
 def _report_demo_end(task: asyncio.Task[Any]) -> None:
@@ -85,10 +97,12 @@ def _login_line(creds: dict[str, str]) -> str:
     return f"  Log in:        {user} (or your own account)"
 
 
-def _print_banner(runtime: Runtime, url: str, creds: dict[str, str], demo: bool) -> None:
+def _print_banner(
+    runtime: Runtime, url: str, creds: dict[str, str], demo: bool, *, title: str = "Norrvakt is running"
+) -> None:
     lines = [
         "",
-        "  Norrvakt is running",
+        f"  {title}",
         f"  Web and API:   {url}   (API docs: {url}/api/docs)",
         _login_line(creds),
     ]

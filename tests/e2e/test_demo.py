@@ -53,3 +53,9 @@ def test_demo_traffic_reaches_every_tenant_with_attack_stories(tmp_path: Path) -
             "POST", f"/api/followup/plans/{plans[0]['id']}/rounds", json={"period": time.strftime("%Y-%m")}
         )
         assert drawn.status_code == 200, drawn.text
+        # The demo's own HTTP requests are not logged one by one (they buried the banner with
+        # the password), and the banner is shown again once the node is up.
+        log = server.log_path.read_text(errors="replace") if server.log_path else ""
+        assert "HTTP Request:" not in log
+        assert "Norrvakt is up — demo traffic is flowing" in log
+        assert log.count("Log in:        admin") == 2
