@@ -26,7 +26,23 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "commit": _commit(),
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _commit() -> str:
+    """The commit measured, with "+changes" when the tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "norrvakt"], cwd=REPO, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+changes" if dirty.stdout.strip() else "")
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
