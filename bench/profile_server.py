@@ -16,6 +16,7 @@ called it). The stages are those of issue #12's profile:
     journal                    norrvakt/journal/*, Pipeline.commit*, integrity
     store insert               norrvakt/store/*, the indexer
     detection                  norrvakt/detect/*, norrvakt/alerts/*, alerts and cases in the state DB
+    hand-off                   between the node's processes: norrvakt/node/ wire, *pool*, *worker*, msgpack
     other                      the event loop itself (asyncio, selectors), the web API, the rest
 
 Attach to any running server (e.g. the one `make run` starts), or use a bench's ``--profile``:
@@ -50,6 +51,7 @@ STAGES = (
     "journal",
     "store insert",
     "detection",
+    "hand-off",
     "other",
 )
 
@@ -61,6 +63,7 @@ _PROCESS = re.compile(r'^process (?P<pid>\d+):"(?P<cmd>.*)"$')
 _SPEEDSCOPE_PROCESS = re.compile(r"^Process (?P<pid>\d+) ")
 
 _RECEIVE_LIBS = ("uvicorn/", "starlette/", "fastapi/", "h11/", "httptools/", "anyio/")
+_HAND_OFF = ("wire", "pool", "worker")
 _JSON_FUNC = re.compile(r"(^|[._])(loads?|load_json\w*|decode\w*|split_json\w*)$")
 
 
@@ -70,6 +73,8 @@ def frame_stage(func: str, file: str) -> str | None:
     if f.startswith("json/"):
         return "JSON decode" if "decoder" in f or func in {"loads", "load"} else None
     if "norrvakt/" not in f:
+        if f.startswith("msgpack/"):
+            return "hand-off"
         if f.startswith("asyncio/selector_events") and "_read_ready" in func:
             return "receive"  # bytes read off a socket by the event loop
         return "receive" if f.startswith(_RECEIVE_LIBS) else None
@@ -88,6 +93,8 @@ def frame_stage(func: str, file: str) -> str | None:
         return "journal" if "commit" in func or "refuse" in func else None
     if f.startswith(("norrvakt/journal/", "norrvakt/integrity")):
         return "journal"
+    if f.startswith("norrvakt/node/") and any(w in f[len("norrvakt/node/") :] for w in _HAND_OFF):
+        return "hand-off"  # records and events passed between the node's processes
     if f.startswith("norrvakt/store/") or f.endswith("/indexer.py"):
         return "store insert"
     if f.startswith(
@@ -195,11 +202,21 @@ def read_profile(path: Path) -> Profile:
         frames = stack.split(";")
         process = "?"
         while frames and (m := _PROCESS.match(frames[0])):
-            process = m["pid"]  # the innermost process frame is the one sampled
+            process = _process_name(m["pid"], m["cmd"])  # the innermost one is the one sampled
             frames = frames[1:]
         frames = [f for f in frames if not f.startswith("thread (")]
         prof.add(process, frames, int(count))
     return prof
+
+
+def _process_name(pid: str, cmd: str) -> str:
+    """'PID module' for ``python -m module …`` (the server, its workers), else PID and the
+    command line's end."""
+    words = cmd.split()
+    if "-m" in words[:-1]:
+        module = words[words.index("-m") + 1]
+        return f"{pid} {module}" + (" serve" if "serve" in words else "")
+    return f"{pid} {cmd[-50:]}"
 
 
 def _short(name: str) -> str:
@@ -325,7 +342,7 @@ def print_profile(
     if len(prof.processes) > 1:
         print_columns(
             "samples by process",
-            ["pid", "samples", "%"],
+            ["process", "samples", "%"],
             [[p, str(n), f"{100 * n / prof.samples:.1f}"] for p, n in prof.processes.most_common()],
         )
 
