@@ -54,6 +54,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_toml: str = ""
+    server_toml: str = ""  # more keys of [server] (the harness writes that table itself)
     _token: str = field(default="", repr=False)
     _admin_password: str = field(default="", repr=False)
 
@@ -73,6 +74,7 @@ log_level = "info"
 [server]
 host = "127.0.0.1"
 port = {self.http_port}
+{self.server_toml}
 
 [[sources]]
 id = "syslog-udp"
