@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -234,21 +234,26 @@ def workers_toml(workers: int) -> str:
 @contextmanager
 def bench_server(tmp: Path, *, extra_toml: str = "", server_toml: str = "") -> Iterator[Any]:
     """tests/e2e/harness.py's running_server, with ``server_toml`` added to its [server] table
-    (the harness writes that table itself, so extra_toml cannot add keys to it)."""
+    (the harness writes that table itself, so extra_toml cannot add keys to it). A harness
+    whose Server takes ``server_toml`` writes it; an older one gets it added here."""
     from tests.e2e.harness import Server, free_ports
 
-    @dataclass
-    class BenchServer(Server):
-        server_toml: str = ""
+    server_cls: type[Any] = Server
+    if not any(f.name == "server_toml" for f in fields(Server)):
 
-        def write_config(self) -> Path:
-            cfg = super().write_config()
-            text = cfg.read_text()
-            cfg.write_text(text.replace("[server]\n", f"[server]\n{self.server_toml}", 1))
-            return cfg
+        @dataclass
+        class BenchServer(Server):  # type: ignore[misc]
+            server_toml: str = ""
 
+            def write_config(self) -> Path:
+                cfg: Path = super().write_config()
+                text = cfg.read_text()
+                cfg.write_text(text.replace("[server]\n", f"[server]\n{self.server_toml}", 1))
+                return cfg
+
+        server_cls = BenchServer
     u, t, s, r, h = free_ports(5)
-    server = BenchServer(
+    server = server_cls(
         tmp / "data",
         h,
         {"udp": u, "tcp": t, "tls": s, "relp": r},
