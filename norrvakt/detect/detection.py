@@ -160,9 +160,6 @@ class DetectionEngine:
         start = time.perf_counter()
         out: list[Detection] = []
         rules = self.rules
-        infos = rules.rules
-        quiet = self._quiet_rules
-        wants = self._wants
         correlator = self.correlations
         intel = self.intel
         health = self.health
@@ -176,20 +173,9 @@ class DetectionEngine:
             if health is not None:
                 health.observe(event)
             hits = rules.matching_rules(event)
-            if hits:
-                ref = ((tenant, event.seq),)
-                view = None
-                for r in hits:
-                    if r not in quiet:
-                        out.append(Detection("rule", infos[r], tenant, ref, (), event, event.ts, 1))
-                    if wants[r]:
-                        view = view or rules.view(event)
-                        for match in correlator.on_rule(r, event, view):
-                            self._add_correlation(match, out)
-            if intel is not None:
-                found = intel.match(event)
-                if found:
-                    self._add_intel(event, found, out)
+            found = intel.match(event) if intel is not None else None
+            if hits or found:
+                self._detected(event, hits, found, out)
         for tenant, ts in newest.items():
             correlator.advance(tenant, ts)
         self.stats.events += n
@@ -197,6 +183,50 @@ class DetectionEngine:
         for d in out:
             self._count(d)
         return out
+
+    # -- the same stream in two halves (norrvakt hunt's worker processes) -------------------
+
+    def match(self, event: Event) -> tuple[list[int], list[IntelHit]]:
+        """The half of :meth:`process` that keeps no state between events: the rules (indexes
+        into ``rules.rules``) and the intel indicators ``event`` meets. A hunt worker process
+        runs it; the parent hands the result to :meth:`process_matched`."""
+        hits = self.rules.matching_rules(event)
+        found = self.intel.match(event) if self.intel is not None else []
+        return hits, found
+
+    def process_matched(self, event: Event, hits: list[int], found: list[IntelHit]) -> list[Detection]:
+        """:meth:`process` of the single event ``event`` whose :meth:`match` (possibly run in
+        another process, on a copy of this engine) gave ``hits`` and ``found``: the same
+        detections in the same order, the correlation state advanced the same way. Source
+        health is not observed (a hunt has none)."""
+        out: list[Detection] = []
+        if hits or found:
+            self._detected(event, hits, found, out)
+        self.correlations.advance(event.tenant, event.ts)
+        self.stats.events += 1
+        for d in out:
+            self._count(d)
+        return out
+
+    def _detected(
+        self, event: Event, hits: list[int], found: list[IntelHit] | None, out: list[Detection]
+    ) -> None:
+        """The detections of one event that met rules or indicators, in the order
+        :meth:`process` promises: each rule, the correlations it completed, then intel."""
+        tenant = event.tenant
+        if hits:
+            rules = self.rules
+            ref = ((tenant, event.seq),)
+            view = None
+            for r in hits:
+                if r not in self._quiet_rules:
+                    out.append(Detection("rule", rules.rules[r], tenant, ref, (), event, event.ts, 1))
+                if self._wants[r]:
+                    view = view or rules.view(event)
+                    for match in self.correlations.on_rule(r, event, view):
+                        self._add_correlation(match, out)
+        if found:
+            self._add_intel(event, found, out)
 
     def tick(self, now: int) -> list[Detection]:
         """Every few seconds (``now`` in µs): silent sources, correlation windows that closed,
