@@ -22,6 +22,7 @@ from norrvakt.csv_safe import safe_row
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
 from norrvakt.detect.hunt import hunt as run_hunt
+from norrvakt.detect.hunt_pool import HuntWorkerError, default_workers
 from norrvakt.detect.loader import RulesError
 from norrvakt.detect.logsource import PipelineError, load_pipeline
 from norrvakt.detect.report import LoadReport
@@ -131,6 +132,13 @@ _no_cache_option = click.option("--no-cache", is_flag=True, help="Compile the ru
 @_cache_option
 @_no_cache_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Processes that read, parse and match (whole files, or pieces of a big one); "
+    "default: one per core. 1: all in this process. The output is the same either way.",
+)
 def hunt(
     rule_paths: tuple[Path, ...],
     builtin: bool,
@@ -143,12 +151,14 @@ def hunt(
     cache: Path | None,
     no_cache: bool,
     no_progress: bool,
+    workers: int | None,
 ) -> None:
     """Run Sigma rules over EVTX / JSONL files (PATHS: files or directories), without a server.
 
     The same engine as `norrvakt serve`: rules, correlation rules and (with --intel) threat
     intel. Detections go to stdout (or --output); the load report, progress and the summary by
-    rule and level go to stderr.
+    rule and level go to stderr. Files (or pieces of a big file) are read and matched by
+    --workers processes; detections come out in file order, as with --workers 1.
     """
     err = _console(stderr=True)
     engine, report = _load(rule_paths, pipeline_path, cache, no_cache, err, builtin=builtin, intel=intel)
@@ -174,9 +184,16 @@ def hunt(
         writer(d)
 
     try:
-        with progress:
-            summary = run_hunt(engine, list(paths), on_detection, bar, min_level or "")
+        try:
+            summary = run_hunt(
+                engine, list(paths), on_detection, bar, min_level or "", workers or default_workers()
+            )
+        finally:
+            progress.stop()
         writer.close()
+    except HuntWorkerError as exc:
+        err.print(str(exc), style="red", markup=False)
+        sys.exit(1)
     finally:
         if output:
             sink.close()
@@ -185,7 +202,10 @@ def hunt(
 
 
 class _Bar:
-    """Progress over all files by bytes; within a file by the reader's own progress fraction."""
+    """Progress over all files by bytes; within a file by the reader's own progress fraction.
+
+    The display (and its refresh thread) starts on the first update: the hunt forks its worker
+    processes before that, and a fork must not copy a thread that may hold a lock."""
 
     def __init__(self, progress: Progress, task: TaskID) -> None:
         self.progress, self.task = progress, task
@@ -195,6 +215,8 @@ class _Bar:
         self.hits = 0
 
     def __call__(self, path: Path, fraction: float) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start()
         if path != self.path:
             self.base += self.size
             self.path, self.size = path, max(path.stat().st_size, 1)

@@ -13,6 +13,11 @@ Files are read with :mod:`norrvakt.sources.files` and parsed with
 :func:`norrvakt.parsers.parse_record`, exactly as ``norrvakt import`` and the live pipeline do,
 so a rule that fires here fires on the same event in ``serve``. Records that cannot be read or
 parsed are counted and named in the summary, never skipped silently.
+
+With ``workers`` > 1, whole files or pieces of big ones (:mod:`norrvakt.detect.hunt_split`) are
+read, parsed and matched in worker processes (:mod:`norrvakt.detect.hunt_pool`); this process
+merges what they found piece by piece, in file order, and runs the correlations and the output
+as the one-process hunt does, so the detections and the summary are the same, in the same order.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any
 from norrvakt.detect.detection import Detection as EngineDetection
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.engine import RuleSet
+from norrvakt.detect.hunt_pool import End, run_pieces
+from norrvakt.detect.hunt_split import UNKNOWN_ID_PEER, Deferred, EvtxTally, Piece, line_number, plan_pieces
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.event import KIND_PIPELINE_ERROR, Event
 from norrvakt.parsers import parse_record
@@ -149,21 +156,58 @@ def hunt(
     on_detection: Callable[[Detection], None],
     progress: Callable[[Path, float], None] | None = None,
     min_level: str = "",
+    workers: int = 1,
+    piece_bytes: int | None = None,
 ) -> HuntSummary:
     """Match every event in ``paths``; ``progress(file, fraction_done)``. A bare
     :class:`RuleSet` runs with its correlation rules and no intel.
 
-    ``min_level`` drops detections below that level (they are still matched).
+    ``min_level`` drops detections below that level (they are still matched). ``workers`` > 1
+    reads, parses and matches in that many forked processes (:mod:`norrvakt.detect.hunt_pool`;
+    whole files, or pieces of a big one — ``piece_bytes`` sets their size, for tests) with the
+    same detections, in the same order, and the same summary as ``workers=1``, which runs in
+    this process. Fork with no other thread running (a progress display starts on its first
+    update).
     """
     if isinstance(engine, RuleSet):
         engine = DetectionEngine(engine)
     start = time.perf_counter()
     summary = HuntSummary()
-    allowed = set(LEVELS[: LEVELS.index(min_level) + 1]) if min_level else None
     files = find_hunt_files(paths)
-    lines_numbered: list[bool] = []  # per file: seq numbers are lines (JSONL), else record ids
+    out = _Output(files, summary, on_detection, min_level)
+    pieces = plan_pieces(files, workers, piece_bytes) if workers > 1 else []
+    if min(workers, len(pieces)) > 1:
+        _merge(engine, pieces, out, progress, workers)
+    else:
+        _in_process(engine, files, out, progress)
+    out.emit(engine.flush())
+    summary.seconds = time.perf_counter() - start
+    return summary
 
-    def emit(found: list[EngineDetection]) -> None:
+
+class _Output:
+    """Detections from the engine to ``on_detection``, with their file and place."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        summary: HuntSummary,
+        on_detection: Callable[[Detection], None],
+        min_level: str,
+    ) -> None:
+        self.files, self.summary, self.on_detection = files, summary, on_detection
+        self.allowed = set(LEVELS[: LEVELS.index(min_level) + 1]) if min_level else None
+        self.lines_numbered: list[bool] = []  # per file: seq numbers are lines (JSONL), else record ids
+
+    def seq(self, number: int, event: Event, ordinal: int) -> None:
+        """The hunt-local seq of the ``ordinal``-th event of file ``number``."""
+        line = line_number(event)
+        self.lines_numbered[number] = line is not None
+        place = line if line is not None else (_record_id(event) or ordinal)
+        event.seq = (number << _FILE_SHIFT) | (place & _NUMBER_MASK)
+
+    def emit(self, found: list[EngineDetection]) -> None:
+        files, lines_numbered, allowed = self.files, self.lines_numbered, self.allowed
         for d in found:
             if d.event is None or (allowed is not None and d.rule.level not in allowed):
                 continue
@@ -176,26 +220,102 @@ def hunt(
             detection = Detection(
                 d.rule, d.event, Path(path), record_id, line, d.kind, d.group, related, d.detail
             )
-            summary.add(detection)
-            on_detection(detection)
+            self.summary.add(detection)
+            self.on_detection(detection)
 
+
+def _in_process(
+    engine: DetectionEngine,
+    files: list[Path],
+    out: _Output,
+    progress: Callable[[Path, float], None] | None,
+) -> None:
+    summary = out.summary
     for number, path in enumerate(files):
         summary.files += 1
-        lines_numbered.append(False)
+        out.lines_numbered.append(False)
         for ordinal, (event, fraction) in enumerate(_events(path, summary), start=1):
             summary.events += 1
-            line = _line(event)
-            lines_numbered[number] = line is not None
-            place = line if line is not None else (_record_id(event) or ordinal)
-            event.seq = (number << _FILE_SHIFT) | (place & _NUMBER_MASK)
-            emit(engine.process((event,)))
+            out.seq(number, event, ordinal)
+            out.emit(engine.process((event,)))
             if progress is not None and summary.events % 256 == 0:
                 progress(path, fraction)
         if progress is not None:
             progress(path, 1.0)
-    emit(engine.flush())
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+
+@dataclass
+class _FileState:
+    """What the pieces of one file merged so far read: the bases of their successors' numbers."""
+
+    tally: EvtxTally = field(default_factory=EvtxTally)
+    events: int = 0
+    failed: bool = False  # a piece could not be read: the file ends there, as in one process
+    total: int = 1  # progress units of the whole file
+
+
+def _merge(
+    engine: DetectionEngine,
+    pieces: list[Piece],
+    out: _Output,
+    progress: Callable[[Path, float], None] | None,
+    workers: int,
+) -> None:
+    """The pieces' results from the workers, in order, through the same steps as _in_process."""
+    summary, correlator = out.summary, engine.correlations
+    state, number = _FileState(), -1
+    for index, message in run_pieces(engine, pieces, workers, HUNT_TENANT):
+        piece = pieces[index]
+        if piece.number != number:  # a file's first message
+            number = piece.number
+            state = _FileState(total=piece.total if progress is not None else 1)
+            summary.files += 1
+            out.lines_numbered.append(False)
+        base = state.tally
+        if isinstance(message, End):
+            if not state.failed:
+                state.events += message.events
+                if message.lines is not None:
+                    out.lines_numbered[number] = message.lines
+                base.tried += message.tally.tried
+                base.done += message.tally.done
+                if message.tally.last_id is not None:
+                    base.last_id = message.tally.last_id
+            if piece.last and progress is not None:
+                progress(piece.path, 1.0)
+            continue
+        if state.failed:
+            continue
+        summary.events += message.events
+        for problem in message.problems:
+            if isinstance(problem, Deferred):  # its text needs what the earlier pieces read
+                text = problem.render(base.tried, base.last_id or 0)
+                if problem.kind != "parse":
+                    summary.problems.append(text)
+                    continue
+                problem = ("parse", text)
+            if isinstance(problem, str):
+                summary.problems.append(problem)
+            elif problem[0] == "parse":
+                summary.parse_errors += 1
+                if len(summary.problems) < 1000 and problem[1] is not None:
+                    summary.problems.append(problem[1])
+            else:  # the piece could not be read on: nor can the rest of the file
+                summary.problems.append(str(problem[1]))
+                state.failed = True
+        for hit in message.hits:
+            for tenant, ts in hit.advance:
+                correlator.advance(tenant, ts)
+            event = hit.event
+            if event.peer.endswith(UNKNOWN_ID_PEER):
+                event.peer = f"file:{piece.path}#{base.last_id or 0}"
+            out.seq(number, event, state.events + hit.ordinal)
+            out.emit(engine.process_matched(event, hit.hits, hit.found))
+        for tenant, ts in message.advance:
+            correlator.advance(tenant, ts)
+        if progress is not None:
+            units = message.progress + (base.done if piece.fmt == "evtx" else 0)
+            progress(piece.path, min(1.0, units / state.total))
 
 
 def _decode(seq: int, files: list[Path], lines_numbered: list[bool]) -> Place:
@@ -207,7 +327,7 @@ def _decode(seq: int, files: list[Path], lines_numbered: list[bool]) -> Place:
 
 def _place(event: Event, files: list[Path], lines_numbered: list[bool]) -> Place:
     path = str(files[event.seq >> _FILE_SHIFT])
-    return path, _record_id(event), _line(event)
+    return path, _record_id(event), line_number(event)
 
 
 def _events(path: Path, summary: HuntSummary) -> Iterator[tuple[Event, float]]:
@@ -236,9 +356,3 @@ def _record_id(event: Event) -> int | None:
     if value is None or not value.isdigit():
         return None
     return int(value)
-
-
-def _line(event: Event) -> int | None:
-    # JSONL records carry "file:<path>:<line>" as their peer (norrvakt.sources.files).
-    _, sep, tail = event.peer.rpartition(":")
-    return int(tail) if sep and tail.isdigit() and "#" not in event.peer else None
