@@ -10,12 +10,15 @@ make this test pass; a difference is a change of the on-disk format.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from norrvakt.event import Event
+import orjson
+
+from norrvakt.event import CANONICAL_VERSION, Event, canonical_bytes
 from norrvakt.journal.log import Journal, JournalConfig
 from tests.journal.workload import TENANTS, windows_like_events
 
@@ -98,3 +101,35 @@ def test_the_golden_journal_reads_back_and_reopens(tmp_path: Path) -> None:
         size, root = again.head(tenant)
         assert [size, root.hex()] == want[tenant]
         assert [s for s, _ in again.read(tenant)] == list(range(1, size + 1))
+
+
+def _reference_canonical(e: Event) -> bytes:
+    """canonical_bytes as it was at commit 267ee2b (to_dict copied the ecs map every time)."""
+    doc = {
+        "v": CANONICAL_VERSION,
+        "tenant": e.tenant,
+        "seq": e.seq,
+        "ts": e.ts,
+        "ingested": e.ingested,
+        "source": e.source,
+        "peer": e.peer,
+        "ecs": {k: v for k, v in e.ecs.items() if v != ""},
+        "fields": e.fields,
+        "message": e.message,
+    }
+    try:
+        doc["raw"] = e.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["raw_b64"] = base64.b64encode(e.raw).decode("ascii")
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def test_canonical_bytes_equal_the_reference() -> None:
+    events = windows_like_events(400, seed=7)
+    events[0].ecs = {}
+    events[1].ecs = {"event.kind": "", "host.name": ""}
+    events[2].ecs = {"event.kind": "event", "user.name": ""}
+    for e in events:
+        before = dict(e.ecs)
+        assert canonical_bytes(e) == _reference_canonical(e)
+        assert e.ecs == before  # the event's own map is left as it was
