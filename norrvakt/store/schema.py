@@ -57,7 +57,16 @@ INSERT_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(ECS_COLUMNS.values()) + T
 
 
 def events_ddl(retention_days: int) -> str:
-    """CREATE TABLE for the events table. ``retention_days`` ≤ 0 means no TTL."""
+    """CREATE TABLE for the events table. ``retention_days`` ≤ 0 means no TTL.
+
+    Partitioned by the day Norrvakt received an event, not the day it happened: ClickHouse
+    writes one part per partition an INSERT touches, so a batch of Windows events from a
+    backfill or an EVTX replay that span 200 days made 200 tiny parts — 25× the CPU per event
+    of the same batch from one day (measured: 1,090 vs 44 µs). An insert now touches one
+    partition (two around midnight), retention (by ``ingested``) drops whole partitions, and
+    searches by ``ts`` are narrowed by the primary key ``(tenant, ts)`` in every part. Stores
+    made before keep their partitioning (both are correct); a rebuild from the journal gives
+    the new one."""
     ecs_cols = ",\n  ".join(
         f"`{ECS_COLUMNS[name]}` {'LowCardinality(String)' if name in _LOW_CARDINALITY else 'String'}"
         for name in ECS_FIELDS
@@ -81,7 +90,7 @@ CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
   INDEX user_idx user_name TYPE bloom_filter GRANULARITY 4,
   INDEX srcip_idx source_ip TYPE bloom_filter GRANULARITY 4
 ) ENGINE = MergeTree
-PARTITION BY toDate(ts)
+PARTITION BY toDate(ingested)
 ORDER BY (tenant, ts)
 {ttl}
 SETTINGS index_granularity = 8192
