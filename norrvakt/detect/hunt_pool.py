@@ -40,9 +40,11 @@ from norrvakt.event import KIND_PIPELINE_ERROR, Event
 from norrvakt.parsers import parse_record
 
 # Messages a worker may have on the way before the parent takes them, and when a batch is sent:
-# together they bound what is in flight (a hit event is a few KB pickled).
-CREDITS = 8
-BATCH_EVENTS = 1024  # events read
+# together they bound what is in flight per worker (a hit event is a few KB pickled: at most
+# ~16 MB if every event hits). Enough that a worker can finish a whole piece (at most
+# hunt_split.MAX_PIECE) of a typical corpus while the parent still merges the one before.
+CREDITS = 64
+BATCH_EVENTS = 2048  # events read
 BATCH_HITS = 64  # events that hit
 BATCH_PROBLEMS = 256
 # A piece's parse errors beyond this many problems are sent as a count only: the summary keeps

@@ -14,14 +14,14 @@ parent, which merges the pieces in order and so knows both, turns into the same 
 
 Line ranges start at a line boundary, so their line numbers come from counting the newlines
 before the cut (one read of the file, in :func:`plan_pieces`). An EVTX range is read through a
-window that shows the file's header, zeros for the chunks before the range (the parser skips an
-empty chunk, so chunk numbers in its messages stay those of the whole file) and the range's
-chunks. Compressed files are never cut.
+window that shows the file's header and the range's chunks; the parser numbers those chunks
+from 0, so a message naming a chunk gets the file's number back. Compressed files are never cut.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from norrvakt.sources.files import (
 # A file is cut when it is bigger than a piece; pieces aim at a few per worker so that a slow
 # piece does not leave the other workers idle, but stay big enough that starting one is cheap.
 MIN_PIECE = 1 << 20
-MAX_PIECE = 64 << 20
+MAX_PIECE = 16 << 20
 PIECES_PER_WORKER = 4
 _SCAN_BLOCK = 1 << 20
 # The EVTX layout: a 4 KiB file header, then chunks of 64 KiB that each parse on their own.
@@ -241,14 +241,16 @@ def _read_line_range(piece: Piece, tenant: str, source_id: str) -> Iterator[File
 
 
 class _ChunkWindow(io.RawIOBase):
-    """An EVTX file as the parser sees it for chunks [start, end): the real header, zeros for
-    the chunks before ``start``, the real chunks, then the end (or the real end of the file)."""
+    """An EVTX file as the parser sees it for chunks [start, end): the real header, then those
+    chunks (the last range: up to the real end of the file). Not the chunks before: the parser
+    would read each of them whole, a file of gigabytes for every range."""
 
     def __init__(self, path: Path, start: int, end: int | None) -> None:
         self._fh = open(path, "rb")  # noqa: SIM115 - closed in close()
         size = self._fh.seek(0, io.SEEK_END)
-        self._lead = EVTX_HEADER + start * EVTX_CHUNK  # where the real chunks begin
-        self._size = size if end is None else min(size, EVTX_HEADER + end * EVTX_CHUNK)
+        self._skip = start * EVTX_CHUNK  # what the window leaves out after the header
+        stop = size if end is None else min(size, EVTX_HEADER + end * EVTX_CHUNK)
+        self._size = max(EVTX_HEADER, stop - self._skip) if stop > EVTX_HEADER else stop
         self._pos = 0
 
     def readable(self) -> bool:
@@ -281,12 +283,8 @@ class _ChunkWindow(io.RawIOBase):
             self._fh.seek(pos)
             parts.append(self._fh.read(upto - pos))
             pos = upto
-        if pos < stop and pos < self._lead:  # the chunks of earlier ranges: empty
-            upto = min(stop, self._lead)
-            parts.append(bytes(upto - pos))
-            pos = upto
-        if pos < stop:
-            self._fh.seek(pos)
+        if pos < stop:  # the range's chunks
+            self._fh.seek(pos + self._skip)
             parts.append(self._fh.read(stop - pos))
         data = b"".join(parts)
         self._pos += len(data)
@@ -297,13 +295,24 @@ class _ChunkWindow(io.RawIOBase):
         super().close()
 
 
+def _file_chunk_numbers(reason: str, start: int) -> str:
+    """The parser numbers the chunks of a window from 0: name the file's chunk, as reading
+    the whole file does ("Failed to parse chunk number 4: ...")."""
+    if not start:
+        return reason
+    return _CHUNK_NUMBER.sub(lambda m: f"{m[1]}{int(m[2]) + start}", reason, count=1)
+
+
+_CHUNK_NUMBER = re.compile(r"^(Failed to parse chunk number )(\d+)")
+
+
 def _read_evtx_range(
     piece: Piece, tenant: str, source_id: str, tally: EvtxTally
 ) -> Iterator[FileItem | Deferred]:
     """norrvakt.sources.files._read_evtx for the chunks of ``piece``, on one thread.
 
     The counters start at zero; the parent adds what the earlier ranges of the file read
-    (record numbers in messages, progress). Chunk numbers are the file's own (see the window)."""
+    (record numbers in messages, progress); chunk numbers are made the file's own."""
     import evtx
 
     path = piece.path
@@ -345,7 +354,8 @@ def _read_evtx_range(
                         tally.done,
                     )
                 else:
-                    yield Deferred("bad_record", path, tally.tried, tally.last_id, str(exc))
+                    reason = _file_chunk_numbers(str(exc), piece.start)
+                    yield Deferred("bad_record", path, tally.tried, tally.last_id, reason)
                 continue
             if rec is None:
                 tally.tried -= 1
