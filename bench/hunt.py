@@ -12,23 +12,38 @@ Measures, on this machine:
     .venv/bin/python bench/hunt.py
 
 Writes bench/results/hunt.json.
+
+Large-corpus mode (issue #12: `norrvakt hunt` on every core), see :func:`large`::
+
+    .venv/bin/python bench/hunt.py --large --events 1000000 --workers 1,2 --formats jsonl,evtx
+
+builds, in a temporary directory, the evtx-attack-samples records replicated to N events as
+JSON lines and as EVTX, runs the real command once per --workers value on each, side by side,
+and reports events/s, wall and CPU time, peak memory of the parent and of the whole process
+tree, the ratio to --workers 1 and whether the outputs are byte-identical. Writes
+bench/results/hunt-large.json.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import REPO, SHARED, print_table, write_result
+from _common import REPO, SHARED, parse_workers, print_columns, print_table, process_tree, write_result
 
 RULES = SHARED / "sigma" / "rules" / "windows"
 SAMPLES = SHARED / "evtx-attack-samples"
@@ -275,5 +290,233 @@ def main() -> None:
         raise SystemExit("Zircolite detections missing or extra detections unexplained")
 
 
+# -- large-corpus mode -------------------------------------------------------------------------
+
+SUMMARY = re.compile(r"(\d+) files, (\d+) events, (\d+) rules: (\d+) detections from \d+ rules in ([\d.]+) s")
+LARGE_GOAL = {"events_per_s": 25_000, "baseline_events_per_s": 12_500, "ratio": 2.0}
+
+
+def build_corpus(root: Path, fmt: str, events: int, layout: str) -> tuple[Path, dict[str, Any]]:
+    """The samples' records replicated to at least ``events`` events under ``root`` (reused
+    if it is there from an earlier --keep run).
+
+    jsonl: each record as one compact JSON line (the evtx package's JSON of it); evtx: the used
+    64 KiB chunks of the sample files one after another behind one file header (each chunk
+    parses on its own; its records keep their EventRecordIDs). ``files``: one file per replica
+    of the whole sample set (9 MB JSONL, 23 MB EVTX), the last one partial; ``one``: one file.
+    """
+    from tests.detect.hunt_corpus import chunk_records, chunks, evtx_json_lines, write_evtx
+
+    samples = sorted(SAMPLES.rglob("*.evtx"))
+    folder = root / f"{fmt}-{layout}-{events}"
+    if folder.is_dir():
+        return folder, json.loads((folder.parent / f"{folder.name}.json").read_text())
+    folder.mkdir(parents=True)
+    written = 0
+    files = 0
+    if fmt == "jsonl":
+        lines = list(evtx_json_lines(samples))
+        fh = None
+        while written < events:
+            if fh is None or (layout == "files" and written % len(lines) == 0):
+                if fh is not None:
+                    fh.close()
+                fh = open(folder / f"part-{files:04d}.jsonl", "wb")  # noqa: SIM115
+                files += 1
+            take = min(len(lines), events - written)
+            fh.writelines(lines[:take])
+            written += take
+        if fh is not None:
+            fh.close()
+    else:
+        body = list(chunks(samples))
+        counts = [chunk_records(c) for c in body]
+
+        def replicas(limit: int | None) -> Any:
+            nonlocal written
+            while written < events:
+                for chunk, count in zip(body, counts, strict=True):
+                    if written >= events:
+                        return
+                    yield chunk
+                    written += count
+                if limit is not None:
+                    return
+
+        per_file = 1 if layout == "files" else None
+        while written < events:
+            write_evtx(folder / f"part-{files:04d}.evtx", samples[0], replicas(per_file))
+            files += 1
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    shape = {"format": fmt, "layout": layout, "files": files, "events": written, "bytes": size}
+    (folder.parent / f"{folder.name}.json").write_text(json.dumps(shape))
+    return folder, shape
+
+
+class TreeSampler:
+    """Peak memory of a process and its descendants, sampled every 0.1 s: the sum of RSS (an
+    upper bound: pages a forked worker shares with its parent count in both) and of PSS (shared
+    pages split between the processes that share them)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.rss = self.pss = 0.0
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            rss = pss = 0
+            tree = process_tree(self.pid)
+            for p in tree:
+                try:
+                    for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                        if line.startswith("Rss:"):
+                            rss += int(line.split()[1])
+                        elif line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+                except OSError:
+                    continue
+            self.rss, self.pss = max(self.rss, rss / 1024), max(self.pss, pss / 1024)
+            self.processes = max(self.processes, len(tree))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def hunt_once(corpus: Path, workers: int, cache: Path, out: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "norrvakt.cli", "hunt", "--rules", str(RULES), "--cache", str(cache)]
+    cmd += ["--no-progress", "--format", "json", "-o", str(out), "--workers", str(workers), str(corpus)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sampler = TreeSampler(proc.pid)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # usage includes the workers the command waited for
+    wall = time.perf_counter() - start
+    sampler.stop()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"hunt --workers {workers} failed:\n{err[-3000:]}")
+    found = SUMMARY.search(err)
+    if found is None:
+        raise SystemExit(f"no summary line in the hunt's output:\n{err[-3000:]}")
+    files, events, _, detections, seconds = found.groups()
+    hunt_s = float(seconds)
+    cpu = usage.ru_utime + usage.ru_stime
+    digest = hashlib.sha256()
+    with open(out, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return {
+        "workers": workers,
+        "files": int(files),
+        "events": int(events),
+        "detections": int(detections),
+        "hunt_s": round(hunt_s, 2),
+        "wall_s": round(wall, 2),
+        "events_per_s": round(int(events) / hunt_s),
+        "events_per_s_wall": round(int(events) / wall),
+        "cpu_s": round(cpu, 2),
+        "cpu_us_per_event": round(cpu / int(events) * 1e6, 1),
+        "peak_rss_parent_mb": round(usage.ru_maxrss / 1024),  # the largest single process
+        "peak_rss_tree_mb": round(sampler.rss),
+        "peak_pss_tree_mb": round(sampler.pss),
+        "processes": sampler.processes,
+        "output_sha256": digest.hexdigest(),
+        "problems": "could not be read or parsed" in err,
+    }
+
+
+def large(events: int, workers: list[int], formats: list[str], layout: str, keep: Path | None) -> None:
+    """Large-corpus mode: see the module docstring."""
+    for path in (RULES, SAMPLES):
+        if not path.exists():
+            raise SystemExit(f"{path} is missing")
+    root = keep or Path(tempfile.mkdtemp(prefix="norrvakt-hunt-large-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        cache = root / "cache"
+        warm = root / "warm.jsonl"  # compile the rules into the cache before anything is timed
+        warm.write_text("{}\n")
+        hunt_once(warm, 1, cache, root / "warm-out.jsonl")
+        runs: dict[str, Any] = {}
+        for fmt in formats:
+            corpus, shape = build_corpus(root, fmt, events, layout)
+            mb = shape["bytes"] / 1e6
+            print(f"corpus {fmt}: {shape['files']} files, {shape['events']:,} events, {mb:,.0f} MB")
+            results = [hunt_once(corpus, w, cache, root / f"out-{fmt}-{w}.jsonl") for w in workers]
+            one = results[0]["events_per_s"]
+            for r in results:
+                r["ratio_to_first"] = round(r["events_per_s"] / one, 2)
+            runs[fmt] = {
+                "corpus": shape,
+                "identical_output": len({r["output_sha256"] for r in results}) == 1,
+                "runs": results,
+            }
+            if keep is None:
+                shutil.rmtree(corpus)  # the next format's corpus needs the room
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    result = {
+        "rules_dir": str(RULES),
+        "samples": str(SAMPLES),
+        "events": events,
+        "layout": layout,
+        "workers": workers,
+        "formats": runs,
+        "goal": LARGE_GOAL,
+        "corpus_how": build_corpus.__doc__,
+    }
+    path = write_result("hunt-large", result)
+    rows = []
+    measures = [
+        ("events/s (hunt)", "events_per_s", "{:,}"),
+        ("events/s (wall, with start-up)", "events_per_s_wall", "{:,}"),
+        ("ratio to first", "ratio_to_first", "{}"),
+        ("hunt s", "hunt_s", "{}"),
+        ("wall s", "wall_s", "{}"),
+        ("CPU s (all processes)", "cpu_s", "{}"),
+        ("CPU µs / event", "cpu_us_per_event", "{}"),
+        ("peak RSS, largest process (MB)", "peak_rss_parent_mb", "{}"),
+        ("peak RSS, sum of processes (MB)", "peak_rss_tree_mb", "{}"),
+        ("peak PSS, sum of processes (MB)", "peak_pss_tree_mb", "{}"),
+        ("processes", "processes", "{}"),
+        ("detections", "detections", "{:,}"),
+    ]
+    for fmt, run in runs.items():
+        for label, key, form in measures:
+            rows.append([f"{fmt} {label}", *(form.format(r[key]) for r in run["runs"])])
+        rows.append([f"{fmt} output identical", *(str(run["identical_output"]) for _ in run["runs"])])
+    print_columns(
+        f"norrvakt hunt, {events:,} events ({layout}), all SigmaHQ Windows rules, "
+        f"goal {LARGE_GOAL['events_per_s']:,} events/s",
+        ["measure", *(f"--workers {w}" for w in workers)],
+        rows,
+    )
+    print(f"written to {path}")
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true", help="large-corpus mode (workers side by side)")
+    ap.add_argument("--events", type=int, default=1_000_000, help="large: events in the corpus")
+    ap.add_argument("--workers", default="1,2", help="large: --workers values, e.g. 1,2")
+    ap.add_argument("--formats", default="jsonl,evtx", help="large: jsonl, evtx or both")
+    ap.add_argument("--layout", choices=["files", "one"], default="files", help="large: many files or one")
+    ap.add_argument("--keep", type=Path, help="large: build the corpus here and keep it")
+    args = ap.parse_args()
+    if not args.large:
+        main()
+        return
+    formats = [f for f in args.formats.split(",") if f]
+    if not formats or set(formats) - {"jsonl", "evtx"}:
+        raise SystemExit(f"--formats: {args.formats!r}: jsonl, evtx or both")
+    large(args.events, parse_workers(args.workers), formats, args.layout, args.keep)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
