@@ -22,7 +22,7 @@ from typing import Any
 import clickhouse_connect
 
 from norrvakt.event import Event
-from norrvakt.store.schema import ECS_COLUMNS, EVENTS_TABLE, INSERT_COLUMNS, events_ddl
+from norrvakt.store.schema import BASE_COLUMNS, ECS_COLUMNS, EVENTS_TABLE, TAIL_COLUMNS, events_ddl
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class ClickHouseStore:
             for reader in self._reader_list:
                 self._readers.put(reader)
             self._writer.command(events_ddl(config.retention_days))
+            # The table's column types, read once: an insert that names them skips the DESCRIBE
+            # TABLE clickhouse-connect otherwise runs before every insert (a query per batch).
+            described = self._writer.query(f"DESCRIBE TABLE {EVENTS_TABLE}").result_rows
+            self._column_types = {str(row[0]): str(row[1]) for row in described}
         except Exception as exc:  # clickhouse-connect raises many types; name the store
             raise StoreError(f"cannot open store {config.dsn!r}: {exc}") from exc
 
@@ -86,10 +90,16 @@ class ClickHouseStore:
     def insert_events(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        columns = _columns(events)
+        names, columns = _columns(events)
+        try:
+            types = [self._column_types[name] for name in names]
+        except KeyError as exc:
+            raise StoreError(
+                f"the store's {EVENTS_TABLE} table has no column {exc.args[0]!r} (made by another version?)"
+            ) from None
         with self._insert_lock:
             self._writer.insert(
-                EVENTS_TABLE, columns, column_names=list(INSERT_COLUMNS), column_oriented=True
+                EVENTS_TABLE, columns, column_names=names, column_type_names=types, column_oriented=True
             )
 
     def delete_tenant_from(self, tenant: str, first_seq: int) -> None:
@@ -213,27 +223,35 @@ def event_from_row(row: dict[str, Any]) -> Event:
     )
 
 
-def _columns(events: Sequence[Event]) -> list[list[Any]]:
-    """Column-oriented insert data in ``INSERT_COLUMNS`` order.
+def _columns(events: Sequence[Event]) -> tuple[list[str], list[list[Any]]]:
+    """Column names and column-oriented insert data (ClickHouse Native is columnar).
 
-    Events carry a handful of the ~60 ECS fields, so each ECS column starts all-empty and
-    only the present values are filled in — far fewer operations than a lookup per column."""
+    Events carry a handful of the ~60 ECS fields, so only the ECS columns some event of the
+    batch has are sent, each starting all-empty with the present values filled in. A column
+    left out of the insert holds its default, ``""`` — what an empty column would have stored
+    (tests/store/test_insert_columns.py) — and is neither encoded here nor parsed by ClickHouse."""
     n = len(events)
-    ecs_cols: dict[str, list[Any]] = {name: [""] * n for name in ECS_COLUMNS}
+    present: dict[str, list[Any]] = {}
     for i, e in enumerate(events):
         for name, value in e.ecs.items():
-            col = ecs_cols.get(name)
-            if col is not None:
-                col[i] = value
-    return [
+            col = present.get(name)
+            if col is None:
+                if name not in ECS_COLUMNS:
+                    continue
+                col = present[name] = [""] * n
+            col[i] = value
+    ecs = [name for name in ECS_COLUMNS if name in present]  # table order, for stable inserts
+    names = [*BASE_COLUMNS, *(ECS_COLUMNS[name] for name in ecs), *TAIL_COLUMNS]
+    columns: list[list[Any]] = [
         [e.tenant for e in events],
         [e.seq for e in events],
         [e.ts for e in events],
         [e.ingested for e in events],
         [e.source for e in events],
         [e.peer for e in events],
-        *ecs_cols.values(),
+        *(present[name] for name in ecs),
         [e.fields for e in events],
         [e.message for e in events],
         [e.raw for e in events],
     ]
+    return names, columns
