@@ -148,9 +148,17 @@ def flatten_json(value: Any, prefix: str, out: dict[str, str], depth: int = 0) -
         if depth >= MAX_JSON_DEPTH:
             out[prefix] = _json_text(value)
             return
+        # Every leaf of every JSON event passes here: strings and integers (nearly all leaves)
+        # are stored without a call, and the key's dotted prefix is built once per object.
+        dotted = f"{prefix}." if prefix else ""
         for key, item in value.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(item, (dict, list)):
+            name = dotted + key if type(key) is str else f"{dotted}{key}"
+            kind = type(item)
+            if kind is str:
+                out[name] = item
+            elif kind is int:
+                out[name] = str(item)
+            elif isinstance(item, (dict, list)):
                 flatten_json(item, name, out, depth + 1)
             else:
                 out[name] = scalar_str(item)

@@ -61,7 +61,6 @@ from norrvakt.parsers.base import (
 from norrvakt.parsers.timestamps import parse_iso
 from norrvakt.parsers.windows_ecs import map_ecs, winlogbeat_ecs
 
-_SYSTEM_ATTR_PREFIX = {"Provider": "Provider_"}
 _WINLOGBEAT_MAP = {
     "winlog.channel": "Channel",
     "winlog.event_id": "EventID",
@@ -141,20 +140,30 @@ def windows_fields(doc: dict[str, Any], shape: str) -> tuple[dict[str, str], str
 
 
 def _evtx_fields(ev: dict[str, Any]) -> dict[str, str]:
+    # The hot loop of Windows ingest (every System member of every event): a str or int value
+    # is turned into text inline, without a call to scalar_str (the same text, see _text).
     f: dict[str, str] = {}
     for key, value in ev["System"].items():
-        if value is None:
+        kind = type(value)
+        if kind is str:
+            f[key] = value
+        elif kind is int:
+            f[key] = str(value)
+        elif value is None:
             continue
-        if not isinstance(value, dict):
+        elif not isinstance(value, dict):
             f[key] = scalar_str(value)
-            continue
-        attrs = value.get("#attributes")
-        if "#text" in value:
-            f[key] = scalar_str(value["#text"])
-        if isinstance(attrs, dict):
-            prefix = _SYSTEM_ATTR_PREFIX.get(key, "")
-            for name, attr in attrs.items():
-                f[prefix + name] = scalar_str(attr)
+        else:
+            attrs = value.get("#attributes")
+            if "#text" in value:
+                f[key] = _text(value["#text"])
+            if isinstance(attrs, dict):
+                if key == "Provider":  # Provider_Name, Provider_Guid, Provider_EventSourceName
+                    for name, attr in attrs.items():
+                        f["Provider_" + name] = _text(attr)
+                else:
+                    for name, attr in attrs.items():
+                        f[name] = _text(attr)
     for key, value in ev.items():
         if key == "System" or key == "#attributes" or value is None:
             continue
@@ -167,22 +176,39 @@ def _evtx_fields(ev: dict[str, Any]) -> dict[str, str]:
     return f
 
 
+def _text(value: Any) -> str:
+    """scalar_str(value), with the two common kinds first."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    return scalar_str(value)
+
+
 def _event_data(data: Any, f: dict[str, str]) -> None:
     if not isinstance(data, dict):
         _unnamed(data, f)
         return
+    setdefault = f.setdefault
     for key, value in data.items():
-        if isinstance(value, (dict, list)):
+        kind = type(value)
+        if kind is str:
+            text = value
+        elif kind is int:
+            text = str(value)
+        elif isinstance(value, (dict, list)):
             if key == "Data":
                 _unnamed(value, f)
             elif key != "#attributes":
                 _leaves(value if isinstance(value, dict) else {key: value}, key, f)
             continue
-        text = scalar_str(value)
-        if key in f and f[key] != text:
-            f["EventData." + key] = text
         else:
-            f[key] = text
+            text = scalar_str(value)
+        # A name System already has (with another value) is kept under its path instead.
+        taken = setdefault(key, text)
+        if taken is not text and taken != text:
+            f["EventData." + key] = text
 
 
 def _unnamed(value: Any, f: dict[str, str]) -> None:
@@ -244,21 +270,11 @@ def _leaves(node: dict[str, Any], path: str, f: dict[str, str], depth: int = 0) 
 
 
 def _winlogbeat_fields(doc: dict[str, Any]) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    flatten_json(doc, "", flat)
+    """Every leaf of the document as flatten_json names it, sorted as :func:`_winlogbeat_leaf`
+    says; then UserData, and the rest under the names that are still free."""
     f: dict[str, str] = {}
     rest: dict[str, str] = {}
-    for key, value in flat.items():
-        if key.startswith("winlog.event_data."):
-            f[key[18:]] = value
-        elif key.startswith("winlog.user_data."):
-            continue  # below, with the UserData collision rule
-        else:
-            target = _WINLOGBEAT_MAP.get(key)
-            if target is not None:
-                f[target] = value
-            else:
-                rest[key] = value
+    _winlogbeat_object(doc, "", f, rest, 0)
     user_data = _dig(doc, "winlog", "user_data")
     if isinstance(user_data, dict):
         _leaves(user_data, "", f)
@@ -267,6 +283,58 @@ def _winlogbeat_fields(doc: dict[str, Any]) -> dict[str, str]:
     for key, value in rest.items():
         f.setdefault(key, value)
     return f
+
+
+def _winlogbeat_leaf(name: str, value: str, f: dict[str, str], rest: dict[str, str]) -> None:
+    """Where one flattened leaf goes: ``winlog.event_data.X`` is ``X``, ``winlog.user_data.*``
+    is left to the UserData rule, a name in _WINLOGBEAT_MAP is its Sigma name, else ``rest``.
+    (No name in the map starts with winlog.event_data. or winlog.user_data., so the map is
+    asked first: most winlog.* leaves are in it.)"""
+    target = _WINLOGBEAT_MAP.get(name)
+    if target is not None:
+        f[target] = value
+    elif not name.startswith("winlog."):
+        rest[name] = value
+    elif name.startswith("event_data.", 7):
+        f[name[18:]] = value
+    elif not name.startswith("user_data.", 7):
+        rest[name] = value
+
+
+def _winlogbeat_object(
+    node: dict[str, Any], prefix: str, f: dict[str, str], rest: dict[str, str], depth: int
+) -> None:
+    """flatten_json(node, prefix) with each leaf passed to _winlogbeat_leaf, in the same order —
+    but an object whose leaves all go one way (``winlog.event_data``, ``agent``, ``host``, ...)
+    is flattened straight into ``f`` or ``rest``, without a test per leaf: most of a Winlogbeat
+    document is such objects."""
+    dotted = f"{prefix}." if prefix else ""
+    for key, item in node.items():
+        name = dotted + key if type(key) is str else f"{dotted}{key}"
+        if not isinstance(item, (dict, list)):
+            _winlogbeat_leaf(name, scalar_str(item), f, rest)
+            continue
+        # flatten_json cuts an object this deep to JSON text under its own name; and an empty
+        # name or a list is named differently inside (no dot, or the list as one value).
+        if depth + 1 < MAX_JSON_DEPTH and name and isinstance(item, dict):
+            if not name.startswith("winlog") and not "winlog.".startswith(name):
+                flatten_json(item, name, rest, depth + 1)  # no leaf can start with "winlog."
+                continue
+            if name == "winlog":
+                _winlogbeat_object(item, name, f, rest, depth + 1)
+                continue
+            if name == "winlog.event_data" and "" not in item:
+                flatten_json(item, "", f, depth + 1)  # its leaves lose exactly "winlog.event_data."
+                continue
+            if name.startswith("winlog.event_data.") and len(name) > 18:
+                flatten_json(item, name[18:], f, depth + 1)
+                continue
+            if name == "winlog.user_data" or name.startswith("winlog.user_data."):
+                continue  # every leaf is a winlog.user_data.* one
+        leaves: dict[str, str] = {}
+        flatten_json(item, name, leaves, depth + 1)
+        for leaf, value in leaves.items():
+            _winlogbeat_leaf(leaf, value, f, rest)
 
 
 def _dig(doc: dict[str, Any], *path: str) -> Any:
