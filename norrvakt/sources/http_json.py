@@ -143,6 +143,11 @@ _BETWEEN_OBJECTS = re.compile(rb"\}[ \t\r\n]*\{")
 def _split_at_braces(body: bytes, max_event_bytes: int) -> list[Part] | None:
     """The fast path (orjson per event, no loop per byte): the events when every one is a
     well-formed object within the limits, else None (the scanner then finds out which is not)."""
+    # Each event is decoded here to check it and again by its parser. Handing the parser the
+    # object decoded here was tried (issue #12): 20 % fewer instructions for the decoding, but
+    # 3 µs *more* per event for a 500-event HEC body — the 500 objects wait for the parse,
+    # cold in the CPU cache and walked by the garbage collector. It pays off only if each
+    # event is parsed right after it is checked.
     parts: list[Part] = []
     start = len(body) - len(body.lstrip())
     ends = [(m.start() + 1, m.end() - 1) for m in _BETWEEN_OBJECTS.finditer(body)]
