@@ -27,6 +27,7 @@ from typing import Any
 
 from norrvakt.event import Event, RawRecord
 from norrvakt.node import wire
+from norrvakt.sources.hec_body import BadPart, bad_of, parse_hec_body
 from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,14 @@ class ParsePoolConfig:
 
 @dataclass
 class _Job:
-    records: Sequence[RawRecord]
-    future: asyncio.Future[list[Event]]
+    """One piece of work: ``kind`` and ``args`` as sent, ``size`` in records (for the queue
+    depth), and ``local`` — the same work in the node, for when no worker can do it."""
+
+    kind: str
+    args: Any
+    size: int
+    local: Callable[[], Any]
+    future: asyncio.Future[Any]
 
 
 @dataclass
@@ -114,8 +121,8 @@ class ParseWorker:
     def send(self, job_id: int, job: _Job) -> None:
         assert self._writer is not None
         self.in_flight[job_id] = job
-        self.in_flight_records += len(job.records)
-        self._writer.write(wire.frame(wire.PARSE, job_id, [wire.record_row(r) for r in job.records]))
+        self.in_flight_records += job.size
+        self._writer.write(wire.frame(job.kind, job_id, job.args))
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         why = "its connection closed"
@@ -133,16 +140,21 @@ class ParseWorker:
                 job = self.in_flight.pop(job_id, None)
                 if job is None:
                     continue
-                self.in_flight_records -= len(job.records)
+                self.in_flight_records -= job.size
                 if kind == wire.PARSED:
                     rows, cpu = body
-                    self._done(job, [wire.event_of(r) for r in rows], float(cpu))
+                    events = [wire.event_of(r) for r in rows]
+                    self._done(job, events, events, float(cpu))
+                elif kind == wire.HEC_PARSED:
+                    rows, bad, cpu = body
+                    events = [wire.event_of(r) for r in rows]
+                    self._done(job, (events, [bad_of(b) for b in bad]), events, float(cpu))
                 else:
                     self.stats.failed_batches += 1
                     log.error(
                         "parse worker %d could not parse a batch of %d record(s) (%s); parsed in the node",
                         self.index,
-                        len(job.records),
+                        job.size,
                         body[0] if body else "no reason",
                     )
                     self.pool.parse_here(job)
@@ -153,7 +165,7 @@ class ParseWorker:
             raise
         await self._died(why)
 
-    def _done(self, job: _Job, events: list[Event], cpu: float) -> None:
+    def _done(self, job: _Job, result: Any, events: list[Event], cpu: float) -> None:
         st = self.stats
         st.jobs += 1
         st.records += len(events)
@@ -164,7 +176,7 @@ class ParseWorker:
         while st.recent and st.recent[0][0] < now - RATE_WINDOW_S:
             st.recent.popleft()
         if not job.future.done():
-            job.future.set_result(events)
+            job.future.set_result(result)
 
     async def _died(self, why: str) -> None:
         self.ready = False
@@ -255,10 +267,28 @@ class ParsePool:
 
     def parse(self, records: Sequence[RawRecord]) -> asyncio.Future[list[Event]]:
         """The events of ``records``, parsed by the least busy worker (or here)."""
-        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        job = _Job(records, future)
+        rows = [wire.record_row(r) for r in records]
+        return self._submit(wire.PARSE, rows, len(records), lambda: self.parse_local(records))
+
+    def parse_hec(
+        self, body: bytes, max_event_bytes: int, template: RawRecord
+    ) -> asyncio.Future[tuple[list[Event], list[BadPart]]]:
+        """A HEC body split, checked and parsed by a worker (or here): its events in body
+        order and its bad parts (see :func:`norrvakt.sources.hec_body.parse_hec_body`)."""
+
+        def here() -> tuple[list[Event], list[BadPart]]:
+            _, events, bad = parse_hec_body(body, max_event_bytes, template)
+            return events, bad
+
+        size = max(1, body.count(b'"event"'))  # (an estimate, for the queue depth)
+        args = [body, max_event_bytes, wire.record_row(template)]
+        return self._submit(wire.HEC, args, size, here)
+
+    def _submit(self, kind: str, args: Any, size: int, local: Callable[[], Any]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        job = _Job(kind, args, size, local, future)
         ready = [w for w in self.workers if w.ready and w.in_flight_records < IN_FLIGHT_RECORDS]
-        if not ready or not records:
+        if not ready or not size:
             self.parse_here(job)
             return future
         worker = min(ready, key=lambda w: w.in_flight_records)
@@ -269,8 +299,8 @@ class ParsePool:
     def parse_here(self, job: _Job) -> None:
         if job.future.done():
             return
-        self.parsed_here += len(job.records)
-        job.future.set_result(self.parse_local(job.records))
+        self.parsed_here += job.size
+        job.future.set_result(job.local())
 
     def as_dict(self) -> dict[str, Any]:
         return {

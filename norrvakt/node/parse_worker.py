@@ -35,8 +35,9 @@ def _read_exact(sock: socket.socket, n: int) -> bytes | None:
 def serve(sock: socket.socket, mapping_dirs: list[str]) -> None:
     from pathlib import Path
 
-    from norrvakt.node.pipeline import parse_one
     from norrvakt.parsers.mapped import sources as mapped_sources
+    from norrvakt.parsers.records import parse_one
+    from norrvakt.sources.hec_body import bad_row, parse_hec_body
 
     # problems are not reported here: the node logged them when it loaded the same directories
     mapped_sources.use([Path(d) for d in mapping_dirs])
@@ -48,14 +49,23 @@ def serve(sock: socket.socket, mapping_dirs: list[str]) -> None:
         body = _read_exact(sock, wire.frame_length(header))
         if body is None:
             return
-        kind, job, rows = wire.unframe(body)
-        if kind != wire.PARSE:
-            sock.sendall(wire.frame(wire.FAILED, job, [f"unknown frame kind {kind!r}"]))
-            continue
+        kind, job, args = wire.unframe(body)
         try:
-            events = [parse_one(wire.record_of(r)) for r in rows]
-            reply = wire.frame(wire.PARSED, job, [[wire.event_row(e) for e in events], time.process_time()])
-        except Exception as exc:  # never lose a batch here: the node parses it itself
+            if kind == wire.PARSE:
+                events = [parse_one(wire.record_of(r)) for r in args]
+                reply = wire.frame(
+                    wire.PARSED, job, [[wire.event_row(e) for e in events], time.process_time()]
+                )
+            elif kind == wire.HEC:
+                data, limit, template = args
+                _, events, bad = parse_hec_body(data, int(limit), wire.record_of(template))
+                rows = [wire.event_row(e) for e in events]
+                reply = wire.frame(
+                    wire.HEC_PARSED, job, [rows, [bad_row(b) for b in bad], time.process_time()]
+                )
+            else:
+                reply = wire.frame(wire.FAILED, job, [f"unknown frame kind {kind!r}"])
+        except Exception as exc:  # never lose a batch here: the node does it itself
             reply = wire.frame(wire.FAILED, job, [f"{type(exc).__name__}: {exc}"])
         sock.sendall(reply)
 

@@ -33,7 +33,10 @@ from typing import TYPE_CHECKING
 
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal, JournalError
-from norrvakt.parsers import error_event, parse_record
+from norrvakt.parsers.records import parse_one, pipeline_error_event, unmapped_sender_event
+from norrvakt.sources.hec_body import BadPart, parse_hec_body
+
+__all__ = ["Pipeline", "PipelineUnavailable", "parse_one", "pipeline_error_event", "unmapped_sender_event"]
 from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -149,6 +152,22 @@ class Pipeline:
         events = await self.pool.parse(records)
         self._count(records, events)
         return events
+
+    async def parse_hec(
+        self, body: bytes, max_event_bytes: int, template: RawRecord
+    ) -> tuple[list[Event], list[BadPart]]:
+        """A HEC body's events (in body order, counted) and its bad parts, in a parse worker
+        when there are workers: splitting and checking the body is most of its cost."""
+        if self.pool is None:
+            _, events, bad = parse_hec_body(body, max_event_bytes, template)
+        else:
+            events, bad = await self.pool.parse_hec(body, max_event_bytes, template)
+        counters = self.counters
+        counters.received[template.source_id] += len(events)
+        for e in events:
+            if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
+                counters.pipeline_errors[f"{template.source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+        return events, bad
 
     def _count(self, records: Sequence[RawRecord], events: Sequence[Event]) -> None:
         counters = self.counters
@@ -350,38 +369,3 @@ def _pass_on(outer: asyncio.Future[None], inner: asyncio.Future[None]) -> None:
         outer.set_exception(exc)
     else:
         outer.set_result(None)
-
-
-def parse_one(record: RawRecord) -> Event:
-    """The event of one record: parsed, or the system tenant's note of an unmapped sender."""
-    return parse_record(record) if record.tenant else unmapped_sender_event(record)
-
-
-_EXCERPT = 120
-
-
-def unmapped_sender_event(record: RawRecord) -> Event:
-    """A record whose sender maps to no tenant: kept in the system tenant for the SOC to see."""
-    message = (
-        f"sender {record.peer} matches no tenant network and the source has no "
-        "default tenant; the record is kept here until the sender is mapped"
-    )
-    return pipeline_error_event(record, "source.unmapped_sender", message, tenant=SYSTEM_TENANT)
-
-
-def pipeline_error_event(
-    record: RawRecord, error_type: str, message: str, *, tenant: str | None = None
-) -> Event:
-    """The event for a record a transport could not even frame (oversized, truncated, TLS garbage).
-
-    ``message`` says what went wrong and where; the source id is added, and the first bytes of
-    the data are appended so the bad value is visible and searchable."""
-    detail = message
-    if record.payload:
-        excerpt = record.payload[:_EXCERPT].decode("utf-8", "backslashreplace")
-        more = "…" if len(record.payload) > _EXCERPT else ""
-        detail = f"{message} — data: {excerpt!r}{more}"
-    event = error_event(record, error_type, detail, detail)
-    if tenant:
-        event.tenant = tenant
-    return event

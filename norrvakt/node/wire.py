@@ -22,6 +22,8 @@ MAX_FRAME = 512 * 1024 * 1024  # a batch is far smaller; a larger length means a
 READY = "ready"  # worker → node: imports done, [pid]
 PARSE = "parse"  # node → worker: [record rows]
 PARSED = "parsed"  # worker → node: [[event rows], cpu seconds so far]
+HEC = "hec"  # node → worker: [HEC body, max event bytes, template record row]
+HEC_PARSED = "hec_parsed"  # worker → node: [[event rows], [bad part rows], cpu seconds so far]
 FAILED = "failed"  # worker → node: the batch could not be parsed or packed there: [reason]
 
 

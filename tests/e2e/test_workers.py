@@ -170,3 +170,31 @@ def test_one_connection_keeps_its_order_across_workers(tmp_path: Path) -> None:
         assert sum(w["batches"] for w in stats) > 1
     finally:
         server.stop()
+
+
+def test_a_hec_body_is_split_and_parsed_in_a_worker(tmp_path: Path) -> None:
+    """The node hands the whole body over; a bad part still becomes a pipeline_error with its
+    number and offset, and HEC's answer names it."""
+    import httpx
+
+    server = _server(tmp_path)
+    server.start()
+    try:
+        _wait_ready(server, 2)
+        token = server.ingest_token("lulea", "workers-hec")
+        run = uuid.uuid4().hex[:10]
+        good = [f'{{"event": "hec-in-worker {run} {i}", "host": "h"}}' for i in (1, 2)]
+        body = "\n".join([good[0], '{"event": broken}', good[1]])
+        resp = httpx.post(
+            f"{server.url}/services/collector/event",
+            content=body,
+            headers={"Authorization": f"Splunk {token}"},
+        )
+        assert resp.status_code == 400 and resp.json()["invalid-event-number"] == 1, resp.text
+        assert server.wait_count(f'"hec-in-worker {run}"', 2) == 2
+        errors = server.search('event.kind:pipeline_error "HEC event 1"')["rows"]
+        assert errors and "byte offset" in errors[0]["message"], errors
+        stats = server.api("GET", "/api/stats").json()["workers"]
+        assert sum(w["batches"] for w in stats["workers"]) >= 1 and stats["parsed_in_node"] == 0, stats
+    finally:
+        server.stop()
