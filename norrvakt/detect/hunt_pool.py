@@ -10,12 +10,13 @@ in order, correlation windows and the detections' output, stays in the parent, w
 the events that met a rule or an indicator (with the rules' indexes), the problems and counts.
 
 The workers are forked from the parent after it loaded the rules, so each has the compiled
-rule set without compiling or unpickling it again. They take pieces from one queue in piece
-order and put their messages on one result queue; each worker may have at most
-:data:`CREDITS` messages the parent has not taken yet (a semaphore per worker), so a worker
-that runs ahead of the piece the parent is merging waits, and memory stays bounded whatever
-the size of the corpus. A worker ignores Ctrl-C; the parent stops the workers when it stops,
-and a worker whose parent is gone stops by itself.
+rule set without compiling or unpickling it again. A free worker takes the next piece (a
+shared counter: pieces are taken in order) and sends its messages on a pipe of its own; each
+worker may have at most :data:`CREDITS` messages the parent has not merged yet (a semaphore
+per worker), so a worker that runs ahead of the piece the parent is merging waits, and memory
+stays bounded whatever the size of the corpus. A worker ignores Ctrl-C; the parent stops the
+workers when it stops; a worker that dies is an end of file on its pipe (or an exit code) and
+fails the hunt; a worker whose parent is gone stops by itself.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-import queue
 import signal
 import sys
 import traceback
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkProcess
-from typing import Any
+from typing import Any, cast
 
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.hunt_split import UNKNOWN_ID_PEER, Deferred, EvtxTally, Piece, line_number, read_piece
@@ -118,53 +119,63 @@ def run_pieces(
 class _Pool:
     def __init__(self, engine: DetectionEngine, pieces: list[Piece], workers: int, tenant: str) -> None:
         ctx = multiprocessing.get_context("fork")
-        self.tasks: Any = ctx.Queue()
-        self.results: Any = ctx.Queue()
+        self.next_piece: Any = ctx.Value("q", 0)  # the next piece to take, under its lock
         self.credits = [ctx.Semaphore(CREDITS) for _ in range(workers)]
         self.waiting: dict[int, deque[tuple[int, Batch | End]]] = {}  # piece -> (worker, message)
+        self.readers: dict[Connection, int] = {}  # a pipe per worker: its death is an EOF
+        self.processes: list[ForkProcess] = []
         # Whatever is buffered in the parent's std streams would be written again by a child.
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()  # the children's collector leaves the inherited objects (and their pages) alone
         parent = os.getpid()
-        self.processes: list[ForkProcess] = []
         try:
             for wid in range(workers):
+                reader, writer = ctx.Pipe(duplex=False)
+                readers = [*self.readers, reader]  # the child closes its copies: EPIPE if we die
+                pipe = (writer, readers)
                 process = ctx.Process(
                     target=_work,
-                    args=(wid, engine, pieces, tenant, self.tasks, self.results, self.credits[wid], parent),
+                    args=(wid, engine, pieces, tenant, self.next_piece, pipe, self.credits[wid], parent),
                     name=f"norrvakt-hunt-{wid}",
                     daemon=True,
                 )
                 process.start()
+                writer.close()  # only the worker (forked before the next pipe exists) holds it
                 self.processes.append(process)
+                self.readers[reader] = wid
         finally:
             gc.unfreeze()
-        # After the fork: putting starts the queue's feeder thread, which a child must not inherit.
-        for number in range(len(pieces)):
-            self.tasks.put(number)
-        for _ in range(workers):
-            self.tasks.put(None)
 
     def take(self, number: int) -> Batch | End:
-        """The next message of piece ``number`` (buffering those of later pieces)."""
-        waiting = self.waiting.get(number)
-        if waiting:
-            wid, message = waiting.popleft()
-            self.credits[wid].release()
-            return message
+        """The next message of piece ``number``, buffering those of later pieces (at most
+        CREDITS per worker: a worker waits for a credit before it sends)."""
         while True:
-            try:
-                kind, wid, piece, payload = self.results.get(timeout=_POLL_S)
-            except queue.Empty:
-                self._check_alive()
-                continue
-            if kind == "error":
-                raise HuntWorkerError(f"hunt worker {wid} failed on piece {piece}:\n{payload}")
-            if piece == number:
+            waiting = self.waiting.get(number)
+            if waiting:
+                wid, message = waiting.popleft()
                 self.credits[wid].release()
-                return payload  # type: ignore[no-any-return]
-            self.waiting.setdefault(piece, deque()).append((wid, payload))
+                return message
+            if not self.readers:  # cannot be, as each piece is taken and sent before its exit
+                raise HuntWorkerError(f"the hunt workers ended without sending piece {number}")
+            ready = cast(list[Connection], wait(list(self.readers), timeout=_POLL_S))
+            if not ready:
+                self._check_alive()
+            for conn in ready:
+                wid = self.readers[conn]
+                try:
+                    kind, piece, payload = conn.recv()
+                except EOFError:  # gone without saying so: killed
+                    self.processes[wid].join(timeout=1)
+                    self._check_alive()
+                    raise HuntWorkerError(f"hunt worker {wid} (pid {self.processes[wid].pid}) died") from None
+                if kind == "error":
+                    raise HuntWorkerError(f"hunt worker {wid} failed on piece {piece}:\n{payload}")
+                if kind == "exit":
+                    del self.readers[conn]
+                    conn.close()
+                else:
+                    self.waiting.setdefault(piece, deque()).append((wid, payload))
 
     def _check_alive(self) -> None:
         for wid, process in enumerate(self.processes):
@@ -182,9 +193,8 @@ class _Pool:
             if process.is_alive():
                 process.kill()
                 process.join()
-        for q in (self.tasks, self.results):
-            q.cancel_join_thread()
-            q.close()
+        for conn in self.readers:
+            conn.close()
 
 
 def _work(
@@ -192,34 +202,36 @@ def _work(
     engine: DetectionEngine,
     pieces: list[Piece],
     tenant: str,
-    tasks: Any,
-    results: Any,
+    next_piece: Any,
+    pipe: tuple[Connection, list[Connection]],
     credit: Any,
     parent: int,
 ) -> None:
-    """A worker process: pieces until the queue says None."""
+    """A worker process: the next piece not taken yet, until there is none."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    results, inherited = pipe
+    for reader in inherited:  # only the parent reads: a send fails (no hang) once it is gone
+        reader.close()
 
-    def put(kind: str, number: int, payload: object) -> None:
-        if kind != "error":  # an error goes without waiting: the parent stops on it
+    def send(kind: str, number: int, payload: object) -> None:
+        if kind == "piece":  # an error or the goodbye go without waiting: the parent stops on them
             while not credit.acquire(timeout=_POLL_S):
                 if os.getppid() != parent:
                     os._exit(1)
-        results.put((kind, wid, number, payload))
+        results.send((kind, number, payload))
 
     while True:
-        try:
-            number = tasks.get(timeout=_POLL_S)
-        except queue.Empty:
-            if os.getppid() != parent:
-                os._exit(1)
-            continue
-        if number is None:
+        with next_piece.get_lock():
+            number = next_piece.value
+            next_piece.value = number + 1
+        if number >= len(pieces):
+            send("exit", -1, None)
+            results.close()
             return
         try:
-            _run_piece(engine, pieces[number], tenant, lambda message, n=number: put("piece", n, message))
+            _run_piece(engine, pieces[number], tenant, lambda message, n=number: send("piece", n, message))
         except BaseException:
-            put("error", number, traceback.format_exc())
+            send("error", number, traceback.format_exc())
             return
 
 

@@ -245,3 +245,15 @@ def test_a_killed_worker_fails_the_hunt(corpus: Corpus, tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert re.search(r"hunt worker \d \(pid \d+\) died \(signal 9\)", err), err[-2000:]
     assert not [w for w in workers if alive(w)]
+
+
+def test_workers_stop_when_the_hunt_is_killed(corpus: Corpus, tmp_path: Path) -> None:
+    proc, workers = start_long_hunt(corpus, tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)  # no chance to stop them: they find out by themselves
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while [w for w in workers if alive(w)]:
+        assert time.monotonic() < deadline, "workers outlived the hunt"
+        time.sleep(0.1)
+    if proc.stderr is not None:
+        proc.stderr.close()
