@@ -36,15 +36,6 @@ def _good(value: str | None) -> str | None:
     return None if value is None or value in SKIP else value
 
 
-def _first(f: dict[str, str], keys: tuple[str, ...]) -> str | None:
-    """``_good(f.get(keys[0])) or _good(f.get(keys[1])) or ...`` in one call."""
-    for key in keys:
-        value = f.get(key)
-        if value and value not in SKIP:
-            return value
-    return None
-
-
 def _basename(path: str) -> str:
     return path.rsplit("\\", 1)[-1]
 
@@ -152,28 +143,28 @@ _NETWORK_FIELDS = frozenset(
      "WorkstationName", "Workstation", "SourceHostname", "DestinationIp", "DestAddress",
      "DestinationAddress", "DestinationPort", "DestPort", "DestinationHostname", "QueryName", "Protocol")
 )  # fmt: skip
-_SOURCE_IP = ("IpAddress", "SourceAddress", "SourceIp", "ClientAddress")
-_SOURCE_PORT = ("IpPort", "SourcePort")
-_DESTINATION_IP = ("DestinationIp", "DestAddress", "DestinationAddress")
-_DESTINATION_PORT = ("DestinationPort", "DestPort")
 
 
 def _network(f: dict[str, str], ecs: dict[str, str]) -> None:
     if f.keys().isdisjoint(_NETWORK_FIELDS):
         return
     get = f.get
-    ip = _first(f, _SOURCE_IP)
+    ip = (
+        _good(get("IpAddress"))
+        or _good(get("SourceAddress"))
+        or _good(get("SourceIp"))
+        or _good(get("ClientAddress"))
+    )
     if ip is not None:
         ecs["source.ip"] = ip[7:] if ip.startswith("::ffff:") else ip
-    port = _first(f, _SOURCE_PORT)
+    port = _good(get("IpPort")) or _good(get("SourcePort"))
     if port is not None and port != "0":
         ecs["source.port"] = port
-    # A plain "or", not _first: a "-" WorkstationName hides a Workstation (as it always has).
     _set(ecs, "source.domain", get("WorkstationName") or get("Workstation") or get("SourceHostname"))
-    dst = _first(f, _DESTINATION_IP)
+    dst = _good(get("DestinationIp")) or _good(get("DestAddress")) or _good(get("DestinationAddress"))
     if dst is not None:
         ecs["destination.ip"] = dst[7:] if dst.startswith("::ffff:") else dst
-    dport = _first(f, _DESTINATION_PORT)
+    dport = _good(get("DestinationPort")) or _good(get("DestPort"))
     if dport is not None and dport != "0":
         ecs["destination.port"] = dport
     _set(ecs, "destination.domain", get("DestinationHostname") or get("QueryName"))
@@ -182,13 +173,14 @@ def _network(f: dict[str, str], ecs: dict[str, str]) -> None:
         ecs["network.transport"] = TRANSPORTS.get(proto, proto.lower())
 
 
-_EXECUTABLE = ("Image", "NewProcessName", "ProcessName", "Application")
-_PARENT_EXECUTABLE = ("ParentImage", "ParentProcessName")
-
-
 def _process(f: dict[str, str], ecs: dict[str, str], sysmon: bool) -> None:
     get = f.get
-    exe = _first(f, _EXECUTABLE)
+    exe = (
+        _good(get("Image"))
+        or _good(get("NewProcessName"))
+        or _good(get("ProcessName"))
+        or _good(get("Application"))
+    )
     if exe is not None:
         ecs["process.executable"] = exe
         ecs["process.name"] = _basename(exe)
@@ -196,7 +188,7 @@ def _process(f: dict[str, str], ecs: dict[str, str], sysmon: bool) -> None:
     pid = _pid(get("NewProcessId")) or _pid(get("ProcessId"))
     if pid is not None:
         ecs["process.pid"] = pid
-    parent = _first(f, _PARENT_EXECUTABLE)
+    parent = _good(get("ParentImage")) or _good(get("ParentProcessName"))
     if parent is not None:
         ecs["process.parent.executable"] = parent
         ecs["process.parent.name"] = _basename(parent)
@@ -250,8 +242,8 @@ def _summary(f: dict[str, str], eid: str, provider: str, title: str, action: str
     if action:
         parts.append(f"({action})")
     n = 0
-    for key in [key for key in SUMMARY_KEYS if key in f]:  # "in" is cheaper than 33 f.get calls
-        value = f[key]
+    for key in SUMMARY_KEYS:
+        value = f.get(key)
         if value and value not in SKIP:
             if len(value) > 160:
                 value = value[:160] + "…"
