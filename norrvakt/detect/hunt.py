@@ -34,7 +34,15 @@ from norrvakt.detect.detection import Detection as EngineDetection
 from norrvakt.detect.detection import DetectionEngine
 from norrvakt.detect.engine import RuleSet
 from norrvakt.detect.hunt_pool import End, run_pieces
-from norrvakt.detect.hunt_split import UNKNOWN_ID_PEER, Deferred, EvtxTally, Piece, line_number, plan_pieces
+from norrvakt.detect.hunt_split import (
+    UNKNOWN_ID_PEER,
+    Deferred,
+    EvtxTally,
+    Piece,
+    line_number,
+    plan_pieces,
+    worth_workers,
+)
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.event import KIND_PIPELINE_ERROR, Event
 from norrvakt.parsers import parse_record
@@ -166,8 +174,8 @@ def hunt(
     reads, parses and matches in that many forked processes (:mod:`norrvakt.detect.hunt_pool`;
     whole files, or pieces of a big one — ``piece_bytes`` sets their size, for tests) with the
     same detections, in the same order, and the same summary as ``workers=1``, which runs in
-    this process. Fork with no other thread running (a progress display starts on its first
-    update).
+    this process (as does a corpus under a piece's size, or of one small file). Fork with no
+    other thread running (a progress display starts on its first update).
     """
     if isinstance(engine, RuleSet):
         engine = DetectionEngine(engine)
@@ -175,7 +183,8 @@ def hunt(
     summary = HuntSummary()
     files = find_hunt_files(paths)
     out = _Output(files, summary, on_detection, min_level)
-    pieces = plan_pieces(files, workers, piece_bytes) if workers > 1 else []
+    parallel = workers > 1 and (piece_bytes is not None or worth_workers(files))
+    pieces = plan_pieces(files, workers, piece_bytes) if parallel else []
     if min(workers, len(pieces)) > 1:
         _merge(engine, pieces, out, progress, workers)
     else:

@@ -115,6 +115,21 @@ def line_number(event: Event) -> int | None:
     return int(tail) if sep and tail.isdigit() and "#" not in event.peer else None
 
 
+def worth_workers(files: list[Path]) -> bool:
+    """Whether ``files`` are enough work for worker processes: under one piece's worth, forking
+    them and warming each one's rule index (its buckets and matchers, built on first use) cost
+    more than they save."""
+    total = 0
+    for path in files:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+        if total >= MIN_PIECE:
+            return True
+    return False
+
+
 def plan_pieces(files: list[Path], workers: int, piece_bytes: int | None = None) -> list[Piece]:
     """The pieces of ``files`` in hunt order. ``piece_bytes`` (tests) overrides the size."""
     sizes: list[int] = []

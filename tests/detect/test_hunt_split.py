@@ -17,6 +17,7 @@ from norrvakt.detect.hunt_split import (
     Piece,
     plan_pieces,
     read_piece,
+    worth_workers,
 )
 from norrvakt.sources.files import MAX_LINE_BYTES, FileItem, read_file
 from tests.conftest import shared_data
@@ -117,3 +118,14 @@ def test_a_big_evtx_file_of_many_chunks(tmp_path: Path) -> None:
     whole = _items(list(read_file(big, "hunt", "hunt")))
     assert len(whole) > 1000 and not [i for i in whole if i[2]]
     assert _pieces_read(pieces) == whole
+
+
+def test_a_small_corpus_is_not_worth_workers(tmp_path: Path) -> None:
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"f{i}.jsonl")
+        files[-1].write_bytes(b'{"a": 1}\n' * 20_000)  # 180 KB each
+    assert not worth_workers(files) and not worth_workers([])
+    files.append(tmp_path / "more.jsonl")
+    files[-1].write_bytes(b'{"a": 1}\n' * 20_000)
+    assert worth_workers(files)  # 1.08 MB: at least a piece
