@@ -356,12 +356,15 @@ def build_corpus(root: Path, fmt: str, events: int, layout: str) -> tuple[Path, 
 class TreeSampler:
     """Peak memory of a process and its descendants, sampled every 0.1 s: the sum of RSS (an
     upper bound: pages a forked worker shares with its parent count in both) and of PSS (shared
-    pages split between the processes that share them)."""
+    pages split between the processes that share them). Also how long they were runnable but
+    waiting for a core (/proc/PID/schedstat): on a machine shared with other work, that is the
+    time the other work took from them, and the reason a ratio may stay under the core count."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.rss = self.pss = 0.0
         self.processes = 0
+        self.waited: dict[int, float] = {}  # pid -> seconds runnable, not running (last seen)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -372,6 +375,7 @@ class TreeSampler:
             tree = process_tree(self.pid)
             for p in tree:
                 try:
+                    self.waited[p] = int(Path(f"/proc/{p}/schedstat").read_text().split()[1]) / 1e9
                     for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                         if line.startswith("Rss:"):
                             rss += int(line.split()[1])
@@ -425,6 +429,7 @@ def hunt_once(corpus: Path, workers: int, cache: Path, out: Path) -> dict[str, A
         "peak_rss_tree_mb": round(sampler.rss),
         "peak_pss_tree_mb": round(sampler.pss),
         "processes": sampler.processes,
+        "waited_for_a_core_s": round(sum(sampler.waited.values()), 2),
         "output_sha256": digest.hexdigest(),
         "problems": "could not be read or parsed" in err,
     }
@@ -485,6 +490,7 @@ def large(events: int, workers: list[int], formats: list[str], layout: str, keep
         ("peak RSS, sum of processes (MB)", "peak_rss_tree_mb", "{}"),
         ("peak PSS, sum of processes (MB)", "peak_pss_tree_mb", "{}"),
         ("processes", "processes", "{}"),
+        ("s runnable, waiting for a core", "waited_for_a_core_s", "{}"),
         ("detections", "detections", "{:,}"),
     ]
     for fmt, run in runs.items():
