@@ -399,7 +399,10 @@ def test_a_volume_outlier_arriving_over_syslog_raises_an_alert(tmp_path: Path) -
     )
     today = write(
         "today.log",
-        [social_line(start + dt.timedelta(seconds=step * i), "u-77", f"s-{i}", zone=dt.UTC) for i in range(30)],  # noqa: E501
+        [
+            social_line(start + dt.timedelta(seconds=step * i), "u-77", f"s-{i}", zone=dt.UTC)
+            for i in range(30)
+        ],
     )
     with running_server(tmp_path / "srv") as server:
         rules = {r["id"]: r for r in server.api("GET", "/api/rules").json()["rules"]}
