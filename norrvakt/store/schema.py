@@ -1,10 +1,10 @@
 """The events table: its DDL and how event field names map to columns.
 
-One table for all tenants, ``MergeTree`` partitioned by day and ordered by (tenant, ts) so a
-tenant's time range is a contiguous read. ECS names become columns with ``.`` replaced by
-``_`` (``event.code`` → ``event_code``); the source's own fields live in the ``fields`` map.
-``message_lower`` is a lowered copy with a ``text`` index so case-insensitive token search
-uses the index (``lower(message)`` in a WHERE would bypass it).
+One table for all tenants, ``MergeTree`` partitioned by the day an event was received and
+ordered by (tenant, ts) so a tenant's time range is a contiguous read. ECS names become
+columns with ``.`` replaced by ``_`` (``event.code`` → ``event_code``); the source's own fields
+live in the ``fields`` map. ``message_lower`` is a lowered copy with a ``text`` index so
+case-insensitive token search uses the index (``lower(message)`` in a WHERE would bypass it).
 """
 
 from __future__ import annotations
