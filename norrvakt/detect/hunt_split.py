@@ -26,12 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from norrvakt.event import Event, RawRecord, now_us
+from norrvakt.event import Event
 from norrvakt.sources.files import (
     EVTX_MAGIC,
     MAX_LINE_BYTES,
     FileItem,
     detect_format,
+    file_record,
     progress_total,
     read_file,
 )
@@ -241,7 +242,9 @@ def _read_line_range(piece: Piece, tenant: str, source_id: str) -> Iterator[File
             if body.strip():
                 if len(body) > MAX_LINE_BYTES:
                     yield FileItem(
-                        _rec(tenant, source_id, f"{peer_base}:{line_no}", body[:MAX_LINE_BYTES], fmt, tz),
+                        file_record(
+                            tenant, source_id, f"{peer_base}:{line_no}", body[:MAX_LINE_BYTES], fmt, tz
+                        ),
                         "file.oversized_line",
                         f"{path}:{line_no} (byte offset {start}): "
                         f"line of {len(body)} bytes cut to {MAX_LINE_BYTES}",
@@ -249,7 +252,8 @@ def _read_line_range(piece: Piece, tenant: str, source_id: str) -> Iterator[File
                     )
                 else:
                     yield FileItem(
-                        _rec(tenant, source_id, f"{peer_base}:{line_no}", body, fmt, tz), progress=offset
+                        file_record(tenant, source_id, f"{peer_base}:{line_no}", body, fmt, tz),
+                        progress=offset,
                     )
             if end is not None and offset >= end:
                 break
@@ -362,7 +366,7 @@ def _read_evtx_range(
                 if piece.first:
                     after = f"{peer_base}#after-{tally.last_id or 0}"
                     yield FileItem(
-                        _rec(tenant, source_id, after, b"", "windows", tz),
+                        file_record(tenant, source_id, after, b"", "windows", tz),
                         "evtx.bad_record",
                         f"{path}: record #{tally.tried} (after EventRecordID {tally.last_id or 0}) "
                         f"is damaged: {exc}",
@@ -384,7 +388,7 @@ def _read_evtx_range(
             data = rec["data"]
             payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             peer = peer_base + (UNKNOWN_ID_PEER if tally.last_id is None else f"#{tally.last_id}")
-            yield FileItem(_rec(tenant, source_id, peer, payload, "windows", tz), progress=tally.done)
+            yield FileItem(file_record(tenant, source_id, peer, payload, "windows", tz), progress=tally.done)
         if piece.last:
             size = path.stat().st_size
             if size > EVTX_HEADER and (size - EVTX_HEADER) % EVTX_CHUNK:
@@ -398,7 +402,7 @@ def _read_evtx_range(
                 if piece.first or tally.last_id is not None:
                     last = tally.last_id or 0
                     yield FileItem(
-                        _rec(tenant, source_id, f"{peer_base}#end", b"", "windows", tz),
+                        file_record(tenant, source_id, f"{peer_base}#end", b"", "windows", tz),
                         "evtx.truncated",
                         f"{text}{last} in that chunk are lost",
                         tally.done,
@@ -408,16 +412,3 @@ def _read_evtx_range(
     finally:
         if window is not None:
             window.close()
-
-
-def _rec(tenant: str, source_id: str, peer: str, payload: bytes, fmt: str, tz: str) -> RawRecord:
-    """A record as norrvakt.sources.files makes one (received now)."""
-    return RawRecord(
-        tenant=tenant,
-        source_id=source_id,
-        received_at=now_us(),
-        peer=peer,
-        payload=payload,
-        format=fmt,
-        timezone=tz,
-    )

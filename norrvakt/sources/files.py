@@ -88,7 +88,8 @@ def read_file(
         raise ValueError(f"unknown file format {fmt!r}; one of auto, evtx, jsonl, text")
 
 
-def _rec(tenant: str, source_id: str, peer: str, payload: bytes, fmt: str, tz: str) -> RawRecord:
+def file_record(tenant: str, source_id: str, peer: str, payload: bytes, fmt: str, tz: str) -> RawRecord:
+    """A record read from a file (received now); ``peer`` names the file and the place in it."""
     return RawRecord(
         tenant=tenant,
         source_id=source_id,
@@ -125,7 +126,7 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
         with open(path, "rb") as fh:
             head = fh.read(64)
         yield FileItem(
-            _rec(tenant, source_id, f"{peer_base}#0", head, "windows", tz),
+            file_record(tenant, source_id, f"{peer_base}#0", head, "windows", tz),
             "evtx.bad_file",
             f"{path}: not a readable EVTX file at offset 0: {exc}",
         )
@@ -142,7 +143,7 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
             break
         except RuntimeError as exc:
             yield FileItem(
-                _rec(tenant, source_id, f"{peer_base}#after-{last_id}", b"", "windows", tz),
+                file_record(tenant, source_id, f"{peer_base}#after-{last_id}", b"", "windows", tz),
                 "evtx.bad_record",
                 f"{path}: record #{index} (after EventRecordID {last_id}) is damaged: {exc}",
                 done,
@@ -155,14 +156,14 @@ def _read_evtx(path: Path, tenant: str, source_id: str, tz: str) -> Iterator[Fil
         data = rec["data"]
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         yield FileItem(
-            _rec(tenant, source_id, f"{peer_base}#{last_id}", payload, "windows", tz), progress=done
+            file_record(tenant, source_id, f"{peer_base}#{last_id}", payload, "windows", tz), progress=done
         )
     size = path.stat().st_size
     if size > _EVTX_HEADER and (size - _EVTX_HEADER) % _EVTX_CHUNK:
         chunk_no = (size - _EVTX_HEADER) // _EVTX_CHUNK
         offset = _EVTX_HEADER + chunk_no * _EVTX_CHUNK
         yield FileItem(
-            _rec(tenant, source_id, f"{peer_base}#end", b"", "windows", tz),
+            file_record(tenant, source_id, f"{peer_base}#end", b"", "windows", tz),
             "evtx.truncated",
             f"{path}: file ends inside chunk {chunk_no} "
             f"(offset {offset}, {size - offset} of {_EVTX_CHUNK} bytes); "
@@ -189,11 +190,13 @@ def _read_lines(path: Path, tenant: str, source_id: str, fmt: str, tz: str) -> I
                 continue
             if len(body) > MAX_LINE_BYTES:
                 yield FileItem(
-                    _rec(tenant, source_id, f"{peer_base}:{line_no}", body[:MAX_LINE_BYTES], fmt, tz),
+                    file_record(tenant, source_id, f"{peer_base}:{line_no}", body[:MAX_LINE_BYTES], fmt, tz),
                     "file.oversized_line",
                     f"{path}:{line_no} (byte offset {start}): "
                     f"line of {len(body)} bytes cut to {MAX_LINE_BYTES}",
                     offset,
                 )
                 continue
-            yield FileItem(_rec(tenant, source_id, f"{peer_base}:{line_no}", body, fmt, tz), progress=offset)
+            yield FileItem(
+                file_record(tenant, source_id, f"{peer_base}:{line_no}", body, fmt, tz), progress=offset
+            )
