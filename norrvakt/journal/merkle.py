@@ -225,13 +225,27 @@ class TreeStore:
     so checkpoints signed before a deletion remain provable.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, reader: bool = False) -> None:
+        """``reader``: opened beside a running journal that may be writing (a verification of
+        the running server). A commit writes the level files one after another, leaves first,
+        so for a moment the leaves can be ahead of a higher level; a reader then takes the
+        largest size every level already covers instead of failing on a node "not there yet"."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.size = self._level_count(0)
+        self.size = self._consistent_size() if reader else self._level_count(0)
         self._pending: dict[int, list[bytes]] = {}
         self._writers: dict[int, Any] = {}  # open append handles, one per level (flushed each commit)
         self.frontier = self._load_frontier()
+
+    def _consistent_size(self) -> int:
+        """The largest size ≤ the leaves stored whose nodes every level holds: level h must
+        hold floor(size / 2^h) nodes, so size ≤ (count_h + 1)·2^h − 1 for each level."""
+        size = self._level_count(0)
+        level = 1
+        while 1 << level <= size:
+            size = min(size, ((self._level_count(level) + 1) << level) - 1)
+            level += 1
+        return size
 
     def _path(self, level: int) -> Path:
         return self.directory / f"level-{level:02d}.bin"

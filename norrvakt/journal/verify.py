@@ -98,7 +98,7 @@ class _TenantVerifier:
             self.find("tree.unreadable", f"{TREE_DIR} is not a folder; the stored tree cannot be compared")
             return
         try:
-            self.tree = TreeStore(path)
+            self.tree = TreeStore(path, reader=True)  # the journal may be writing beside us
         except (OSError, IndexError) as exc:
             self.find("tree.unreadable", f"the stored tree cannot be read: {exc}")
 
