@@ -134,6 +134,13 @@ class ServerSettings:
             "(at start, or after one died) the node parses in its own process."
         ),
     )
+    worker_batch_timeout_s: float = field(
+        default=30.0,
+        metadata=_doc(
+            "A parse worker that holds a batch longer than this (stopped, or stuck in a parse) is "
+            "killed; its batches are parsed in the node and a new worker starts."
+        ),
+    )
     fd_reserve: int = field(
         default=512,
         metadata=_doc(
@@ -863,6 +870,8 @@ def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> No
             problems.append(
                 (f"{key}.max_connections_per_peer", f"{per_peer} — more than max_connections ({cap})")
             )
+    if not 0.5 <= sv.worker_batch_timeout_s <= 3600:
+        problems.append(("server.worker_batch_timeout_s", f"{sv.worker_batch_timeout_s} — must be 0.5..3600"))
     if not 0 <= sv.workers <= 256:
         problems.append(("server.workers", f"{sv.workers} — must be 0 (one per core) .. 256"))
     if not 64 <= sv.fd_reserve <= 1_000_000:

@@ -51,9 +51,12 @@ class ParsePoolConfig:
 
     workers: int = 0
     mapping_dirs: tuple[str, ...] = ()
+    batch_timeout_s: float = 30.0
 
     def build(self, parse_local: Callable[[Sequence[RawRecord]], list[Event]]) -> ParsePool:
-        return ParsePool(self.workers or cores(), list(self.mapping_dirs), parse_local)
+        pool = ParsePool(self.workers or cores(), list(self.mapping_dirs), parse_local)
+        pool.batch_timeout_s = self.batch_timeout_s
+        return pool
 
 
 @dataclass
@@ -66,6 +69,7 @@ class _Job:
     size: int
     local: Callable[[], Any]
     future: asyncio.Future[Any]
+    sent_at: float = 0.0  # time.monotonic() when a worker got it
 
 
 @dataclass
@@ -75,6 +79,7 @@ class WorkerStats:
     errors: int = 0  # pipeline_error events among what it parsed
     failed_batches: int = 0  # batches it could not parse or pack (parsed in the node instead)
     restarts: int = 0
+    timeouts: int = 0  # killed for holding a batch past the deadline
     cpu_s: float = 0.0
     recent: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic, records)
 
@@ -120,9 +125,23 @@ class ParseWorker:
 
     def send(self, job_id: int, job: _Job) -> None:
         assert self._writer is not None
+        job.sent_at = time.monotonic()
         self.in_flight[job_id] = job
         self.in_flight_records += job.size
         self._writer.write(wire.frame(job.kind, job_id, job.args))
+
+    def stuck_for(self, now: float) -> float:
+        """How long its oldest batch has been waiting (0 when none is)."""
+        oldest = min((j.sent_at for j in self.in_flight.values()), default=now)
+        return now - oldest
+
+    def kill(self, why: str) -> None:
+        """A worker that holds a batch too long is killed; its death is then handled like any
+        other (its batches parsed in the node, a new worker started)."""
+        if self.proc is not None and self.proc.poll() is None:
+            log.error("parse worker %d (pid %d) %s: killing it", self.index, self.pid, why)
+            self.stats.timeouts += 1
+            self.proc.kill()
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         why = "its connection closed"
@@ -242,6 +261,7 @@ class ParseWorker:
             "pipeline_errors": st.errors,
             "failed_batches": st.failed_batches,
             "restarts": st.restarts,
+            "timeouts": st.timeouts,
             "cpu_s": round(st.cpu_s, 2),
         }
 
@@ -256,14 +276,30 @@ class ParsePool:
         self.workers = [ParseWorker(i, self) for i in range(size)]
         self.parsed_here = 0  # records parsed in the node: no worker ready, all busy, or one died
         self._next_job = 0
+        # Batches are journaled in submission order, so a worker that is alive but stuck (stopped,
+        # or a parse that never ends) would hold up every batch behind its own: past this
+        # deadline it is killed and its batches are parsed in the node.
+        self.batch_timeout_s = 30.0
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for w in self.workers:
             await w.start()
+        self._watchdog = asyncio.create_task(self._watch(), name="parse-watchdog")
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._watchdog)
         for w in self.workers:
             await w.stop()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.batch_timeout_s / 4))
+            now = time.monotonic()
+            for w in self.workers:
+                waited = w.stuck_for(now)
+                if waited > self.batch_timeout_s:
+                    w.kill(f"has held a batch for {waited:.1f} s (server.worker_batch_timeout_s)")
 
     def parse(self, records: Sequence[RawRecord]) -> asyncio.Future[list[Event]]:
         """The events of ``records``, parsed by the least busy worker (or here)."""

@@ -91,6 +91,7 @@ class Runtime:
             pool = ParsePoolConfig(
                 workers=self.settings.server.workers,
                 mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
+                batch_timeout_s=self.settings.server.worker_batch_timeout_s,
             ).build(self.pipeline.parse_here)
             await pool.start()
             self.pipeline.pool = pool

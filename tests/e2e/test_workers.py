@@ -21,13 +21,13 @@ from tests.e2e.harness import Server, free_ports
 from tests.e2e.test_durability import HecSender, RelpSender, _ids_stored
 
 
-def _server(tmp_path: Path, workers: int = 2) -> Server:
+def _server(tmp_path: Path, workers: int = 2, more: str = "") -> Server:
     u, t, s, r, h = free_ports(5)
     server = Server(
         tmp_path / "data",
         h,
         {"udp": u, "tcp": t, "tls": s, "relp": r},
-        server_toml=f"workers = {workers}",
+        server_toml=f"workers = {workers}\n{more}",
     )
     server.data_dir.mkdir(parents=True)
     return server
@@ -196,5 +196,37 @@ def test_a_hec_body_is_split_and_parsed_in_a_worker(tmp_path: Path) -> None:
         assert errors and "byte offset" in errors[0]["message"], errors
         stats = server.api("GET", "/api/stats").json()["workers"]
         assert sum(w["batches"] for w in stats["workers"]) >= 1 and stats["parsed_in_node"] == 0, stats
+    finally:
+        server.stop()
+
+
+def test_a_stuck_worker_is_killed_and_its_batch_parsed_in_the_node(tmp_path: Path) -> None:
+    """Batches are journaled in order, so a worker that is alive but stuck would hold up every
+    batch behind it: past server.worker_batch_timeout_s it is killed and replaced."""
+    import signal
+
+    import httpx
+
+    server = _server(tmp_path, workers=1, more="worker_batch_timeout_s = 2")
+    server.start()
+    try:
+        (worker,) = _wait_ready(server, 1)
+        os.kill(worker["pid"], signal.SIGSTOP)  # alive, holding whatever it gets
+        token = server.ingest_token("lulea", "workers-hec")
+        run = uuid.uuid4().hex[:10]
+        started = time.monotonic()
+        resp = httpx.post(
+            f"{server.url}/services/collector/event",
+            content=f'{{"event": "stuck-worker {run}", "host": "h"}}',
+            headers={"Authorization": f"Splunk {token}"},
+            timeout=30,
+        )
+        took = time.monotonic() - started
+        assert resp.status_code == 200, resp.text
+        assert 1.5 < took < 10, took  # waited for the deadline, not for ever
+        assert server.wait_count(f'"stuck-worker {run}"', 1) == 1
+        (after,) = _wait_ready(server, 1)
+        assert after["pid"] != worker["pid"] and after["timeouts"] == 1 and after["restarts"] == 1, after
+        assert "has held a batch for" in server.log()
     finally:
         server.stop()
