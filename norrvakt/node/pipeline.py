@@ -162,11 +162,7 @@ class Pipeline:
             _, events, bad = parse_hec_body(body, max_event_bytes, template)
         else:
             events, bad = await self.pool.parse_hec(body, max_event_bytes, template)
-        counters = self.counters
-        counters.received[template.source_id] += len(events)
-        for e in events:
-            if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
-                counters.pipeline_errors[f"{template.source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+        self._count([template] * len(events), events)  # every part came with the template's source
         return events, bad
 
     def _count(self, records: Sequence[RawRecord], events: Sequence[Event]) -> None:

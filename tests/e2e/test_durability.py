@@ -113,6 +113,15 @@ def _ids_stored(server: Server, run: str) -> Counter[str]:
             return seen
 
 
+def assert_stored_once(server: Server, run: str, acked: list[str]) -> None:
+    """Every acknowledged event of ``run`` is searchable, and none is there twice."""
+    seen = _ids_stored(server, run)
+    missing = [i for i in acked if seen[i] == 0]
+    duplicated = [i for i, n in seen.items() if n > 1]
+    assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
+    assert duplicated == [], f"{len(duplicated)} events stored twice, e.g. {duplicated[:5]}"
+
+
 def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     u, t, s, r, h = free_ports(5)
     server = Server(tmp_path / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r})
@@ -141,11 +150,7 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
             if stats["indexer"]["backlog"] == 0:
                 break
             time.sleep(0.5)
-        seen = _ids_stored(server, run)
-        missing = [i for i in acked if seen[i] == 0]
-        duplicated = [i for i, n in seen.items() if n > 1]
-        assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
-        assert duplicated == [], f"{len(duplicated)} events stored twice, e.g. {duplicated[:5]}"
+        assert_stored_once(server, run, acked)
         # And the server goes on accepting after the crash.
         resp = httpx.post(
             f"{server.url}/services/collector/event",

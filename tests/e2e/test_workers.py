@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import Server, free_ports
-from tests.e2e.test_durability import HecSender, RelpSender, _ids_stored
+from tests.e2e.test_durability import HecSender, RelpSender, assert_stored_once
 
 
 def _server(tmp_path: Path, workers: int = 2, more: str = "") -> Server:
@@ -94,11 +94,7 @@ def test_kill_9_of_a_parse_worker_mid_stream_loses_nothing_and_it_is_replaced(tm
         assert f"parse worker 0 (pid {victim}) exited" in server.log()
         _wait_stored(server)
         for sender, prefix in ((hec[0], run + "a"), (hec[1], run + "b"), (relp, run)):
-            seen = _ids_stored(server, prefix)
-            missing = [i for i in sender.acked if seen[i] == 0]
-            duplicated = [i for i, n in seen.items() if n > 1]
-            assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
-            assert duplicated == [], f"{len(duplicated)} events stored twice, e.g. {duplicated[:5]}"
+            assert_stored_once(server, prefix, sender.acked)
     finally:
         server.stop()
 
@@ -130,12 +126,7 @@ def test_kill_9_of_the_node_takes_its_workers_and_a_restart_has_every_acknowledg
     server.start()
     try:
         _wait_stored(server)
-        seen = _ids_stored(server, run)
-        acked = hec.acked + relp.acked
-        missing = [i for i in acked if seen[i] == 0]
-        duplicated = [i for i, n in seen.items() if n > 1]
-        assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
-        assert duplicated == [], f"{len(duplicated)} events stored twice, e.g. {duplicated[:5]}"
+        assert_stored_once(server, run, hec.acked + relp.acked)
     finally:
         server.stop()
 
