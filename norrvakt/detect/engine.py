@@ -34,7 +34,7 @@ from norrvakt.detect.loader import compile_files, load_rules
 from norrvakt.detect.logsource import Pipeline, load_pipeline
 from norrvakt.detect.plan import KEYWORDS, Plan, bulk_field, is_bulk
 from norrvakt.detect.report import LoadReport
-from norrvakt.detect.runtime import FieldMatcher, Test, TestBuilder
+from norrvakt.detect.runtime import FieldMatcher, Memo, Test, TestBuilder
 from norrvakt.event import Event
 
 # Distinct index keys kept; beyond this the memo starts over (a flood of odd EventIDs must not
@@ -90,6 +90,7 @@ class RuleSet:
         self._key = _key_function(plan.index_fields, self.derived)
         self._buckets: dict[tuple[str | None, ...], _Bucket] = {}
         self._matchers: dict[str, FieldMatcher] = {}
+        self._memo = Memo()  # what recent field values hit, shared by the matchers
         self._field_atoms: dict[str, list[tuple[int, str, str]]] = {}
         for number, atom in enumerate(atoms):
             if self._bulk[number]:
@@ -249,7 +250,7 @@ class RuleSet:
     def _matcher(self, name: str) -> FieldMatcher:
         matcher = self._matchers.get(name)
         if matcher is None:
-            matcher = self._matchers[name] = FieldMatcher(self._field_atoms.get(name, []))
+            matcher = self._matchers[name] = FieldMatcher(self._field_atoms.get(name, []), self._memo)
         return matcher
 
 
