@@ -7,10 +7,12 @@ Registered in :mod:`norrvakt.cli` with one line each; usable on their own for te
 
 from __future__ import annotations
 
+import codecs
 import csv
+import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import click
 import orjson
@@ -20,12 +22,14 @@ from rich.table import Table
 
 from norrvakt.csv_safe import safe_row
 from norrvakt.detect.detection import DetectionEngine
-from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time
+from norrvakt.detect.hunt import LEVELS, Detection, HuntSummary, find_hunt_files, iso_time, rule_dict
 from norrvakt.detect.hunt import hunt as run_hunt
 from norrvakt.detect.hunt_pool import HuntWorkerError, default_workers
+from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import RulesError
 from norrvakt.detect.logsource import PipelineError, load_pipeline
 from norrvakt.detect.report import LoadReport
+from norrvakt.event import Event
 
 _LEVEL_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 _CSV_COLUMNS = (
@@ -233,15 +237,49 @@ def _writer(fmt: str, sink: IO[str]) -> Any:
 
 
 class _JsonWriter:
+    """``orjson.dumps(d.to_dict())`` and a newline per detection, the same bytes for less work:
+    a rule's object is serialized once, an event's fields once for all the rules it met in a
+    row, and the bytes go to the UTF-8 stream under ``sink`` without a round trip through str."""
+
     def __init__(self, sink: IO[str]) -> None:
         self.sink = sink
+        self.out: IO[bytes] | None = _utf8_bytes(sink)
+        self.rules: dict[int, tuple[RuleInfo, orjson.Fragment]] = {}  # id(rule) -> (rule, its JSON)
+        self.event: Event | None = None  # the last detection's event, and its fields' JSON
+        self.fields = orjson.Fragment(b"{}")
 
     def __call__(self, d: Detection) -> None:
-        self.sink.write(orjson.dumps(d.to_dict()).decode("utf-8"))
-        self.sink.write("\n")
+        known = self.rules.get(id(d.rule))
+        if known is None or known[0] is not d.rule:
+            if len(self.rules) >= 100_000:  # intel rules are made per list and level: bounded
+                self.rules.clear()
+            known = self.rules[id(d.rule)] = (d.rule, orjson.Fragment(orjson.dumps(rule_dict(d.rule))))
+        if d.event is not self.event:
+            self.event, self.fields = d.event, orjson.Fragment(orjson.dumps(d.event.fields))
+        line = orjson.dumps(d.to_dict(known[1], self.fields), option=orjson.OPT_APPEND_NEWLINE)
+        if self.out is not None:
+            self.out.write(line)
+        else:
+            self.sink.write(line.decode("utf-8"))
 
     def close(self) -> None:
+        if self.out is not None:
+            self.out.flush()
         self.sink.flush()
+
+
+def _utf8_bytes(sink: IO[str]) -> IO[bytes] | None:
+    """The byte stream under a text stream that writes str as UTF-8 bytes unchanged (no other
+    encoding, no newline translation but "\n" itself), flushed so that bytes may follow;
+    None for any other (the text is written to it then)."""
+    buffer = getattr(sink, "buffer", None)
+    encoding = getattr(sink, "encoding", None)
+    if buffer is None or not encoding or codecs.lookup(encoding).name != "utf-8":
+        return None
+    if getattr(sink, "errors", "strict") != "strict" or os.linesep != "\n":
+        return None
+    sink.flush()
+    return cast(IO[bytes], buffer)
 
 
 class _CsvWriter:

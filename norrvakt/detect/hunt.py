@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,12 @@ class Detection:
     related: tuple[Place, ...] = ()  # a correlation's contributing events
     detail: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, rule: Any = None, fields: Any = None) -> dict[str, Any]:
+        """The detection as the JSON output has it. ``rule`` and ``fields``: what to put in
+        their place instead (a writer's ``orjson.Fragment`` of :func:`rule_dict` of the rule or
+        of the event's fields, serialized once for many detections)."""
         doc: dict[str, Any] = {
-            "rule": {
-                "id": self.rule.id,
-                "title": self.rule.title,
-                "level": self.rule.level,
-                "tags": list(self.rule.tags),
-                "status": self.rule.status,
-            },
+            "rule": rule_dict(self.rule) if rule is None else rule,
             "timestamp": iso_time(self.event.ts),
             "file": self.path.name,
             "path": str(self.path),
@@ -97,7 +95,7 @@ class Detection:
                 {k: v for k, v in (("path", p), ("event_record_id", r), ("line", n)) if v is not None}
                 for p, r, n in self.related
             ]
-        doc["fields"] = self.event.fields
+        doc["fields"] = self.event.fields if fields is None else fields
         if self.event.message:
             doc["message"] = self.event.message
         return doc
@@ -135,6 +133,18 @@ class HuntSummary:
         return rows
 
 
+def rule_dict(rule: RuleInfo) -> dict[str, Any]:
+    """A detection's rule as the JSON output has it."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "level": rule.level,
+        "tags": list(rule.tags),
+        "status": rule.status,
+    }
+
+
+@lru_cache(maxsize=4096)  # an event that meets several rules is written several times
 def iso_time(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -220,14 +230,22 @@ class _Output:
         for d in found:
             if d.event is None or (allowed is not None and d.rule.level not in allowed):
                 continue
-            path, record_id, line = _place(d.event, files, lines_numbered)
+            event = d.event
             related = (
                 tuple(_decode(seq, files, lines_numbered) for _, seq in d.refs)
                 if d.kind == "correlation"
                 else ()
             )
             detection = Detection(
-                d.rule, d.event, Path(path), record_id, line, d.kind, d.group, related, d.detail
+                d.rule,
+                event,
+                files[event.seq >> _FILE_SHIFT],
+                _record_id(event),
+                line_number(event),
+                d.kind,
+                d.group,
+                related,
+                d.detail,
             )
             self.summary.add(detection)
             self.on_detection(detection)
@@ -332,11 +350,6 @@ def _decode(seq: int, files: list[Path], lines_numbered: list[bool]) -> Place:
     if lines_numbered[number]:
         return str(files[number]), None, place
     return str(files[number]), place, None
-
-
-def _place(event: Event, files: list[Path], lines_numbered: list[bool]) -> Place:
-    path = str(files[event.seq >> _FILE_SHIFT])
-    return path, _record_id(event), line_number(event)
 
 
 def _events(path: Path, summary: HuntSummary) -> Iterator[tuple[Event, float]]:
