@@ -134,11 +134,22 @@ class ServerSettings:
             "(at start, or after one died) the node parses in its own process."
         ),
     )
+    receive_in_workers: bool = field(
+        default=True,
+        metadata=_doc(
+            "The worker processes also accept the stream listeners' connections (syslog TCP/TLS, "
+            "RELP) on the node's listening sockets, and frame and parse them there; the node "
+            "journals what they receive and they acknowledge it once durable. The node accepts "
+            "itself only while no worker does; it admits every connection under the listener's "
+            "caps. UDP syslog and HTTP ingest are received by the node."
+        ),
+    )
     worker_batch_timeout_s: float = field(
         default=30.0,
         metadata=_doc(
-            "A parse worker that holds a batch longer than this (stopped, or stuck in a parse) is "
-            "killed; its batches are parsed in the node and a new worker starts."
+            "A worker that holds a batch longer than this (stopped, or stuck in a parse), or that "
+            "leaves the node's ping unanswered this long while it holds connections, is killed; "
+            "its batches are parsed in the node, its senders reconnect, and a new worker starts."
         ),
     )
     fd_reserve: int = field(

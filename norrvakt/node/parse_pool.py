@@ -1,4 +1,4 @@
-"""Parsing on every core: a pool of parse worker processes beside the node.
+"""Parsing and receiving on every core: a pool of worker processes beside the node.
 
 The node (the process that owns the journal, the store and the web console) hands each batch
 of received records to the least busy worker and gets the parsed events back; it journals them
@@ -8,11 +8,20 @@ matters: when one dies (kill -9, out of memory) its batches in flight are parsed
 process instead, the death is logged and counted, and a new worker is started after a pause.
 While no worker is ready — at start, or when all died — the node parses in its own process, so
 records are never refused for want of a worker.
+
+The node also lends the workers its stream listeners (syslog TCP/TLS, RELP: :meth:`ParsePool.lend`).
+It binds the listening sockets and passes them to every worker, which accepts, frames and
+parses there and sends the events back to be journaled (``INGEST``); the node answers each batch
+once it is durable, and only then does the worker acknowledge the sender. Every worker accepts
+on the same sockets, so a connection goes to a worker that is free to accept it, and a second
+sender gets the second core. The node accepts on them itself only while no worker does (at
+start, or when every worker died), so a connection is never left unaccepted for want of one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -28,6 +37,8 @@ from typing import Any
 from norrvakt.event import Event, RawRecord
 from norrvakt.node import wire
 from norrvakt.sources.hec_body import BadPart, bad_of, parse_hec_body
+from norrvakt.sources.limits import ConnectionSlot, descriptor_budget
+from norrvakt.sources.stream import StreamListener
 from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,12 @@ RESTART_FIRST_S = 1.0  # pause before a dead worker is replaced; doubled up to R
 RESTART_MAX_S = 30.0
 IN_FLIGHT_RECORDS = 20_000  # per worker (its socket buffer in the node); beyond it the node parses here
 RATE_WINDOW_S = 10.0
+READY_WAIT_S = 30.0  # how long the start waits for the workers to accept before the node does
+STOP_WAIT_S = 30.0  # how long a stop waits for the workers' connections to be durable
+
+# What the node does with a worker's received events: count them by source (when the ids are
+# given: records; None: a listener's own pipeline_error events) and journal them.
+IngestSink = Callable[[list[str] | None, list[Event]], "asyncio.Future[None]"]
 
 
 def cores() -> int:
@@ -82,6 +99,18 @@ class WorkerStats:
     timeouts: int = 0  # killed for holding a batch past the deadline
     cpu_s: float = 0.0
     recent: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic, records)
+    received: int = 0  # events its own listeners received
+    received_recent: deque[tuple[float, int]] = field(default_factory=deque)
+    refused: int = 0  # received events the journal could not take (their senders retry)
+
+
+def _rate(recent: deque[tuple[float, int]], now: float, add: int = 0) -> float:
+    """Events per second over the last RATE_WINDOW_S (after adding ``add`` now)."""
+    if add:
+        recent.append((now, add))
+    while recent and recent[0][0] < now - RATE_WINDOW_S:
+        recent.popleft()
+    return sum(n for _, n in recent) / RATE_WINDOW_S
 
 
 class ParseWorker:
@@ -93,16 +122,22 @@ class ParseWorker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
         self.ready = False
+        self.receiving = False  # its copies of the lent listeners accept
+        self.ingest_waiting = 0  # its received batches not yet durable
+        self.ping_sent_at: float | None = None  # monotonic time of the unanswered ping
+        self.slots: dict[int, ConnectionSlot] = {}  # its connections, admitted under the node's caps
+        self._stopped = asyncio.Event()  # it answered STOP_LISTENING
         self.stats = WorkerStats()
         self.in_flight: dict[int, _Job] = {}
         self.in_flight_records = 0
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._pause = RESTART_FIRST_S
-        self._stopping = False
+        self.stopping = False
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
+        lent = self.pool.listen_specs()
         try:
             self.proc = subprocess.Popen(
                 [
@@ -113,14 +148,20 @@ class ParseWorker:
                     str(theirs.fileno()),
                     "--mappings",
                     json.dumps(self.pool.mapping_dirs),
+                    "--index",
+                    str(self.index),
                 ],
-                pass_fds=[theirs.fileno()],
+                pass_fds=[theirs.fileno(), *(fd for _, fds, _ in lent for fd in fds)],
                 stdin=subprocess.DEVNULL,
             )
         finally:
             theirs.close()
         self.pid = self.proc.pid
+        self._stopped.clear()
+        self.ping_sent_at = None
         reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        if lent:
+            self._writer.write(wire.frame(wire.LISTEN, 0, lent))
         self._task = asyncio.create_task(self._read_loop(reader), name=f"parse-worker-{self.index}")
 
     def send(self, job_id: int, job: _Job) -> None:
@@ -134,6 +175,16 @@ class ParseWorker:
         """How long its oldest batch has been waiting (0 when none is)."""
         oldest = min((j.sent_at for j in self.in_flight.values()), default=now)
         return now - oldest
+
+    def silent_for(self, now: float) -> float:
+        """How long a receiving worker has left the node's ping unanswered: a worker that is
+        alive but stuck holds its connections without a batch the node could time out."""
+        if not self.receiving or self._writer is None or self._writer.is_closing():
+            return 0.0
+        if self.ping_sent_at is None:
+            self.ping_sent_at = now
+            self._writer.write(wire.frame(wire.PING, 0, []))
+        return now - self.ping_sent_at
 
     def kill(self, why: str) -> None:
         """A worker that holds a batch too long is killed; its death is then handled like any
@@ -155,6 +206,29 @@ class ParseWorker:
                     # a restart is news (its death was logged); the first start is not
                     level = logging.INFO if self.stats.restarts else logging.DEBUG
                     log.log(level, "parse worker %d ready (pid %d)", self.index, self.pid)
+                    continue
+                if kind == wire.INGEST:
+                    self._ingest(job_id, body)
+                    continue
+                if kind == wire.TRANSPORT:
+                    self.pool.transport_error(str(body[0]), str(body[1]))
+                    continue
+                if kind == wire.LISTENING:
+                    self.receiving = True
+                    self.pool.receivers_changed()
+                    continue
+                if kind == wire.STOPPED:
+                    self._stopped.set()
+                    continue
+                if kind == wire.PONG:
+                    self.ping_sent_at = None
+                    continue
+                if kind == wire.ADMIT:
+                    self._admit(job_id, str(body[0]), str(body[1]))
+                    continue
+                if kind == wire.RELEASE:
+                    if (slot := self.slots.pop(job_id, None)) is not None:
+                        slot.release()
                     continue
                 job = self.in_flight.pop(job_id, None)
                 if job is None:
@@ -184,21 +258,77 @@ class ParseWorker:
             raise
         await self._died(why)
 
+    def _admit(self, job_id: int, listener_id: str, host: str) -> None:
+        """A worker accepted a connection: the listener's caps (and their refusals, logged and
+        counted) are the node's, so they hold for all workers together."""
+        slot = self.pool.admit(listener_id, host)
+        if slot is not None:
+            self.slots[job_id] = slot
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(wire.frame(wire.ADMITTED, job_id, [slot is not None]))
+
+    def _ingest(self, job_id: int, body: Any) -> None:
+        """Events the worker's own listeners received: journal them (in arrival order) and
+        answer when they are durable."""
+        source_ids, rows, cpu = body
+        events = [wire.event_of(r) for r in rows]
+        st = self.stats
+        st.received += len(events)
+        st.cpu_s = float(cpu)
+        st.errors += sum(1 for e in events if e.ecs.get("event.kind") == "pipeline_error")
+        _rate(st.received_recent, time.monotonic(), len(events))
+        self.ingest_waiting += 1
+        fut = self.pool.ingest(source_ids, events)
+        fut.add_done_callback(functools.partial(self._answer, job_id, len(events)))
+
+    def _answer(self, job_id: int, size: int, fut: asyncio.Future[None]) -> None:
+        self.ingest_waiting -= 1
+        if fut.cancelled():
+            reply = wire.frame(wire.REFUSED, job_id, ["the node is stopping"])
+        elif (exc := fut.exception()) is not None:
+            self.stats.refused += size
+            reply = wire.frame(wire.REFUSED, job_id, [str(exc)])
+        else:
+            reply = wire.frame(wire.COMMITTED, job_id, [])
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(reply)
+
+    async def stop_receiving(self) -> None:
+        """Ask the worker to stop accepting and wait until its connections' records are durable."""
+        if not self.receiving or self._writer is None or self._writer.is_closing():
+            return
+        self._writer.write(wire.frame(wire.STOP_LISTENING, 0, []))
+        try:
+            await asyncio.wait_for(self._stopped.wait(), STOP_WAIT_S)
+        except TimeoutError:
+            log.error(
+                "worker %d (pid %d) did not finish its connections within %.0f s of the stop; their "
+                "unacknowledged records are resent by their senders",
+                self.index,
+                self.pid,
+                STOP_WAIT_S,
+            )
+        self.receiving = False
+
     def _done(self, job: _Job, result: Any, events: list[Event], cpu: float) -> None:
         st = self.stats
         st.jobs += 1
         st.records += len(events)
         st.cpu_s = cpu
         st.errors += sum(1 for e in events if e.ecs.get("event.kind") == "pipeline_error")
-        now = time.monotonic()
-        st.recent.append((now, len(events)))
-        while st.recent and st.recent[0][0] < now - RATE_WINDOW_S:
-            st.recent.popleft()
+        _rate(st.recent, time.monotonic(), len(events))
         if not job.future.done():
             job.future.set_result(result)
 
     async def _died(self, why: str) -> None:
         self.ready = False
+        slots, self.slots = self.slots, {}
+        for slot in slots.values():  # its connections died with it
+            slot.release()
+        if self.receiving:
+            self.receiving = False
+            self.pool.receivers_changed()
         jobs = list(self.in_flight.values())
         self.in_flight.clear()
         self.in_flight_records = 0
@@ -207,12 +337,13 @@ class ParseWorker:
         code = await asyncio.to_thread(self._reap)
         for job in jobs:  # nothing of them was journaled: parse them here, in order
             self.pool.parse_here(job)
-        if self._stopping:
+        if self.stopping:
             return
         self.stats.restarts += 1
         log.warning(
             "parse worker %d (pid %d) exited (%s; exit code %s); its %d batch(es) in flight were parsed "
-            "in the node; a new worker starts in %.0f s",
+            "in the node (its own connections' unacknowledged records are resent by their senders); "
+            "a new worker starts in %.0f s",
             self.index,
             self.pid,
             why,
@@ -222,7 +353,7 @@ class ParseWorker:
         )
         await asyncio.sleep(self._pause)
         self._pause = min(RESTART_MAX_S, self._pause * 2)
-        if not self._stopping:
+        if not self.stopping:
             try:
                 await self.start()
             except OSError as exc:
@@ -238,7 +369,7 @@ class ParseWorker:
             return self.proc.wait()
 
     async def stop(self) -> None:
-        self._stopping = True
+        self.stopping = True
         if self._writer is not None:
             self._writer.close()  # the worker sees end of file and exits
         await cancel_and_wait(self._task)
@@ -249,11 +380,17 @@ class ParseWorker:
 
     def as_dict(self) -> dict[str, Any]:
         st = self.stats
+        now = time.monotonic()
         return {
             "index": self.index,
             "pid": self.pid,
             "state": "ready" if self.ready else "starting",
-            "events_per_s": round(sum(n for _, n in st.recent) / RATE_WINDOW_S, 1),
+            "receiving": self.receiving,
+            "events_per_s": round(_rate(st.recent, now), 1),
+            "received_events": st.received,
+            "received_per_s": round(_rate(st.received_recent, now), 1),
+            "received_batches_waiting": self.ingest_waiting,
+            "received_refused": st.refused,
             "queue_records": self.in_flight_records,
             "queue_batches": len(self.in_flight),
             "batches": st.jobs,
@@ -281,6 +418,72 @@ class ParsePool:
         # deadline it is killed and its batches are parsed in the node.
         self.batch_timeout_s = 30.0
         self._watchdog: asyncio.Task[None] | None = None
+        self.lent: Sequence[StreamListener] = []  # the node's stream listeners its workers accept on
+        self.ingest: IngestSink = _no_sink
+        self.transport_error: Callable[[str, str], None] = lambda _source, _reason: None
+        self._receiving = asyncio.Event()
+
+    def lend(
+        self,
+        listeners: Sequence[StreamListener],
+        ingest: IngestSink,
+        transport_error: Callable[[str, str], None],
+    ) -> None:
+        """Have the workers accept on ``listeners`` (bound and accepting in the node), handing
+        what they receive to ``ingest``. Call before :meth:`start`."""
+        self.lent = listeners
+        self.ingest = ingest
+        self.transport_error = transport_error
+
+    def listen_specs(self) -> list[Any]:
+        """What a worker needs to run a copy of each lent listener: its config, the descriptors
+        of its listening sockets and the caps the node planned for it."""
+        budget = descriptor_budget()
+        specs = []
+        for listener in self.lent:
+            caps = budget.caps.get(listener.id)
+            # (the caps are the node's — every connection a worker accepts is admitted by the
+            # node — and the worker applies them to itself too, against its own descriptors)
+            cap = [caps.max_connections, caps.max_per_peer] if caps else [0, 0]
+            specs.append([listener.config, [s.fileno() for s in listener.sockets()], cap])
+        return specs
+
+    def admit(self, listener_id: str, host: str) -> ConnectionSlot | None:
+        """A place under the caps of the node's listener ``listener_id`` for a connection a
+        worker accepted from ``host`` (None: refused, and logged and counted as in the node)."""
+        listener = next((x for x in self.lent if x.id == listener_id), None)
+        if listener is None or listener.guard is None:
+            return None
+        return listener.guard.admit(host)
+
+    def receivers_changed(self) -> None:
+        """A worker began or stopped accepting: the node accepts only while none does."""
+        receiving = any(w.receiving for w in self.workers)
+        if receiving:
+            self._receiving.set()
+        else:
+            self._receiving.clear()
+        for listener in self.lent:
+            listener.lend(receiving)
+        if self.lent and not receiving and not all(w.stopping for w in self.workers):
+            log.warning("no worker accepts on the stream listeners: the node accepts on them itself")
+
+    async def wait_receiving(self, timeout: float = READY_WAIT_S) -> bool:
+        """Wait until a worker accepts on the lent listeners (the node accepts meanwhile)."""
+        if not self.lent:
+            return False
+        try:
+            await asyncio.wait_for(self._receiving.wait(), timeout)
+        except TimeoutError:
+            log.error(
+                "no worker accepted on the stream listeners within %.0f s: the node accepts on them", timeout
+            )
+            return False
+        return True
+
+    async def stop_receiving(self) -> None:
+        """First step of a stop: the workers stop accepting and finish their connections."""
+        await asyncio.gather(*(w.stop_receiving() for w in self.workers))
 
     async def start(self) -> None:
         for w in self.workers:
@@ -290,6 +493,8 @@ class ParsePool:
     async def stop(self) -> None:
         await cancel_and_wait(self._watchdog)
         for w in self.workers:
+            w.stopping = True
+        for w in self.workers:
             await w.stop()
 
     async def _watch(self) -> None:
@@ -298,8 +503,14 @@ class ParsePool:
             now = time.monotonic()
             for w in self.workers:
                 waited = w.stuck_for(now)
+                silent = w.silent_for(now)
                 if waited > self.batch_timeout_s:
                     w.kill(f"has held a batch for {waited:.1f} s (server.worker_batch_timeout_s)")
+                elif silent > self.batch_timeout_s:
+                    w.kill(
+                        f"has not answered for {silent:.1f} s, holding its connections "
+                        "(server.worker_batch_timeout_s)"
+                    )
 
     def parse(self, records: Sequence[RawRecord]) -> asyncio.Future[list[Event]]:
         """The events of ``records``, parsed by the least busy worker (or here)."""
@@ -342,5 +553,10 @@ class ParsePool:
         return {
             "size": self.size,
             "parsed_in_node": self.parsed_here,
+            "receiving_in_workers": [listener.id for listener in self.lent],
             "workers": [w.as_dict() for w in self.workers],
         }
+
+
+def _no_sink(_source_ids: list[str] | None, _events: list[Event]) -> asyncio.Future[None]:
+    raise RuntimeError("a worker sent received events, but the node lent it no listener")

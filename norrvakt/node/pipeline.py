@@ -138,7 +138,7 @@ class Pipeline:
     def parse(self, records: Sequence[RawRecord]) -> list[Event]:
         """Parse ``records`` in this process (and count them)."""
         events = [parse_one(r) for r in records]
-        self._count(records, events)
+        self._count([r.source_id for r in records], events)
         return events
 
     def parse_here(self, records: Sequence[RawRecord]) -> list[Event]:
@@ -150,7 +150,7 @@ class Pipeline:
         if self.pool is None:
             return self.parse(records)
         events = await self.pool.parse(records)
-        self._count(records, events)
+        self._count([r.source_id for r in records], events)
         return events
 
     async def parse_hec(
@@ -162,15 +162,23 @@ class Pipeline:
             _, events, bad = parse_hec_body(body, max_event_bytes, template)
         else:
             events, bad = await self.pool.parse_hec(body, max_event_bytes, template)
-        self._count([template] * len(events), events)  # every part came with the template's source
+        self._count([template.source_id] * len(events), events)  # every part came with the template's source
         return events, bad
 
-    def _count(self, records: Sequence[RawRecord], events: Sequence[Event]) -> None:
+    def ingest_parsed(self, source_ids: list[str] | None, events: list[Event]) -> asyncio.Future[None]:
+        """Events a worker's listeners received and parsed: counted by ``source_ids`` (one per
+        record; None for a listener's own pipeline_error events, counted as transport errors)
+        and journaled behind everything submitted before."""
+        if source_ids is not None:
+            self._count(source_ids, events)
+        return self.commit_nowait(events)
+
+    def _count(self, source_ids: Sequence[str], events: Sequence[Event]) -> None:
         counters = self.counters
-        for r, e in zip(records, events, strict=True):
-            counters.received[r.source_id] += 1
+        for source_id, e in zip(source_ids, events, strict=True):
+            counters.received[source_id] += 1
             if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
-                counters.pipeline_errors[f"{r.source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+                counters.pipeline_errors[f"{source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
 
     async def submit(self, records: Sequence[RawRecord]) -> list[Event]:
         """Parse and durably journal ``records``; returns once they may be acknowledged."""
@@ -252,7 +260,7 @@ class Pipeline:
 
         def count(f: asyncio.Future[list[Event]]) -> None:
             if not f.cancelled() and f.exception() is None:
-                self._count(records, f.result())
+                self._count([r.source_id for r in records], f.result())
 
         parsed.add_done_callback(count)  # (runs before _journal_ready: callbacks keep their order)
         return self._behind(parsed)

@@ -33,6 +33,7 @@ from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.sources.base import Source
 from norrvakt.sources.builtin import build_sources
 from norrvakt.sources.limits import plan_connections
+from norrvakt.sources.stream import StreamListener
 from norrvakt.state.accounts import (
     authenticate,
     create_api_token,
@@ -87,14 +88,6 @@ class Runtime:
 
     async def start(self, *, with_sources: bool) -> None:
         await self.pipeline.start()
-        if with_sources:  # a node that receives parses on every core; CLI work stays in-process
-            pool = ParsePoolConfig(
-                workers=self.settings.server.workers,
-                mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
-                batch_timeout_s=self.settings.server.worker_batch_timeout_s,
-            ).build(self.pipeline.parse_here)
-            await pool.start()
-            self.pipeline.pool = pool
         await self.indexer.start()
         if self.settings.integrity.enabled:
             await self.checkpointer.start()
@@ -106,8 +99,33 @@ class Runtime:
             for src in self.sources:
                 await src.start(self.pipeline)
                 log.info("listening: %s (%s)", src.describe(), src.id)
+            await self._start_workers()
+
+    async def _start_workers(self) -> None:
+        """A node that receives parses — and accepts its stream connections — on every core;
+        CLI work stays in-process."""
+        sv = self.settings.server
+        pool = ParsePoolConfig(
+            workers=sv.workers,
+            mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
+            batch_timeout_s=sv.worker_batch_timeout_s,
+        ).build(self.pipeline.parse_here)
+        lent = [s for s in self.sources if isinstance(s, StreamListener)] if sv.receive_in_workers else []
+        if lent:
+            # Connections wait in the kernel's backlog until a worker accepts (a second or two):
+            # one accepted here now would stay on the node's thread for its whole life.
+            for listener in lent:
+                listener.lend(True)
+            pool.lend(lent, self.pipeline.ingest_parsed, self.pipeline.transport_error)
+        await pool.start()
+        self.pipeline.pool = pool
+        if lent and not await pool.wait_receiving():
+            for listener in lent:
+                listener.lend(False)
 
     async def close(self) -> None:
+        if self.pipeline.pool is not None:  # the workers' connections first: their records are durable
+            await self.pipeline.pool.stop_receiving()
         for src in self.sources:
             await src.stop()
         await self.pipeline.stop()

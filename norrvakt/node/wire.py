@@ -30,6 +30,21 @@ PARSED = "parsed"  # worker → node: [[event rows], cpu seconds so far]
 HEC = "hec"  # node → worker: [HEC body, max event bytes, template record row]
 HEC_PARSED = "hec_parsed"  # worker → node: [[event rows], [bad part rows], cpu seconds so far]
 FAILED = "failed"  # worker → node: the batch could not be parsed or packed there: [reason]
+# Receiving in the workers (norrvakt.node.receive_worker): the node lends a worker its listening
+# sockets; the worker parses what its connections send and asks the node to journal it.
+LISTEN = "listen"  # node → worker: [[source config, [listening fds], [max connections, per peer]], ...]
+LISTENING = "listening"  # worker → node: its listeners accept: [number of listeners]
+INGEST = "ingest"  # worker → node: journal these: [source id per record or None, [event rows], cpu s]
+COMMITTED = "committed"  # node → worker: the INGEST of the same job is durable: []
+REFUSED = "refused"  # node → worker: the INGEST was not journaled, the sender must retry: [reason]
+TRANSPORT = "transport"  # worker → node: count a transport error: [source id, reason]
+STOP_LISTENING = "stop_listening"  # node → worker: stop accepting, finish what is in flight: []
+ADMIT = "admit"  # worker → node: may this connection stay? (the caps are the node's): [listener id, host]
+ADMITTED = "admitted"  # node → worker: the answer: [True or False]
+RELEASE = "release"  # worker → node: the connection admitted under this job closed: []
+PING = "ping"  # node → worker: are you alive? (a receiving worker holds connections): []
+PONG = "pong"  # worker → node: the answer: []
+STOPPED = "stopped"  # worker → node: every connection's records are durable, listeners closed: []
 
 
 class FrameError(Exception):

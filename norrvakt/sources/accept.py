@@ -19,7 +19,7 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from norrvakt.sources.limits import ConnectionGuard, ConnectionSlot, QuietLog
 
@@ -30,6 +30,9 @@ ACCEPT_RETRY_S = 1.0  # pause after the kernel refused accept() for want of desc
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 ProtocolFactory = Callable[[ConnectionSlot], asyncio.BaseProtocol]
+# Asks whoever holds the caps (the node, for its workers) to admit a connection from a host:
+# a release callback when admitted, None when refused.
+AdmitElsewhere = Callable[[str], Awaitable[Callable[[], None] | None]]
 
 
 async def bind(host: str, port: int, backlog: int) -> list[socket.socket]:
@@ -76,6 +79,15 @@ class GuardedServer(asyncio.AbstractServer):
         self.guard = guard
         self._reading = False
         self._closed = False
+        self._held = False  # accepting is left to worker processes (see hold)
+        # Processes that accept on the same sockets (the node's workers) each wait this long
+        # before accepting, growing with the connections they hold, so an idle one gets the
+        # next connection first: without it the kernel wakes them all and the first to run
+        # wins, which is as often the busy one.
+        self.defer: Callable[[], float] | None = None
+        self._deferred = False
+        # Processes sharing the sockets share the caps too: the node admits each connection.
+        self.admit_elsewhere: AdmitElsewhere | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.trouble = QuietLog(log, logging.ERROR, f"{guard.id}: accepting paused")
@@ -84,7 +96,21 @@ class GuardedServer(asyncio.AbstractServer):
     async def listen(
         cls, host: str, port: int, factory: ProtocolFactory, guard: ConnectionGuard, backlog: int = 100
     ) -> GuardedServer:
-        server = cls(await bind(host, port, backlog), factory, guard)
+        return cls.on(await bind(host, port, backlog), factory, guard)
+
+    @classmethod
+    def on(
+        cls,
+        sockets: list[socket.socket],
+        factory: ProtocolFactory,
+        guard: ConnectionGuard,
+        defer: Callable[[], float] | None = None,
+        admit_elsewhere: AdmitElsewhere | None = None,
+    ) -> GuardedServer:
+        """A server accepting on ``sockets``, already bound and listening."""
+        server = cls(sockets, factory, guard)
+        server.defer = defer
+        server.admit_elsewhere = admit_elsewhere
         server.resume_accepting()
         return server
 
@@ -100,8 +126,17 @@ class GuardedServer(asyncio.AbstractServer):
             for sock in self._sockets:
                 self._loop.remove_reader(sock.fileno())
 
+    def hold(self, held: bool) -> None:
+        """Stop accepting here while others (worker processes) accept on the same sockets;
+        nothing else — not even the descriptor budget finding room — resumes it until released."""
+        self._held = held
+        if held:
+            self.pause_accepting()
+        else:
+            self.resume_accepting()
+
     def resume_accepting(self) -> None:
-        if self._closed or self._reading:
+        if self._closed or self._reading or self._held:
             return
         self._reading = True
         for sock in self._sockets:
@@ -119,6 +154,13 @@ class GuardedServer(asyncio.AbstractServer):
     # -- accepting -----------------------------------------------------------------------
 
     def _accept(self, sock: socket.socket) -> None:
+        if self.defer is not None and not self._deferred:
+            wait = self.defer()
+            if wait > 0:
+                self._deferred = True
+                self._pause_for(wait)
+                return
+        self._deferred = False
         budget = self.guard.budget
         for _ in range(ACCEPT_BATCH):
             if not budget.has_room():
@@ -146,11 +188,22 @@ class GuardedServer(asyncio.AbstractServer):
                 conn.close()
                 continue
             conn.setblocking(False)
-            task = self._loop.create_task(self._connect(conn, slot))
+            task = self._loop.create_task(self._connect(conn, slot, host))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, conn: socket.socket, slot: ConnectionSlot) -> None:
+    async def _connect(self, conn: socket.socket, slot: ConnectionSlot, host: str) -> None:
+        if self.admit_elsewhere is not None:
+            try:
+                release = await self.admit_elsewhere(host)
+            except Exception as exc:  # the node is gone: nothing could be journaled anyway
+                log.debug("%s: connection from %s not admitted: %s", self.guard.id, host, exc)
+                release = None
+            if release is None:
+                slot.release()
+                conn.close()
+                return
+            slot.also = release
         try:
             protocol = self.factory(slot)
             await self._loop.connect_accepted_socket(lambda: protocol, conn)

@@ -12,11 +12,13 @@ imports them and builds the configured sources)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
+    from norrvakt.event import Event, RawRecord
     from norrvakt.node.pipeline import Pipeline
 
 
@@ -28,6 +30,19 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
     def describe(self) -> str: ...
+
+
+class RecordSink(Protocol):
+    """Where a stream listener hands what it receives: the node's
+    :class:`~norrvakt.node.pipeline.Pipeline`, or in a worker process its
+    :class:`~norrvakt.node.journal_link.JournalLink` to the node. Each future resolves when
+    the records are durable, which is when the listener may acknowledge them."""
+
+    def submit_nowait(self, records: Sequence[RawRecord]) -> asyncio.Future[None]: ...
+
+    def commit_nowait(self, events: Sequence[Event]) -> asyncio.Future[None]: ...
+
+    def transport_error(self, source_id: str, reason: str) -> None: ...
 
 
 class SourceConfig(Protocol):

@@ -300,6 +300,22 @@ def plan_connections(settings: Settings) -> DescriptorBudget:
     return _budget
 
 
+WORKER_RESERVE = 64  # a worker process opens little else: its socket to the node, logs, certificates
+
+
+def plan_worker_connections(caps: dict[str, ListenerCaps]) -> DescriptorBudget:
+    """The budget of a worker process that accepts on listeners the node lends it: its own
+    descriptors, and for each listener the caps the node planned (so they hold per worker: a
+    peer may hold up to its cap on each worker)."""
+    global _budget
+    raise_nofile_limit()
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
+    items = [(name, c.max_connections, c.max_per_peer) for name, c in caps.items()]
+    _budget = make_budget(limit, open_descriptors(), WORKER_RESERVE, items)
+    return _budget
+
+
 def descriptor_budget() -> DescriptorBudget:
     """The process's budget; one sized for four listeners if nothing planned it (unit tests)."""
     global _budget
@@ -314,16 +330,19 @@ def descriptor_budget() -> DescriptorBudget:
 class ConnectionSlot:
     """One admitted connection; ``release`` (idempotent) gives its place back."""
 
-    __slots__ = ("_guard", "key")
+    __slots__ = ("_guard", "also", "key")
 
     def __init__(self, guard: ConnectionGuard, key: str) -> None:
         self._guard: ConnectionGuard | None = guard
         self.key = key
+        self.also: Callable[[], None] | None = None  # a place held elsewhere too (the node's)
 
     def release(self) -> None:
         guard, self._guard = self._guard, None
         if guard is not None:
             guard._release(self.key)
+            if self.also is not None:
+                self.also()
 
 
 class ConnectionGuard:

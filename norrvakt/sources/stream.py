@@ -21,20 +21,20 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from norrvakt.event import RawRecord, now_us
-from norrvakt.sources.accept import GuardedServer
-from norrvakt.sources.base import peer_of
+from norrvakt.sources.accept import AdmitElsewhere, GuardedServer, bind
+from norrvakt.sources.base import RecordSink, peer_of
 from norrvakt.sources.limits import ConnectionGuard, ConnectionSlot, QuietLog, descriptor_budget
 from norrvakt.sources.tenancy import TenantResolver
 
 if TYPE_CHECKING:
     from norrvakt.config import SourceSettings
-    from norrvakt.node.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,15 @@ class StreamLimits:
 
 
 class StreamListener(abc.ABC):
-    """A TCP server whose connections are built by :meth:`make_connection`."""
+    """A TCP server whose connections are built by :meth:`make_connection`.
+
+    In ``norrvakt serve`` with worker processes the node binds the listening sockets and lends
+    them to its workers (:meth:`sockets`, :meth:`adopt`): every worker accepts on the same
+    sockets, so a connection goes to whichever worker is free to accept it first, and the
+    node accepts itself only while no worker does (:meth:`pause_accepting`)."""
+
+    # What built it: a frozen config with build(), which a worker process builds its copy from.
+    config: Any
 
     def __init__(
         self,
@@ -88,7 +96,7 @@ class StreamListener(abc.ABC):
         self.timezone = timezone
         self.ssl_context = ssl_context
         self.limits = limits or StreamLimits()
-        self.pipeline: Pipeline | None = None
+        self.pipeline: RecordSink | None = None
         self.guard: ConnectionGuard | None = None
         self._server: GuardedServer | None = None
         self.connections: set[StreamConnection] = set()
@@ -103,17 +111,36 @@ class StreamListener(abc.ABC):
         conn.slot = slot
         return conn
 
-    async def start(self, pipeline: Pipeline) -> None:
+    async def start(self, pipeline: RecordSink) -> None:
+        await self.adopt(pipeline, await bind(self.host, self.port, BACKLOG))
+
+    async def adopt(
+        self,
+        pipeline: RecordSink,
+        sockets: list[socket.socket],
+        defer: Callable[[], float] | None = None,
+        admit_elsewhere: AdmitElsewhere | None = None,
+    ) -> None:
+        """Accept on ``sockets`` (bound and listening), handing records to ``pipeline``; with
+        ``defer`` and ``admit_elsewhere``, as a copy of the node's listener in a worker (see
+        GuardedServer)."""
         self.pipeline = pipeline
         lim = self.limits
         self.guard = descriptor_budget().guard(
             self.id, lim.max_connections, lim.max_connections_per_peer, pipeline.transport_error, log
         )
-        self._server = await GuardedServer.listen(
-            self.host, self.port, self._connection_for, self.guard, backlog=BACKLOG
-        )
-        if self.port == 0 and self._server.sockets:
-            self.port = self._server.sockets[0].getsockname()[1]
+        self._server = GuardedServer.on(sockets, self._connection_for, self.guard, defer, admit_elsewhere)
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    def sockets(self) -> list[socket.socket]:
+        """The listening sockets (to lend to worker processes)."""
+        return self._server.sockets if self._server is not None else []
+
+    def lend(self, lent: bool) -> None:
+        """While ``lent``, worker processes accept on our sockets and this process does not."""
+        if self._server is not None:
+            self._server.hold(lent)
 
     def quiet(self, kind: str, level: int = logging.WARNING) -> QuietLog:
         """The rate-limited log of one kind of trouble on this listener."""
@@ -139,7 +166,7 @@ class StreamConnection(asyncio.Protocol):
     def __init__(self, listener: StreamListener) -> None:
         self.listener = listener
         assert listener.pipeline is not None
-        self.pipeline: Pipeline = listener.pipeline
+        self.pipeline: RecordSink = listener.pipeline
         self.transport: Any = None
         self.slot: ConnectionSlot | None = None  # our place under the listener's caps
         self.host = "unknown"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -65,7 +66,46 @@ def _wait_stored(server: Server) -> None:
         time.sleep(0.5)
 
 
-def test_kill_9_of_a_parse_worker_mid_stream_loses_nothing_and_it_is_replaced(tmp_path: Path) -> None:
+class ReconnectingRelpSender(threading.Thread):
+    """A RELP sender that, like rsyslog, reconnects when its session dies (to whichever worker
+    accepts it) and goes on. It never resends, so every id appears at most once unless the
+    server stored one twice; each session's events carry the session's own run id."""
+
+    def __init__(self, port: int, run: str) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.run_id = run
+        self.sessions: list[RelpSender] = []
+        self.stop = threading.Event()
+
+    @property
+    def acked(self) -> list[str]:
+        return [i for s in self.sessions for i in s.acked]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            session = RelpSender(self.port, f"{self.run_id}s{len(self.sessions)}")
+            session.stop = self.stop
+            self.sessions.append(session)
+            session.run()  # returns when the session dies or we stop
+            time.sleep(0.1)
+
+
+def _relp_receiver(server: Server) -> dict[str, Any]:
+    """The worker whose listeners received the (only) RELP session's events."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        receiving = [w for w in _workers(server) if w["received_events"] > 0]
+        if len(receiving) == 1:
+            return receiving[0]
+        time.sleep(0.1)
+    raise AssertionError(_workers(server))
+
+
+def test_kill_9_of_a_worker_mid_stream_loses_nothing_and_it_is_replaced(tmp_path: Path) -> None:
+    """kill -9 of the worker that receives a RELP session while HEC bodies are parsed in the
+    workers: HEC loses nothing, the RELP sender reconnects to the other worker and goes on, and
+    every acknowledged event is stored exactly once."""
     server = _server(tmp_path)
     server.start()
     try:
@@ -74,27 +114,32 @@ def test_kill_9_of_a_parse_worker_mid_stream_loses_nothing_and_it_is_replaced(tm
         token = server.ingest_token("lulea", "workers-hec")
         run = uuid.uuid4().hex[:10]
         hec = [HecSender(server, token, run + "a"), HecSender(server, token, run + "b")]
-        relp = RelpSender(server.ports["relp"], run)
+        relp = ReconnectingRelpSender(server.ports["relp"], run + "r")
         for sender in [*hec, relp]:
             sender.start()
-        time.sleep(2.0)
+        time.sleep(1.5)
         busy = _workers(server)
-        assert all(w["batches"] > 0 for w in busy), busy  # two senders: both workers parse
-        victim = busy[0]["pid"]
-        os.kill(victim, 9)  # mid-stream
+        assert all(w["batches"] > 0 for w in busy), busy  # two HEC senders: both workers parse
+        victim = _relp_receiver(server)
+        os.kill(victim["pid"], 9)  # mid-stream
         time.sleep(3.0)
         for sender in [*hec, relp]:
             sender.stop.set()
         for sender in [*hec, relp]:
             sender.join(15)
         assert all(len(s.acked) > 300 for s in [*hec, relp]), [len(s.acked) for s in [*hec, relp]]
+        assert len(relp.sessions) >= 2, "the RELP sender did not reconnect"
+        assert sum(len(s.acked) for s in relp.sessions[1:]) > 100, "nothing acknowledged after the reconnect"
 
         after = _wait_ready(server, 2)
-        assert after[0]["pid"] != victim and after[0]["restarts"] == 1, after
-        assert f"parse worker 0 (pid {victim}) exited" in server.log()
+        replaced = after[victim["index"]]
+        assert replaced["pid"] != victim["pid"] and replaced["restarts"] == 1, after
+        assert f"parse worker {victim['index']} (pid {victim['pid']}) exited" in server.log()
         _wait_stored(server)
-        for sender, prefix in ((hec[0], run + "a"), (hec[1], run + "b"), (relp, run)):
+        for sender, prefix in ((hec[0], run + "a"), (hec[1], run + "b")):
             assert_stored_once(server, prefix, sender.acked)
+        for session in relp.sessions:
+            assert_stored_once(server, session.run_id, session.acked)
     finally:
         server.stop()
 
@@ -132,9 +177,10 @@ def test_kill_9_of_the_node_takes_its_workers_and_a_restart_has_every_acknowledg
 
 
 def test_one_connection_keeps_its_order_across_workers(tmp_path: Path) -> None:
-    """Batches of one TCP connection are parsed by different workers but journaled in the
-    order they arrived: the seqs follow the sender's numbering."""
-    server = _server(tmp_path)
+    """Received in the node (server.receive_in_workers = false), the batches of one TCP
+    connection are parsed by different workers but journaled in the order they arrived: the
+    seqs follow the sender's numbering."""
+    server = _server(tmp_path, more="receive_in_workers = false")
     server.start()
     try:
         _wait_ready(server, 2)
@@ -147,18 +193,72 @@ def test_one_connection_keeps_its_order_across_workers(tmp_path: Path) -> None:
                 if i % 200 == 0:
                     time.sleep(0.01)  # several reads, so several batches
         assert server.wait_count(f'"order {run}"', n) == n
-        rows: list[dict[str, Any]] = []
-        offset = 0
-        while offset < n:
-            page = server.search(f'"order {run}" | sort seq asc', limit=1000, offset=offset)
-            rows += page["rows"]
-            offset += len(page["rows"])
-            if not page["rows"]:
-                break
-        numbers = [int(r["message"].rsplit(" ", 1)[-1]) for r in rows]
-        assert numbers == list(range(n))
+        assert _numbers_in_seq_order(server, f'"order {run}"', n) == list(range(n))
         stats = _workers(server)
         assert sum(w["batches"] for w in stats) > 1
+        assert sum(w["received_events"] for w in stats) == 0, stats
+    finally:
+        server.stop()
+
+
+def _numbers_in_seq_order(server: Server, query: str, n: int) -> list[int]:
+    """The trailing numbers of the ``n`` events ``query`` finds, in journal (seq) order."""
+    rows: list[dict[str, Any]] = []
+    while len(rows) < n:
+        page = server.search(f"{query} | sort seq asc", limit=1000, offset=len(rows))
+        if not page["rows"]:
+            break
+        rows += page["rows"]
+    return [int(r["message"].rsplit(" ", 1)[-1]) for r in rows]
+
+
+def _send_numbered(port: int, tag: str, n: int) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for start in range(0, n, 100):
+            sock.sendall(
+                b"".join(
+                    b"%d %s" % (len(m), m)
+                    for m in (
+                        f"<13>1 - spreadhost spread - - - {tag} {i:05d}".encode()
+                        for i in range(start, start + 100)
+                    )
+                )
+            )
+
+
+def test_connections_are_received_by_the_workers_and_each_keeps_its_order(tmp_path: Path) -> None:
+    """By default the workers accept the stream listeners' connections on the node's sockets:
+    while one sender keeps a worker busy, the next connections go to a worker free to accept
+    them, and each connection's records are journaled in the order it sent them."""
+    import threading
+
+    server = _server(tmp_path)
+    server.start()
+    try:
+        _wait_ready(server, 2)
+        run = uuid.uuid4().hex[:10]
+        n = 2000
+        tags = [f"{run}-{k}" for k in range(5)]
+        busy = threading.Thread(target=_send_numbered, args=(server.ports["tcp"], tags[0], n * 4))
+        busy.start()
+        time.sleep(0.3)
+        later = [threading.Thread(target=_send_numbered, args=(server.ports["tcp"], t, n)) for t in tags[1:]]
+        for t in later:
+            t.start()
+            time.sleep(0.1)
+        for t in [busy, *later]:
+            t.join(60)
+        for tag, count in zip(tags, [n * 4] + [n] * 4, strict=True):
+            assert server.wait_count(f'"{tag}"', count) == count, tag
+            assert _numbers_in_seq_order(server, f'"{tag}"', count) == list(range(count)), tag
+        stats = server.api("GET", "/api/stats").json()
+        workers = stats["workers"]["workers"]
+        assert all(w["receiving"] for w in workers), workers
+        assert all(w["received_events"] > 0 for w in workers), workers  # both cores received
+        assert sum(w["received_events"] for w in workers) == n * 8
+        assert stats["workers"]["receiving_in_workers"] == ["syslog-tcp", "syslog-tls", "relp"], stats[
+            "workers"
+        ]
     finally:
         server.stop()
 
@@ -193,7 +293,8 @@ def test_a_hec_body_is_split_and_parsed_in_a_worker(tmp_path: Path) -> None:
 
 def test_a_stuck_worker_is_killed_and_its_batch_parsed_in_the_node(tmp_path: Path) -> None:
     """Batches are journaled in order, so a worker that is alive but stuck would hold up every
-    batch behind it: past server.worker_batch_timeout_s it is killed and replaced."""
+    batch behind it — and the connections it received: past server.worker_batch_timeout_s it
+    is killed and replaced, and its RELP sender reconnects and goes on."""
     import signal
 
     import httpx
@@ -202,9 +303,12 @@ def test_a_stuck_worker_is_killed_and_its_batch_parsed_in_the_node(tmp_path: Pat
     server.start()
     try:
         (worker,) = _wait_ready(server, 1)
-        os.kill(worker["pid"], signal.SIGSTOP)  # alive, holding whatever it gets
-        token = server.ingest_token("lulea", "workers-hec")
         run = uuid.uuid4().hex[:10]
+        relp = ReconnectingRelpSender(server.ports["relp"], run + "r")
+        relp.start()
+        token = server.ingest_token("lulea", "workers-hec")
+        time.sleep(1.0)
+        os.kill(worker["pid"], signal.SIGSTOP)  # alive, holding whatever it gets
         started = time.monotonic()
         resp = httpx.post(
             f"{server.url}/services/collector/event",
@@ -218,6 +322,16 @@ def test_a_stuck_worker_is_killed_and_its_batch_parsed_in_the_node(tmp_path: Pat
         assert server.wait_count(f'"stuck-worker {run}"', 1) == 1
         (after,) = _wait_ready(server, 1)
         assert after["pid"] != worker["pid"] and after["timeouts"] == 1 and after["restarts"] == 1, after
-        assert "has held a batch for" in server.log()
+        # (killed for the batch, or a moment earlier for not answering the ping: both ≈ 2 s)
+        assert "has held a batch for" in server.log() or "has not answered for" in server.log()
+        time.sleep(1.5)
+        relp.stop.set()
+        relp.join(15)
+        assert len(relp.sessions) >= 2 and len(relp.sessions[-1].acked) > 50, [
+            len(x.acked) for x in relp.sessions
+        ]
+        _wait_stored(server)
+        for session in relp.sessions:
+            assert_stored_once(server, session.run_id, session.acked)
     finally:
         server.stop()
