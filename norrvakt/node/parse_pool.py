@@ -36,6 +36,7 @@ from typing import Any
 
 from norrvakt.event import Event, RawRecord
 from norrvakt.node import wire
+from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body, plan_of
 from norrvakt.sources.hec_body import BadPart, bad_of, parse_hec_body
 from norrvakt.sources.limits import ConnectionSlot, descriptor_budget
 from norrvakt.sources.stream import StreamListener
@@ -242,6 +243,10 @@ class ParseWorker:
                     rows, bad, cpu = body
                     events = [wire.event_of(r) for r in rows]
                     self._done(job, (events, [bad_of(b) for b in bad]), events, float(cpu))
+                elif kind == wire.BULK_PARSED:
+                    rows, plan, cpu = body
+                    events = [wire.event_of(r) for r in rows]
+                    self._done(job, (plan_of(plan), events), events, float(cpu))
                 else:
                     self.stats.failed_batches += 1
                     log.error(
@@ -530,6 +535,17 @@ class ParsePool:
         size = max(1, body.count(b'"event"'))  # (an estimate, for the queue depth)
         args = [body, max_event_bytes, wire.record_row(template)]
         return self._submit(wire.HEC, args, size, here)
+
+    def parse_bulk(
+        self, body: bytes, max_event_bytes: int, index: str | None, template: RawRecord
+    ) -> asyncio.Future[tuple[BulkPlan, list[Event]]]:
+        """A ``_bulk`` body's actions read and its documents parsed by a worker (or here); see
+        :func:`norrvakt.sources.bulk_body.parse_bulk_body`."""
+        size = max(1, body.count(b"\n") // 2)  # (an estimate, for the queue depth)
+        args = [body, max_event_bytes, index, wire.record_row(template)]
+        return self._submit(
+            wire.BULK, args, size, lambda: parse_bulk_body(body, max_event_bytes, index, template)
+        )
 
     def _submit(self, kind: str, args: Any, size: int, local: Callable[[], Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -31,9 +31,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from norrvakt.node import wire
+
+if TYPE_CHECKING:
+    from norrvakt.sources.stream import StreamListener
 
 log = logging.getLogger("norrvakt.node.worker")
 
@@ -48,11 +51,12 @@ class Worker:
         self.reader = reader
         self.writer = writer
         self.link = JournalLink(writer)
-        self.listeners: list[Any] = []
+        self.listeners: list[StreamListener] = []
         self._stopping: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:
         from norrvakt.parsers.records import parse_one
+        from norrvakt.sources.bulk_body import parse_bulk_body, plan_row
         from norrvakt.sources.hec_body import bad_row, parse_hec_body
 
         self.writer.write(wire.frame(wire.READY, 0, [os.getpid()]))
@@ -91,6 +95,11 @@ class Worker:
                     reply = wire.frame(
                         wire.HEC_PARSED, job, [rows, [bad_row(b) for b in bad], time.process_time()]
                     )
+                elif kind == wire.BULK:
+                    data, limit, index, template = args
+                    plan, events = parse_bulk_body(data, int(limit), index, wire.record_of(template))
+                    rows = [wire.event_row(e) for e in events]
+                    reply = wire.frame(wire.BULK_PARSED, job, [rows, plan_row(plan), time.process_time()])
                 else:
                     reply = wire.frame(wire.FAILED, job, [f"unknown frame kind {kind!r}"])
             except Exception as exc:  # never lose a batch here: the node does it itself
@@ -115,7 +124,8 @@ class Worker:
     def accept_delay(self) -> float:
         """How long to wait before accepting: the more connections this worker holds, the
         longer, so the next one goes to a worker with fewer (5 ms each, at most 50 ms)."""
-        held = sum(len(listener.connections) for listener in self.listeners)
+        # (the guards count a connection from its accept on, also while the node admits it)
+        held: int = sum(listener.guard.open for listener in self.listeners if listener.guard is not None)
         return min(ACCEPT_DELAY_MAX_S, ACCEPT_DELAY_PER_CONNECTION_S * held)
 
     async def _stop_listening(self) -> None:

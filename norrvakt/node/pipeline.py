@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal, JournalError
 from norrvakt.parsers.records import parse_one, pipeline_error_event, unmapped_sender_event
+from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body
 from norrvakt.sources.hec_body import BadPart, parse_hec_body
 
 __all__ = ["Pipeline", "PipelineUnavailable", "parse_one", "pipeline_error_event", "unmapped_sender_event"]
@@ -164,6 +165,18 @@ class Pipeline:
             events, bad = await self.pool.parse_hec(body, max_event_bytes, template)
         self._count([template.source_id] * len(events), events)  # every part came with the template's source
         return events, bad
+
+    async def parse_bulk(
+        self, body: bytes, max_event_bytes: int, index: str | None, template: RawRecord
+    ) -> tuple[BulkPlan, list[Event]]:
+        """A ``_bulk`` body's plan and its documents' events (counted), in a parse worker when
+        there are workers: reading the actions and the documents is most of its cost."""
+        if self.pool is None:
+            plan, events = parse_bulk_body(body, max_event_bytes, index, template)
+        else:
+            plan, events = await self.pool.parse_bulk(body, max_event_bytes, index, template)
+        self._count([template.source_id] * len(events), events)
+        return plan, events
 
     def ingest_parsed(self, source_ids: list[str] | None, events: list[Event]) -> asyncio.Future[None]:
         """Events a worker's listeners received and parsed: counted by ``source_ids`` (one per

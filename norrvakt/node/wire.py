@@ -29,6 +29,8 @@ PARSE = "parse"  # node → worker: [record rows]
 PARSED = "parsed"  # worker → node: [[event rows], cpu seconds so far]
 HEC = "hec"  # node → worker: [HEC body, max event bytes, template record row]
 HEC_PARSED = "hec_parsed"  # worker → node: [[event rows], [bad part rows], cpu seconds so far]
+BULK = "bulk"  # node → worker: [_bulk body, max event bytes, index of the URL or None, template record row]
+BULK_PARSED = "bulk_parsed"  # worker → node: [[event rows], plan row, cpu seconds so far]
 FAILED = "failed"  # worker → node: the batch could not be parsed or packed there: [reason]
 # Receiving in the workers (norrvakt.node.receive_worker): the node lends a worker its listening
 # sockets; the worker parses what its connections send and asks the node to journal it.

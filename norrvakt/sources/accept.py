@@ -162,7 +162,9 @@ class GuardedServer(asyncio.AbstractServer):
                 return
         self._deferred = False
         budget = self.guard.budget
-        for _ in range(ACCEPT_BATCH):
+        # Sharing the sockets, take one connection at a time, so that the next waits for the
+        # deferral again and goes to whichever process holds fewer.
+        for _ in range(1 if self.defer is not None else ACCEPT_BATCH):
             if not budget.has_room():
                 # Every connection the descriptors allow is open: wait for one to close.
                 self.trouble.note("", f"all {budget.total} connections the descriptors allow are in use")

@@ -39,8 +39,6 @@ from norrvakt.event import SYSTEM_TENANT, Event, RawRecord, now_us
 from norrvakt.node.pipeline import PipelineUnavailable, pipeline_error_event
 from norrvakt.sources.http_body import BodyError, BodyLimits
 from norrvakt.sources.http_json import (
-    Problem,
-    load_event,
     object_problem,
     split_json_array,
     too_large,
@@ -313,14 +311,6 @@ async def es_root_probe() -> JSONResponse:
     return JSONResponse({"error": "use POST"}, status_code=405)
 
 
-_BULK_DOC_ERRORS = {
-    "too_large": ("bulk.document_too_large", "illegal_argument_exception"),
-    "too_deep": ("bulk.too_deep", "mapper_parsing_exception"),
-    "malformed": ("bulk.bad_document", "mapper_parsing_exception"),
-    "not_object": ("bulk.bad_document", "mapper_parsing_exception"),
-}
-
-
 @router.post("/_bulk")
 @router.post("/{index}/_bulk")
 async def es_bulk(request: Request, index: str | None = None) -> Response:
@@ -331,73 +321,28 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
     body = await _read_body(tok, request)
     if isinstance(body, BodyError):
         return _bulk_error(body.status, _BULK_BODY_ERRORS.get(body.status, "parse_exception"), body.message)
-    limit = _max_event_bytes(request)
-    lines = [(n, ln) for n, ln in enumerate(body.split(b"\n"), start=1) if ln.strip()]
-    if not lines:
+    if not body.strip():
         return _bulk_error(400, "parse_exception", "request body is required")
-    records: list[RawRecord] = []
-    extra: list[Event] = []
-    items: list[dict[str, Any]] = []  # per action, in order; "record" marks ones filled after commit
-    i = 0
-    while i < len(lines):
-        line_no, line = lines[i]
-        action, problem = load_event(line, limit)
-        if problem is not None:
-            why = f"_bulk line {line_no}: {problem.reason}"
-            error_type = "bulk.too_deep" if problem.kind == "too_deep" else "bulk.bad_action"
-            extra.append(_bad_body_event(tok, request, line, error_type, why))
-            items.append({"index": {"status": 400, "error": {"type": "parse_exception", "reason": why}}})
-            i += 1
-            continue
-        op = next(iter(action), "") if isinstance(action, dict) and len(action) == 1 else ""
-        meta = action.get(op) if isinstance(action, dict) else None
-        target = (meta or {}).get("_index", index or "") if isinstance(meta, dict) else (index or "")
-        if op in {"index", "create"}:
-            if i + 1 >= len(lines):
-                why = f"_bulk line {line_no}: action {op!r} without a document"
-                extra.append(_bad_body_event(tok, request, line, "bulk.missing_document", why))
-                items.append(_bulk_item(op, target, "illegal_argument_exception", why))
-                i += 1
-                continue
-            doc_no, doc = lines[i + 1]
-            parsed, problem = load_event(doc, limit)
-            if problem is None and not isinstance(parsed, dict):
-                problem = Problem("not_object", "document is not a JSON object")
-            if problem is None:
-                records.append(
-                    _record(tok, request, doc.strip(), "json", {"index": target} if target else None)
-                )
-                items.append({op: {"_index": target, "record": len(records) - 1}})
-            else:
-                why = f"_bulk line {doc_no}: {problem.reason}"
-                error_type, es_type = _BULK_DOC_ERRORS[problem.kind]
-                extra.append(_bad_body_event(tok, request, doc, error_type, why))
-                items.append(_bulk_item(op, target, es_type, why))
-            i += 2
-            continue
-        why = f"_bulk line {line_no}: action {op or action!r} is not supported (the log is append-only)"
-        extra.append(_bad_body_event(tok, request, line, "bulk.unsupported_action", why))
-        items.append(_bulk_item(op or "unknown", target, "illegal_argument_exception", why))
-        # update carries a document line; delete does not
-        i += 2 if op == "update" else 1
+    pipeline = _runtime(request).pipeline
+    # The actions read, the documents checked and parsed in a parse worker (most of a POST's work).
+    template = _record(tok, request, b"", "json")
     started = time.monotonic()
+    plan, events = await pipeline.parse_bulk(body, _max_event_bytes(request), index, template)
+    extra = [_bad_body_event(tok, request, p.data, p.error_type, p.reason) for p in plan.problems]
     try:
-        events = await _commit(request, records, extra)
+        await pipeline.commit(events + extra)
     except PipelineUnavailable as exc:
         return _bulk_error(503, "unavailable", str(exc))
+    items = plan.items
     errors = False
     for item in items:
-        (op, meta) = next(iter(item.items()))
+        (_op, meta) = next(iter(item.items()))
         if "record" in meta:
             ev = events[meta.pop("record")]
             meta.update({"_id": f"{ev.tenant}-{ev.seq}", "_version": 1, "result": "created", "status": 201})
         else:
             errors = True
     return JSONResponse({"took": int((time.monotonic() - started) * 1000), "errors": errors, "items": items})
-
-
-def _bulk_item(op: str, target: str, es_type: str, why: str) -> dict[str, Any]:
-    return {op: {"_index": target, "status": 400, "error": {"type": es_type, "reason": why}}}
 
 
 _JSON_ERROR_TYPES = {

@@ -265,7 +265,7 @@ def test_connections_are_received_by_the_workers_and_each_keeps_its_order(tmp_pa
 
 def test_a_hec_body_is_split_and_parsed_in_a_worker(tmp_path: Path) -> None:
     """The node hands the whole body over; a bad part still becomes a pipeline_error with its
-    number and offset, and HEC's answer names it."""
+    number and offset, and HEC's answer names it. So does a ``_bulk`` body."""
     import httpx
 
     server = _server(tmp_path)
@@ -285,8 +285,20 @@ def test_a_hec_body_is_split_and_parsed_in_a_worker(tmp_path: Path) -> None:
         assert server.wait_count(f'"hec-in-worker {run}"', 2) == 2
         errors = server.search('event.kind:pipeline_error "HEC event 1"')["rows"]
         assert errors and "byte offset" in errors[0]["message"], errors
+        bulk = b"".join(
+            b'{"create": {"_index": "winlogbeat-8"}}\n{"message": "bulk-in-worker %s %d"}\n'
+            % (run.encode(), i)
+            for i in range(3)
+        )
+        resp = httpx.post(
+            f"{server.url}/_bulk", content=bulk + b"{broken\n", headers={"Authorization": f"Bearer {token}"}
+        )
+        answer = resp.json()
+        assert resp.status_code == 200 and answer["errors"] is True, resp.text
+        assert [next(iter(i.values()))["status"] for i in answer["items"]] == [201, 201, 201, 400]
+        assert server.wait_count(f'"bulk-in-worker {run}"', 3) == 3
         stats = server.api("GET", "/api/stats").json()["workers"]
-        assert sum(w["batches"] for w in stats["workers"]) >= 1 and stats["parsed_in_node"] == 0, stats
+        assert sum(w["batches"] for w in stats["workers"]) >= 2 and stats["parsed_in_node"] == 0, stats
     finally:
         server.stop()
 
