@@ -20,7 +20,7 @@ from typing import Any
 from norrvakt.detect.derived import DerivedFields
 from norrvakt.detect.ir import CI_STRING_OPS, CS_STRING_OPS
 from norrvakt.detect.plan import AtomRow
-from norrvakt.detect.regex import fullmatch_test, sigma_regex
+from norrvakt.detect.regex import RegexGroup, fullmatch_test, sigma_regex
 from norrvakt.event import ECS_FIELD_SET, Event
 
 LazyTest = Callable[["EventView"], bool]
@@ -35,7 +35,7 @@ class EventView:
     (``Event.fields``).
     """
 
-    __slots__ = ("_derived", "_folded", "_ftext", "_text", "derived", "event")
+    __slots__ = ("_derived", "_folded", "_ftext", "_regex", "_text", "derived", "event")
 
     def __init__(self, event: Event, derived: DerivedFields | None = None) -> None:
         self.event = event
@@ -44,6 +44,7 @@ class EventView:
         self._derived: dict[str, str | None] | None = None
         self._text: str | None = None
         self._ftext: str | None = None
+        self._regex: dict[RegexGroup, set[int] | None] | None = None
 
     def value(self, name: str) -> str | None:
         if name in ECS_FIELD_SET:
@@ -71,6 +72,19 @@ class EventView:
             value = self.value(name)
             out = self._folded[name] = value.casefold() if value is not None else None
             return out
+
+    def regexes(self, name: str, group: RegexGroup) -> set[int] | None:
+        """Which regexes of ``group`` (the ``|re`` values on field ``name``) match its value:
+        one pass per event, however many of them its rules test (None: the field is absent, or
+        the group answers None - see :meth:`RegexGroup.matching`)."""
+        cache = self._regex
+        if cache is None:
+            cache = self._regex = {}
+        elif group in cache:
+            return cache[group]
+        value = self.value(name)
+        out = cache[group] = group.matching(value) if value is not None else None
+        return out
 
     def values(self) -> list[str]:
         """Every value a keyword is searched in: the source's fields and the message."""

@@ -32,6 +32,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import re2  # google-re2
 
@@ -129,11 +130,12 @@ def _finder(rx: re2._Regexp, whole: bool) -> Callable[[bytes], bool]:
 class SigmaRegex:
     """A compiled ``|re`` value: :meth:`search` says whether it matches anywhere in a value."""
 
-    __slots__ = ("_found", "_rx", "_tail", "pattern")
+    __slots__ = ("_found", "_rx", "_tail", "pattern", "source")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern = pattern
-        self._rx = _compile(_with_flags(pattern, flags), pattern)
+        self.source = _with_flags(pattern, flags)  # what RE2 compiles
+        self._rx = _compile(self.source, pattern)
         self._found = _finder(self._rx, whole=False)
         # PCRE's `$` also matches before a final "\n": search the value without it as well.
         # Exact for every pattern without \z (which would then match before that "\n" too).
@@ -146,6 +148,73 @@ class SigmaRegex:
         if self._found(data):
             return True
         return self._tail and data.endswith(b"\n") and self._found(data[:-1])
+
+
+# DFA memory of a group's set (taken only as states are built, as for the bulk atom sets).
+GROUP_MAX_MEM = 64 << 20
+# Longer values, and every value inside an interruptible block, are searched regex by regex: on
+# a long value made to keep the DFA from settling, one set pass can take longer than all of its
+# regexes one by one (6 s against 2.6 s for 20 patterns ``a[ab]{20+}c`` over 1 MB of random a/b
+# text), and a stop must wait for one regex on one value at most, not for all of them at once.
+GROUP_MAX_CHARS = 4096
+
+
+class RegexGroup:
+    """The ``|re`` values of many rules on one field as one RE2 set: :meth:`matching` says
+    which of them match a value (indexes into ``regexes``), in one pass instead of one search
+    each (the SigmaHQ Windows rules test ~50 regexes on every ``CommandLine`` of a process
+    creation: ~25 µs one by one, ~3 µs as a set).
+
+    The same answer as :meth:`SigmaRegex.search` of each: a regex the set cannot take is searched
+    on its own, and PCRE's ``$`` before a final line break gets its second search. For a value
+    over :data:`GROUP_MAX_CHARS`, inside :func:`interruptible`, or when the pass failed (the
+    set's DFA out of memory: RE2 then reports no match, not even the sentinel that matches
+    everything), :meth:`matching` answers None: each regex a rule needs is searched on its own.
+    """
+
+    __slots__ = ("_alone", "_ids", "_set", "_tails", "regexes")
+
+    def __init__(self, regexes: list[SigmaRegex]) -> None:
+        self.regexes = regexes
+        self._alone: list[int] = []  # what the set cannot take
+        self._ids = [-1]  # set index -> regex index; 0: the sentinel
+        options = re2.Options()
+        options.max_mem = GROUP_MAX_MEM
+        options.log_errors = False
+        self._set: Any = re2.Set.SearchSet(options)
+        self._set.Add("$")
+        for number, rx in enumerate(regexes):
+            try:
+                self._set.Add(rx.source)
+            except re2.error:
+                self._alone.append(number)
+                continue
+            self._ids.append(number)
+        try:
+            self._set.Compile()
+        except re2.error:
+            self._set = None
+        self._tails = [i for i, rx in enumerate(regexes) if rx._tail]
+
+    def matching(self, text: str) -> set[int] | None:
+        """None: search each regex on its own (a long value, a stop to obey, a failed pass)."""
+        if _open_blocks or len(text) > GROUP_MAX_CHARS or self._set is None:
+            return None
+        data = text.encode("utf-8", "surrogatepass")
+        hits = self._set.Match(data)
+        if not hits:  # a failed pass
+            return None
+        out = set(map(self._ids.__getitem__, hits))
+        out.discard(-1)
+        for i in self._alone:
+            if self.regexes[i].search(text):
+                out.add(i)
+        if self._tails and data.endswith(b"\n"):  # as SigmaRegex.search: the value without it
+            head = data[:-1]
+            for i in self._tails:
+                if i not in out and self.regexes[i]._found(head):
+                    out.add(i)
+        return out
 
 
 def sigma_regex(pattern: str, flags: int = 0) -> SigmaRegex:

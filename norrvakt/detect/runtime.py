@@ -26,13 +26,14 @@ where a set gives up - never Python's backtracking ``re`` (``*a*a*a*…*b`` take
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import re2  # google-re2: linear-time multi-pattern sets
 
 from norrvakt.detect.atoms import EventView, LazyTest, StrPredicate, lazy_test, string_predicate
 from norrvakt.detect.ir import CI_STRING_OPS, CS_STRING_OPS
 from norrvakt.detect.plan import AtomRow, Node
+from norrvakt.detect.regex import RegexError, RegexGroup, SigmaRegex, sigma_regex
 
 Test = Callable[[set[int], EventView], bool]
 
@@ -179,12 +180,50 @@ class TestBuilder:
         self._atoms = atoms
         self._bulk = bulk
         self._lazy: dict[int, LazyTest] = {}
+        self._groups: dict[str, tuple[RegexGroup, dict[int, int]]] = {}
 
     def lazy(self, number: int) -> LazyTest:
         test = self._lazy.get(number)
         if test is None:
-            test = self._lazy[number] = lazy_test(self._atoms[number])
+            atom = self._atoms[number]
+            if atom[0] is not None and atom[1] == "re":
+                test = self._regex_test(atom[0], number)
+            else:
+                test = lazy_test(atom)
+            self._lazy[number] = test
         return test
+
+    def _regex_test(self, name: str, number: int) -> LazyTest:
+        """A ``|re`` atom on field ``name`` as a member of the field's :class:`RegexGroup`: all
+        regexes on that field (of every rule) are tried in one pass per event."""
+        entry = self._groups.get(name)
+        if entry is None:
+            regexes: list[SigmaRegex] = []
+            where: dict[int, int] = {}  # atom number -> index in the group
+            for i, (field, op, arg) in enumerate(self._atoms):
+                if field != name or op != "re":
+                    continue
+                pattern, flags = cast(tuple[str, int], arg)
+                try:
+                    regexes.append(sigma_regex(str(pattern), int(flags)))
+                except RegexError:  # not loaded (the load report says why); on its own below
+                    continue
+                where[i] = len(regexes) - 1
+            entry = self._groups[name] = (RegexGroup(regexes), where)
+        group, where = entry
+        if number not in where:
+            return lazy_test(self._atoms[number])  # raises the RegexError, as before
+        index = where[number]
+        rx = group.regexes[index]
+
+        def regex(v: EventView) -> bool:
+            hits = v.regexes(name, group)
+            if hits is not None:
+                return index in hits
+            x = v.value(name)  # absent, or searched on its own (as lazy_test's regex does)
+            return x is not None and rx.search(x)
+
+        return regex
 
     def build(self, node: Node) -> Test:
         if isinstance(node, bool):

@@ -1,18 +1,28 @@
 """The matcher's fast paths give the answers of the plain ones (issue #12, `norrvakt hunt` on
-every core): the memo of field values (norrvakt.detect.runtime.Memo) and the direct RE2 call of
-regexes and wildcard values (norrvakt.detect.regex), on random values and on the SigmaHQ
-Windows rules over every evtx-attack-samples record."""
+every core): the memo of field values (norrvakt.detect.runtime.Memo), the direct RE2 call of
+regexes and wildcard values and the regexes of a field as one set (norrvakt.detect.regex), on
+random values and on the SigmaHQ Windows rules over every evtx-attack-samples record."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from norrvakt.detect.atoms import string_predicate
+from norrvakt.detect import runtime
+from norrvakt.detect.atoms import lazy_test, string_predicate
 from norrvakt.detect.engine import RuleSet
-from norrvakt.detect.regex import SigmaRegex, _compile, _finder, fullmatch_test
+from norrvakt.detect.regex import (
+    GROUP_MAX_CHARS,
+    RegexGroup,
+    SigmaRegex,
+    _compile,
+    _finder,
+    fullmatch_test,
+    interruptible,
+)
 from norrvakt.detect.runtime import MEMO_VALUE_CHARS, FieldMatcher, Memo
 from norrvakt.event import Event
 from norrvakt.parsers import parse_record
@@ -73,10 +83,15 @@ def test_the_memo_of_all_matchers_stays_within_its_bound() -> None:
 
 
 @pytest.fixture(scope="module")
-def sigmahq(tmp_path_factory: pytest.TempPathFactory) -> tuple[RuleSet, list[Event]]:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def sigmahq(cache: Path) -> tuple[RuleSet, list[Event]]:
     rules_dir = shared_data("sigma", "rules", "windows")
     samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
-    rules, _ = RuleSet.load([rules_dir], cache_dir=tmp_path_factory.mktemp("cache"))
+    rules, _ = RuleSet.load([rules_dir], cache_dir=cache)
     events = [
         parse_record(item.record)
         for path in samples
@@ -154,3 +169,68 @@ def test_without_the_low_level_call_the_public_one_answers() -> None:
     anywhere, whole = _finder(public, whole=False), _finder(public, whole=True)
     assert anywhere(b"xabcx") and not anywhere(b"ab")
     assert whole(b"abc") and not whole(b"xabc")
+
+
+# --- the regexes of a field as one set ------------------------------------------------------
+
+
+class _FailingSet:
+    """What RE2 returns when its DFA runs out of memory: no matches at all."""
+
+    def Match(self, text: bytes) -> None:  # RE2's method name
+        return None
+
+
+def _groups(rules: RuleSet) -> dict[str, list[SigmaRegex]]:
+    out: dict[str, list[SigmaRegex]] = {}
+    for name, op, arg in rules.plan.atoms:
+        if name is not None and op == "re" and isinstance(arg, tuple):
+            out.setdefault(name, []).append(SigmaRegex(str(arg[0]), int(arg[1])))
+    return out
+
+
+def test_a_group_of_regexes_matches_as_each_one_alone(sigmahq: tuple[RuleSet, list[Event]]) -> None:
+    rules, events = sigmahq
+    groups = _groups(rules)
+    assert len(groups["CommandLine"]) > 40
+    hits = 0
+    for name, regexes in groups.items():
+        group, failing = RegexGroup(regexes), RegexGroup(regexes)
+        failing._set = _FailingSet()  # every pass fails: regex by regex
+        seen = sorted({e.fields[name] for e in events if name in e.fields})[:400]
+        values = seen + [v + "\n" for v in seen[:100]] + ["", "\n", "\ud800abc", "x\udc80y\n"]
+        for value in values:
+            want = {i for i, rx in enumerate(regexes) if rx.search(value)}
+            assert group.matching(value) == want, (name, value)
+            assert failing.matching(value) is None  # each regex on its own then
+            hits += bool(want)
+    assert hits > 50
+
+
+def test_pcre_dollar_before_a_final_line_break_in_a_group() -> None:
+    regexes = [SigmaRegex("end$"), SigmaRegex("end\\z"), SigmaRegex("^the")]
+    group = RegexGroup(regexes)
+    assert group.matching("the end\n") == {0, 2}
+    assert group.matching("the end") == {0, 1, 2}
+    assert group.matching("the end\nmore") == {2}
+
+
+def test_the_samples_meet_the_same_rules_with_regexes_one_by_one(
+    sigmahq: tuple[RuleSet, list[Event]], cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, events = sigmahq
+    grouped = [rules.matching_rules(event) for event in events]
+    monkeypatch.setattr(
+        runtime.TestBuilder, "_regex_test", lambda self, name, number: lazy_test(self._atoms[number])
+    )
+    alone, _ = RuleSet.load([shared_data("sigma", "rules", "windows")], cache_dir=cache)
+    assert [alone.matching_rules(event) for event in events] == grouped
+    assert not alone._builder._groups and rules._builder._groups  # each ran its own way
+
+
+def test_a_long_value_or_a_stop_to_obey_leaves_each_regex_on_its_own() -> None:
+    group = RegexGroup([SigmaRegex("a[ab]{20}c"), SigmaRegex("x")])
+    assert group.matching("a" + "b" * 20 + "c x") == {0, 1}
+    assert group.matching("x" * (GROUP_MAX_CHARS + 1)) is None
+    with interruptible(lambda: ""):
+        assert group.matching("x") is None
