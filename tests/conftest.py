@@ -21,6 +21,23 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 _db_counter = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--skip-cluster",
+        action="store_true",
+        help="leave out the tests marked cluster (several real processes each; CI runs them)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--skip-cluster"):
+        return
+    skip = pytest.mark.skip(reason="cluster tests left out with --skip-cluster (CI runs them)")
+    for item in items:
+        if "cluster" in item.keywords:
+            item.add_marker(skip)
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data; skips the calling test (with the reason) when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
