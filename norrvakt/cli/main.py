@@ -66,6 +66,7 @@ def main(ctx: click.Context, config: Path | None, data_dir: Path | None, log_lev
 def _register() -> None:
     from norrvakt.cli import (
         alerts,
+        cluster,
         config,
         followup,
         ingest,
@@ -91,6 +92,7 @@ def _register() -> None:
         users,
         alerts,
         followup,
+        cluster,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CLIENT_USER = "norrvakt"
 ROUTE_USER = "route"
@@ -244,3 +245,19 @@ cluster {{
             if port in (s.client_port, s.route_port):
                 return s.name
         raise KeyError(port)
+
+
+async def connect(cluster: NatsCluster, name: str = "norrvakt") -> Any:
+    """A client of ``cluster`` that reconnects for ever (to any node) and never gives up on a
+    publish because one node went away."""
+    import nats
+
+    return await nats.connect(
+        servers=cluster.servers(),
+        user=CLIENT_USER,
+        password=cluster.client_password,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        connect_timeout=2,
+    )

@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
 from nats.js.errors import APIError
 
 from norrvakt.cluster import envelope, streams
-from norrvakt.cluster.nats_servers import CLIENT_USER, NatsCluster, NatsClusterConfig
+from norrvakt.cluster.nats_servers import NatsCluster, connect
 from norrvakt.cluster.publisher import EnvelopePublisher, LogFull
 from norrvakt.event import Event
 
@@ -51,27 +49,6 @@ def test_envelopes_keep_every_field_and_their_limits() -> None:
         envelope.unpack(envelope.msgpack.packb([1, "lulea", "x", [[1, 2]]]))
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
-    c = NatsClusterConfig(Path(tmp_path_factory.mktemp("nats"))).build()
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-async def _connect(c: NatsCluster) -> nats.NATS:
-    return await nats.connect(
-        servers=c.servers(),
-        user=CLIENT_USER,
-        password=c.client_password,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.2,
-        connect_timeout=2,
-    )
-
-
 async def _read_all(js: nats.js.JetStreamContext, tenant: str) -> tuple[list[int], Counter[str]]:
     info = await js.stream_info(streams.stream_name(tenant))
     seqs, ids = [], Counter[str]()
@@ -86,7 +63,7 @@ async def _read_all(js: nats.js.JetStreamContext, tenant: str) -> tuple[list[int
 @pytest.mark.cluster
 def test_the_stream_keeps_its_safety_settings_and_refuses_deletes(cluster: NatsCluster) -> None:
     async def run() -> None:
-        nc = await _connect(cluster)
+        nc = await connect(cluster)
         js = nc.jetstream()
         info = await streams.TenantStreamConfig().ensure(js, "kiruna")
         cfg = info.config
@@ -113,7 +90,7 @@ def test_sigkill_of_the_stream_leader_loses_and_doubles_nothing_acknowledged(clu
     tenant = "lulea"
 
     async def run() -> dict[str, float]:
-        nc = await _connect(cluster)
+        nc = await connect(cluster)
         js = nc.jetstream()
         await streams.TenantStreamConfig().ensure(js, tenant)
         pub = EnvelopePublisher(js, "ingest-1")
@@ -161,7 +138,7 @@ def test_a_full_stream_refuses_new_envelopes_and_keeps_what_it_has(cluster: Nats
     tenant = "jokkmokk"
 
     async def run() -> None:
-        nc = await _connect(cluster)
+        nc = await connect(cluster)
         js = nc.jetstream()
         await streams.TenantStreamConfig(max_bytes=64 * 1024).ensure(js, tenant)
         pub = EnvelopePublisher(js, "ingest-1")

@@ -1,0 +1,123 @@
+"""`norrvakt cluster …`: the replicated log (NATS JetStream) and the stages that consume it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from norrvakt.cli.common import print_json
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Run and inspect a cluster's stages (issue 13; docs/operations.md)."""
+
+
+_NATS_DIR = click.option(
+    "--nats-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of the local nats-server cluster (its cluster.json has the ports and passwords).",
+)
+
+
+@cluster_group.command("nats")
+@_NATS_DIR
+@click.option("--nodes", default=3, show_default=True)
+def nats_cmd(nats_dir: Path, nodes: int) -> None:
+    """Start a JetStream cluster of NODES nats-server processes here, until Ctrl-C."""
+    from norrvakt.cluster.nats_servers import NatsClusterConfig
+
+    cluster = NatsClusterConfig(nats_dir, nodes=nodes).build()
+    cluster.start()
+    click.echo("nats-server cluster up: " + ", ".join(cluster.servers()), err=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        cluster.stop()
+
+
+@cluster_group.command("integrate")
+@_NATS_DIR
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant whose stream to integrate.")
+@click.option("--journal", "journal_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--no-fsync", is_flag=True, help="For tests only: do not fsync the journal.")
+def integrate_cmd(nats_dir: Path, tenants: tuple[str, ...], journal_dir: Path, no_fsync: bool) -> None:
+    """Build each tenant's journal from its stream, until stopped (SIGTERM/Ctrl-C)."""
+    from norrvakt.cluster.integrator import IntegratorConfig
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.streams import TenantStreamConfig
+    from norrvakt.journal.log import JournalConfig
+
+    async def run() -> None:
+        cluster = NatsClusterConfig(nats_dir).build()
+        nc = await connect(cluster, "norrvakt-integrator")
+        js = nc.jetstream()
+        journal = JournalConfig(directory=journal_dir, fsync=not no_fsync, merkle=True).build()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        for tenant in tenants:
+            await TenantStreamConfig().ensure(js, tenant)
+        integrators = [IntegratorConfig(t, journal_dir / ".integrator").build(js, journal) for t in tenants]
+        try:
+            await asyncio.gather(*(i.run(stop) for i in integrators))
+        finally:
+            journal.close()
+            await nc.close()
+
+    asyncio.run(run())
+
+
+@cluster_group.command("status")
+@_NATS_DIR
+@click.option("--journal", "journal_dir", type=click.Path(path_type=Path), default=None)
+def status_cmd(nats_dir: Path, journal_dir: Path | None) -> None:
+    """Each tenant stream: its leader and replicas, envelopes, and how far the integrator is."""
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+
+    async def run() -> dict[str, Any]:
+        cluster = NatsClusterConfig(nats_dir).build()
+        nc = await connect(cluster, "norrvakt-status")
+        js = nc.jetstream()
+        out: dict[str, Any] = {"servers": cluster.servers(), "streams": []}
+        try:
+            for info in await js.streams_info():
+                name = info.config.name or ""
+                if not name.startswith("NV-EVENTS-"):
+                    continue
+                tenant = name.removeprefix("NV-EVENTS-")
+                row: dict[str, Any] = {
+                    "tenant": tenant,
+                    "leader": info.cluster.leader if info.cluster else None,
+                    "replicas": [
+                        {"name": r.name, "current": r.current, "lag": r.lag}
+                        for r in (info.cluster.replicas or [])
+                    ]
+                    if info.cluster
+                    else [],
+                    "envelopes": info.state.messages,
+                    "last_seq": info.state.last_seq,
+                    "bytes": info.state.bytes,
+                }
+                if journal_dir is not None:
+                    pos_file = journal_dir / ".integrator" / f"integrated-{tenant}.json"
+                    if pos_file.exists():
+                        pos = json.loads(pos_file.read_text())
+                        row["integrated_seq"] = pos["stream_seq"]
+                        row["integrator_lag"] = info.state.last_seq - int(pos["stream_seq"])
+                out["streams"].append(row)
+        finally:
+            await nc.close()
+        return out
+
+    print_json(asyncio.run(run()))
+
+
+COMMANDS = [cluster_group]
