@@ -75,6 +75,58 @@ def integrate_cmd(nats_dir: Path, tenants: tuple[str, ...], journal_dir: Path, n
     asyncio.run(run())
 
 
+@cluster_group.command("ingest")
+@_NATS_DIR
+@click.option(
+    "--name", default=None, help="This ingest node's name (in every envelope); default: the host name."
+)
+@click.pass_context
+def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None) -> None:
+    """A stateless ingest node: the configuration's listeners, their records parsed here and
+    published to the tenants' streams; a sender is acknowledged once JetStream has its records."""
+    import logging
+    import socket
+
+    from norrvakt.cli.common import settings_of
+    from norrvakt.cluster.ingest_sink import JetStreamSink
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.publisher import EnvelopePublisher
+    from norrvakt.cluster.streams import TenantStreamConfig
+    from norrvakt.parsers.mapped import sources as mapped_sources
+    from norrvakt.sources.builtin import build_sources
+    from norrvakt.sources.limits import plan_connections
+
+    log = logging.getLogger("norrvakt.cluster.ingest")
+    settings = settings_of(ctx, existing_data_dir=False)
+    node = name or socket.gethostname()
+
+    async def run() -> None:
+        for problem in mapped_sources.use(settings.mapping_paths()):
+            log.error("source mapping not loaded: %s", problem)
+        nc = await connect(NatsClusterConfig(nats_dir).build(), f"norrvakt-ingest-{node}")
+        js = nc.jetstream()
+        stream_config = TenantStreamConfig()
+        sink = JetStreamSink(EnvelopePublisher(js, node), lambda tenant: stream_config.ensure(js, tenant))
+        plan_connections(settings)
+        sources = build_sources(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            for src in sources:
+                await src.start(sink)
+                log.info("listening: %s (%s)", src.describe(), src.id)
+            await stop.wait()
+        finally:
+            for src in sources:
+                await src.stop()
+            await sink.stop()
+            await nc.close()
+
+    asyncio.run(run())
+
+
 @cluster_group.command("status")
 @_NATS_DIR
 @click.option("--journal", "journal_dir", type=click.Path(path_type=Path), default=None)

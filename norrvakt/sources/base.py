@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
     from norrvakt.event import Event, RawRecord
-    from norrvakt.node.pipeline import Pipeline
 
 
 class Source(Protocol):
     id: str
 
-    async def start(self, pipeline: Pipeline) -> None: ...
+    async def start(self, pipeline: RecordSink) -> None: ...
 
     async def stop(self) -> None: ...
 

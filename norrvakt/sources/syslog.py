@@ -27,7 +27,7 @@ from norrvakt.sources.tls import ensure_self_signed, server_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
-    from norrvakt.node.pipeline import Pipeline
+    from norrvakt.sources.base import RecordSink
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class SyslogUdpSource:
     def describe(self) -> str:
         return f"syslog/udp {self.config.host}:{self.port}"
 
-    async def start(self, pipeline: Pipeline) -> None:
+    async def start(self, pipeline: RecordSink) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self, pipeline),
@@ -166,7 +166,7 @@ class SyslogUdpSource:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, source: SyslogUdpSource, pipeline: Pipeline) -> None:
+    def __init__(self, source: SyslogUdpSource, pipeline: RecordSink) -> None:
         self.source = source
         self.pipeline = pipeline
         self._batch: list[RawRecord] = []

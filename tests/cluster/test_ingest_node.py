@@ -1,0 +1,105 @@
+"""A stateless ingest node (issue 13): RELP in, envelopes on JetStream out, acknowledged only
+after JetStream; kill -9 of the ingest node mid-stream loses nothing acknowledged, and the
+integrator journals every acknowledged event exactly once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from norrvakt.cluster.nats_servers import NatsCluster
+from tests.cluster.test_integrator import _integrator, _journal_ids
+from tests.e2e.harness import free_ports
+from tests.e2e.test_workers import ReconnectingRelpSender
+
+pytestmark = pytest.mark.cluster
+
+
+def _ingest_node(cluster: NatsCluster, config: Path, name: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "norrvakt.cli", "--config", str(config), "cluster", "ingest"]
+    return subprocess.Popen([*cmd, "--nats-dir", str(cluster.config.directory), "--name", name])
+
+
+def _wait_port(port: int, timeout: float = 20) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_kill_9_of_an_ingest_node_loses_no_acknowledged_event(cluster: NatsCluster, tmp_path: Path) -> None:
+    (relp_port,) = free_ports(1)
+    config = tmp_path / "ingest.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "ingest-data"}"\n'
+        '[[sources]]\nid = "relp"\ntype = "relp"\nprotocol = "tcp"\nhost = "127.0.0.1"\n'
+        f'port = {relp_port}\ntenant = "lulea"\n'
+    )
+    journal_dir = tmp_path / "journal"
+    node = _ingest_node(cluster, config, "ingest-a")
+    integrator = _integrator(cluster, "lulea", journal_dir)
+    relp = ReconnectingRelpSender(relp_port, "clusterrun")
+    try:
+        _wait_port(relp_port)
+        relp.start()
+        time.sleep(2.0)
+        node.send_signal(signal.SIGKILL)  # mid-stream
+        node.wait()
+        node = _ingest_node(cluster, config, "ingest-b")  # (a second node on the same address)
+        time.sleep(3.0)
+        relp.stop.set()
+        relp.join(15)
+        acked = {s.run_id: s.acked for s in relp.sessions}
+        assert len(relp.sessions) >= 2 and sum(map(len, acked.values())) > 1000, {
+            k: len(v) for k, v in acked.items()
+        }
+        assert sum(len(s.acked) for s in relp.sessions[1:]) > 100, "nothing acknowledged after the kill"
+        total = sum(map(len, acked.values()))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stored = (
+                Counter(_journal_ids(journal_dir, "lulea")) if (journal_dir / "lulea").exists() else Counter()
+            )
+            if sum(stored.values()) >= total:
+                break
+            time.sleep(0.5)
+    finally:
+        relp.stop.set()
+        for proc in (node, integrator):
+            proc.terminate()
+            proc.wait(10)
+    # the journal's messages are "durability <run> <ident>"; <run> is the session's run id
+    journal = JournalMessages(journal_dir)
+    for session in relp.sessions:
+        seen = journal.ids(session.run_id)
+        missing = [i for i in session.acked if seen[i] == 0]
+        doubled = [i for i, n in seen.items() if n > 1]
+        assert missing == [] and doubled == [], (session.run_id, missing[:5], doubled[:5])
+
+
+class JournalMessages:
+    def __init__(self, journal_dir: Path) -> None:
+        from norrvakt.event import event_from_canonical
+        from norrvakt.journal.log import JournalConfig
+
+        journal = JournalConfig(directory=journal_dir, fsync=False, merkle=True).build()
+        try:
+            self.messages = [event_from_canonical(b).message for _s, b in journal.read("lulea")]
+        finally:
+            journal.close()
+
+    def ids(self, run_id: str) -> Counter[str]:
+        marker = f"durability {run_id} "
+        return Counter(m.rsplit(" ", 1)[-1] for m in self.messages if marker in m)
