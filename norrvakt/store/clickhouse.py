@@ -22,6 +22,7 @@ from typing import Any
 import clickhouse_connect
 
 from norrvakt.event import Event
+from norrvakt.store.cluster_schema import ClusterSchemaConfig
 from norrvakt.store.schema import BASE_COLUMNS, ECS_COLUMNS, EVENTS_TABLE, TAIL_COLUMNS, events_ddl
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,19 @@ class StoreConfig:
     ``dsn``: ``chdb:///abs/path`` (embedded, default under the data directory) or
     ``http://user:pass@host:8123`` for a ClickHouse server. ``database``: the database that
     holds the events table. ``retention_days``: TTL of rows in the store (the journal keeps
-    its own retention, see docs/integrity.md); 0 disables the TTL.
+    its own retention, see docs/integrity.md); 0 disables the TTL. ``dedupe_window``: block ids
+    the events table keeps so :meth:`ClickHouseStore.insert_block` with a token skips a replay
+    (a store replica fed by store writers, norrvakt.store.writer); 0, the embedded node's
+    default, keeps none — its indexer deletes a cut tail and re-inserts it, which a
+    deduplicating table could take for a replay and drop. ``cluster``: create and write the
+    replicated production table (norrvakt.store.cluster_schema) instead of the embedded one.
     """
 
     dsn: str
     database: str = "norrvakt"
     retention_days: int = 395
+    dedupe_window: int = 0
+    cluster: ClusterSchemaConfig | None = None
 
     def build(self) -> ClickHouseStore:
         return ClickHouseStore(self)
@@ -55,6 +63,14 @@ _SESSION_SETTINGS = {"max_partitions_per_insert_block": 0}
 # aggregation, a rule test's scan) made every other analyst's page wait behind it. ClickHouse
 # parallelizes each query itself, so more clients add fairness, not throughput.
 READERS = 3
+# One INSERT = one block, whatever the rows: the client sends the batch as one Native block (its
+# own split follows an estimate of ~2 MiB a block, so it changes with the rows: 20,000 rows of
+# 2 KB went as 10 blocks), and the server neither squashes blocks nor inserts asynchronously
+# (chDB 26.9 has async_insert=1 by default). Deduplication is per block (``token``, ``token_1``,
+# …), so a replay cut into other blocks is taken partly for the first attempt: measured in chDB
+# 26.9, a batch of 1,000 whose first block of 500 had landed, replayed as one block of 1,000,
+# stored 500 — the other 500 silently dropped (tests/store/test_exactly_once.py).
+_ONE_BLOCK = {"async_insert": 0, "min_insert_block_size_rows": 0, "min_insert_block_size_bytes": 0}
 
 
 class ClickHouseStore:
@@ -65,9 +81,16 @@ class ClickHouseStore:
         self.config = config
         self._insert_lock = threading.Lock()
         self._readers: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._schema = config.cluster.build() if config.cluster else None
+        if self._schema and self._schema.config.database != config.database:
+            theirs = self._schema.config.database
+            raise StoreError(f"store database {config.database!r} is not the cluster schema's {theirs!r}")
         try:
             bootstrap = clickhouse_connect.get_client(dsn=config.dsn)
-            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{config.database}`")
+            if self._schema:
+                bootstrap.command(self._schema.create_database())
+            else:
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{config.database}`")
             self._writer = clickhouse_connect.get_client(
                 dsn=config.dsn, database=config.database, settings=_SESSION_SETTINGS
             )
@@ -77,7 +100,15 @@ class ClickHouseStore:
             ]
             for reader in self._reader_list:
                 self._readers.put(reader)
-            self._writer.command(events_ddl(config.retention_days))
+            if self._schema:
+                self._writer.command(self._schema.create_table())
+            else:
+                self._writer.command(events_ddl(config.retention_days, dedupe_window=config.dedupe_window))
+                if config.dedupe_window > 0:  # a table made before the flag was set
+                    self._writer.command(
+                        f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING "
+                        f"non_replicated_deduplication_window = {int(config.dedupe_window)}"
+                    )
             # The table's column types, read once: an insert that names them skips the DESCRIBE
             # TABLE clickhouse-connect otherwise runs before every insert (a query per batch).
             described = self._writer.query(f"DESCRIBE TABLE {EVENTS_TABLE}").result_rows
@@ -102,8 +133,58 @@ class ClickHouseStore:
                 EVENTS_TABLE, columns, column_names=names, column_type_names=types, column_oriented=True
             )
 
+    def insert_block(self, events: Sequence[Event], *, token: str | None, dedupe: bool = True) -> None:
+        """Insert ``events`` as exactly one block (see ``_ONE_BLOCK``), for a store writer.
+
+        ``token`` becomes the block's ``insert_deduplication_token``: a replay of the same rows
+        with the same token is skipped by a table that keeps block ids (``dedupe_window`` or
+        the replicated table). ``dedupe=False`` turns deduplication off for this insert
+        (``deduplicate_insert = 'disable'``; ClickHouse 26 ignores ``insert_deduplicate = 0``):
+        without a token a deduplicating table still drops a block equal to an earlier one by
+        its content hash, so a negative control must turn it off, not only leave out the token.
+        """
+        if not events:
+            return
+        names, columns = _columns(events)
+        try:
+            types = [self._column_types[name] for name in names]
+        except KeyError as exc:
+            raise StoreError(
+                f"the store's {EVENTS_TABLE} table has no column {exc.args[0]!r} (made by another version?)"
+            ) from None
+        settings: dict[str, Any] = dict(_ONE_BLOCK)
+        if self._schema:
+            settings.update(self._schema.insert_settings())
+        if token is not None:
+            settings["insert_deduplication_token"] = token
+        if not dedupe:
+            settings["deduplicate_insert"] = "disable"
+        with self._insert_lock:
+            context = self._writer.create_insert_context(
+                EVENTS_TABLE, names, column_type_names=types, column_oriented=True, settings=settings
+            )
+            context.req_block_size = len(events)  # before .data: it sizes the blocks
+            context.data = columns
+            self._writer.data_insert(context)
+
+    def count_range(self, tenant: str, first_seq: int, last_seq: int) -> int:
+        """Rows of ``tenant`` with ``first_seq`` ≤ seq ≤ ``last_seq``."""
+        (n,) = self.query(
+            f"SELECT count() FROM {EVENTS_TABLE} WHERE tenant = {{t:String}} "
+            f"AND seq >= {{a:UInt64}} AND seq <= {{b:UInt64}}",
+            {"t": tenant, "a": first_seq, "b": last_seq},
+        )[0]
+        return int(n)
+
     def delete_tenant_from(self, tenant: str, first_seq: int) -> None:
         """Remove rows of ``tenant`` with seq ≥ ``first_seq`` (the unacknowledged-by-store tail)."""
+        if self.config.dedupe_window > 0 or self._schema:
+            # The block ids of deleted rows stay in the table's log: re-inserting the same rows
+            # would be taken for a replay and skipped, and the rows would be gone.
+            raise StoreError(
+                f"cannot delete {tenant}'s rows from seq {first_seq}: this store deduplicates inserts, "
+                "so rows re-inserted after a delete would be dropped as replays"
+            )
         with self._insert_lock:
             self._writer.command(
                 f"DELETE FROM {EVENTS_TABLE} WHERE tenant = {{t:String}} AND seq >= {{s:UInt64}}",

@@ -56,7 +56,7 @@ TAIL_COLUMNS: tuple[str, ...] = ("fields", "message", "raw")
 INSERT_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(ECS_COLUMNS.values()) + TAIL_COLUMNS
 
 
-def events_ddl(retention_days: int) -> str:
+def events_ddl(retention_days: int, *, dedupe_window: int = 0) -> str:
     """CREATE TABLE for the events table. ``retention_days`` ≤ 0 means no TTL.
 
     Partitioned by the day Norrvakt received an event, not the day it happened: ClickHouse
@@ -66,14 +66,45 @@ def events_ddl(retention_days: int) -> str:
     partition (two around midnight), retention (by ``ingested``) drops whole partitions, and
     searches by ``ts`` are narrowed by the primary key ``(tenant, ts)`` in every part. Stores
     made before keep their partitioning (both are correct); a rebuild from the journal gives
-    the new one."""
+    the new one.
+
+    ``dedupe_window`` > 0 keeps the ids of the last that many inserted blocks
+    (``non_replicated_deduplication_window``) so a replayed block is skipped — for a store
+    replica fed by a store writer (norrvakt.store.writer); 0, the embedded node's table, keeps
+    none."""
+    settings = "index_granularity = 8192"
+    if dedupe_window > 0:
+        settings += f", non_replicated_deduplication_window = {int(dedupe_window)}"
+    return table_ddl(
+        EVENTS_TABLE,
+        engine="MergeTree",
+        order_by="(tenant, ts)",
+        retention_days=retention_days,
+        settings=settings,
+    )
+
+
+def table_ddl(
+    name: str,
+    *,
+    engine: str,
+    order_by: str,
+    retention_days: int,
+    settings: str,
+    on_cluster: str = "",
+    primary_key: str = "",
+) -> str:
+    """CREATE TABLE with the events table's columns and indexes; the embedded store and the
+    production cluster (norrvakt.store.cluster_schema) differ only in what is passed here."""
     ecs_cols = ",\n  ".join(
         f"`{ECS_COLUMNS[name]}` {'LowCardinality(String)' if name in _LOW_CARDINALITY else 'String'}"
         for name in ECS_FIELDS
     )
     ttl = f"TTL toDateTime(ingested) + INTERVAL {int(retention_days)} DAY" if retention_days > 0 else ""
+    cluster = f" ON CLUSTER {on_cluster}" if on_cluster else ""
+    key = f"PRIMARY KEY {primary_key}\n" if primary_key else ""
     return f"""
-CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
+CREATE TABLE IF NOT EXISTS {name}{cluster} (
   tenant LowCardinality(String),
   seq UInt64,
   ts DateTime64(6, 'UTC'),
@@ -89,9 +120,9 @@ CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
   INDEX message_text message_lower TYPE text(tokenizer = splitByNonAlpha),
   INDEX user_idx user_name TYPE bloom_filter GRANULARITY 4,
   INDEX srcip_idx source_ip TYPE bloom_filter GRANULARITY 4
-) ENGINE = MergeTree
+) ENGINE = {engine}
 PARTITION BY toDate(ingested)
-ORDER BY (tenant, ts)
+{key}ORDER BY {order_by}
 {ttl}
-SETTINGS index_granularity = 8192
+SETTINGS {settings}
 """.strip()
