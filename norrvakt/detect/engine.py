@@ -250,7 +250,8 @@ class RuleSet:
     def _matcher(self, name: str) -> FieldMatcher:
         matcher = self._matchers.get(name)
         if matcher is None:
-            matcher = self._matchers[name] = FieldMatcher(self._field_atoms.get(name, []), self._memo)
+            atoms = self._field_atoms.get(name, [])
+            matcher = self._matchers[name] = FieldMatcher(atoms, self._memo, remember=name != KEYWORDS)
         return matcher
 
 

@@ -135,22 +135,26 @@ class FieldMatcher:
     """Every bulk atom on one field: ``match(value, out)`` adds the numbers of those that hold.
 
     With a :class:`Memo` (a rule set passes its own), the answers for short values are
-    remembered; without one the matcher has a memo of its own."""
+    remembered; without one the matcher has a memo of its own. ``remember=False``: none are
+    (keywords are matched over all of an event's text, which is rarely seen twice)."""
 
-    __slots__ = ("_ci", "_cs", "_memo", "_seen")
+    __slots__ = ("_ci", "_cs", "_longest", "_memo", "_seen")
 
-    def __init__(self, atoms: list[tuple[int, str, str]], memo: Memo | None = None) -> None:
+    def __init__(
+        self, atoms: list[tuple[int, str, str]], memo: Memo | None = None, *, remember: bool = True
+    ) -> None:
         ci = [a for a in atoms if a[1] in CI_STRING_OPS]
         cs = [a for a in atoms if a[1] in CS_STRING_OPS]
         self._ci = _AtomSet(ci) if ci else None
         self._cs = _AtomSet(cs) if cs else None
         self._memo = memo if memo is not None else Memo()
         self._seen = self._memo.table()
+        self._longest = MEMO_VALUE_CHARS if remember else -1
 
     def match(self, value: str, out: set[int]) -> None:
         hit = self._seen.get(value)
         if hit is None:
-            if len(value) > MEMO_VALUE_CHARS:
+            if len(value) > self._longest:
                 self._run(value, out)
                 return
             found: set[int] = set()
