@@ -47,11 +47,36 @@ def nats_cmd(nats_dir: Path, nodes: int) -> None:
 @click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant whose stream to integrate.")
 @click.option("--journal", "journal_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--no-fsync", is_flag=True, help="For tests only: do not fsync the journal.")
-def integrate_cmd(nats_dir: Path, tenants: tuple[str, ...], journal_dir: Path, no_fsync: bool) -> None:
-    """Build each tenant's journal from its stream, until stopped (SIGTERM/Ctrl-C)."""
+@click.option(
+    "--name", default=None, help="This integrator's name (the lease holder); default: the host name."
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Ed25519 signing key (PEM), the same on every integrator; default: one generated under the journal.",
+)
+@click.option("--lease-ttl", default=10.0, show_default=True, help="Seconds a signing lease lasts unrenewed.")
+@click.option("--checkpoint-every", default=5.0, show_default=True, help="Seconds between checkpoints.")
+def integrate_cmd(
+    nats_dir: Path,
+    tenants: tuple[str, ...],
+    journal_dir: Path,
+    no_fsync: bool,
+    name: str | None,
+    key_file: Path | None,
+    lease_ttl: float,
+    checkpoint_every: float,
+) -> None:
+    """Build each tenant's journal from its stream and, holding the tenant's lease, sign its
+    checkpoints; until stopped (SIGTERM/Ctrl-C). Run two or more for each tenant."""
+    import socket
+
     from norrvakt.cluster.integrator import IntegratorConfig
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.signing import Lease, SigningConfig, TenantSigner, checkpoint_stream
     from norrvakt.cluster.streams import TenantStreamConfig
+    from norrvakt.journal.keys import KeyRing
     from norrvakt.journal.log import JournalConfig
 
     async def run() -> None:
@@ -65,9 +90,20 @@ def integrate_cmd(nats_dir: Path, tenants: tuple[str, ...], journal_dir: Path, n
             loop.add_signal_handler(sig, stop.set)
         for tenant in tenants:
             await TenantStreamConfig().ensure(js, tenant)
-        integrators = [IntegratorConfig(t, journal_dir / ".integrator").build(js, journal) for t in tenants]
+        state = journal_dir / ".integrator"
+        integrators = [IntegratorConfig(t, state).build(js, journal) for t in tenants]
+        holder = name or socket.gethostname()
+        keys = KeyRing(journal_dir / ".keys", key_file)
+        signing = SigningConfig(holder, ttl_s=lease_ttl, every_s=checkpoint_every)
+        await checkpoint_stream(js)
+        signers = [
+            TenantSigner(js, journal, keys, await Lease.open(js, t, holder, lease_ttl), state)
+            for t in tenants
+        ]
         try:
-            await asyncio.gather(*(i.run(stop) for i in integrators))
+            await asyncio.gather(
+                *(i.run(stop) for i in integrators), *(signing.run(s, stop) for s in signers)
+            )
         finally:
             journal.close()
             await nc.close()
