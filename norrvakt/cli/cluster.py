@@ -163,6 +163,50 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None) -> None:
     asyncio.run(run())
 
 
+@cluster_group.command("store")
+@_NATS_DIR
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant whose stream to store.")
+@click.option(
+    "--store-dir", type=click.Path(path_type=Path), required=True, help="This replica's chDB folder."
+)
+@click.option(
+    "--batch-rows", default=5000, show_default=True, help="Rows per full insert (fixed per replica)."
+)
+@click.option("--no-dedupe", is_flag=True, help="At-least-once (the tests' negative control only).")
+def store_cmd(
+    nats_dir: Path, tenants: tuple[str, ...], store_dir: Path, batch_rows: int, no_dedupe: bool
+) -> None:
+    """One store replica: each tenant's stream into this replica's store, exactly once."""
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.store_feed import StoreFeedConfig
+    from norrvakt.store.clickhouse import StoreConfig
+    from norrvakt.store.writer import StoreWriterConfig
+
+    async def run() -> None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        store = StoreConfig(
+            dsn=f"chdb://{(store_dir / 'chdb').resolve()}", dedupe_window=0 if no_dedupe else 10_000
+        ).build()
+        writer = StoreWriterConfig(
+            store_dir / "ledger", batch_rows=batch_rows, linger_s=0.5, dedupe=not no_dedupe
+        )
+        nc = await connect(NatsClusterConfig(nats_dir).build(), "norrvakt-store")
+        js = nc.jetstream()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        # one writer per tenant: each owns its tenant's ledger, and the writer is not thread-safe
+        feeds = [StoreFeedConfig(t, store_dir / "feed").build(js, writer.build(store)) for t in tenants]
+        try:
+            await asyncio.gather(*(f.run(stop) for f in feeds))
+        finally:
+            store.close()
+            await nc.close()
+
+    asyncio.run(run())
+
+
 @cluster_group.command("status")
 @_NATS_DIR
 @click.option("--journal", "journal_dir", type=click.Path(path_type=Path), default=None)

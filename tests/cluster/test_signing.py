@@ -67,14 +67,19 @@ async def _chain(cluster: NatsCluster) -> list[Checkpoint]:
     return lines
 
 
-async def _publish(cluster: NatsCluster, start: int, count: int) -> None:
+async def _publish_to(cluster: NatsCluster, tenant: str, start: int, count: int) -> None:
+    """Publish events ``start`` .. ``start + count - 1`` of ``tenant`` in envelopes of 250."""
     nc = await connect(cluster)
     js = nc.jetstream()
-    await TenantStreamConfig().ensure(js, "gallivare")
+    await TenantStreamConfig().ensure(js, tenant)
     pub = EnvelopePublisher(js, "ingest-1")
     for b in range(start, start + count, 250):
-        await pub.publish("gallivare", [_event("gallivare", f"g{i}") for i in range(b, b + 250)])
+        await pub.publish(tenant, [_event(tenant, f"g{i}") for i in range(b, b + 250)])
     await nc.close()
+
+
+async def _publish(cluster: NatsCluster, start: int, count: int) -> None:
+    await _publish_to(cluster, "gallivare", start, count)
 
 
 def _wait(condition, timeout: float) -> float:  # type: ignore[no-untyped-def]

@@ -1,0 +1,139 @@
+"""A store replica's feed: a tenant's stream into one store, each event exactly once.
+
+Each store replica has its own feed per tenant, reading the replicated log on its own (so a
+replica that is down or rebuilt catches up from the stream without the other noticing). The
+feed gives each envelope's events their seqs as the integrator does (envelope by envelope, in
+stream order) and hands them to the replica's :class:`~norrvakt.store.writer.StoreWriter`,
+which cuts batches as a pure function of the seqs and inserts each as one block with its dedupe
+token (norrvakt/store/writer.py says why that is exactly once across crashes).
+
+The feed's own position — the last envelope all of whose events the writer has stored, and the
+seq it ended at — is written after the writer's checkpoint, so after a crash the feed starts at
+or before what the store lacks; the writer skips what it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+
+from norrvakt.cluster import envelope, streams
+from norrvakt.cluster.integrator import IntegrationError, Position
+from norrvakt.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreFeedConfig:
+    tenant: str
+    state_dir: Path
+    fetch_batch: int = 100
+    fetch_timeout_s: float = 0.5
+
+    def build(self, js: JetStreamContext, writer: StoreWriter) -> StoreFeed:
+        return StoreFeed(self, js, writer)
+
+
+@dataclass
+class StoreFeed:
+    config: StoreFeedConfig
+    js: JetStreamContext
+    writer: StoreWriter
+    position: Position = field(default_factory=Position)  # fed from the stream so far
+    _saved: Position = field(default_factory=Position)  # wholly stored (the restart point)
+    _ends: list[tuple[int, int]] = field(default_factory=list)  # (stream seq, last event seq) fed
+
+    @property
+    def _file(self) -> Path:
+        return self.config.state_dir / f"store-feed-{self.config.tenant}.json"
+
+    def _load(self) -> Position:
+        try:
+            doc = json.loads(self._file.read_text())
+        except FileNotFoundError:
+            return Position()
+        return Position(int(doc["stream_seq"]), int(doc["journal_seq"]))
+
+    def _save(self, pos: Position) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._file.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"stream_seq": pos.stream_seq, "journal_seq": pos.journal_seq}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self._file)
+        self._saved = pos
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tenant = self.config.tenant
+        await asyncio.to_thread(self.writer.resume, tenant)
+        self.position = self._saved = self._load()
+        while not stop.is_set():
+            sub = await self.js.pull_subscribe(
+                streams.subject(tenant),
+                durable=None,
+                stream=streams.stream_name(tenant),
+                config=js_api.ConsumerConfig(
+                    deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=self.position.stream_seq + 1,
+                    ack_policy=js_api.AckPolicy.NONE,  # the writer's ledger is the position
+                    inactive_threshold=60.0,
+                ),
+            )
+            try:
+                await self._consume(sub, stop)
+            except IntegrationError:
+                raise
+            except Exception as exc:  # the subscription broke (nats.py#504): again from here
+                log.warning("%s: store feed paused (%s: %s); resubscribing", tenant, type(exc).__name__, exc)
+                await asyncio.sleep(0.5)
+            finally:
+                try:
+                    await sub.unsubscribe()
+                except Exception:  # (the connection may be gone)
+                    pass
+        await asyncio.to_thread(self.writer.stop)
+        self._advance()
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(self.config.fetch_batch, timeout=self.config.fetch_timeout_s)
+            except (NatsTimeoutError, TimeoutError):
+                msgs = []
+            events = []
+            for m in msgs:
+                seq = m.metadata.sequence.stream
+                if seq <= self.position.stream_seq:
+                    continue
+                if seq != self.position.stream_seq + 1:
+                    gap = f"from envelope {self.position.stream_seq} to {seq}"
+                    raise IntegrationError(f"{self.config.tenant}: the stream skips {gap}")
+                _tenant, _origin, part = envelope.unpack(m.data)
+                for i, e in enumerate(part, self.position.journal_seq + 1):
+                    e.seq = i
+                events += part
+                self.position = Position(seq, self.position.journal_seq + len(part))
+                self._ends.append((seq, self.position.journal_seq))
+            if events:
+                await asyncio.to_thread(self.writer.offer, events)
+            await asyncio.to_thread(self.writer.flush_due)
+            self._advance()
+
+    def _advance(self) -> None:
+        """Move the restart point past every envelope the writer has wholly stored."""
+        stored = self.writer.stored_through(self.config.tenant)
+        best = self._saved
+        while self._ends and self._ends[0][1] <= stored:
+            best = Position(*self._ends.pop(0))
+        if best != self._saved:
+            self._save(best)
