@@ -197,7 +197,11 @@ def store_cmd(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         # one writer per tenant: each owns its tenant's ledger, and the writer is not thread-safe
-        feeds = [StoreFeedConfig(t, store_dir / "feed").build(js, writer.build(store)) for t in tenants]
+        crash = _failpoint_after_insert()
+        feeds = [
+            StoreFeedConfig(t, store_dir / "feed").build(js, writer.build(store, after_insert=crash))
+            for t in tenants
+        ]
         try:
             await asyncio.gather(*(f.run(stop) for f in feeds))
         finally:
@@ -205,6 +209,26 @@ def store_cmd(
             await nc.close()
 
     asyncio.run(run())
+
+
+def _failpoint_after_insert() -> Any:
+    """A failpoint for the crash tests (as etcd's gofail): with NORRVAKT_FAILPOINT_STORE_AFTER_INSERT=N
+    the process dies at once after its N-th insert, before the writer records it — the one
+    crash a kill from outside cannot time."""
+    import os
+
+    n = int(os.environ.get("NORRVAKT_FAILPOINT_STORE_AFTER_INSERT", "0") or 0)
+    if n <= 0:
+        return None
+    count = 0
+
+    def hook(_tenant: str, _first: int, _last: int) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            os._exit(137)
+
+    return hook
 
 
 @cluster_group.command("status")

@@ -60,7 +60,12 @@ class StoreWriterConfig:
     linger_s: float = 1.0
     dedupe: bool = True
 
-    def build(self, store: ClickHouseStore, ledger: Ledger | None = None) -> StoreWriter:
+    def build(
+        self,
+        store: ClickHouseStore,
+        ledger: Ledger | None = None,
+        after_insert: Callable[[str, int, int], None] | None = None,
+    ) -> StoreWriter:
         if not 1 <= self.batch_rows <= 1_000_000:
             raise ValueError(f"store writer: batch_rows {self.batch_rows} — must be 1..1000000")
         if self.linger_s < 0:
@@ -70,7 +75,8 @@ class StoreWriterConfig:
                 f"store writer: the store {store.config.database!r} keeps no block ids (dedupe_window 0), "
                 "so a replay after a crash would store its batch twice"
             )
-        return StoreWriter(self, store, ledger if ledger is not None else FileLedger(self.ledger_dir))
+        ledger = ledger if ledger is not None else FileLedger(self.ledger_dir)
+        return StoreWriter(self, store, ledger, after_insert=after_insert)
 
 
 @dataclass

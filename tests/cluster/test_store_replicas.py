@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +32,9 @@ store.close()
 """
 
 
-def _replica(cluster: NatsCluster, store_dir: Path) -> subprocess.Popen[bytes]:
+def _replica(
+    cluster: NatsCluster, store_dir: Path, tenant: str = TENANT, *, crash_after: int = 0, dedupe: bool = True
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -41,12 +44,14 @@ def _replica(cluster: NatsCluster, store_dir: Path) -> subprocess.Popen[bytes]:
         "--nats-dir",
         str(cluster.config.directory),
     ]
-    return subprocess.Popen([*cmd, "--tenant", TENANT, "--store-dir", str(store_dir), "--batch-rows", "1000"])
+    cmd += ["--tenant", tenant, "--store-dir", str(store_dir), "--batch-rows", "1000"]
+    env = {**os.environ, "NORRVAKT_FAILPOINT_STORE_AFTER_INSERT": str(crash_after)}
+    return subprocess.Popen(cmd + ([] if dedupe else ["--no-dedupe"]), env=env)
 
 
-def _counts(store_dir: Path) -> list[int]:
+def _counts(store_dir: Path, tenant: str = TENANT) -> list[int]:
     out = subprocess.run(
-        [sys.executable, "-c", _COUNT, str((store_dir / "chdb").resolve()), TENANT],
+        [sys.executable, "-c", _COUNT, str((store_dir / "chdb").resolve()), tenant],
         capture_output=True,
         text=True,
         check=True,
@@ -81,3 +86,29 @@ def test_kill_9_of_a_store_replica_mid_stream_stores_every_event_once(
             low,
             high,
         )
+
+
+@pytest.mark.parametrize("dedupe", [True, False], ids=["tokens", "negative-control-no-tokens"])
+def test_a_crash_between_insert_and_its_record_is_replayed_once(
+    cluster: NatsCluster, tmp_path: Path, dedupe: bool
+) -> None:
+    """The failpoint kills the replica right after its 3rd insert, before the writer records it.
+    With tokens the restart finds the range stored and all 5,000 events are there once; the
+    negative control without tokens stores that range twice — so the oracle can fail."""
+    tenant = "haparanda" if dedupe else "kalix"
+    asyncio.run(_publish_to(cluster, tenant, 0, 5000))
+    store = tmp_path / "store"
+    crashed = _replica(cluster, store, tenant, crash_after=3, dedupe=dedupe)
+    assert crashed.wait(30) == 137  # died at the failpoint
+    replica = _replica(cluster, store, tenant, dedupe=dedupe)
+    try:
+        time.sleep(4.0)
+    finally:
+        replica.send_signal(signal.SIGTERM)
+        replica.wait(20)
+    rows, seqs, low, high, _messages = _counts(store, tenant)
+    assert (seqs, low, high) == (5000, 1, 5000)
+    if dedupe:
+        assert rows == 5000
+    else:
+        assert rows == 6000, rows  # range 2001-3000 twice: what the tokens prevent
