@@ -116,8 +116,14 @@ def integrate_cmd(
 @click.option(
     "--name", default=None, help="This ingest node's name (in every envelope); default: the host name."
 )
+@click.option(
+    "--http/--no-http",
+    default=True,
+    show_default=True,
+    help="Serve HEC, _bulk and /ingest on server.host:server.port (tokens from state.url).",
+)
 @click.pass_context
-def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None) -> None:
+def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None, http: bool) -> None:
     """A stateless ingest node: the configuration's listeners, their records parsed here and
     published to the tenants' streams; a sender is acknowledged once JetStream has its records."""
     import logging
@@ -149,11 +155,27 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        web = None
+        if http:
+            from norrvakt.cluster.ingest_http import IngestNodeRuntime, SinkPipeline, ingest_app
+            from norrvakt.sources.http_guard import web_server
+            from norrvakt.state.db import open_state
+
+            pipeline = SinkPipeline(sink)
+            runtime = IngestNodeRuntime(settings, open_state(settings.state_url()), pipeline)
+            web = web_server(ingest_app(runtime), settings, sink.transport_error)
         try:
             for src in sources:
                 await src.start(sink)
                 log.info("listening: %s (%s)", src.describe(), src.id)
-            await stop.wait()
+            if web is not None:
+                serving = asyncio.create_task(web.serve())
+                log.info("HTTP ingest on %s:%d", settings.server.host, settings.server.port)
+                await stop.wait()
+                web.should_exit = True
+                await serving
+            else:
+                await stop.wait()
         finally:
             for src in sources:
                 await src.stop()

@@ -196,6 +196,15 @@ async def _read_body(tok: IngestToken, request: Request) -> bytes | BodyError:
         return exc
 
 
+RETRY_AFTER_S = 5  # what a 503 asks a sender to wait: the journal (or the cluster's log) refused
+
+
+def _retry_later(resp: JSONResponse) -> JSONResponse:
+    """A 503 that tells the sender when to try again (HEC clients, Beats and Fluent Bit honour it)."""
+    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return resp
+
+
 def _hec_error(status: int, text: str, code: int, **extra: Any) -> JSONResponse:
     return JSONResponse({"text": text, "code": code, **extra}, status_code=status)
 
@@ -257,7 +266,7 @@ async def hec_event(request: Request) -> Response:
     try:
         await pipeline.commit(events + extra)
     except PipelineUnavailable as exc:
-        return _hec_error(503, f"Server is busy: {exc}", 9)
+        return _retry_later(_hec_error(503, f"Server is busy: {exc}", 9))
     if first_bad is not None:
         return _hec_error(400, "Invalid data format", 6, **{"invalid-event-number": first_bad})
     return _hec_error(200, "Success", 0)
@@ -300,7 +309,7 @@ async def hec_raw(request: Request) -> Response:
     try:
         await _commit(request, records, extra)
     except PipelineUnavailable as exc:
-        return _hec_error(503, f"Server is busy: {exc}", 9)
+        return _retry_later(_hec_error(503, f"Server is busy: {exc}", 9))
     if first_bad is not None:
         return _hec_error(400, "Invalid data format", 6, **{"invalid-event-number": first_bad})
     return _hec_error(200, "Success", 0)
@@ -332,7 +341,7 @@ async def es_bulk(request: Request, index: str | None = None) -> Response:
     try:
         await pipeline.commit(events + extra)
     except PipelineUnavailable as exc:
-        return _bulk_error(503, "unavailable", str(exc))
+        return _retry_later(_bulk_error(503, "unavailable", str(exc)))
     items = plan.items
     errors = False
     for item in items:
@@ -404,6 +413,6 @@ async def json_ingest(request: Request) -> Response:
     try:
         await _commit(request, [_record(tok, request, p, "json", hints) for p in payloads], extra)
     except PipelineUnavailable as exc:
-        return JSONResponse({"error": str(exc)}, status_code=503)
+        return _retry_later(JSONResponse({"error": str(exc)}, status_code=503))
     status = 400 if rejected else 200
     return JSONResponse({"accepted": len(payloads), "rejected": rejected}, status_code=status)

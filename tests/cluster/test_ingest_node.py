@@ -21,9 +21,12 @@ from tests.e2e.test_workers import ReconnectingRelpSender
 pytestmark = pytest.mark.cluster
 
 
-def _ingest_node(cluster: NatsCluster, config: Path, name: str) -> subprocess.Popen[bytes]:
+def _ingest_node(
+    cluster: NatsCluster, config: Path, name: str, *, http: bool = False
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "norrvakt.cli", "--config", str(config), "cluster", "ingest"]
-    return subprocess.Popen([*cmd, "--nats-dir", str(cluster.config.directory), "--name", name])
+    cmd += ["--nats-dir", str(cluster.config.directory), "--name", name]
+    return subprocess.Popen([*cmd, "--http" if http else "--no-http"])
 
 
 def _wait_port(port: int, timeout: float = 20) -> None:
@@ -103,3 +106,50 @@ class JournalMessages:
     def ids(self, run_id: str) -> Counter[str]:
         marker = f"durability {run_id} "
         return Counter(m.rsplit(" ", 1)[-1] for m in self.messages if marker in m)
+
+
+def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
+    cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """HEC bodies on an ingest node: the single node's routes (token, bad parts, answers), the
+    events in the tenant's stream once acknowledged; a wrong token is refused."""
+    import httpx
+
+    from norrvakt.state.accounts import create_ingest_token
+    from norrvakt.state.db import open_state
+
+    (http_port,) = free_ports(1)
+    data = tmp_path / "ingest-data"
+    data.mkdir()
+    config = tmp_path / "ingest.toml"
+    config.write_text(f'data_dir = "{data}"\n[server]\nhost = "127.0.0.1"\nport = {http_port}\n')
+    state = open_state(f"sqlite:///{data / 'state.db'}")
+    token = create_ingest_token(state, "lulea", "hec-cluster", "cluster test")
+    state.dispose()
+    journal_dir = tmp_path / "journal"
+    node = _ingest_node(cluster, config, "ingest-h", http=True)
+    integrator = _integrator(cluster, "lulea", journal_dir)
+    try:
+        _wait_port(http_port)
+        url = f"http://127.0.0.1:{http_port}/services/collector/event"
+        good = "\n".join(f'{{"event": "durability hecrun h{i}", "host": "dc01"}}' for i in range(300))
+        resp = httpx.post(url, content=good, headers={"Authorization": f"Splunk {token}"})
+        assert resp.status_code == 200 and resp.json()["code"] == 0, resp.text
+        bad = '{"event": "durability hecrun h300"}\n{"event": broken}'
+        resp = httpx.post(url, content=bad, headers={"Authorization": f"Splunk {token}"})
+        assert resp.status_code == 400 and resp.json()["invalid-event-number"] == 1, resp.text
+        resp = httpx.post(url, content=good, headers={"Authorization": "Splunk wrong"})
+        assert resp.status_code == 403, resp.text
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (journal_dir / "lulea").exists() and len(JournalMessages(journal_dir).ids("hecrun")) >= 301:
+                break
+            time.sleep(0.3)
+    finally:
+        for proc in (node, integrator):
+            proc.terminate()
+            proc.wait(10)
+    journal = JournalMessages(journal_dir)
+    assert journal.ids("hecrun") == Counter({f"h{i}": 1 for i in range(301)})
+    errors = [m for m in journal.messages if "HEC event 1 (byte offset" in m]
+    assert len(errors) == 1, errors  # the bad part, kept as a pipeline_error event

@@ -208,6 +208,8 @@ def test_descriptor_exhaustion_refuses_then_resumes(tmp_path: Path) -> None:
                 resp = http.post(
                     "/services/collector/event", content=body, headers={"Authorization": f"Splunk {token}"}
                 )
+                if resp.status_code == 503:  # the sender is told when to try again
+                    assert resp.headers.get("retry-after") == "5", resp.headers
                 return resp.status_code
 
             assert post(lulea, "fd-before") == 200  # the keep-alive connection is open now
