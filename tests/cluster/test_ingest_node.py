@@ -122,7 +122,9 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
     data = tmp_path / "ingest-data"
     data.mkdir()
     config = tmp_path / "ingest.toml"
-    config.write_text(f'data_dir = "{data}"\n[server]\nhost = "127.0.0.1"\nport = {http_port}\n')
+    config.write_text(
+        f'data_dir = "{data}"\nsources = []\n[server]\nhost = "127.0.0.1"\nport = {http_port}\n'
+    )
     state = open_state(f"sqlite:///{data / 'state.db'}")
     token = create_ingest_token(state, "lulea", "hec-cluster", "cluster test")
     state.dispose()
