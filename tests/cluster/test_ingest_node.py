@@ -16,6 +16,7 @@ import pytest
 from norrvakt.cluster.nats_servers import NatsCluster
 from tests.cluster.test_integrator import _integrator, _journal_ids
 from tests.e2e.harness import free_ports
+from tests.e2e.test_durability import _read_rsp
 from tests.e2e.test_workers import ReconnectingRelpSender
 
 pytestmark = pytest.mark.cluster
@@ -155,3 +156,74 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
     assert journal.ids("hecrun") == Counter({f"h{i}": 1 for i in range(301)})
     errors = [m for m in journal.messages if "HEC event 1 (byte offset" in m]
     assert len(errors) == 1, errors  # the bad part, kept as a pipeline_error event
+
+
+def test_a_full_stream_is_a_retry_signal_to_hec_and_relp_senders(
+    cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """With the tenant's stream full (discard: new) a HEC sender gets 503 with Retry-After and
+    a RELP sender no rsp 200 — nothing it sends is acknowledged, so nothing is lost."""
+    import asyncio
+    import socket
+
+    import httpx
+
+    from norrvakt.cluster.nats_servers import connect
+    from norrvakt.cluster.streams import TenantStreamConfig
+    from norrvakt.state.accounts import create_ingest_token
+    from norrvakt.state.db import open_state
+
+    async def small_stream() -> None:
+        nc = await connect(cluster)
+        await TenantStreamConfig(max_bytes=32 * 1024).ensure(nc.jetstream(), "arvidsjaur")
+        await nc.close()
+
+    asyncio.run(small_stream())
+    http_port, relp_port = free_ports(2)
+    data = tmp_path / "ingest-data"
+    data.mkdir()
+    config = tmp_path / "ingest.toml"
+    config.write_text(
+        f'data_dir = "{data}"\n[server]\nhost = "127.0.0.1"\nport = {http_port}\n'
+        '[[sources]]\nid = "relp"\ntype = "relp"\nprotocol = "tcp"\nhost = "127.0.0.1"\n'
+        f'port = {relp_port}\ntenant = "arvidsjaur"\n'
+    )
+    state = open_state(f"sqlite:///{data / 'state.db'}")
+    token = create_ingest_token(state, "arvidsjaur", "hec-full", "full stream")
+    state.dispose()
+    node = _ingest_node(cluster, config, "ingest-f", http=True)
+    try:
+        _wait_port(http_port)
+        url = f"http://127.0.0.1:{http_port}/services/collector/event"
+        body = "\n".join(f'{{"event": "fill {i} {"x" * 300}"}}' for i in range(20))
+        statuses = []
+        for _ in range(40):
+            resp = httpx.post(url, content=body, headers={"Authorization": f"Splunk {token}"})
+            statuses.append(resp.status_code)
+            if resp.status_code == 503:
+                assert resp.headers["retry-after"] == "5" and "full" in resp.json()["text"], resp.text
+                break
+        assert statuses[0] == 200 and statuses[-1] == 503, statuses
+        for i in range(400):  # to the brim: single small events until even they are refused
+            one = httpx.post(
+                url, content=f'{{"event": "brim {i}"}}', headers={"Authorization": f"Splunk {token}"}
+            )
+            if one.status_code == 503:
+                break
+        assert one.status_code == 503
+        # RELP: the session is opened, the message is not acknowledged
+        with socket.create_connection(("127.0.0.1", relp_port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            offer = b"relp_version=0\nrelp_software=test\ncommands=syslog"
+            sock.sendall(b"1 open %d %s\n" % (len(offer), offer))
+            assert _read_rsp(reader)[1].startswith(b"200")
+            msg = b"<13>1 - h a - - - refused while full " + b"y" * 2000  # more than any room left
+            sock.sendall(b"2 syslog %d %s\n" % (len(msg), msg))
+            try:
+                txnr, status = _read_rsp(reader)
+            except OSError:  # the session is closed: no acknowledgement
+                txnr, status = 2, b"closed"
+            assert txnr == 2 and not status.startswith(b"200"), status
+    finally:
+        node.terminate()
+        node.wait(10)
