@@ -256,9 +256,18 @@ def _failpoint_after_insert() -> Any:
 @cluster_group.command("status")
 @_NATS_DIR
 @click.option("--journal", "journal_dir", type=click.Path(path_type=Path), default=None)
-def status_cmd(nats_dir: Path, journal_dir: Path | None) -> None:
-    """Each tenant stream: its leader and replicas, envelopes, and how far the integrator is."""
+@click.option(
+    "--store-dir",
+    "store_dirs",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="A store replica's folder.",
+)
+def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path, ...]) -> None:
+    """Each tenant stream: its leader and replicas, envelopes, how far the integrator is (and
+    who holds the signing lease), and the seq each store replica has applied."""
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.signing import LEASE_BUCKET
 
     async def run() -> dict[str, Any]:
         cluster = NatsClusterConfig(nats_dir).build()
@@ -284,12 +293,28 @@ def status_cmd(nats_dir: Path, journal_dir: Path | None) -> None:
                     "last_seq": info.state.last_seq,
                     "bytes": info.state.bytes,
                 }
+                journal_seq = None
                 if journal_dir is not None:
                     pos_file = journal_dir / ".integrator" / f"integrated-{tenant}.json"
                     if pos_file.exists():
                         pos = json.loads(pos_file.read_text())
-                        row["integrated_seq"] = pos["stream_seq"]
-                        row["integrator_lag"] = info.state.last_seq - int(pos["stream_seq"])
+                        journal_seq = int(pos["journal_seq"])
+                        row["integrated_envelope"] = pos["stream_seq"]
+                        row["integrator_lag_envelopes"] = info.state.last_seq - int(pos["stream_seq"])
+                        row["journal_seq"] = journal_seq
+                try:
+                    lease = await (await js.key_value(LEASE_BUCKET)).get(tenant)
+                    row["signing_lease"] = lease.value.decode() if lease.value else None
+                except Exception:  # no lease bucket or key yet: nobody signs
+                    row["signing_lease"] = None
+                replicas = []
+                for store_dir in store_dirs:
+                    ledger = store_dir / "ledger" / f"{tenant}.json"
+                    applied = int(json.loads(ledger.read_text())["stored_through"]) if ledger.exists() else 0
+                    lag = None if journal_seq is None else journal_seq - applied
+                    replicas.append({"store": str(store_dir), "applied_seq": applied, "behind_journal": lag})
+                if replicas:
+                    row["store_replicas"] = replicas
                 out["streams"].append(row)
         finally:
             await nc.close()

@@ -77,6 +77,24 @@ def test_kill_9_of_a_store_replica_mid_stream_stores_every_event_once(
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
             proc.wait(20)
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "norrvakt.cli",
+            "cluster",
+            "status",
+            "--nats-dir",
+            str(cluster.config.directory),
+        ]
+        + [f"--store-dir={d}" for d in replicas.values()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (stream,) = [x for x in json.loads(status.stdout)["streams"] if x["tenant"] == TENANT]
+    assert stream["leader"] and len(stream["replicas"]) == 2, stream  # R3: a leader and two more
+    assert [r["applied_seq"] for r in stream["store_replicas"]] == [12500, 12500], stream
     for name, d in replicas.items():
         rows, seqs, low, high, messages = _counts(d)
         assert (rows, seqs, low, high, messages) == (12500, 12500, 1, 12500, 12500), (
