@@ -30,6 +30,7 @@ from typing import Any
 from _common import cpu_seconds, peak_rss_mb, print_table, write_result
 from ingest_http import Posters, check_shapes, hec_event, read_records
 
+from norrvakt.cluster.integrator import state_dir_of
 from norrvakt.cluster.nats_servers import NatsClusterConfig
 from norrvakt.state.accounts import create_ingest_token
 from norrvakt.state.db import open_state
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         total = per_node * len(ports)
         journaled_at = stored_at = 0.0
         stores = [tmp / f"store-{r}" / "ledger" / f"{TENANT}.json" for r in ("a", "b")]
-        position = journal / ".integrator" / f"integrated-{TENANT}.json"
+        position = state_dir_of(journal) / f"integrated-{TENANT}.json"
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             time.sleep(0.25)

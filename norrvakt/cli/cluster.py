@@ -54,7 +54,7 @@ def nats_cmd(nats_dir: Path, nodes: int) -> None:
     "--key-file",
     type=click.Path(path_type=Path, exists=True),
     default=None,
-    help="Ed25519 signing key (PEM), the same on every integrator; default: one generated under the journal.",
+    help="Ed25519 signing key (PEM), the same on every integrator; default: one made beside the journal.",
 )
 @click.option("--lease-ttl", default=10.0, show_default=True, help="Seconds a signing lease lasts unrenewed.")
 @click.option("--checkpoint-every", default=5.0, show_default=True, help="Seconds between checkpoints.")
@@ -72,7 +72,7 @@ def integrate_cmd(
     checkpoints; until stopped (SIGTERM/Ctrl-C). Run two or more for each tenant."""
     import socket
 
-    from norrvakt.cluster.integrator import IntegratorConfig
+    from norrvakt.cluster.integrator import IntegratorConfig, state_dir_of
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.signing import Lease, SigningConfig, TenantSigner, checkpoint_stream
     from norrvakt.cluster.streams import TenantStreamConfig
@@ -90,10 +90,10 @@ def integrate_cmd(
             loop.add_signal_handler(sig, stop.set)
         for tenant in tenants:
             await TenantStreamConfig().ensure(js, tenant)
-        state = journal_dir / ".integrator"
+        state = state_dir_of(journal_dir)
         integrators = [IntegratorConfig(t, state).build(js, journal) for t in tenants]
         holder = name or socket.gethostname()
-        keys = KeyRing(journal_dir / ".keys", key_file)
+        keys = KeyRing(state / "keys", key_file)
         signing = SigningConfig(holder, ttl_s=lease_ttl, every_s=checkpoint_every)
         await checkpoint_stream(js)
         signers = [
@@ -266,6 +266,7 @@ def _failpoint_after_insert() -> Any:
 def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path, ...]) -> None:
     """Each tenant stream: its leader and replicas, envelopes, how far the integrator is (and
     who holds the signing lease), and the seq each store replica has applied."""
+    from norrvakt.cluster.integrator import state_dir_of
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.signing import LEASE_BUCKET
 
@@ -295,7 +296,7 @@ def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path,
                 }
                 journal_seq = None
                 if journal_dir is not None:
-                    pos_file = journal_dir / ".integrator" / f"integrated-{tenant}.json"
+                    pos_file = state_dir_of(journal_dir) / f"integrated-{tenant}.json"
                     if pos_file.exists():
                         pos = json.loads(pos_file.read_text())
                         journal_seq = int(pos["journal_seq"])

@@ -37,6 +37,12 @@ from norrvakt.journal.log import Journal
 log = logging.getLogger(__name__)
 
 
+def state_dir_of(journal_dir: Path) -> Path:
+    """Where an integrator keeps its positions and its signing keys: beside the journal, not in
+    it (every folder in the journal is a tenant to `norrvakt verify`)."""
+    return journal_dir.parent / f"{journal_dir.name}.integrator"
+
+
 class IntegrationError(Exception):
     """The stream and the journal do not fit together: integrating further would guess."""
 

@@ -86,6 +86,7 @@ class GuardedServer(asyncio.AbstractServer):
         # wins, which is as often the busy one.
         self.defer: Callable[[], float] | None = None
         self._deferred = False
+        self.accept_batch: Callable[[], int] | None = None  # (with defer) accepts per wake-up
         # Processes sharing the sockets share the caps too: the node admits each connection.
         self.admit_elsewhere: AdmitElsewhere | None = None
         self._retry: asyncio.TimerHandle | None = None
@@ -106,11 +107,13 @@ class GuardedServer(asyncio.AbstractServer):
         guard: ConnectionGuard,
         defer: Callable[[], float] | None = None,
         admit_elsewhere: AdmitElsewhere | None = None,
+        accept_batch: Callable[[], int] | None = None,
     ) -> GuardedServer:
         """A server accepting on ``sockets``, already bound and listening."""
         server = cls(sockets, factory, guard)
         server.defer = defer
         server.admit_elsewhere = admit_elsewhere
+        server.accept_batch = accept_batch
         server.resume_accepting()
         return server
 
@@ -162,9 +165,10 @@ class GuardedServer(asyncio.AbstractServer):
                 return
         self._deferred = False
         budget = self.guard.budget
-        # Sharing the sockets, take one connection at a time, so that the next waits for the
-        # deferral again and goes to whichever process holds fewer.
-        for _ in range(1 if self.defer is not None else ACCEPT_BATCH):
+        # Sharing the sockets, take few connections at a time (accept_batch), so that the next
+        # waits for the deferral again and goes to whichever process holds fewer.
+        batch = self.accept_batch() if self.accept_batch is not None else ACCEPT_BATCH
+        for _ in range(batch):
             if not budget.has_room():
                 # Every connection the descriptors allow is open: wait for one to close.
                 self.trouble.note("", f"all {budget.total} connections the descriptors allow are in use")

@@ -120,6 +120,7 @@ class StreamListener(abc.ABC):
         sockets: list[socket.socket],
         defer: Callable[[], float] | None = None,
         admit_elsewhere: AdmitElsewhere | None = None,
+        accept_batch: Callable[[], int] | None = None,
     ) -> None:
         """Accept on ``sockets`` (bound and listening), handing records to ``pipeline``; with
         ``defer`` and ``admit_elsewhere``, as a copy of the node's listener in a worker (see
@@ -129,7 +130,9 @@ class StreamListener(abc.ABC):
         self.guard = descriptor_budget().guard(
             self.id, lim.max_connections, lim.max_connections_per_peer, pipeline.transport_error, log
         )
-        self._server = GuardedServer.on(sockets, self._connection_for, self.guard, defer, admit_elsewhere)
+        self._server = GuardedServer.on(
+            sockets, self._connection_for, self.guard, defer, admit_elsewhere, accept_batch
+        )
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
 

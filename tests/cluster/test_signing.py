@@ -128,6 +128,6 @@ def test_kill_9_of_the_signing_integrator_hands_over_and_the_chain_never_forks(
     assert [c.size for c in chain] == sorted(c.size for c in chain)
     trusted = ring.public_keys()
     for name, journal in journals.items():
-        report = verify_journal(journal, trusted, tenants=["gallivare"])
-        assert report.ok, (name, [f.message for f in report.findings])
+        report = verify_journal(journal, trusted)
+        assert report.ok, (name, [(f.code, f.detail) for f in report.findings])
     print(f"signing handed over in {took:.1f} s (lease TTL {TTL:.0f} s)")
