@@ -34,23 +34,10 @@ from norrvakt.cluster.integrator import state_dir_of
 from norrvakt.cluster.nats_servers import NatsClusterConfig
 from norrvakt.state.accounts import create_ingest_token
 from norrvakt.state.db import open_state
-from tests.e2e.harness import free_ports
+from tests.e2e.harness import free_ports, wait_port
 
 TENANT = "lulea"
 NORRVAKT = [sys.executable, "-m", "norrvakt.cli"]
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 def _json(path: Path, key: str) -> int:
@@ -90,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cmd = [*NORRVAKT, "--log-level", "warning", "cluster", "store", *nats_dir, "--tenant", TENANT]
             procs[f"store-{r}"] = subprocess.Popen([*cmd, "--store-dir", str(tmp / f"store-{r}")])
         for port in ports:
-            _wait_port(port)
+            wait_port(port, 30)
         time.sleep(2.0)  # the integrator and the replicas subscribe
 
         per_node = args.events // len(ports)

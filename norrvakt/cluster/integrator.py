@@ -20,18 +20,16 @@ expired before it was integrated), the integrator stops and says so instead of g
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from norrvakt.cluster import envelope, streams
+from norrvakt.cluster.position import Position, PositionFile, subscribe_after
 from norrvakt.journal.log import Journal
 
 log = logging.getLogger(__name__)
@@ -45,14 +43,6 @@ def state_dir_of(journal_dir: Path) -> Path:
 
 class IntegrationError(Exception):
     """The stream and the journal do not fit together: integrating further would guess."""
-
-
-@dataclass
-class Position:
-    """The last stream sequence in the journal, and the journal seq it ended at."""
-
-    stream_seq: int = 0
-    journal_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,20 +74,10 @@ class Integrator:
     # -- position -------------------------------------------------------------------------
 
     def _load_position(self) -> Position:
-        try:
-            doc = json.loads(self._position_file.read_text())
-        except FileNotFoundError:
-            return Position()
-        return Position(int(doc["stream_seq"]), int(doc["journal_seq"]))
+        return PositionFile(self._position_file).load()
 
     def _save_position(self) -> None:
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._position_file.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump({"stream_seq": self.position.stream_seq, "journal_seq": self.position.journal_seq}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self._position_file)
+        PositionFile(self._position_file).save(self.position)
 
     async def catch_up_position(self) -> Position:
         """Where to go on from: the recorded position, moved past the envelopes a crash left in
@@ -144,7 +124,7 @@ class Integrator:
         nats.py#504) is made again from the position."""
         await self.catch_up_position()
         while not stop.is_set():
-            sub = await self._subscribe()
+            sub = await subscribe_after(self.js, self.config.tenant, self.position)
             try:
                 await self._consume(sub, stop)
             except IntegrationError:
@@ -162,20 +142,6 @@ class Integrator:
                     await sub.unsubscribe()
                 except Exception:  # (the connection may be gone)
                     pass
-
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        tenant = self.config.tenant
-        return await self.js.pull_subscribe(
-            streams.subject(tenant),
-            durable=None,
-            stream=streams.stream_name(tenant),
-            config=js_api.ConsumerConfig(
-                deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=self.position.stream_seq + 1,
-                ack_policy=js_api.AckPolicy.NONE,  # the journal is the position, not the consumer
-                inactive_threshold=60.0,
-            ),
-        )
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -15,18 +15,16 @@ or before what the store lacks; the writer skips what it already has.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 
-from norrvakt.cluster import envelope, streams
-from norrvakt.cluster.integrator import IntegrationError, Position
+from norrvakt.cluster import envelope
+from norrvakt.cluster.integrator import IntegrationError
+from norrvakt.cluster.position import Position, PositionFile, subscribe_after
 from norrvakt.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -57,20 +55,10 @@ class StoreFeed:
         return self.config.state_dir / f"store-feed-{self.config.tenant}.json"
 
     def _load(self) -> Position:
-        try:
-            doc = json.loads(self._file.read_text())
-        except FileNotFoundError:
-            return Position()
-        return Position(int(doc["stream_seq"]), int(doc["journal_seq"]))
+        return PositionFile(self._file).load()
 
     def _save(self, pos: Position) -> None:
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump({"stream_seq": pos.stream_seq, "journal_seq": pos.journal_seq}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self._file)
+        PositionFile(self._file).save(pos)
         self._saved = pos
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,17 +66,7 @@ class StoreFeed:
         await asyncio.to_thread(self.writer.resume, tenant)
         self.position = self._saved = self._load()
         while not stop.is_set():
-            sub = await self.js.pull_subscribe(
-                streams.subject(tenant),
-                durable=None,
-                stream=streams.stream_name(tenant),
-                config=js_api.ConsumerConfig(
-                    deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
-                    opt_start_seq=self.position.stream_seq + 1,
-                    ack_policy=js_api.AckPolicy.NONE,  # the writer's ledger is the position
-                    inactive_threshold=60.0,
-                ),
-            )
+            sub = await subscribe_after(self.js, tenant, self.position)
             try:
                 await self._consume(sub, stop)
             except IntegrationError:

@@ -118,9 +118,8 @@ class ClickHouseStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def insert_events(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+    def _typed_columns(self, events: Sequence[Event]) -> tuple[list[str], list[Any], list[str]]:
+        """The columns a batch has, their values and their types in the table."""
         names, columns = _columns(events)
         try:
             types = [self._column_types[name] for name in names]
@@ -128,6 +127,12 @@ class ClickHouseStore:
             raise StoreError(
                 f"the store's {EVENTS_TABLE} table has no column {exc.args[0]!r} (made by another version?)"
             ) from None
+        return names, columns, types
+
+    def insert_events(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        names, columns, types = self._typed_columns(events)
         with self._insert_lock:
             self._writer.insert(
                 EVENTS_TABLE, columns, column_names=names, column_type_names=types, column_oriented=True
@@ -145,13 +150,7 @@ class ClickHouseStore:
         """
         if not events:
             return
-        names, columns = _columns(events)
-        try:
-            types = [self._column_types[name] for name in names]
-        except KeyError as exc:
-            raise StoreError(
-                f"the store's {EVENTS_TABLE} table has no column {exc.args[0]!r} (made by another version?)"
-            ) from None
+        names, columns, types = self._typed_columns(events)
         settings: dict[str, Any] = dict(_ONE_BLOCK)
         if self._schema:
             settings.update(self._schema.insert_settings())

@@ -15,7 +15,7 @@ import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster
 from tests.cluster.test_integrator import _integrator, _journal_ids
-from tests.e2e.harness import free_ports
+from tests.e2e.harness import free_ports, wait_port
 from tests.e2e.test_durability import _read_rsp
 from tests.e2e.test_workers import ReconnectingRelpSender
 
@@ -28,19 +28,6 @@ def _ingest_node(
     cmd = [sys.executable, "-m", "norrvakt.cli", "--config", str(config), "cluster", "ingest"]
     cmd += ["--nats-dir", str(cluster.config.directory), "--name", name]
     return subprocess.Popen([*cmd, "--http" if http else "--no-http"])
-
-
-def _wait_port(port: int, timeout: float = 20) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def test_kill_9_of_an_ingest_node_loses_no_acknowledged_event(cluster: NatsCluster, tmp_path: Path) -> None:
@@ -56,7 +43,7 @@ def test_kill_9_of_an_ingest_node_loses_no_acknowledged_event(cluster: NatsClust
     integrator = _integrator(cluster, "lulea", journal_dir)
     relp = ReconnectingRelpSender(relp_port, "clusterrun")
     try:
-        _wait_port(relp_port)
+        wait_port(relp_port)
         relp.start()
         time.sleep(2.0)
         node.send_signal(signal.SIGKILL)  # mid-stream
@@ -133,7 +120,7 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
     node = _ingest_node(cluster, config, "ingest-h", http=True)
     integrator = _integrator(cluster, "lulea", journal_dir)
     try:
-        _wait_port(http_port)
+        wait_port(http_port)
         url = f"http://127.0.0.1:{http_port}/services/collector/event"
         good = "\n".join(f'{{"event": "durability hecrun h{i}", "host": "dc01"}}' for i in range(300))
         resp = httpx.post(url, content=good, headers={"Authorization": f"Splunk {token}"})
@@ -193,7 +180,7 @@ def test_a_full_stream_is_a_retry_signal_to_hec_and_relp_senders(
     state.dispose()
     node = _ingest_node(cluster, config, "ingest-f", http=True)
     try:
-        _wait_port(http_port)
+        wait_port(http_port)
         url = f"http://127.0.0.1:{http_port}/services/collector/event"
         body = "\n".join(f'{{"event": "fill {i} {"x" * 300}"}}' for i in range(20))
         statuses = []

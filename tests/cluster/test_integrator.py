@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from norrvakt.cluster.integrator import IntegrationError, IntegratorConfig, Position, state_dir_of
+from norrvakt.cluster.integrator import IntegrationError, IntegratorConfig, state_dir_of
 from norrvakt.cluster.nats_servers import NatsCluster, connect
+from norrvakt.cluster.position import Position
 from norrvakt.cluster.publisher import EnvelopePublisher
 from norrvakt.cluster.streams import TenantStreamConfig
 from norrvakt.event import Event, event_from_canonical

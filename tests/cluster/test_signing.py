@@ -18,7 +18,7 @@ from norrvakt.cluster.nats_servers import NatsCluster, connect
 from norrvakt.cluster.publisher import EnvelopePublisher
 from norrvakt.cluster.signing import CHECKPOINT_STREAM, LEASE_BUCKET, checkpoint_subject
 from norrvakt.cluster.streams import TenantStreamConfig
-from norrvakt.journal.checkpoint import GENESIS, Checkpoint
+from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, tail_line
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.verify import verify_journal
 from tests.cluster.test_integrator import _event
@@ -82,6 +82,13 @@ async def _publish(cluster: NatsCluster, start: int, count: int) -> None:
     await _publish_to(cluster, "gallivare", start, count)
 
 
+def _local_size(journal: Path) -> int:
+    """The size of the newest checkpoint in an integrator's own copy of the chain."""
+    path = journal / "gallivare" / FILE_NAME
+    raw = tail_line(path) if path.exists() else None
+    return Checkpoint.parse(raw).size if raw else 0
+
+
 def _wait(condition, timeout: float) -> float:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -114,6 +121,10 @@ def test_kill_9_of_the_signing_integrator_hands_over_and_the_chain_never_forks(
         before = len(asyncio.run(_chain(cluster)))
         asyncio.run(_publish(cluster, 4000, 1000))
         _wait(lambda: (c := asyncio.run(_chain(cluster))) and len(c) > before and c[-1].size == 5000, 20)
+        # the killed one comes back: it cuts the frame it was writing (crash recovery), catches
+        # up from the stream and copies the chain signed meanwhile; it is now the standby
+        procs[holder] = _integrator(cluster, journals[holder], holder, key)
+        _wait(lambda: _local_size(journals[holder]) == 5000, 20)
     finally:
         for proc in procs.values():
             if proc.poll() is None:

@@ -30,6 +30,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def wait_port(port: int, timeout: float = 20) -> None:
+    """Until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
 def free_ports(n: int) -> list[int]:
     """n distinct ports free for both TCP and UDP."""
     ports: list[int] = []
