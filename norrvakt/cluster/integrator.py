@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from norrvakt.cluster import envelope, streams
-from norrvakt.cluster.position import Position, PositionFile, subscribe_after
+from norrvakt.cluster.position import Position, PositionFile, follow
 from norrvakt.journal.log import Journal
 
 log = logging.getLogger(__name__)
@@ -123,25 +123,15 @@ class Integrator:
         """Integrate until ``stop`` is set; a subscription that breaks (a server restart:
         nats.py#504) is made again from the position."""
         await self.catch_up_position()
-        while not stop.is_set():
-            sub = await subscribe_after(self.js, self.config.tenant, self.position)
-            try:
-                await self._consume(sub, stop)
-            except IntegrationError:
-                raise
-            except Exception as exc:  # the subscription broke: make it again from where we are
-                log.warning(
-                    "%s: integrating paused (%s: %s); resubscribing",
-                    self.config.tenant,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(0.5)
-            finally:
-                try:
-                    await sub.unsubscribe()
-                except Exception:  # (the connection may be gone)
-                    pass
+        await follow(
+            self.js,
+            self.config.tenant,
+            lambda: self.position,
+            lambda sub: self._consume(sub, stop),
+            stop,
+            what="integrating",
+            fatal=(IntegrationError,),
+        )
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         while not stop.is_set():

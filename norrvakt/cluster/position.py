@@ -9,8 +9,11 @@ the file after a crash or a broken subscription (nats.py#504).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 
 from norrvakt.cluster import streams
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,31 @@ async def subscribe_after(
             inactive_threshold=60.0,
         ),
     )
+
+
+async def follow(
+    js: JetStreamContext,
+    tenant: str,
+    where: Callable[[], Position],
+    consume: Callable[[JetStreamContext.PullSubscription], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    what: str,
+    fatal: tuple[type[Exception], ...],
+) -> None:
+    """Run ``consume`` on subscriptions from ``where()`` on until ``stop``: one that breaks (a
+    server restart, nats.py#504) is made again from the position; ``fatal`` errors end it."""
+    while not stop.is_set():
+        sub = await subscribe_after(js, tenant, where())
+        try:
+            await consume(sub)
+        except fatal:
+            raise
+        except Exception as exc:  # the subscription broke: make it again from where we are
+            log.warning("%s: %s paused (%s: %s); resubscribing", tenant, what, type(exc).__name__, exc)
+            await asyncio.sleep(0.5)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # (the connection may be gone)
+                pass

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 
 from norrvakt.cluster import envelope
 from norrvakt.cluster.integrator import IntegrationError
-from norrvakt.cluster.position import Position, PositionFile, subscribe_after
+from norrvakt.cluster.position import Position, PositionFile, follow
 from norrvakt.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -65,20 +65,15 @@ class StoreFeed:
         tenant = self.config.tenant
         await asyncio.to_thread(self.writer.resume, tenant)
         self.position = self._saved = self._load()
-        while not stop.is_set():
-            sub = await subscribe_after(self.js, tenant, self.position)
-            try:
-                await self._consume(sub, stop)
-            except IntegrationError:
-                raise
-            except Exception as exc:  # the subscription broke (nats.py#504): again from here
-                log.warning("%s: store feed paused (%s: %s); resubscribing", tenant, type(exc).__name__, exc)
-                await asyncio.sleep(0.5)
-            finally:
-                try:
-                    await sub.unsubscribe()
-                except Exception:  # (the connection may be gone)
-                    pass
+        await follow(
+            self.js,
+            tenant,
+            lambda: self.position,
+            lambda sub: self._consume(sub, stop),
+            stop,
+            what="store feed",
+            fatal=(IntegrationError,),
+        )
         await asyncio.to_thread(self.writer.stop)
         self._advance()
 
