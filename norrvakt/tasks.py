@@ -14,3 +14,15 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def pass_on(outer: asyncio.Future[None], inner: asyncio.Future[Any]) -> None:
+    """Settle ``outer`` as ``inner`` ended (a done-callback of ``inner``; its result is dropped)."""
+    if outer.done():
+        return
+    if inner.cancelled():
+        outer.cancel()
+    elif (exc := inner.exception()) is not None:
+        outer.set_exception(exc)
+    else:
+        outer.set_result(None)

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from norrvakt.cluster.ingest_sink import JetStreamSink
 from norrvakt.config import Settings
-from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
+from norrvakt.event import Event, RawRecord
 from norrvakt.parsers.records import parse_one
 from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body
 from norrvakt.sources.hec_body import BadPart, parse_hec_body
@@ -35,19 +35,14 @@ class SinkPipeline:
         self.sink.transport_error(source_id, reason)
 
     def _count(self, source_id: str, events: Sequence[Event]) -> None:
-        counters = self.sink.counters
-        counters.received[source_id] += len(events)
-        for e in events:
-            if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
-                counters.pipeline_errors[f"{source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+        self.sink.counters.count([source_id] * len(events), events)
 
     async def commit(self, events: Sequence[Event]) -> None:
         await self.sink.commit_nowait(events)
 
     async def parse_async(self, records: Sequence[RawRecord]) -> list[Event]:
         events = [parse_one(r) for r in records]
-        for r, e in zip(records, events, strict=True):
-            self._count(r.source_id, [e])
+        self.sink.counters.count([r.source_id for r in records], events)
         return events
 
     async def parse_hec(

@@ -19,16 +19,16 @@ then in the stream twice once resent: duplicates only of sends that were never a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from norrvakt.cluster.publisher import EnvelopePublisher, LogFull, LogUnavailable
-from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
-from norrvakt.node.pipeline import PipelineUnavailable
+from norrvakt.event import SYSTEM_TENANT, Event, RawRecord
+from norrvakt.node.pipeline import PipelineCounters, PipelineUnavailable
 from norrvakt.parsers.records import parse_one
-from norrvakt.tasks import cancel_and_wait
+from norrvakt.tasks import cancel_and_wait, pass_on
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,11 @@ MAX_TAKE = 5_000  # events one publishing round takes from a tenant's queue
 
 
 @dataclass
-class SinkCounters:
-    received: Counter[str] = field(default_factory=Counter)  # by source id
-    pipeline_errors: Counter[str] = field(default_factory=Counter)
-    transport_errors: Counter[str] = field(default_factory=Counter)
+class SinkCounters(PipelineCounters):
+    """A node's pipeline counters (received, pipeline and transport errors, refused), and the
+    events the log acknowledged."""
+
     published: int = 0
-    refused: int = 0
 
 
 @dataclass
@@ -67,10 +66,7 @@ class JetStreamSink:
 
     def submit_nowait(self, records: Sequence[RawRecord]) -> asyncio.Future[None]:
         events = [parse_one(r) for r in records]
-        for r, e in zip(records, events, strict=True):
-            self.counters.received[r.source_id] += 1
-            if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
-                self.counters.pipeline_errors[f"{r.source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+        self.counters.count([r.source_id for r in records], events)
         return self.commit_nowait(events)
 
     def commit_nowait(self, events: Sequence[Event]) -> asyncio.Future[None]:
@@ -93,19 +89,7 @@ class JetStreamSink:
         if len(parts) == 1:
             return parts[0]
         done: asyncio.Future[None] = loop.create_future()
-        gathered = asyncio.gather(*parts)
-
-        def settle(g: asyncio.Future[list[None]]) -> None:
-            if done.done():
-                return
-            if g.cancelled():
-                done.cancel()
-            elif (exc := g.exception()) is not None:
-                done.set_exception(exc)
-            else:
-                done.set_result(None)
-
-        gathered.add_done_callback(settle)
+        asyncio.gather(*parts).add_done_callback(functools.partial(pass_on, done))
         return done
 
     def transport_error(self, source_id: str, reason: str) -> None:

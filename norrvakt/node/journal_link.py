@@ -18,10 +18,10 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 
-from norrvakt.event import Event, RawRecord
+from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
 from norrvakt.node import wire
 from norrvakt.node.pipeline import PipelineUnavailable
-from norrvakt.parsers.records import parse_one
+from norrvakt.parsers.records import parse_one, tally
 
 
 class JournalLink:
@@ -116,5 +116,9 @@ class JournalLink:
         self._waiting[self._next] = fut
         self.sent_events += len(events)
         rows = [wire.event_row(e) for e in events]
-        self._writer.write(wire.frame(wire.INGEST, self._next, [source_ids, rows, time.process_time()]))
+        # counted here, not on the node's thread: what it adds up, and the pipeline errors
+        counts = tally(source_ids, events) if source_ids is not None else None
+        errors = sum(1 for e in events if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR)
+        body = [counts, errors, rows, time.process_time()]
+        self._writer.write(wire.frame(wire.INGEST, self._next, body))
         return fut

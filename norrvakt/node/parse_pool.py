@@ -36,6 +36,7 @@ from typing import Any
 
 from norrvakt.event import Event, RawRecord
 from norrvakt.node import wire
+from norrvakt.parsers.records import Tally
 from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body, plan_of
 from norrvakt.sources.hec_body import BadPart, bad_of, parse_hec_body
 from norrvakt.sources.limits import ConnectionSlot, descriptor_budget
@@ -51,9 +52,9 @@ RATE_WINDOW_S = 10.0
 READY_WAIT_S = 30.0  # how long the start waits for the workers to accept before the node does
 STOP_WAIT_S = 30.0  # how long a stop waits for the workers' connections to be durable
 
-# What the node does with a worker's received events: count them by source (when the ids are
-# given: records; None: a listener's own pipeline_error events) and journal them.
-IngestSink = Callable[[list[str] | None, list[Event]], "asyncio.Future[None]"]
+# What the node does with a worker's received events: add the worker's tally of them (None: a
+# listener's own pipeline_error events) and journal them.
+IngestSink = Callable[[Tally | None, list[Event]], "asyncio.Future[None]"]
 
 
 def cores() -> int:
@@ -275,15 +276,15 @@ class ParseWorker:
     def _ingest(self, job_id: int, body: Any) -> None:
         """Events the worker's own listeners received: journal them (in arrival order) and
         answer when they are durable."""
-        source_ids, rows, cpu = body
+        counts, errors, rows, cpu = body
         events = [wire.event_of(r) for r in rows]
         st = self.stats
         st.received += len(events)
         st.cpu_s = float(cpu)
-        st.errors += sum(1 for e in events if e.ecs.get("event.kind") == "pipeline_error")
+        st.errors += int(errors)
         _rate(st.received_recent, time.monotonic(), len(events))
         self.ingest_waiting += 1
-        fut = self.pool.ingest(source_ids, events)
+        fut = self.pool.ingest(counts, events)
         fut.add_done_callback(functools.partial(self._answer, job_id, len(events)))
 
     def _answer(self, job_id: int, size: int, fut: asyncio.Future[None]) -> None:
@@ -574,5 +575,5 @@ class ParsePool:
         }
 
 
-def _no_sink(_source_ids: list[str] | None, _events: list[Event]) -> asyncio.Future[None]:
+def _no_sink(_counts: Tally | None, _events: list[Event]) -> asyncio.Future[None]:
     raise RuntimeError("a worker sent received events, but the node lent it no listener")

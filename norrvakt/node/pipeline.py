@@ -31,14 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
+from norrvakt.event import SYSTEM_TENANT, Event, RawRecord
 from norrvakt.journal.log import Journal, JournalError
-from norrvakt.parsers.records import parse_one, pipeline_error_event, unmapped_sender_event
+from norrvakt.parsers.records import Tally, parse_one, pipeline_error_event, tally, unmapped_sender_event
 from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body
 from norrvakt.sources.hec_body import BadPart, parse_hec_body
 
 __all__ = ["Pipeline", "PipelineUnavailable", "parse_one", "pipeline_error_event", "unmapped_sender_event"]
-from norrvakt.tasks import cancel_and_wait
+from norrvakt.tasks import cancel_and_wait, pass_on
 
 if TYPE_CHECKING:
     from norrvakt.node.parse_pool import ParsePool
@@ -65,6 +65,16 @@ class PipelineCounters:
     transport_errors: Counter[str] = field(default_factory=Counter)  # by "source: reason"
     refused: int = 0  # records answered "retry later" because the journal could not write
     held_dropped: int = 0  # held audit events beyond HELD_LIMIT (logged one by one)
+
+    def count(self, source_ids: Sequence[str], events: Sequence[Event]) -> None:
+        """Count records received by source (one id per event), and the pipeline errors among them."""
+        self.add(tally(source_ids, events))
+
+    def add(self, counts: Tally) -> None:
+        """Add what another process counted (a worker counts its own records: see tally)."""
+        received, errors = counts
+        self.received.update(received)
+        self.pipeline_errors.update(errors)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -178,20 +188,16 @@ class Pipeline:
         self._count([template.source_id] * len(events), events)
         return plan, events
 
-    def ingest_parsed(self, source_ids: list[str] | None, events: list[Event]) -> asyncio.Future[None]:
-        """Events a worker's listeners received and parsed: counted by ``source_ids`` (one per
-        record; None for a listener's own pipeline_error events, counted as transport errors)
-        and journaled behind everything submitted before."""
-        if source_ids is not None:
-            self._count(source_ids, events)
+    def ingest_parsed(self, counts: Tally | None, events: list[Event]) -> asyncio.Future[None]:
+        """Events a worker's listeners received and parsed: ``counts`` as the worker tallied them
+        (None for a listener's own pipeline_error events, counted as transport errors), and
+        journaled behind everything submitted before."""
+        if counts is not None:
+            self.counters.add(counts)
         return self.commit_nowait(events)
 
     def _count(self, source_ids: Sequence[str], events: Sequence[Event]) -> None:
-        counters = self.counters
-        for source_id, e in zip(source_ids, events, strict=True):
-            counters.received[source_id] += 1
-            if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR:
-                counters.pipeline_errors[f"{source_id}: {e.ecs.get('error.type', 'unknown')}"] += 1
+        self.counters.count(source_ids, events)
 
     async def submit(self, records: Sequence[RawRecord]) -> list[Event]:
         """Parse and durably journal ``records``; returns once they may be acknowledged."""
@@ -229,7 +235,7 @@ class Pipeline:
             if (exc := parsed.exception()) is not None:
                 waiter.set_exception(exc)
                 continue
-            self._commit_now(parsed.result()).add_done_callback(functools.partial(_pass_on, waiter))
+            self._commit_now(parsed.result()).add_done_callback(functools.partial(pass_on, waiter))
 
     def _commit_now(self, events: Sequence[Event]) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -375,14 +381,3 @@ class Pipeline:
                 self.hold(held)  # failed again: keep them for the next recovery
 
         fut.add_done_callback(done)
-
-
-def _pass_on(outer: asyncio.Future[None], inner: asyncio.Future[None]) -> None:
-    if outer.done():
-        return
-    if inner.cancelled():
-        outer.cancel()
-    elif (exc := inner.exception()) is not None:
-        outer.set_exception(exc)
-    else:
-        outer.set_result(None)

@@ -36,7 +36,7 @@ FAILED = "failed"  # worker → node: the batch could not be parsed or packed th
 # sockets; the worker parses what its connections send and asks the node to journal it.
 LISTEN = "listen"  # node → worker: [[source config, [listening fds], [max connections, per peer]], ...]
 LISTENING = "listening"  # worker → node: its listeners accept: [number of listeners]
-INGEST = "ingest"  # worker → node: journal these: [source id per record or None, [event rows], cpu s]
+INGEST = "ingest"  # worker → node: journal these: [tally or None, pipeline errors, [event rows], cpu s]
 COMMITTED = "committed"  # node → worker: the INGEST of the same job is durable: []
 REFUSED = "refused"  # node → worker: the INGEST was not journaled, the sender must retry: [reason]
 TRANSPORT = "transport"  # worker → node: count a transport error: [source id, reason]

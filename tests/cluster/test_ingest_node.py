@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster
-from tests.cluster.test_integrator import _integrator, _journal_ids
+from tests.cluster.helpers import journal_ids
+from tests.cluster.test_integrator import _integrator
 from tests.e2e.harness import free_ports, wait_port
 from tests.e2e.test_durability import _read_rsp
 from tests.e2e.test_workers import ReconnectingRelpSender
@@ -61,7 +62,7 @@ def test_kill_9_of_an_ingest_node_loses_no_acknowledged_event(cluster: NatsClust
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             stored = (
-                Counter(_journal_ids(journal_dir, "lulea")) if (journal_dir / "lulea").exists() else Counter()
+                Counter(journal_ids(journal_dir, "lulea")) if (journal_dir / "lulea").exists() else Counter()
             )
             if sum(stored.values()) >= total:
                 break

@@ -18,38 +18,14 @@ from norrvakt.cluster.nats_servers import NatsCluster, connect
 from norrvakt.cluster.position import Position
 from norrvakt.cluster.publisher import EnvelopePublisher
 from norrvakt.cluster.streams import TenantStreamConfig
-from norrvakt.event import Event, event_from_canonical
 from norrvakt.journal.keys import KeyRing
-from norrvakt.journal.log import Journal, JournalConfig
+from norrvakt.journal.log import JournalConfig
 from norrvakt.journal.verify import verify_journal
+from tests.cluster.helpers import event, journal_ids, publish
 
 pytestmark = pytest.mark.cluster
 
 NORRVAKT = [sys.executable, "-m", "norrvakt.cli"]
-
-
-def _event(tenant: str, ident: str) -> Event:
-    raw = f"<13>1 - h a - - - integrate {ident}".encode()
-    return Event(
-        tenant,
-        1_764_000_000_000_000,
-        1_764_000_000_000_001,
-        "relp",
-        "10.0.0.5:601",
-        {},
-        {},
-        raw.decode(),
-        raw,
-    )
-
-
-def _journal_ids(journal_dir: Path, tenant: str) -> list[str]:
-    # read-only: another process (the integrator) may be writing it right now
-    journal = Journal(JournalConfig(directory=journal_dir, merkle=False), read_only=True)
-    try:
-        return [event_from_canonical(b).message.split()[-1] for _seq, b in journal.read(tenant)]
-    finally:
-        journal.close()
 
 
 def _integrator(cluster: NatsCluster, tenant: str, journal_dir: Path) -> subprocess.Popen[bytes]:
@@ -61,7 +37,7 @@ def _wait_integrated(journal_dir: Path, tenant: str, n: int, timeout: float = 30
     deadline = time.monotonic() + timeout
     ids: list[str] = []
     while time.monotonic() < deadline:
-        ids = _journal_ids(journal_dir, tenant) if (journal_dir / tenant).exists() else []
+        ids = journal_ids(journal_dir, tenant) if (journal_dir / tenant).exists() else []
         if len(ids) >= n:
             return ids
         time.sleep(0.3)
@@ -75,24 +51,16 @@ def test_kill_9_of_the_integrator_mid_stream_journals_every_envelope_once(
     journal_dir = tmp_path / "journal"
     sent: list[str] = []
 
-    async def publish(count: int, start: int) -> None:
-        nc = await connect(cluster)
-        js = nc.jetstream()
-        await TenantStreamConfig().ensure(js, tenant)
-        pub = EnvelopePublisher(js, "ingest-1")
-        for b in range(start, start + count, 300):
-            ids = [f"p{i}" for i in range(b, b + 300)]
-            await pub.publish(tenant, [_event(tenant, x) for x in ids])
-            sent.extend(ids)
-        await nc.close()
+    async def publish_run(count: int, start: int) -> None:
+        sent.extend(await publish(cluster, tenant, start, count, prefix="p", batch=300))
 
     proc = _integrator(cluster, tenant, journal_dir)
     try:
-        asyncio.run(publish(6000, 0))
+        asyncio.run(publish_run(6000, 0))
         time.sleep(0.3)
         proc.send_signal(signal.SIGKILL)  # mid-stream: it has some of the envelopes, maybe not all
         proc.wait()
-        asyncio.run(publish(6000, 6000))  # the log keeps taking events meanwhile
+        asyncio.run(publish_run(6000, 6000))  # the log keeps taking events meanwhile
         proc = _integrator(cluster, tenant, journal_dir)
         ids = _wait_integrated(journal_dir, tenant, len(sent))
     finally:
@@ -120,7 +88,7 @@ def test_a_crash_between_commit_and_position_is_caught_up_without_doubles(
         await TenantStreamConfig().ensure(js, tenant)
         pub = EnvelopePublisher(js, "ingest-1")
         for b in range(5):
-            await pub.publish(tenant, [_event(tenant, f"a{b}-{i}") for i in range(50 + b)])
+            await pub.publish(tenant, [event(tenant, f"a{b}-{i}") for i in range(50 + b)])
         journal = JournalConfig(directory=journal_dir, fsync=False, merkle=True).build()
         config = IntegratorConfig(tenant, tmp_path / "state")
         first = config.build(js, journal)
@@ -144,7 +112,7 @@ def test_a_crash_between_commit_and_position_is_caught_up_without_doubles(
             await config.build(js, journal).catch_up_position()
         journal.close()
         await nc.close()
-        return done, caught, _journal_ids(journal_dir, tenant)
+        return done, caught, journal_ids(journal_dir, tenant)
 
     done, caught, ids = asyncio.run(run())
     assert done == caught == Position(5, 50 + 51 + 52 + 53 + 54)
@@ -161,20 +129,12 @@ def test_all_three_nats_nodes_killed_and_restarted_together_lose_nothing(
     journal_dir = tmp_path / "journal"
     sent: list[str] = []
 
-    async def publish(start: int, count: int) -> None:
-        nc = await connect(cluster)
-        js = nc.jetstream()
-        await TenantStreamConfig().ensure(js, tenant)
-        pub = EnvelopePublisher(js, "ingest-1", deadline_s=60)
-        for b in range(start, start + count, 250):
-            ids = [f"o{i}" for i in range(b, b + 250)]
-            await pub.publish(tenant, [_event(tenant, x) for x in ids])
-            sent.extend(ids)
-        await nc.close()
+    async def publish_run(start: int, count: int) -> None:
+        sent.extend(await publish(cluster, tenant, start, count, prefix="o", deadline_s=60))
 
     proc = _integrator(cluster, tenant, journal_dir)
     try:
-        asyncio.run(publish(0, 3000))
+        asyncio.run(publish_run(0, 3000))
         assert len(_wait_integrated(journal_dir, tenant, 3000)) == 3000
         for spec in cluster.specs:
             cluster.kill(spec.name)
@@ -182,7 +142,7 @@ def test_all_three_nats_nodes_killed_and_restarted_together_lose_nothing(
             cluster.start_node(spec.name, wait=False)
         for spec in cluster.specs:
             cluster.wait_healthy(spec.name)
-        asyncio.run(publish(3000, 3000))
+        asyncio.run(publish_run(3000, 3000))
         ids = _wait_integrated(journal_dir, tenant, len(sent), timeout=60)
     finally:
         proc.terminate()

@@ -15,13 +15,11 @@ from pathlib import Path
 import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster, connect
-from norrvakt.cluster.publisher import EnvelopePublisher
 from norrvakt.cluster.signing import CHECKPOINT_STREAM, LEASE_BUCKET, checkpoint_subject
-from norrvakt.cluster.streams import TenantStreamConfig
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, tail_line
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.verify import verify_journal
-from tests.cluster.test_integrator import _event
+from tests.cluster.helpers import publish
 
 pytestmark = pytest.mark.cluster
 
@@ -67,19 +65,8 @@ async def _chain(cluster: NatsCluster) -> list[Checkpoint]:
     return lines
 
 
-async def _publish_to(cluster: NatsCluster, tenant: str, start: int, count: int) -> None:
-    """Publish events ``start`` .. ``start + count - 1`` of ``tenant`` in envelopes of 250."""
-    nc = await connect(cluster)
-    js = nc.jetstream()
-    await TenantStreamConfig().ensure(js, tenant)
-    pub = EnvelopePublisher(js, "ingest-1")
-    for b in range(start, start + count, 250):
-        await pub.publish(tenant, [_event(tenant, f"g{i}") for i in range(b, b + 250)])
-    await nc.close()
-
-
 async def _publish(cluster: NatsCluster, start: int, count: int) -> None:
-    await _publish_to(cluster, "gallivare", start, count)
+    await publish(cluster, "gallivare", start, count)
 
 
 def _local_size(journal: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster
-from tests.cluster.test_signing import _publish_to
+from tests.cluster.helpers import publish
 
 pytestmark = pytest.mark.cluster
 
@@ -63,14 +63,14 @@ def test_kill_9_of_a_store_replica_mid_stream_stores_every_event_once(
     cluster: NatsCluster, tmp_path: Path
 ) -> None:
     replicas = {"a": tmp_path / "store-a", "b": tmp_path / "store-b"}
-    asyncio.run(_publish_to(cluster, TENANT, 0, 5000))
+    asyncio.run(publish(cluster, TENANT, 0, 5000))
     procs = {name: _replica(cluster, d) for name, d in replicas.items()}
     try:
         time.sleep(2.0)
-        asyncio.run(_publish_to(cluster, TENANT, 5000, 5000))
+        asyncio.run(publish(cluster, TENANT, 5000, 5000))
         procs["a"].send_signal(signal.SIGKILL)  # mid-stream, maybe mid-insert
         procs["a"].wait()
-        asyncio.run(_publish_to(cluster, TENANT, 10000, 2500))
+        asyncio.run(publish(cluster, TENANT, 10000, 2500))
         procs["a"] = _replica(cluster, replicas["a"])
         time.sleep(6.0)  # both catch up (linger 0.5 s)
     finally:
@@ -114,7 +114,7 @@ def test_a_crash_between_insert_and_its_record_is_replayed_once(
     With tokens the restart finds the range stored and all 5,000 events are there once; the
     negative control without tokens stores that range twice — so the oracle can fail."""
     tenant = "haparanda" if dedupe else "kalix"
-    asyncio.run(_publish_to(cluster, tenant, 0, 5000))
+    asyncio.run(publish(cluster, tenant, 0, 5000))
     store = tmp_path / "store"
     crashed = _replica(cluster, store, tenant, crash_after=3, dedupe=dedupe)
     assert crashed.wait(30) == 137  # died at the failpoint
