@@ -171,7 +171,11 @@ class Journal:
 
     def _open_tenant(self, directory: Path) -> _TenantLog:
         seg_firsts = sorted(int(p.stem) for p in directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
-        tlog = _TenantLog(directory=directory, segments=seg_firsts, tree=TreeStore(directory / TREE_DIR))
+        tlog = _TenantLog(
+            directory=directory,
+            segments=seg_firsts,
+            tree=TreeStore(directory / TREE_DIR, reader=self.read_only),
+        )
         if not seg_firsts:
             # Nothing written yet, or every segment disposed of: the tree still counts them.
             tlog.next_seq = tlog.tree.size + 1 if tlog.tree else 1
@@ -226,7 +230,9 @@ class Journal:
             directory = self.root / tenant
             directory.mkdir(parents=True, exist_ok=True)
             _fsync_dir(self.root)
-            tlog = _TenantLog(directory=directory, tree=TreeStore(directory / TREE_DIR))
+            tlog = _TenantLog(
+                directory=directory, tree=TreeStore(directory / TREE_DIR, reader=self.read_only)
+            )
             self._tenants[tenant] = tlog
         return tlog
 

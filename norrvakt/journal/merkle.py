@@ -15,6 +15,7 @@ nothing but hashes (RFC 9162 §2.1.3.2 and §2.1.4.2).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+
+log = logging.getLogger(__name__)
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -232,10 +235,23 @@ class TreeStore:
         largest size every level already covers instead of failing on a node "not there yet"."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.size = self._consistent_size() if reader else self._level_count(0)
+        self.size = self._consistent_size()
         self._pending: dict[int, list[bytes]] = {}
         self._writers: dict[int, Any] = {}  # open append handles, one per level (flushed each commit)
         self.frontier = self._load_frontier()
+        if not reader and self.size < self._level_count(0):
+            # A crash (kill -9, power) between the level files of one commit left the leaves
+            # ahead of a higher level: cut every level back to the size they all cover. The
+            # tree is derived data; the journal hashes the leaves after it again from its
+            # segments (Journal._sync_tree).
+            log.warning(
+                "Merkle tree %s: %d leaves stored but the higher levels cover %d (a commit cut short); "
+                "cutting back and rebuilding from the segments",
+                directory,
+                self._level_count(0),
+                self.size,
+            )
+            self.truncate(self.size)
 
     def _consistent_size(self) -> int:
         """The largest size ≤ the leaves stored whose nodes every level holds: level h must
