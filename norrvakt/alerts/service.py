@@ -160,13 +160,23 @@ class AlertService:
 
     # -- intake --------------------------------------------------------------------------
 
-    def ingest(self, inputs: Sequence[AlertInput]) -> list[Alert]:
-        """Deduplicate and store ``inputs``; the alerts they created or raised, as of now."""
+    def ingest(
+        self, inputs: Sequence[AlertInput], *, within: Callable[[sa.Connection], None] | None = None
+    ) -> list[Alert]:
+        """Deduplicate and store ``inputs``; the alerts they created or raised, as of now.
+
+        ``within`` runs inside the transaction that writes them (also when there are none):
+        a cluster detection worker moves its stream position there, so the alerts of a batch
+        and the position past it commit together or not at all. If it raises, nothing is
+        written and the error goes to the caller."""
         if not inputs:
+            if within is not None:
+                with self._lock, self.engine.begin() as conn:
+                    within(conn)
             return []
         with self._lock:
             try:
-                touched, fresh, changes = self._ingest(inputs)
+                touched, fresh, changes = self._ingest(inputs, within)
             except BaseException:
                 self.index.clear()  # the index may now disagree with the database: reload on demand
                 raise
@@ -182,7 +192,9 @@ class AlertService:
             e.alert.created = False
         return out
 
-    def _ingest(self, inputs: Sequence[AlertInput]) -> tuple[list[OpenAlert], list[OpenAlert], list[Change]]:
+    def _ingest(
+        self, inputs: Sequence[AlertInput], within: Callable[[sa.Connection], None] | None
+    ) -> tuple[list[OpenAlert], list[OpenAlert], list[Change]]:
         settings = self.settings
         now = self.clock()
         default_fields = tuple(settings.dedupe_fields)
@@ -258,13 +270,21 @@ class AlertService:
             alert.updated_at = now
             touched[id(entry)] = entry
         stats.batches += 1
-        changes = self._write(list(touched.values()), fresh, now)
+        changes = self._write(list(touched.values()), fresh, now, within)
         return list(touched.values()), fresh, changes
 
-    def _write(self, touched: list[OpenAlert], fresh: list[OpenAlert], now: int) -> list[Change]:
+    def _write(
+        self,
+        touched: list[OpenAlert],
+        fresh: list[OpenAlert],
+        now: int,
+        within: Callable[[sa.Connection], None] | None,
+    ) -> list[Change]:
         changes: list[Change] = []
         fresh_ids = {id(e) for e in fresh}
         with self.engine.begin() as conn:
+            if within is not None:
+                within(conn)
             for e in fresh:
                 e.alert.id = alert_rows.insert_alert(conn, alert_row(e.alert))
                 self.index.assigned(e)

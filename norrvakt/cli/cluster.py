@@ -73,8 +73,9 @@ def integrate_cmd(
     import socket
 
     from norrvakt.cluster.integrator import IntegratorConfig, state_dir_of
+    from norrvakt.cluster.lease import Lease
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
-    from norrvakt.cluster.signing import Lease, SigningConfig, TenantSigner, checkpoint_stream
+    from norrvakt.cluster.signing import SigningConfig, TenantSigner, checkpoint_stream
     from norrvakt.cluster.streams import TenantStreamConfig
     from norrvakt.journal.keys import KeyRing
     from norrvakt.journal.log import JournalConfig

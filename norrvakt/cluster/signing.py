@@ -30,9 +30,9 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import APIError, BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import APIError, NotFoundError
 
+from norrvakt.cluster.lease import Lease
 from norrvakt.event import now_us
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, append_line, tail_line
 from norrvakt.journal.keys import KeyRing
@@ -40,7 +40,7 @@ from norrvakt.journal.log import Journal
 
 log = logging.getLogger(__name__)
 
-LEASE_BUCKET = "NV-INTEGRATOR-LEASES"
+LEASE_BUCKET = "NV-INTEGRATOR-LEASES"  # the signing leases (norrvakt/cluster/lease.py)
 CHECKPOINT_STREAM = "NV-CHECKPOINTS"
 ERR_WRONG_LAST_SEQUENCE = 10071
 
@@ -64,50 +64,6 @@ async def checkpoint_stream(js: JetStreamContext, replicas: int = 3) -> None:
         await js.stream_info(CHECKPOINT_STREAM)
     except NotFoundError:
         await js.add_stream(config)
-
-
-@dataclass
-class Lease:
-    """The tenant's signing lease held (or wanted) by the integrator ``holder``."""
-
-    kv: KeyValue
-    tenant: str
-    holder: str
-    revision: int | None = None
-    acquired: int = 0  # times it was taken (1 for the first holder, more after take-overs)
-
-    @classmethod
-    async def open(
-        cls, js: JetStreamContext, tenant: str, holder: str, ttl_s: float, replicas: int = 3
-    ) -> Lease:
-        try:
-            kv = await js.key_value(LEASE_BUCKET)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(
-                js_api.KeyValueConfig(bucket=LEASE_BUCKET, ttl=ttl_s, replicas=replicas, history=1)
-            )
-        return cls(kv, tenant, holder)
-
-    @property
-    def held(self) -> bool:
-        return self.revision is not None
-
-    async def keep(self) -> bool:
-        """Renew the lease if held, else try to take it; whether it is held now."""
-        try:
-            if self.revision is None:
-                self.revision = await self.kv.create(self.tenant, self.holder.encode())
-                self.acquired += 1
-                log.info("%s: signing lease taken by %s", self.tenant, self.holder)
-            else:
-                self.revision = await self.kv.update(self.tenant, self.holder.encode(), last=self.revision)
-        except (KeyWrongLastSequenceError, APIError) as exc:
-            if self.revision is not None:
-                log.warning("%s: signing lease lost by %s (%s)", self.tenant, self.holder, exc)
-            self.revision = None
-        except TimeoutError:
-            pass  # keep what we believe; the checkpoint log's compare-and-set guards a stale belief
-        return self.held
 
 
 @dataclass

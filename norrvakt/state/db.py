@@ -404,3 +404,16 @@ sessions = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
     sa.Index("ix_sessions_user", "user_id"),
 )
+
+# Cluster detection (migration 0007): the last envelope of a tenant's stream whose matches are
+# in the alert tables, and the seq its last event has. Moved in the same transaction as the
+# alerts it produced, by compare-and-set — see norrvakt/state/detect_positions.py.
+detect_positions = sa.Table(
+    "detect_positions",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("stream_seq", sa.BigInteger, nullable=False),
+    sa.Column("journal_seq", sa.BigInteger, nullable=False),
+    sa.Column("holder", sa.String(128), nullable=False),  # the worker that moved it last
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
