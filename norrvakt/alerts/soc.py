@@ -58,7 +58,7 @@ class Soc:
         self.cases = CaseService(engine, self.alerts)
         self.dispatcher = Dispatcher(
             engine,
-            _channels(settings.alerts.channels),
+            channels_of(settings.alerts.channels),
             Router(settings.alerts.routes),
             public_url=public_url,
             notifies=notifies,
@@ -113,7 +113,7 @@ class Soc:
             self._thread_journal(changes)
 
 
-def _channels(settings: Sequence[ChannelSettings]) -> dict[str, tuple[Channel, ChannelSettings]]:
+def channels_of(settings: Sequence[ChannelSettings]) -> dict[str, tuple[Channel, ChannelSettings]]:
     return {cs.name: (build_channel(cs), cs) for cs in settings}
 
 

@@ -254,6 +254,79 @@ def _failpoint_after_insert() -> Any:
     return hook
 
 
+@cluster_group.command("detect")
+@_NATS_DIR
+@click.option("--tenant", "tenants", multiple=True, required=True, help="Tenant this worker may take.")
+@click.option("--name", default=None, help="This worker's name (the lease holder); default: the host name.")
+@click.option("--state-url", default=None, help="The shared state database (default: state.url).")
+@click.option(
+    "--lease-ttl", default=10.0, show_default=True, help="Seconds a detection lease lasts unrenewed."
+)
+@click.option("--tick", "tick_s", default=5.0, show_default=True, help="Seconds between correlation ticks.")
+@click.pass_context
+def detect_cmd(
+    ctx: click.Context,
+    nats_dir: Path,
+    tenants: tuple[str, ...],
+    name: str | None,
+    state_url: str | None,
+    lease_ttl: float,
+    tick_s: float,
+) -> None:
+    """A detection worker: each tenant it holds the lease of, through the rules, its alerts
+    into the state database exactly once. Run two or more; they share the tenants."""
+    import logging
+    import socket
+
+    from norrvakt.alerts.dispatcher import Dispatcher
+    from norrvakt.alerts.routing import Router
+    from norrvakt.alerts.service import AlertService
+    from norrvakt.alerts.soc import channels_of
+    from norrvakt.cli.common import settings_of
+    from norrvakt.cluster.detect_worker import DetectWorkerConfig
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.detect.live import load_engine
+    from norrvakt.modules import TenantModules
+    from norrvakt.state.db import open_state
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_of(ctx, existing_data_dir=False)
+    holder = name or socket.gethostname()
+
+    async def run() -> None:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        state = open_state(state_url or settings.state_url())
+        engine, report = await asyncio.to_thread(load_engine, settings)
+        logging.getLogger("norrvakt").info("detection: %s", report.summary())
+        alerts = AlertService(state, settings.alerts)
+        modules = TenantModules(state)
+        dispatcher = Dispatcher(
+            state,
+            channels_of(settings.alerts.channels),
+            Router(settings.alerts.routes),
+            public_url=settings.server.public_url,
+            notifies=lambda tenant: modules.enabled(tenant, "soc_notification"),
+        )
+        alerts.on_created.append(dispatcher.alerts_created)
+        await dispatcher.start()
+        nc = await connect(NatsClusterConfig(nats_dir).build(), f"norrvakt-detect-{holder}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker = DetectWorkerConfig(tenants, holder, lease_ttl_s=lease_ttl, tick_s=tick_s).build(
+            nc.jetstream(), alerts, engine
+        )
+        try:
+            await worker.run(stop)
+        finally:
+            await dispatcher.stop()
+            await nc.close()
+            state.dispose()
+
+    asyncio.run(run())
+
+
 @cluster_group.command("status")
 @_NATS_DIR
 @click.option("--journal", "journal_dir", type=click.Path(path_type=Path), default=None)
@@ -264,12 +337,28 @@ def _failpoint_after_insert() -> Any:
     multiple=True,
     help="A store replica's folder.",
 )
-def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path, ...]) -> None:
+@click.option("--state-url", default=None, help="The shared state database: detection positions.")
+def status_cmd(
+    nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path, ...], state_url: str | None
+) -> None:
     """Each tenant stream: its leader and replicas, envelopes, how far the integrator is (and
-    who holds the signing lease), and the seq each store replica has applied."""
+    who holds the signing lease), the seq each store replica has applied, and how far
+    detection is (and which worker holds the tenant)."""
+    from norrvakt.cluster.detect_worker import LEASE_BUCKET as DETECT_LEASES
     from norrvakt.cluster.integrator import state_dir_of
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.signing import LEASE_BUCKET
+    from norrvakt.state import detect_positions
+    from norrvakt.state.db import open_state
+
+    state = open_state(state_url) if state_url else None
+
+    async def holder_of(js: Any, bucket: str, tenant: str) -> str | None:
+        try:
+            lease = await (await js.key_value(bucket)).get(tenant)
+            return lease.value.decode() if lease.value else None
+        except Exception:  # no lease bucket or key yet: nobody holds the tenant
+            return None
 
     async def run() -> dict[str, Any]:
         cluster = NatsClusterConfig(nats_dir).build()
@@ -304,11 +393,14 @@ def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path,
                         row["integrated_envelope"] = pos["stream_seq"]
                         row["integrator_lag_envelopes"] = info.state.last_seq - int(pos["stream_seq"])
                         row["journal_seq"] = journal_seq
-                try:
-                    lease = await (await js.key_value(LEASE_BUCKET)).get(tenant)
-                    row["signing_lease"] = lease.value.decode() if lease.value else None
-                except Exception:  # no lease bucket or key yet: nobody signs
-                    row["signing_lease"] = None
+                row["signing_lease"] = await holder_of(js, LEASE_BUCKET, tenant)
+                row["detection_lease"] = await holder_of(js, DETECT_LEASES, tenant)
+                if state is not None:
+                    with state.connect() as conn:
+                        envelope, seq = detect_positions.load(conn, tenant)
+                    row["detected_envelope"] = envelope
+                    row["detection_lag_envelopes"] = info.state.last_seq - envelope
+                    row["detected_seq"] = seq
                 replicas = []
                 for store_dir in store_dirs:
                     ledger = store_dir / "ledger" / f"{tenant}.json"
@@ -320,6 +412,8 @@ def status_cmd(nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path,
                 out["streams"].append(row)
         finally:
             await nc.close()
+            if state is not None:
+                state.dispose()
         return out
 
     print_json(asyncio.run(run()))

@@ -73,3 +73,15 @@ class Lease:
         except TimeoutError:
             pass  # keep what we believe; the guarded work's own compare-and-set covers a stale belief
         return self.held
+
+    async def release(self) -> None:
+        """Give the lease up at a clean stop, so a standby takes it at its next try instead of
+        after the TTL (a holder that dies gives it up by not renewing)."""
+        if self.revision is None:
+            return
+        try:
+            await self.kv.delete(self.tenant, last=self.revision)
+            log.info("%s: %s lease released by %s", self.tenant, self.what, self.holder)
+        except Exception as exc:  # (the cluster may be gone: the TTL then frees it)
+            log.warning("%s: %s lease not released by %s: %s", self.tenant, self.what, self.holder, exc)
+        self.revision = None

@@ -45,6 +45,23 @@ def derived_fields(settings: Settings) -> DerivedFields:
     )
 
 
+def load_engine(settings: Settings) -> tuple[DetectionEngine, Any]:
+    """The detection engine of ``settings``' rule folders (and the built-in rules), with its
+    load report — for the server's live detection and a cluster's detection workers."""
+    d = settings.detection
+    data = str(settings.data_path)
+    intel = Path(d.intel_dir.replace("{data_dir}", data))
+    intel.mkdir(parents=True, exist_ok=True)
+    return DetectionEngine.load(
+        [Path(p.replace("{data_dir}", data)) for p in d.rule_dirs],
+        builtin=d.builtin,
+        cache_dir=settings.data_path / "cache",
+        derived=derived_fields(settings),
+        intel_dir=intel,
+        health=HealthConfig() if d.source_health else None,
+    )
+
+
 class LiveDetection:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -62,23 +79,10 @@ class LiveDetection:
         self._queue: asyncio.Queue[list[Event]] | None = None
         self._worker: asyncio.Task[None] | None = None
 
-    def _paths(self) -> list[Path]:
-        data = str(self.runtime.settings.data_path)
-        return [Path(d.replace("{data_dir}", data)) for d in self.runtime.settings.detection.rule_dirs]
-
     def load(self) -> None:
         s = self.runtime.settings
         d = s.detection
-        intel = Path(d.intel_dir.replace("{data_dir}", str(s.data_path)))
-        intel.mkdir(parents=True, exist_ok=True)
-        self.engine, self.report = DetectionEngine.load(
-            self._paths(),
-            builtin=d.builtin,
-            cache_dir=s.data_path / "cache",
-            derived=derived_fields(s),
-            intel_dir=intel,
-            health=HealthConfig() if d.source_health else None,
-        )
+        self.engine, self.report = load_engine(s)
         if d.builtin:
             self.improper = ImproperUse(
                 self.runtime.store,

@@ -36,6 +36,19 @@ def find_open(conn: sa.Connection, dedupe_key: str) -> Row | None:
     return dict(row._mapping) if row is not None else None
 
 
+def changed_since(conn: sa.Connection, tenants: Sequence[str], since: int) -> list[Row]:
+    """Status, case and acknowledgement of ``tenants``' alerts changed at or after ``since``
+    (µs) — what a cluster detection worker re-reads each tick, as the SOC works on any node."""
+    c = alerts.c
+    return as_rows(
+        conn.execute(
+            sa.select(c.id, c.status, c.case_id, c.acknowledged_at, c.updated_at).where(
+                c.tenant.in_(list(tenants)), c.updated_at >= since
+            )
+        )
+    )
+
+
 def insert_alert(conn: sa.Connection, values: Row) -> int:
     return int(conn.execute(alerts.insert().values(**values).returning(alerts.c.id)).scalar_one())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import sqlalchemy as sa
 
 from norrvakt.alerts.cases import CaseService
@@ -11,6 +12,8 @@ from norrvakt.alerts.service import AlertService
 from norrvakt.config import AlertSettings
 from norrvakt.state import alerts as alert_rows
 from norrvakt.state import rules as rule_rows
+from norrvakt.state.db import alert_events, alerts
+from norrvakt.state.detect_positions import PositionMoved
 from tests.alerts.conftest import MIN, T0, Clock, spray_input
 
 
@@ -131,3 +134,25 @@ def test_unknown_level_is_refused_with_where(service: AlertService) -> None:
 
     with pytest.raises(InvalidInput, match=r"alert input 1 .*unknown level 'severe'"):
         service.ingest([spray_input(), replace(spray_input(), level="severe")])
+
+
+def test_a_batch_whose_position_move_fails_writes_nothing_and_its_retry_counts_once(
+    service: AlertService, engine: sa.Engine
+) -> None:
+    """A cluster detection worker moves its stream position inside the alerts' transaction
+    (``within``); when that fails, the batch is not written and the index forgets what it
+    counted, so the same batch again (from the stream, after a restart) counts once."""
+    service.ingest([spray_input() for _ in range(3)])
+    batch = [spray_input() for _ in range(4)]
+
+    def moved_elsewhere(conn: sa.Connection) -> None:
+        raise PositionMoved("lulea: another worker took the tenant")
+
+    with pytest.raises(PositionMoved):
+        service.ingest(batch, within=moved_elsewhere)
+    with engine.connect() as conn:
+        assert [r.event_count for r in conn.execute(sa.select(alerts.c.event_count))] == [3]
+    service.ingest(batch, within=lambda conn: None)
+    with engine.connect() as conn:
+        assert [r.event_count for r in conn.execute(sa.select(alerts.c.event_count))] == [7]
+        assert conn.execute(sa.select(sa.func.count()).select_from(alert_events)).scalar_one() == 7
