@@ -263,6 +263,12 @@ def _failpoint_after_insert() -> Any:
     "--lease-ttl", default=10.0, show_default=True, help="Seconds a detection lease lasts unrenewed."
 )
 @click.option("--tick", "tick_s", default=5.0, show_default=True, help="Seconds between correlation ticks.")
+@click.option(
+    "--warmup-envelopes",
+    default=100,
+    show_default=True,
+    help="Envelopes before a taken tenant's position re-read to carry its correlation windows over.",
+)
 @click.pass_context
 def detect_cmd(
     ctx: click.Context,
@@ -272,6 +278,7 @@ def detect_cmd(
     state_url: str | None,
     lease_ttl: float,
     tick_s: float,
+    warmup_envelopes: int,
 ) -> None:
     """A detection worker: each tenant it holds the lease of, through the rules, its alerts
     into the state database exactly once. Run two or more; they share the tenants."""
@@ -314,9 +321,9 @@ def detect_cmd(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        worker = DetectWorkerConfig(tenants, holder, lease_ttl_s=lease_ttl, tick_s=tick_s).build(
-            nc.jetstream(), alerts, engine
-        )
+        worker = DetectWorkerConfig(
+            tenants, holder, lease_ttl_s=lease_ttl, tick_s=tick_s, warmup_envelopes=warmup_envelopes
+        ).build(nc.jetstream(), alerts, engine)
         try:
             await worker.run(stop)
         finally:

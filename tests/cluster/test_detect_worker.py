@@ -44,13 +44,13 @@ detection:
 """
 
 
-def _event(i: int) -> Event:
+def _event(i: int, tenant: str = TENANT, t0: int = 1_764_000_000_000_000) -> Event:
     """Event ``i``: every third one a matching failed logon on host ``h{i % HOSTS}``."""
     action = "logon-failed" if i % 3 == 0 else "logon"
     raw = f"<13>1 - h{i % HOSTS} a - - - detect e{i}".encode()
     ecs = {"host.name": f"h{i % HOSTS}", "event.action": action}
-    ts = 1_764_000_000_000_000 + i * 1000
-    return Event(TENANT, ts, ts + 1, "relp", "10.0.0.5:601", ecs, {}, raw.decode(), raw)
+    ts = t0 + i * 1000
+    return Event(tenant, ts, ts + 1, "relp", "10.0.0.5:601", ecs, {}, raw.decode(), raw)
 
 
 def _matching(n: int) -> int:
@@ -67,10 +67,10 @@ async def _publish(nats: NatsCluster, start: int, count: int, batch: int = 250) 
     await nc.close()
 
 
-def _config(tmp_path: Path, name: str, state_url: str) -> Path:
+def _config(tmp_path: Path, name: str, state_url: str, rule: str = RULE) -> Path:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
-    (rules / "failed.yml").write_text(RULE)
+    (rules / "failed.yml").write_text(rule)
     cfg = tmp_path / f"{name}.toml"
     cfg.write_text(
         f'data_dir = "{tmp_path / ("data-" + name)}"\n'
@@ -80,10 +80,12 @@ def _config(tmp_path: Path, name: str, state_url: str) -> Path:
     return cfg
 
 
-def _worker(nats: NatsCluster, cfg: Path, name: str) -> subprocess.Popen[bytes]:
+def _worker(
+    nats: NatsCluster, cfg: Path, name: str, tenant: str = TENANT, *more: str
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "norrvakt.cli", "--config", str(cfg), "cluster", "detect"]
-    cmd += ["--nats-dir", str(nats.config.directory), "--tenant", TENANT, "--name", name]
-    return subprocess.Popen([*cmd, "--lease-ttl", str(TTL), "--tick", "0.5"])
+    cmd += ["--nats-dir", str(nats.config.directory), "--tenant", tenant, "--name", name]
+    return subprocess.Popen([*cmd, "--lease-ttl", str(TTL), "--tick", "0.5", *more])
 
 
 def _wait(condition: Callable[[], object], timeout: float) -> float:
@@ -95,9 +97,11 @@ def _wait(condition: Callable[[], object], timeout: float) -> float:
     raise AssertionError("timed out")
 
 
-def _position(state: sa.Engine) -> int:
+def _position(state: sa.Engine, tenant: str = TENANT) -> int:
     with state.connect() as conn:
-        row = conn.execute(sa.select(detect_positions.c.journal_seq)).first()
+        row = conn.execute(
+            sa.select(detect_positions.c.journal_seq).where(detect_positions.c.tenant == tenant)
+        ).first()
     return int(row.journal_seq) if row is not None else 0
 
 
@@ -225,6 +229,61 @@ def _mover(state: sa.Engine) -> str | None:
     with state.connect() as conn:
         row = conn.execute(sa.select(detect_positions.c.holder)).first()
     return str(row.holder) if row is not None else None
+
+
+BURST = """---
+title: Failed logon burst on one host (test)
+id: 3f6a2b1c-0d4e-4f5a-8b6c-7d8e9f0a1b2c
+status: test
+level: critical
+correlation:
+    type: event_count
+    rules: [7d0c1e52-5a51-4c1b-9a55-1d2b3c4d5e6f]
+    group-by: [host.name]
+    timespan: 1h
+    condition: {gte: 5}
+"""
+
+
+@pytest.mark.parametrize("warmup", [100, 0], ids=["warm-up", "negative-control-no-warm-up"])
+def test_a_restarted_worker_carries_an_open_correlation_window_over(
+    cluster: NatsCluster, tmp_path: Path, warmup: int
+) -> None:
+    """3 failed logons of a host before kill -9, 3 after: only the warm-up (the envelopes before
+    the position, re-read with their detections dropped) lets the burst rule (≥ 5) see all 6 —
+    without it (the negative control) the restarted worker sees 3 and raises nothing."""
+    tenant = f"arvidsjaur{warmup}"
+    state = open_state(pg_cluster().new_database())
+    cfg = _config(tmp_path, "w", str(state.url.render_as_string(hide_password=False)), RULE + BURST)
+    now = int(time.time() * 1e6)  # windows near now: no tick closes them during the test
+    first = [_event(i, tenant, now) for i in range(0, 9 * HOSTS, HOSTS)]  # host h0; i = 0, 20, ...
+
+    async def send(events: list[Event]) -> None:
+        nc = await connect(cluster)
+        js = nc.jetstream()
+        await TenantStreamConfig().ensure(js, tenant)
+        await EnvelopePublisher(js, "ingest-1", deadline_s=30).publish(tenant, events)
+        await nc.close()
+
+    burst_rule = "3f6a2b1c-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
+    worker = _worker(cluster, cfg, "w", tenant)
+    try:
+        matching = [e for e in first if e.ecs["event.action"] == "logon-failed"]
+        assert len(matching) == 3
+        asyncio.run(send(first))
+        _wait(lambda: _position(state, tenant) == len(first), 30)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        asyncio.run(send([_event(i, tenant, now) for i in range(9 * HOSTS, 18 * HOSTS, HOSTS)]))
+        worker = _worker(cluster, cfg, "w", tenant, "--warmup-envelopes", str(warmup))
+        _wait(lambda: _position(state, tenant) == 2 * len(first), 30)
+        time.sleep(1.0)  # two ticks (--tick 0.5): a burst the worker saw is in the database
+    finally:
+        _stop(worker)
+    found = [a for a in _alerts(state) if a["tenant"] == tenant]
+    # the failed-logon rule is the burst's building block (it raises no alert of its own)
+    assert [(a["rule_id"], a["event_count"]) for a in found] == ([(burst_rule, 1)] if warmup else [])
+    state.dispose()
 
 
 def _stream_events(nats: NatsCluster) -> int:
