@@ -75,6 +75,7 @@ def integrate_cmd(
     from norrvakt.cluster.integrator import IntegratorConfig, state_dir_of
     from norrvakt.cluster.lease import Lease
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.progress import ProgressReporter
     from norrvakt.cluster.signing import SigningConfig, TenantSigner, checkpoint_stream
     from norrvakt.cluster.streams import TenantStreamConfig
     from norrvakt.journal.keys import KeyRing
@@ -94,6 +95,9 @@ def integrate_cmd(
         state = state_dir_of(journal_dir)
         integrators = [IntegratorConfig(t, state).build(js, journal) for t in tenants]
         holder = name or socket.gethostname()
+        progress = await ProgressReporter.open(js, "integrator", holder)
+        for integrator in integrators:
+            integrator.progress = progress
         keys = KeyRing(state / "keys", key_file)
         signing = SigningConfig(holder, ttl_s=lease_ttl, every_s=checkpoint_every)
         await checkpoint_stream(js)
@@ -196,11 +200,22 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None, http: bool)
     "--batch-rows", default=5000, show_default=True, help="Rows per full insert (fixed per replica)."
 )
 @click.option("--no-dedupe", is_flag=True, help="At-least-once (the tests' negative control only).")
+@click.option(
+    "--name", default=None, help="This replica's name (in the cluster's status); default: host-folder."
+)
 def store_cmd(
-    nats_dir: Path, tenants: tuple[str, ...], store_dir: Path, batch_rows: int, no_dedupe: bool
+    nats_dir: Path,
+    tenants: tuple[str, ...],
+    store_dir: Path,
+    batch_rows: int,
+    no_dedupe: bool,
+    name: str | None,
 ) -> None:
     """One store replica: each tenant's stream into this replica's store, exactly once."""
+    import socket
+
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.progress import ProgressReporter
     from norrvakt.cluster.store_feed import StoreFeedConfig
     from norrvakt.store.clickhouse import StoreConfig
     from norrvakt.store.writer import StoreWriterConfig
@@ -225,6 +240,11 @@ def store_cmd(
             StoreFeedConfig(t, store_dir / "feed").build(js, writer.build(store, after_insert=crash))
             for t in tenants
         ]
+        progress = await ProgressReporter.open(
+            js, "store", name or f"{socket.gethostname()}-{store_dir.resolve().name}"
+        )
+        for feed in feeds:
+            feed.progress = progress
         try:
             await asyncio.gather(*(f.run(stop) for f in feeds))
         finally:
@@ -269,6 +289,18 @@ def _failpoint_after_insert() -> Any:
     show_default=True,
     help="Envelopes before a taken tenant's position re-read to carry its correlation windows over.",
 )
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Take part in the cluster watch (one worker at a time raises the cluster's alerts).",
+)
+@click.option(
+    "--silent-after",
+    default=30.0,
+    show_default=True,
+    help="Seconds without a report after which the watch calls a stage gone.",
+)
 @click.pass_context
 def detect_cmd(
     ctx: click.Context,
@@ -279,9 +311,12 @@ def detect_cmd(
     lease_ttl: float,
     tick_s: float,
     warmup_envelopes: int,
+    watch: bool,
+    silent_after: float,
 ) -> None:
     """A detection worker: each tenant it holds the lease of, through the rules, its alerts
-    into the state database exactly once. Run two or more; they share the tenants."""
+    into the state database exactly once. Run two or more; they share the tenants. One of them
+    at a time also watches the cluster (docs/operations.md: the cluster watch)."""
     import logging
     import socket
 
@@ -292,6 +327,8 @@ def detect_cmd(
     from norrvakt.cli.common import settings_of
     from norrvakt.cluster.detect_worker import DetectWorkerConfig
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+    from norrvakt.cluster.progress import ProgressReporter
+    from norrvakt.cluster.watch import WatchConfig
     from norrvakt.detect.live import load_engine
     from norrvakt.modules import TenantModules
     from norrvakt.state.db import open_state
@@ -322,8 +359,14 @@ def detect_cmd(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         worker = DetectWorkerConfig(
-            tenants, holder, lease_ttl_s=lease_ttl, tick_s=tick_s, warmup_envelopes=warmup_envelopes
+            tenants,
+            holder,
+            lease_ttl_s=lease_ttl,
+            tick_s=tick_s,
+            warmup_envelopes=warmup_envelopes,
+            watch=WatchConfig(silent_s=silent_after) if watch else None,
         ).build(nc.jetstream(), alerts, engine)
+        worker.progress = await ProgressReporter.open(nc.jetstream(), "detect", holder)
         try:
             await worker.run(stop)
         finally:
@@ -348,82 +391,57 @@ def detect_cmd(
 def status_cmd(
     nats_dir: Path, journal_dir: Path | None, store_dirs: tuple[Path, ...], state_url: str | None
 ) -> None:
-    """Each tenant stream: its leader and replicas, envelopes, how far the integrator is (and
-    who holds the signing lease), the seq each store replica has applied, and how far
-    detection is (and which worker holds the tenant)."""
-    from norrvakt.cluster.detect_worker import LEASE_BUCKET as DETECT_LEASES
+    """Each tenant stream: its leader and replicas, how full it is, who holds its signing and
+    detection leases, and how far each consumer is (integrators, store replicas, detection
+    workers: what they report to the cluster). With --journal / --store-dir / --state-url, also
+    what those local folders and the state database say."""
     from norrvakt.cluster.integrator import state_dir_of
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
-    from norrvakt.cluster.signing import LEASE_BUCKET
+    from norrvakt.cluster.status import collect
     from norrvakt.state import detect_positions
     from norrvakt.state.db import open_state
 
     state = open_state(state_url) if state_url else None
 
-    async def holder_of(js: Any, bucket: str, tenant: str) -> str | None:
-        try:
-            lease = await (await js.key_value(bucket)).get(tenant)
-            return lease.value.decode() if lease.value else None
-        except Exception:  # no lease bucket or key yet: nobody holds the tenant
-            return None
-
     async def run() -> dict[str, Any]:
         cluster = NatsClusterConfig(nats_dir).build()
         nc = await connect(cluster, "norrvakt-status")
-        js = nc.jetstream()
-        out: dict[str, Any] = {"servers": cluster.servers(), "streams": []}
         try:
-            for info in await js.streams_info():
-                name = info.config.name or ""
-                if not name.startswith("NV-EVENTS-"):
-                    continue
-                tenant = name.removeprefix("NV-EVENTS-")
-                row: dict[str, Any] = {
-                    "tenant": tenant,
-                    "leader": info.cluster.leader if info.cluster else None,
-                    "replicas": [
-                        {"name": r.name, "current": r.current, "lag": r.lag}
-                        for r in (info.cluster.replicas or [])
-                    ]
-                    if info.cluster
-                    else [],
-                    "envelopes": info.state.messages,
-                    "last_seq": info.state.last_seq,
-                    "bytes": info.state.bytes,
-                }
-                journal_seq = None
-                if journal_dir is not None:
-                    pos_file = state_dir_of(journal_dir) / f"integrated-{tenant}.json"
-                    if pos_file.exists():
-                        pos = json.loads(pos_file.read_text())
-                        journal_seq = int(pos["journal_seq"])
-                        row["integrated_envelope"] = pos["stream_seq"]
-                        row["integrator_lag_envelopes"] = info.state.last_seq - int(pos["stream_seq"])
-                        row["journal_seq"] = journal_seq
-                row["signing_lease"] = await holder_of(js, LEASE_BUCKET, tenant)
-                row["detection_lease"] = await holder_of(js, DETECT_LEASES, tenant)
-                if state is not None:
-                    with state.connect() as conn:
-                        envelope, seq = detect_positions.load(conn, tenant)
-                    row["detected_envelope"] = envelope
-                    row["detection_lag_envelopes"] = info.state.last_seq - envelope
-                    row["detected_seq"] = seq
-                replicas = []
-                for store_dir in store_dirs:
-                    ledger = store_dir / "ledger" / f"{tenant}.json"
-                    applied = int(json.loads(ledger.read_text())["stored_through"]) if ledger.exists() else 0
-                    lag = None if journal_seq is None else journal_seq - applied
-                    replicas.append({"store": str(store_dir), "applied_seq": applied, "behind_journal": lag})
-                if replicas:
-                    row["store_replicas"] = replicas
-                out["streams"].append(row)
+            out = {"servers": cluster.servers(), **await collect(nc.jetstream())}
         finally:
             await nc.close()
+        for row in out["streams"]:
+            tenant, last = row["tenant"], row["last_seq"]
+            journal_seq = None
+            if journal_dir is not None:
+                pos_file = state_dir_of(journal_dir) / f"integrated-{tenant}.json"
+                if pos_file.exists():
+                    pos = json.loads(pos_file.read_text())
+                    journal_seq = int(pos["journal_seq"])
+                    row["integrated_envelope"] = pos["stream_seq"]
+                    row["integrator_lag_envelopes"] = last - int(pos["stream_seq"])
+                    row["journal_seq"] = journal_seq
             if state is not None:
-                state.dispose()
+                with state.connect() as conn:
+                    envelope, seq = detect_positions.load(conn, tenant)
+                row["detected_envelope"] = envelope
+                row["detection_lag_envelopes"] = last - envelope
+                row["detected_seq"] = seq
+            replicas = []
+            for store_dir in store_dirs:
+                ledger = store_dir / "ledger" / f"{tenant}.json"
+                applied = int(json.loads(ledger.read_text())["stored_through"]) if ledger.exists() else 0
+                lag = None if journal_seq is None else journal_seq - applied
+                replicas.append({"store": str(store_dir), "applied_seq": applied, "behind_journal": lag})
+            if replicas:
+                row["store_replicas"] = replicas
         return out
 
-    print_json(asyncio.run(run()))
+    try:
+        print_json(asyncio.run(run()))
+    finally:
+        if state is not None:
+            state.dispose()
 
 
 COMMANDS = [cluster_group]

@@ -37,8 +37,11 @@ from norrvakt.alerts.model import AlertInput
 from norrvakt.alerts.service import AlertService
 from norrvakt.cluster import envelope
 from norrvakt.cluster.integrator import IntegrationError
-from norrvakt.cluster.lease import Lease
+from norrvakt.cluster.lease import DETECT_LEASES, Lease
 from norrvakt.cluster.position import Position, follow, subscribe_after
+from norrvakt.cluster.progress import ProgressReporter
+from norrvakt.cluster.status import collect
+from norrvakt.cluster.watch import Problem, WatchConfig, problems
 from norrvakt.detect.detection import Detection, DetectionEngine
 from norrvakt.detect.live import LiveDetection
 from norrvakt.event import Event, now_us
@@ -48,7 +51,8 @@ from norrvakt.state.detect_positions import PositionMoved, Spot
 
 log = logging.getLogger(__name__)
 
-LEASE_BUCKET = "NV-DETECT-LEASES"
+LEASE_BUCKET = DETECT_LEASES
+WATCH_KEY = "_watch"  # the cluster watch's lease (no tenant: tenant ids begin with a letter)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class DetectWorkerConfig:
     fetch_timeout_s: float = 0.5
     tick_s: float = 5.0
     warmup_envelopes: int = 100
+    watch: WatchConfig | None = field(default_factory=WatchConfig)  # run by the "_watch" holder
 
     def build(self, js: JetStreamContext, alerts: AlertService, engine: DetectionEngine) -> DetectWorker:
         return DetectWorker(self, js, alerts, engine)
@@ -89,6 +94,9 @@ class DetectWorker:
     _matching: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _engine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one engine, one batch at a time
     _since: int = 0  # updated_at of the newest alert change seen (refresh from the SOC's side)
+    progress: ProgressReporter | None = None  # where the cluster sees how far it is
+    watching: Lease | None = None  # held by the one worker that runs the cluster watch
+    watched: list[Problem] = field(default_factory=list)  # the problems of the last watch
 
     @property
     def state(self) -> sa.Engine:
@@ -104,6 +112,10 @@ class DetectWorker:
                 self.js, tenant, cfg.holder, cfg.lease_ttl_s, bucket=LEASE_BUCKET, what="detection"
             )
             self.stats[tenant] = TenantStats()
+        if cfg.watch is not None:
+            self.watching = await Lease.open(
+                self.js, WATCH_KEY, cfg.holder, cfg.lease_ttl_s, bucket=LEASE_BUCKET, what="cluster watch"
+            )
         self._since = now_us()
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + cfg.tick_s
@@ -111,6 +123,8 @@ class DetectWorker:
             while not stop.is_set():
                 for tenant, lease in self._leases.items():
                     await self._keep(tenant, lease, stop)
+                if self.watching is not None:
+                    await self.watching.keep()
                 if loop.time() >= next_tick:
                     next_tick = loop.time() + cfg.tick_s
                     await self._tick()
@@ -122,7 +136,7 @@ class DetectWorker:
             for task in self._matching.values():
                 task.cancel()
             await asyncio.gather(*self._matching.values(), return_exceptions=True)
-            for lease in self._leases.values():
+            for lease in [*self._leases.values(), *([self.watching] if self.watching else [])]:
                 await lease.release()
 
     async def _keep(self, tenant: str, lease: Lease, stop: asyncio.Event) -> None:
@@ -201,6 +215,8 @@ class DetectWorker:
     ) -> None:
         stats = self.stats[tenant]
         while not stop.is_set():
+            if self.progress is not None:
+                await self.progress.report(tenant, Position(*stats.position))
             try:
                 msgs = await sub.fetch(self.config.fetch_batch, timeout=self.config.fetch_timeout_s)
             except (NatsTimeoutError, TimeoutError):
@@ -249,6 +265,14 @@ class DetectWorker:
                 await asyncio.to_thread(self.alerts.ingest, self._inputs(mine))
         except Exception as exc:  # a failed tick must not stop the next ones; say why
             log.error("detection tick failed: %s: %s", type(exc).__name__, exc)
+        if self.watching is not None and self.watching.held and self.config.watch is not None:
+            try:
+                self.watched = problems(await collect(self.js), self.config.watch)
+                if self.watched:
+                    now = now_us()
+                    await asyncio.to_thread(self.alerts.ingest, [p.as_input(now) for p in self.watched])
+            except Exception as exc:  # the cluster half away: the next tick tries again
+                log.error("cluster watch failed: %s: %s", type(exc).__name__, exc)
 
     def _refresh(self, tenants: Iterable[str]) -> None:
         wanted = sorted(tenants)

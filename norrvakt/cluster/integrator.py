@@ -30,6 +30,7 @@ from nats.js.errors import NotFoundError
 
 from norrvakt.cluster import envelope, streams
 from norrvakt.cluster.position import Position, PositionFile, follow
+from norrvakt.cluster.progress import ProgressReporter
 from norrvakt.journal.log import Journal
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Integrator:
     position: Position = field(default_factory=Position)
     envelopes: int = 0  # integrated by this run
     events: int = 0
+    progress: ProgressReporter | None = None  # where the cluster sees how far it is
 
     @property
     def _position_file(self) -> Path:
@@ -138,9 +140,11 @@ class Integrator:
             try:
                 msgs = await sub.fetch(self.config.fetch_batch, timeout=self.config.fetch_timeout_s)
             except (NatsTimeoutError, TimeoutError):
-                continue
+                msgs = []
             if msgs:
                 await asyncio.to_thread(self._integrate, [(m.metadata.sequence.stream, m.data) for m in msgs])
+            if self.progress is not None:
+                await self.progress.report(self.config.tenant, self.position)
 
     def _integrate(self, batch: list[tuple[int, bytes]]) -> None:
         """Journal the envelopes of ``batch`` (stream order) in one commit, then record it."""

@@ -21,6 +21,9 @@ from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
 
+SIGNING_LEASES = "NV-INTEGRATOR-LEASES"  # who signs a tenant's checkpoints (norrvakt/cluster/signing.py)
+DETECT_LEASES = "NV-DETECT-LEASES"  # who matches a tenant's stream (norrvakt/cluster/detect_worker.py)
+
 
 @dataclass
 class Lease:
@@ -42,7 +45,7 @@ class Lease:
         ttl_s: float,
         replicas: int = 3,
         *,
-        bucket: str = "NV-INTEGRATOR-LEASES",
+        bucket: str = SIGNING_LEASES,
         what: str = "signing",
     ) -> Lease:
         try:

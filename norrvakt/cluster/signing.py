@@ -32,7 +32,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
-from norrvakt.cluster.lease import Lease
+from norrvakt.cluster.lease import SIGNING_LEASES, Lease
 from norrvakt.event import now_us
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, append_line, tail_line
 from norrvakt.journal.keys import KeyRing
@@ -40,7 +40,7 @@ from norrvakt.journal.log import Journal
 
 log = logging.getLogger(__name__)
 
-LEASE_BUCKET = "NV-INTEGRATOR-LEASES"  # the signing leases (norrvakt/cluster/lease.py)
+LEASE_BUCKET = SIGNING_LEASES
 CHECKPOINT_STREAM = "NV-CHECKPOINTS"
 ERR_WRONG_LAST_SEQUENCE = 10071
 

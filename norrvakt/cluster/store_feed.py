@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from norrvakt.cluster import envelope
 from norrvakt.cluster.integrator import IntegrationError
 from norrvakt.cluster.position import Position, PositionFile, follow
+from norrvakt.cluster.progress import ProgressReporter
 from norrvakt.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class StoreFeed:
     position: Position = field(default_factory=Position)  # fed from the stream so far
     _saved: Position = field(default_factory=Position)  # wholly stored (the restart point)
     _ends: list[tuple[int, int]] = field(default_factory=list)  # (stream seq, last event seq) fed
+    progress: ProgressReporter | None = None  # where the cluster sees how far it is (stored)
 
     @property
     def _file(self) -> Path:
@@ -101,6 +103,8 @@ class StoreFeed:
                 await asyncio.to_thread(self.writer.offer, events)
             await asyncio.to_thread(self.writer.flush_due)
             self._advance()
+            if self.progress is not None:
+                await self.progress.report(self.config.tenant, self._saved)
 
     def _advance(self) -> None:
         """Move the restart point past every envelope the writer has wholly stored."""

@@ -27,12 +27,13 @@ from nats.js import api as js_api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STREAM_PREFIX = "NV-EVENTS-"
 
 
 def stream_name(tenant: str) -> str:
     if not _NAME_OK.match(tenant):
         raise ValueError(f"tenant id {tenant!r} cannot name a stream (letters, digits, '_' and '-' only)")
-    return f"NV-EVENTS-{tenant}"
+    return f"{STREAM_PREFIX}{tenant}"
 
 
 def subject(tenant: str) -> str:
