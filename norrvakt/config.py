@@ -397,6 +397,17 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    nats_dir: str = field(
+        default="",
+        metadata=_doc(
+            "On a web node of a cluster: the folder of the cluster's cluster.json (NATS addresses "
+            "and client password), for the console's Cluster page. Empty = a single node."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class ChannelSettings:
     """A notification channel ([[alerts.channels]] tables)."""
 
@@ -558,6 +569,9 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings, metadata=_doc("State database."))
     alerts: AlertSettings = field(
         default_factory=AlertSettings, metadata=_doc("Alerts, cases, notification and escalation.")
+    )
+    cluster: ClusterSettings = field(
+        default_factory=ClusterSettings, metadata=_doc("Part of a cluster (docs/operations.md).")
     )
 
     @property

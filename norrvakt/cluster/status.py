@@ -8,6 +8,8 @@ from any machine.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -87,3 +89,21 @@ def _fullness(used: int | None, most: int | None, msgs: int | None, most_msgs: i
     if most_msgs and most_msgs > 0:
         shares.append((msgs or 0) / most_msgs)
     return round(max(shares), 4)
+
+
+async def read_status(nats_dir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
+    """:func:`collect` over a connection of its own (a web node's page, a monitoring script);
+    an unreachable cluster is an ``error``, not an exception, within ``timeout_s``."""
+    from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
+
+    try:
+        cluster = NatsClusterConfig(nats_dir).build()
+        nc = await asyncio.wait_for(connect(cluster, "norrvakt-status"), timeout_s)
+    except Exception as exc:  # no cluster.json, no server answering
+        return {"at": now_us(), "streams": [], "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        return await asyncio.wait_for(collect(nc.jetstream()), timeout_s)
+    except Exception as exc:
+        return {"at": now_us(), "streams": [], "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        await nc.close()

@@ -20,6 +20,7 @@ from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
+from norrvakt.web.api import cluster as cluster_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.headers import SecurityHeaders
@@ -28,6 +29,7 @@ from norrvakt.web.session import SessionCodec, load_or_create_key
 from norrvakt.web.templating import STATIC, VendorFiles, vendor_dir
 from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
+from norrvakt.web.views import cluster as cluster_pages
 from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
 from norrvakt.web.views.api_docs import api_docs_router
 
@@ -78,6 +80,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(rules.router)
     app.include_router(account_api.router)
     app.include_router(account_pages.router)
+    app.include_router(cluster_api.router)
+    app.include_router(cluster_pages.router)
     vendor = vendor_dir()
     app.include_router(api_docs_router(app, runtime.settings.server.api_docs, vendor))
     _configure_sso(runtime)

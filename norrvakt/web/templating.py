@@ -107,5 +107,7 @@ def render(
         "tenant_name": tenant_name,
         "path": request.url.path,
         "has_vendor": request.app.state.has_vendor,
+        # the Cluster page, for central staff of a node that is part of a cluster
+        "cluster_nav": bool(user and user.tenants is None and rt.settings.cluster.nats_dir),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)

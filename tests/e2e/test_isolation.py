@@ -71,6 +71,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/openapi.json"): Case(exempt=NoTenantData("the API's schema (behind login by default)")),
     ("GET", "/api/docs"): Case(exempt=NoTenantData("the API's documentation page (behind login by default)")),
     ("GET", "/api/health"): _probe("GET", "/api/health", expect=OK_NO_LULEA),
+    # the cluster's status names every tenant: central staff only (403 for a tenant's officer)
+    ("GET", "/api/cluster/status"): _probe("GET", "/api/cluster/status"),
+    ("GET", "/cluster"): _probe("GET", "/cluster"),
     ("MOUNT", "/static"): Case(exempt=NoTenantData("the console's own CSS and JavaScript")),
     ("MOUNT", "/vendor"): Case(exempt=NoTenantData("an allow-list of htmx, Chart.js and Swagger UI files")),
     ("GET", "/login"): Case(exempt=NoTenantData("the login form")),
