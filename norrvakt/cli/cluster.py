@@ -203,6 +203,13 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None, http: bool)
 @click.option(
     "--name", default=None, help="This replica's name (in the cluster's status); default: host-folder."
 )
+@click.option(
+    "--journal",
+    "journal_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="An integrator's journal folder (or a copy), read to catch up beyond the stream's retention.",
+)
 def store_cmd(
     nats_dir: Path,
     tenants: tuple[str, ...],
@@ -210,10 +217,12 @@ def store_cmd(
     batch_rows: int,
     no_dedupe: bool,
     name: str | None,
+    journal_dir: Path | None,
 ) -> None:
     """One store replica: each tenant's stream into this replica's store, exactly once."""
     import socket
 
+    from norrvakt.cluster.integrator import IntegrationError
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.progress import ProgressReporter
     from norrvakt.cluster.store_feed import StoreFeedConfig
@@ -237,7 +246,9 @@ def store_cmd(
         # one writer per tenant: each owns its tenant's ledger, and the writer is not thread-safe
         crash = _failpoint_after_insert()
         feeds = [
-            StoreFeedConfig(t, store_dir / "feed").build(js, writer.build(store, after_insert=crash))
+            StoreFeedConfig(t, store_dir / "feed", journal_dir=journal_dir).build(
+                js, writer.build(store, after_insert=crash)
+            )
             for t in tenants
         ]
         progress = await ProgressReporter.open(
@@ -251,7 +262,10 @@ def store_cmd(
             store.close()
             await nc.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except IntegrationError as exc:  # the stream and this replica disagree: say why, no traceback
+        raise click.ClickException(str(exc)) from None
 
 
 def _failpoint_after_insert() -> Any:

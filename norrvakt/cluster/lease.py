@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import APIError, BucketNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
+from norrvakt.cluster.buckets import open_bucket
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,9 @@ class Lease:
         bucket: str = SIGNING_LEASES,
         what: str = "signing",
     ) -> Lease:
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(
-                js_api.KeyValueConfig(bucket=bucket, ttl=ttl_s, replicas=replicas, history=1)
-            )
+        kv = await open_bucket(
+            js, js_api.KeyValueConfig(bucket=bucket, ttl=ttl_s, replicas=replicas, history=1)
+        )
         return cls(kv, tenant, holder, what)
 
     @property

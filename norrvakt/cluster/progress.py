@@ -24,6 +24,7 @@ from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
+from norrvakt.cluster.buckets import open_bucket
 from norrvakt.cluster.position import Position
 from norrvakt.event import now_us
 
@@ -59,12 +60,7 @@ class Progress:
 
 
 async def progress_bucket(js: JetStreamContext, replicas: int = 3) -> KeyValue:
-    try:
-        return await js.key_value(PROGRESS_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            js_api.KeyValueConfig(bucket=PROGRESS_BUCKET, replicas=replicas, history=1)
-        )
+    return await open_bucket(js, js_api.KeyValueConfig(bucket=PROGRESS_BUCKET, replicas=replicas, history=1))
 
 
 @dataclass

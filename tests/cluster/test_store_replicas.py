@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from norrvakt.cluster.nats_servers import NatsCluster
+from norrvakt.cluster.nats_servers import NatsCluster, connect
+from norrvakt.cluster.streams import TenantStreamConfig, stream_name
 from tests.cluster.helpers import publish
 
 pytestmark = pytest.mark.cluster
@@ -33,7 +36,13 @@ store.close()
 
 
 def _replica(
-    cluster: NatsCluster, store_dir: Path, tenant: str = TENANT, *, crash_after: int = 0, dedupe: bool = True
+    cluster: NatsCluster,
+    store_dir: Path,
+    tenant: str = TENANT,
+    *,
+    crash_after: int = 0,
+    dedupe: bool = True,
+    more: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -46,7 +55,7 @@ def _replica(
     ]
     cmd += ["--tenant", tenant, "--store-dir", str(store_dir), "--batch-rows", "1000"]
     env = {**os.environ, "NORRVAKT_FAILPOINT_STORE_AFTER_INSERT": str(crash_after)}
-    return subprocess.Popen(cmd + ([] if dedupe else ["--no-dedupe"]), env=env)
+    return subprocess.Popen(cmd + ([] if dedupe else ["--no-dedupe"]) + list(more), env=env)
 
 
 def _counts(store_dir: Path, tenant: str = TENANT) -> list[int]:
@@ -130,3 +139,83 @@ def test_a_crash_between_insert_and_its_record_is_replayed_once(
         assert rows == 5000
     else:
         assert rows == 6000, rows  # range 2001-3000 twice: what the tokens prevent
+
+
+def test_a_replica_rebuilt_after_the_stream_expired_catches_up_from_the_journal(
+    cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """The stream keeps envelopes for max_age (3 s here); a replica started later finds the
+    first 5,000 events gone from it. Without a journal it refuses, saying so; given the
+    integrator's journal it stores those from the journal and the rest from the stream —
+    every event once (the journal's up to the integrator's position, the stream's after it),
+    as a replica fed from the stream alone would."""
+    tenant = "sorsele"
+
+    async def short_lived() -> None:
+        nc = await connect(cluster)
+        await TenantStreamConfig(max_age_s=3.0, duplicate_window_s=1.0).ensure(nc.jetstream(), tenant)
+        await nc.close()
+
+    asyncio.run(short_lived())
+    journal = tmp_path / "journal"
+    nats = ["--nats-dir", str(cluster.config.directory), "--tenant", tenant]
+    cli = [sys.executable, "-m", "norrvakt.cli", "cluster"]
+    integrator = subprocess.Popen([*cli, "integrate", *nats, "--journal", str(journal), "--name", "int-s"])
+    try:
+        asyncio.run(publish(cluster, tenant, 0, 5000))
+        _wait(lambda: _integrated(journal, tenant) == 5000, 30)
+        _wait(lambda: asyncio.run(_stream_messages(cluster, tenant)) == 0, 30)  # expired
+        asyncio.run(publish(cluster, tenant, 5000, 2000))
+        _wait(lambda: _integrated(journal, tenant) == 7000, 30)
+    finally:
+        integrator.terminate()
+        integrator.wait(20)
+    refused = subprocess.run(
+        [*cli, "store", *nats, "--store-dir", str(tmp_path / "no-journal")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert re.search(r"envelopes 1-\d+ of sorsele have expired from the stream", refused.stderr), (
+        refused.stderr
+    )
+    assert "--journal" in refused.stderr and "Traceback" not in refused.stderr
+    asyncio.run(publish(cluster, tenant, 7000, 1000))  # in the stream for sure (not yet expired)
+    store = tmp_path / "rebuilt"
+    replica = _replica(cluster, store, tenant, more=("--journal", str(journal)))
+    try:
+        _wait(lambda: _stored_through(store, tenant) == 8000, 60)  # (its chDB is its own while it runs)
+        time.sleep(1.0)  # nothing more arrives
+    finally:
+        replica.send_signal(signal.SIGTERM)
+        replica.wait(20)
+    assert _counts(store, tenant) == [8000, 8000, 1, 8000, 8000]
+
+
+async def _stream_messages(cluster: NatsCluster, tenant: str) -> int:
+    nc = await connect(cluster)
+    try:
+        info = await nc.jetstream().stream_info(stream_name(tenant))
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def _stored_through(store: Path, tenant: str) -> int:
+    ledger = store / "ledger" / f"{tenant}.json"
+    return int(json.loads(ledger.read_text())["stored_through"]) if ledger.exists() else 0
+
+
+def _integrated(journal: Path, tenant: str) -> int:
+    pos = journal.parent / f"{journal.name}.integrator" / f"integrated-{tenant}.json"
+    return int(json.loads(pos.read_text())["journal_seq"]) if pos.exists() else 0
+
+
+def _wait(condition: Any, timeout: float) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out")
