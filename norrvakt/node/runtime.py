@@ -35,6 +35,7 @@ from norrvakt.sources.builtin import build_sources
 from norrvakt.sources.limits import plan_connections
 from norrvakt.sources.stream import StreamListener
 from norrvakt.state.accounts import (
+    AccountConflict,
     authenticate,
     create_api_token,
     create_user,
@@ -241,9 +242,8 @@ def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:
     data = runtime.settings.data_path
     shown: dict[str, str] = {"username": "admin"}
     admin_file = data / ADMIN_FILE
-    if not user_exists(runtime.state, "admin"):
-        password = new_password()
-        create_user(runtime.state, "admin", password, "admin", must_change_password=True)
+    password = new_password()
+    if not user_exists(runtime.state, "admin") and _create_admin(runtime.state, password):
         _write_secret(
             admin_file,
             f"username: admin\npassword: {password}\n"
@@ -264,6 +264,16 @@ def bootstrap_accounts(runtime: Runtime) -> dict[str, str]:
     if not token_file.exists():
         _write_secret(token_file, create_api_token(runtime.state, "admin", "local cli") + "\n")
     return shown
+
+
+def _create_admin(state: sa.Engine, password: str) -> bool:
+    """The first admin; False when another node on the same state database made it first
+    (web nodes starting together) — its password is then in that node's data directory."""
+    try:
+        create_user(state, "admin", password, "admin", must_change_password=True)
+    except (AccountConflict, sa.exc.IntegrityError):
+        return False
+    return True
 
 
 def forget_initial_password(settings: Settings) -> None:

@@ -7,6 +7,10 @@ installations keep their accounts.
 
 To add a revision: copy the newest file in ``migrations/versions``, bump ``revision`` and
 ``down_revision``, describe the change with ``op.*`` and update the tables in ``db.py``.
+
+Several nodes may start at once on one PostgreSQL (web nodes after an upgrade): the upgrade
+holds a transaction-scoped advisory lock, so one node migrates and the others wait for its
+commit, then find the schema at the newest version. (SQLite has one server per file.)
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # users and tokens, as created before migrations existed
+_PG_LOCK = 0x6E6F72766B74  # "norvkt": the advisory lock key of schema upgrades
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -55,6 +60,8 @@ def upgrade(engine: sa.Engine, target: str = "head") -> None:
     """Migrate ``engine``'s database to ``target`` (no-op, and quiet, when already there)."""
     head = head_revision() if target == "head" else target
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head:
             return
