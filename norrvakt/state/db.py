@@ -417,3 +417,63 @@ detect_positions = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),  # the worker that moved it last
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+
+# -- web nodes on one state database, migration 0008 -------------------------------------------
+
+# Secrets every web node of the state database signs with (the session cookie key): made at
+# the first start, or taken over from the data directory's key file of an older version.
+shared_keys = sa.Table(
+    "shared_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Failed logins per address, one row each; rows older than the throttle's minute are pruned.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("address", sa.String(128), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_failures_address_at", "address", "at"),
+    sa.Index("ix_login_failures_at", "at"),
+)
+
+# Per account name as typed (lower-cased; also names that do not exist): failures in a row and
+# the lock they set.
+login_accounts = sa.Table(
+    "login_accounts",
+    metadata,
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.BigInteger, nullable=True),
+    sa.Column("last_failure_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_login_accounts_last_failure", "last_failure_at"),
+)
+
+# A counter per kind of cached state (ingest tokens, module subscriptions), bumped in the
+# transaction of every change: each node's cache drops what it holds when the counter moved.
+state_versions = sa.Table(
+    "state_versions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("counter", sa.BigInteger, nullable=False),
+)
+
+
+def upsert(conn: sa.Connection, table: sa.Table) -> Any:
+    """``INSERT … ON CONFLICT`` for the connection's database (PostgreSQL or SQLite): the
+    dialect's insert construct, with ``on_conflict_do_update``/``on_conflict_do_nothing``."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(f"state database {name!r}: Norrvakt supports SQLite and PostgreSQL")

@@ -25,7 +25,7 @@ from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.headers import SecurityHeaders
 from norrvakt.web.limits import UserLimiter
-from norrvakt.web.session import SessionCodec, load_or_create_key
+from norrvakt.web.session import SessionCodec, session_key
 from norrvakt.web.templating import STATIC, VendorFiles, vendor_dir
 from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
@@ -56,8 +56,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         {"search": limits.max_concurrent, "tail": limits.max_live_tails}
     )
     app.state.has_alerts = True
+    # The same key on every web node of the state database (an older data directory's key
+    # file is moved in at the first start).
     runtime.extras["session_codec"] = SessionCodec(
-        load_or_create_key(runtime.settings.data_path / "keys" / "session.key")
+        session_key(runtime.state, runtime.settings.data_path / "keys" / "session.key")
     )
     app.include_router(http_ingest.router)
     app.include_router(system.router)

@@ -1,13 +1,22 @@
 """Browser sessions: a signed cookie naming a server-side session, and CSRF tokens.
 
 The session cookie (``nv_session``; HttpOnly, SameSite=Lax, Secure over https) holds only the
-session id, a CSRF token, when it was issued and the language, signed with HMAC-SHA256 under
-a key generated at first start (``<data_dir>/keys/session.key``, mode 0600). Who is logged in
-is the session's row in the state database (:mod:`norrvakt.state.logins`): logging out, a
-password change, disabling or deleting the account end it there, so a copied cookie stops
-working at once. Sessions last at most ``MAX_AGE_S``. Every state-changing request made with
-a session must carry the CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``) —
-API tokens are exempt, as they are not sent automatically by a browser.
+session id, a CSRF token, when it was issued and the language, signed with HMAC-SHA256. Who is
+logged in is the session's row in the state database (:mod:`norrvakt.state.logins`): logging
+out, a password change, disabling or deleting the account end it there, so a copied cookie
+stops working at once. Sessions last at most ``MAX_AGE_S``. Every state-changing request made
+with a session must carry the CSRF token (form field ``csrf_token`` or header
+``X-CSRF-Token``) — API tokens are exempt, as they are not sent automatically by a browser.
+
+The signing key is kept in the state database (:func:`session_key`,
+:mod:`norrvakt.state.shared_keys`), made at the first start: every web node of one state
+database signs and checks with the same key, so a browser behind a load balancer may land on
+any of them. A data directory of an older version has its key in ``keys/session.key``; the
+first start after the upgrade moves that key into the state database (the file is left as it
+was and no longer read once the database has a key), so nobody is logged out by the upgrade.
+Whoever reads the state database can read the key: it lets them sign the login form's token
+and the OIDC state cookie, not open a session — the database holds only the hashes of
+session ids, and a cookie must name a live session.
 
 The login form has a CSRF token of its own, before there is a session: a random value in a
 cookie (``nv_login``) and its HMAC in the form. Another site can neither read the cookie nor
@@ -24,29 +33,40 @@ import base64
 import hashlib
 import hmac
 import json
-import os
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.requests import Request
+
+from norrvakt.state.shared_keys import stored_key
 
 COOKIE = "nv_session"
 LOGIN_COOKIE = "nv_login"
 MAX_AGE_S = 12 * 3600
 LOGIN_FORM_S = 3600  # a login form older than an hour asks to be reloaded
 
+log = logging.getLogger(__name__)
 
-def load_or_create_key(path: Path) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
+
+SESSION_KEY = "session"  # its name in the state database's shared_keys
+
+
+def session_key(engine: sa.Engine, legacy: Path) -> bytes:
+    """The cookie signing key of every web node on ``engine``'s state database; at the first
+    start the data directory's old key file (``legacy``), if there is one, becomes that key."""
+    own = legacy.read_bytes() if legacy.exists() else None
+    key = stored_key(engine, SESSION_KEY, own if own else secrets.token_bytes(32))
+    if own and own != key:
+        log.warning(
+            "%s is not the session key of the state database (another node stored one first): "
+            "cookies signed with the file's key are not accepted; the file is no longer read",
+            legacy,
+        )
     return key
 
 
