@@ -10,8 +10,11 @@ Log collection (collect, keep, search, integrity) is the base every tenant has. 
 
 Admins set this per tenant (console *Administration*, ``PUT /api/admin/modules/{tenant}``);
 no recorded choice means subscribed. The choices are cached in memory — they are asked for
-on every stored batch — and the cache is updated by :meth:`TenantModules.set` (one server
-owns a state database).
+on every stored batch. :meth:`TenantModules.set` reloads its own node's cache at once and
+bumps the ``tenant_modules`` version in the same transaction (:mod:`norrvakt.state.versions`);
+every other node on the state database looks at that version at most once a second and
+reloads when it moved, so a change made through one web node reaches the others (their
+detection and notification included) within about a second.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sqlalchemy as sa
 
 from norrvakt.event import now_us
 from norrvakt.state.db import tenant_modules
+from norrvakt.state.versions import CHECK_EVERY_S, TENANT_MODULES, VersionWatch, bump
 
 if TYPE_CHECKING:
     from norrvakt.node.runtime import Runtime
@@ -41,10 +45,11 @@ class UnknownModule(ValueError):
 
 
 class TenantModules:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, every_s: float = CHECK_EVERY_S) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self._off: set[tuple[str, str]] = set()
+        self.watch = VersionWatch(engine, TENANT_MODULES, every_s)  # before the first load
         self.reload()
 
     def reload(self) -> None:
@@ -58,6 +63,8 @@ class TenantModules:
         """Does ``tenant`` subscribe to ``module``? (Collection always.)"""
         if module == BASE:
             return True
+        if self.watch.moved():  # changed through another node (or this one)
+            self.reload()
         return (tenant, module) not in self._off
 
     __call__ = enabled  # what LiveDetection and the dispatcher take: (tenant, module) → bool
@@ -82,6 +89,7 @@ class TenantModules:
                         tenant=tenant, module=module, enabled=bool(on), updated_by=actor, updated_at=at
                     )
                 )
+            bump(conn, TENANT_MODULES)
         self.reload()
         return {m: self.enabled(tenant, m) for m in MODULES}
 

@@ -44,6 +44,7 @@ from norrvakt.sources.http_json import (
     too_large,
 )
 from norrvakt.state.accounts import IngestToken, ingest_token
+from norrvakt.state.versions import TOKENS, VersionWatch
 from norrvakt.tenant_ids import TenantIdError, exact_tenant
 
 if TYPE_CHECKING:
@@ -90,13 +91,24 @@ def extract_token(request: Request) -> str | None:
 
 
 class TokenCache:
-    """Ingest tokens, cached briefly so a busy sender does not hit the state DB per request."""
+    """Ingest tokens, cached briefly so a busy sender does not hit the state DB per request.
 
-    def __init__(self, lookup: Callable[[str], IngestToken | None]) -> None:
+    Creating or revoking an ingest token bumps the ``tokens`` version in the state database
+    (:mod:`norrvakt.state.versions`); with a ``watch`` the cache looks at it at most once a
+    second and forgets every lookup when it moved. So a token revoked through any node —
+    web node, CLI, another server on the same state database — is refused by every node
+    within about a second; without a watch, within ``_TOKEN_CACHE_SECONDS``."""
+
+    def __init__(
+        self, lookup: Callable[[str], IngestToken | None], watch: VersionWatch | None = None
+    ) -> None:
         self.lookup = lookup
+        self.watch = watch
         self._cache: dict[str, tuple[float, IngestToken | None]] = {}
 
     def get(self, token: str) -> IngestToken | None:
+        if self.watch is not None and self.watch.moved():
+            self._cache.clear()
         hit = self._cache.get(token)
         now = time.monotonic()
         if hit is not None and now - hit[0] < _TOKEN_CACHE_SECONDS:
@@ -122,7 +134,9 @@ def authenticate_ingest(request: Request) -> IngestToken:
     if not token:
         raise IngestAuthError(401, "Token is required", 2)
     if runtime.token_cache is None:
-        runtime.token_cache = TokenCache(lambda t: ingest_token(runtime.state, t))
+        runtime.token_cache = TokenCache(
+            lambda t: ingest_token(runtime.state, t), VersionWatch(runtime.state, TOKENS)
+        )
     found: IngestToken | None = runtime.token_cache.get(token)
     if found is None:
         raise IngestAuthError(403, "Invalid token", 4)

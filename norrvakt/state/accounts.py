@@ -21,6 +21,7 @@ from norrvakt.auth.passwords import burn_verification, hash_password, new_token,
 from norrvakt.errors import StatusError
 from norrvakt.event import now_us
 from norrvakt.state.db import Row, as_rows, sessions, sso_identities, tokens, users
+from norrvakt.state.versions import TOKENS, bump
 
 ROLES = ("admin", "soc_analyst", "tenant_officer", "auditor")
 MIN_PASSWORD = 12
@@ -379,6 +380,7 @@ def create_ingest_token(engine: sa.Engine, tenant: str, source_id: str, name: st
                 created_at=now_us(),
             )
         )
+        bump(conn, TOKENS)  # a lookup of it cached before (as unknown) is forgotten too
     return token
 
 
@@ -457,3 +459,4 @@ def revoke_token(engine: sa.Engine, token_id: int) -> None:
             .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=now_us())
         )
+        bump(conn, TOKENS)  # every node's ingest token cache forgets its lookups
