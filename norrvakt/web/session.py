@@ -13,7 +13,7 @@ The signing key is kept in the state database (:func:`session_key`,
 database signs and checks with the same key, so a browser behind a load balancer may land on
 any of them. A data directory of an older version has its key in ``keys/session.key``; the
 first start after the upgrade moves that key into the state database (the file is left as it
-was and no longer read once the database has a key), so nobody is logged out by the upgrade.
+was and no longer used once the database has a key), so nobody is logged out by the upgrade.
 Whoever reads the state database can read the key: it lets them sign the login form's token
 and the OIDC state cookie, not open a session — the database holds only the hashes of
 session ids, and a cookie must name a live session.
@@ -64,7 +64,7 @@ def session_key(engine: sa.Engine, legacy: Path) -> bytes:
     if own and own != key:
         log.warning(
             "%s is not the session key of the state database (another node stored one first): "
-            "cookies signed with the file's key are not accepted; the file is no longer read",
+            "cookies signed with the file's key are not accepted; the file is no longer used",
             legacy,
         )
     return key

@@ -46,4 +46,4 @@ def test_a_second_nodes_own_old_key_file_is_named_and_not_used(
     other.write_bytes(os.urandom(32))
     with caplog.at_level(logging.WARNING, logger="norrvakt.web.session"):
         assert session_key(engine, other) == shared
-    assert str(other) in caplog.text and "no longer read" in caplog.text
+    assert str(other) in caplog.text and "no longer used" in caplog.text
