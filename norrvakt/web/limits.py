@@ -9,6 +9,11 @@ The store has a few reader clients (norrvakt.store.clickhouse.READERS); without 
 user with a script (or a stuck browser tab opening live tails) can keep every one of them busy
 and the other analysts wait. A slot is held while the work runs — for a search until the
 store has answered, for a live tail until the client goes away — and freed exactly once.
+
+The counts are per node, by design: a limit protects the reader clients of the node that
+runs the work, and a search or live tail runs (and holds its slot) on the node that took the
+request. With several web nodes behind a load balancer a user may run the limit on each
+node; nothing is shared, so nothing needs the state database or outlives a node.
 """
 
 from __future__ import annotations
