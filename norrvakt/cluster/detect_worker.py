@@ -121,10 +121,13 @@ class DetectWorker:
         next_tick = loop.time() + cfg.tick_s
         try:
             while not stop.is_set():
-                for tenant, lease in self._leases.items():
-                    await self._keep(tenant, lease, stop)
-                if self.watching is not None:
-                    await self.watching.keep()
+                try:
+                    for tenant, lease in self._leases.items():
+                        await self._keep(tenant, lease, stop)
+                    if self.watching is not None:
+                        await self.watching.keep()
+                except Exception as exc:  # a worker must outlive any trouble of the cluster's; say why
+                    log.error("detection leases not kept this round: %s: %s", type(exc).__name__, exc)
                 if loop.time() >= next_tick:
                     next_tick = loop.time() + cfg.tick_s
                     await self._tick()
@@ -275,9 +278,12 @@ class DetectWorker:
                 log.error("cluster watch failed: %s: %s", type(exc).__name__, exc)
 
     def _refresh(self, tenants: Iterable[str]) -> None:
+        """What the SOC changed on any web node: rules switched off or given other dedupe
+        settings, alert statuses (a closed alert's repeats start a new one)."""
         wanted = sorted(tenants)
         if not wanted:
             return
+        self.alerts.reload_rules()
         with self.state.connect() as conn:
             rows = alert_rows.changed_since(conn, wanted, self._since)
         if rows:

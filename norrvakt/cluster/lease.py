@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import APIError, KeyWrongLastSequenceError
@@ -72,8 +73,10 @@ class Lease:
             if self.revision is not None:
                 log.warning("%s: %s lease lost by %s (%s)", self.tenant, self.what, self.holder, exc)
             self.revision = None
-        except TimeoutError:
-            pass  # keep what we believe; the guarded work's own compare-and-set covers a stale belief
+        except (TimeoutError, NatsError):
+            # the cluster is away (a leader election, every node restarting): keep what we
+            # believe; the guarded work's own compare-and-set covers a stale belief
+            pass
         return self.held
 
     async def release(self) -> None:

@@ -84,7 +84,12 @@ async def follow(
     """Run ``consume`` on subscriptions from ``where()`` on until ``stop``: one that breaks (a
     server restart, nats.py#504) is made again from the position; ``fatal`` errors end it."""
     while not stop.is_set():
-        sub = await subscribe_after(js, tenant, where())
+        try:
+            sub = await subscribe_after(js, tenant, where())
+        except Exception as exc:  # no leader yet (an election, the nodes restarting): try again
+            log.warning("%s: %s waits for the stream (%s: %s)", tenant, what, type(exc).__name__, exc)
+            await asyncio.sleep(0.5)
+            continue
         try:
             await consume(sub)
         except fatal:
