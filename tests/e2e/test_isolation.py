@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from norrvakt.config import load_settings
+from norrvakt.state.db import open_state
 from norrvakt.web.app import create_app
 from tests.e2e.harness import Server, running_server
 
@@ -342,8 +343,10 @@ CASES: dict[tuple[str, str], Case] = {
 def app_routes() -> set[tuple[str, str]]:
     """(method, path) of every route of the real app, included routers and mounts too."""
     with tempfile.TemporaryDirectory() as d:
-        runtime = SimpleNamespace(settings=load_settings(overrides={"data_dir": d}), extras={})
+        state = open_state(f"sqlite:///{d}/state.db")  # the app keeps its session key there
+        runtime = SimpleNamespace(settings=load_settings(overrides={"data_dir": d}), extras={}, state=state)
         app = create_app(runtime)  # type: ignore[arg-type]
+        state.dispose()
     found: set[tuple[str, str]] = set()
 
     def walk(routes: list[Any], prefix: str) -> None:
