@@ -180,8 +180,14 @@ class Dispatcher:
         public_url: str = "",
         clock: Callable[[], int] = now_us,
         notifies: Callable[[str], bool] | None = None,
+        owner: str = "",
+        orphaned_after_s: float = 300.0,
     ) -> None:
         self.router = router
+        # the outbox rows this process queued; at start it takes back its own, and others'
+        # older than orphaned_after_s (their process died), not a live one's (state/outbox.py)
+        self.owner = owner
+        self.orphaned_after_s = orphaned_after_s
         self.engine = engine
         # tenant → does it subscribe to SOC notification? (None = every tenant does)
         self.notifies: Callable[[str], bool] = notifies or (lambda _tenant: True)
@@ -192,7 +198,8 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        waiting = await asyncio.to_thread(outbox.pending, self.engine)
+        orphaned = self.clock() - int(self.orphaned_after_s * 1_000_000)
+        waiting = await asyncio.to_thread(outbox.pending, self.engine, self.owner, orphaned)
         for w in self.workers.values():
             w.start()
         gone: list[int] = []
@@ -258,7 +265,9 @@ class Dispatcher:
         return out
 
     def _store(self, routed: list[tuple[str, Notice]]) -> list[int]:
-        return outbox.put(self.engine, [(c, dataclasses.asdict(n)) for c, n in routed], self.clock())
+        return outbox.put(
+            self.engine, [(c, dataclasses.asdict(n)) for c, n in routed], self.clock(), self.owner
+        )
 
     def _offer(self, routed: list[tuple[str, Notice]], ids: list[int]) -> None:
         for (channel, notice), row_id in zip(routed, ids, strict=True):

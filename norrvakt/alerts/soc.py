@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class Soc:
             Router(settings.alerts.routes),
             public_url=public_url,
             notifies=notifies,
+            owner=node_owner(settings),
         )
         self.escalator = Escalator(engine, settings.alerts, self.dispatcher, on_changes=self._journal_later)
         self._thread_journal: JournalFromThreads | None = None
@@ -111,6 +113,12 @@ class Soc:
     def _journal_later(self, changes: list[Change]) -> None:
         if self._thread_journal is not None:
             self._thread_journal(changes)
+
+
+def node_owner(settings: Settings) -> str:
+    """How this node names the outbox rows it queues: host and data directory (web nodes of one
+    state database each have their own)."""
+    return f"{socket.gethostname()}:{settings.data_path.resolve()}"[:128]
 
 
 def channels_of(settings: Sequence[ChannelSettings]) -> dict[str, tuple[Channel, ChannelSettings]]:

@@ -364,6 +364,7 @@ def detect_cmd(
             Router(settings.alerts.routes),
             public_url=settings.server.public_url,
             notifies=lambda tenant: modules.enabled(tenant, "soc_notification"),
+            owner=f"detect:{holder}"[:128],
         )
         alerts.on_created.append(dispatcher.alerts_created)
         await dispatcher.start()

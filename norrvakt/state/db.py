@@ -356,6 +356,8 @@ notification_outbox = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("channel", sa.String(128), nullable=False),
     sa.Column("notice", sa.Text, nullable=False),  # the Notice as JSON
+    # migration 0009: the process that queued it ("" before: anyone's, see state/outbox.py)
+    sa.Column("owner", sa.String(128), nullable=False, default="", server_default=""),
 )
 
 

@@ -226,3 +226,21 @@ def test_waiting_notices_are_sent_after_a_restart(sqlite_engine: sa.Engine) -> N
     assert outbox.pending(sqlite_engine) == []
     (last, *_) = delivery_log.recent(sqlite_engine, ["lulea"])
     assert last["status"] == "failed" and "no longer configured" in last["detail"]
+
+
+def test_a_starting_node_takes_back_its_own_notices_not_a_live_nodes(sqlite_engine: sa.Engine) -> None:
+    """Several processes notify from one state database (web nodes, detection workers): at
+    start each resends what it queued itself, what nobody owns (rows from before owners were
+    kept), and what another left for longer than orphaned_after_s — not what a live one is
+    sending right now (that would notify twice)."""
+    from norrvakt.state import outbox
+
+    now = 1_000_000_000_000_000
+    minute = 60_000_000
+    outbox.put(sqlite_engine, [("soc", {"n": "mine"})], now - minute, owner="det-a")
+    outbox.put(sqlite_engine, [("soc", {"n": "live other"})], now - minute, owner="det-b")
+    outbox.put(sqlite_engine, [("soc", {"n": "left by a dead one"})], now - 10 * minute, owner="det-c")
+    outbox.put(sqlite_engine, [("soc", {"n": "from before owners"})], now - minute)
+    taken = outbox.pending(sqlite_engine, "det-a", orphaned_before=now - 5 * minute)
+    assert [doc["n"] for _, _, doc in taken] == ["mine", "left by a dead one", "from before owners"]
+    assert len(outbox.pending(sqlite_engine)) == 4  # without an owner: every row (the admin's view)
