@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from norrvakt.config import ConfigError, load_settings
+from norrvakt.state.db import open_state
 from norrvakt.web.templating import vendor_dir
 from tests.e2e.browser import browser, login  # noqa: F401 - fixture
 from tests.e2e.harness import REPO, Server, running_server
@@ -238,7 +239,9 @@ def test_api_docs_setting() -> None:
     for mode, expected in (("off", set()), ("public", {"/api/docs", "/api/openapi.json"})):
         with tempfile.TemporaryDirectory() as d:
             settings = load_settings(overrides={"data_dir": d, "server.api_docs": mode})
-            app = create_app(SimpleNamespace(settings=settings, extras={}))  # type: ignore[arg-type]
+            state = open_state(f"sqlite:///{d}/state.db")  # the app keeps its session key there
+            app = create_app(SimpleNamespace(settings=settings, extras={}, state=state))  # type: ignore[arg-type]
+            state.dispose()
         paths = _paths(app.routes)
         assert paths & {"/api/docs", "/api/openapi.json", "/docs/oauth2-redirect"} == expected, mode
 
