@@ -466,6 +466,11 @@ state_versions = sa.Table(
 )
 
 
+class UnsupportedDatabase(ValueError):
+    """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
+    ``state.url`` at start; this names it for a caller that opened one directly)."""
+
+
 def upsert(conn: sa.Connection, table: sa.Table) -> Any:
     """``INSERT … ON CONFLICT`` for the connection's database (PostgreSQL or SQLite): the
     dialect's insert construct, with ``on_conflict_do_update``/``on_conflict_do_nothing``."""
@@ -478,4 +483,4 @@ def upsert(conn: sa.Connection, table: sa.Table) -> Any:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table)
-    raise NotImplementedError(f"state database {name!r}: Norrvakt supports SQLite and PostgreSQL")
+    raise UnsupportedDatabase(f"state database {name!r}: Norrvakt supports SQLite and PostgreSQL")
