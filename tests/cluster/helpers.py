@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from norrvakt.cluster.nats_servers import NatsCluster, connect
@@ -59,3 +61,16 @@ def journal_ids(journal_dir: Path, tenant: str) -> list[str]:
         return [event_from_canonical(b).message.split()[-1] for _seq, b in journal.read(tenant)]
     finally:
         journal.close()
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float, why: Callable[[], object] | None = None
+) -> float:
+    """Poll ``condition`` until it holds (the seconds that took) or ``timeout`` passes (an
+    AssertionError, with what ``why`` says about the state then)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; {why() if why else ''}")

@@ -31,7 +31,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +48,7 @@ from norrvakt.journal.log import Journal, JournalConfig
 from norrvakt.journal.verify import verify_journal
 from norrvakt.state.accounts import create_ingest_token
 from norrvakt.state.db import alerts, detect_positions, open_state
+from tests.cluster.helpers import wait_until
 from tests.e2e.harness import free_ports, wait_port
 from tests.state.postgres import cluster as pg_cluster
 
@@ -245,7 +245,7 @@ def test_one_failure_at_a_time_under_sustained_load_loses_and_doubles_nothing(
         for s in senders:
             s.join(120)
         total = asyncio.run(_stream_events(cluster))
-        _wait(
+        wait_until(
             lambda: _caught_up(journals, stores, state) == [total] * 5,
             90,
             lambda: _caught_up(journals, stores, state),
@@ -395,12 +395,3 @@ def _store_counts(store: Path) -> list[int]:
         check=True,
     )
     return [int(x) for x in json.loads(out.stdout.strip().splitlines()[-1])]
-
-
-def _wait(condition: Any, timeout: float, why: Any = None) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; {why() if why else ''}")

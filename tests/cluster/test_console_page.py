@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster, connect
 from norrvakt.cluster.publisher import EnvelopePublisher, LogFull
 from norrvakt.cluster.streams import TenantStreamConfig
-from tests.cluster.helpers import event
+from tests.cluster.helpers import event, wait_until
 from tests.e2e.harness import running_server
 from tests.state.postgres import cluster as pg_cluster
 
@@ -38,15 +36,6 @@ async def _fill(nats: NatsCluster) -> None:
         pass
     finally:
         await nc.close()
-
-
-def _wait(condition: Any, timeout: float) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 def test_the_cluster_page_shows_streams_stages_and_the_watchs_alerts(
@@ -70,7 +59,7 @@ def test_the_cluster_page_shows_streams_stages_and_the_watchs_alerts(
                 doc = admin.get("/api/cluster/status").json()
                 return any(a["rule_id"] == "norrvakt-cluster-stream_full" for a in doc["alerts"])
 
-            _wait(full_alert_shown, 60)
+            wait_until(full_alert_shown, 60)
             doc = admin.get("/api/cluster/status").json()
             assert doc["cluster"] is True and "error" not in doc, doc
             (row,) = [s for s in doc["streams"] if s["tenant"] == TENANT]

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from norrvakt.cluster.publisher import EnvelopePublisher
 from norrvakt.cluster.streams import TenantStreamConfig
 from norrvakt.event import Event
 from norrvakt.state.db import alert_events, alerts, detect_positions, open_state
+from tests.cluster.helpers import wait_until
 from tests.state.postgres import cluster as pg_cluster
 
 pytestmark = pytest.mark.cluster
@@ -88,15 +88,6 @@ def _worker(
     return subprocess.Popen([*cmd, "--lease-ttl", str(TTL), "--tick", "0.5", *more])
 
 
-def _wait(condition: Callable[[], object], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def _position(state: sa.Engine, tenant: str = TENANT) -> int:
     with state.connect() as conn:
         row = conn.execute(
@@ -141,17 +132,17 @@ def test_kill_9_of_the_detection_worker_mid_stream_raises_no_alert_twice(
     worker = _worker(cluster, cfg, "a")
     try:
         asyncio.run(_publish(cluster, 0, 10_000))
-        _wait(lambda: _position(state) > 0, 30)
+        wait_until(lambda: _position(state) > 0, 30)
         publishing = subprocess.Popen(  # more arrives while the worker is killed and restarted
             [sys.executable, "-c", _PUBLISH_MORE, str(cluster.config.directory), "10000", "20000"]
         )
-        _wait(lambda: 0 < _position(state) < total and _position(state) > 12_000, 60)
+        wait_until(lambda: 0 < _position(state) < total and _position(state) > 12_000, 60)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         killed_at = _position(state)
         worker = _worker(cluster, cfg, "a")
         assert publishing.wait(60) == 0
-        _wait(lambda: _position(state) == total, 60)
+        wait_until(lambda: _position(state) == total, 60)
         assert killed_at < total
         print(f"killed at seq {killed_at} of {total}")
         _check_exact(state, total)
@@ -168,21 +159,21 @@ def test_kill_9_of_the_lease_holder_hands_the_tenant_to_the_standby(
     start = _stream_events(cluster)
     procs = {n: _worker(cluster, _config(tmp_path, n, url), n) for n in ("a", "b")}
     try:
-        _wait(lambda: _position(state) == start, 60)  # the stream so far, by whoever holds it
+        wait_until(lambda: _position(state) == start, 60)  # the stream so far, by whoever holds it
         holder = _mover(state)
         assert holder in procs
         assert asyncio.run(_holder(cluster)) == holder
         publishing = subprocess.Popen(
             [sys.executable, "-c", _PUBLISH_MORE, str(cluster.config.directory), str(start), "9000"]
         )
-        _wait(lambda: _position(state) > start, 30)
+        wait_until(lambda: _position(state) > start, 30)
         procs[holder].send_signal(signal.SIGKILL)
         procs[holder].wait()
         killed_at = _position(state)
         other = "b" if holder == "a" else "a"
-        took = _wait(lambda: _mover(state) == other, TTL + 20)
+        took = wait_until(lambda: _mover(state) == other, TTL + 20)
         assert publishing.wait(60) == 0
-        _wait(lambda: _position(state) == start + 9000, 60)
+        wait_until(lambda: _position(state) == start + 9000, 60)
         print(f"holder killed at seq {killed_at}; the standby moved the position {took:.1f} s later")
         assert took <= TTL + 5, took  # a standby takes over within the lease TTL + 5 s
         _check_exact(state, start + 9000)
@@ -195,7 +186,7 @@ def test_kill_9_of_the_lease_holder_hands_the_tenant_to_the_standby(
             )
         time.sleep(1.5)  # a tick or two of the worker (--tick 0.5) re-reads the statuses
         asyncio.run(_publish(cluster, start + 9000, HOSTS * 3))
-        _wait(lambda: _position(state) == start + 9000 + HOSTS * 3, 30)
+        wait_until(lambda: _position(state) == start + 9000 + HOSTS * 3, 30)
         h0 = [a for a in _alerts(state) if '"h0"' in str(a["entities"])]
         assert [a["status"] for a in h0] == ["resolved", "new"], h0
         assert int(str(h0[1]["event_count"])) == 1
@@ -271,12 +262,12 @@ def test_a_restarted_worker_carries_an_open_correlation_window_over(
         matching = [e for e in first if e.ecs["event.action"] == "logon-failed"]
         assert len(matching) == 3
         asyncio.run(send(first))
-        _wait(lambda: _position(state, tenant) == len(first), 30)
+        wait_until(lambda: _position(state, tenant) == len(first), 30)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         asyncio.run(send([_event(i, tenant, now) for i in range(9 * HOSTS, 18 * HOSTS, HOSTS)]))
         worker = _worker(cluster, cfg, "w", tenant, "--warmup-envelopes", str(warmup))
-        _wait(lambda: _position(state, tenant) == 2 * len(first), 30)
+        wait_until(lambda: _position(state, tenant) == 2 * len(first), 30)
         time.sleep(1.0)  # two ticks (--tick 0.5): a burst the worker saw is in the database
     finally:
         _stop(worker)

@@ -9,7 +9,6 @@ import itertools
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from norrvakt.cluster.signing import CHECKPOINT_STREAM, LEASE_BUCKET, checkpoint
 from norrvakt.journal.checkpoint import FILE_NAME, GENESIS, Checkpoint, tail_line
 from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.verify import verify_journal
-from tests.cluster.helpers import publish
+from tests.cluster.helpers import publish, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -76,15 +75,6 @@ def _local_size(journal: Path) -> int:
     return Checkpoint.parse(raw).size if raw else 0
 
 
-def _wait(condition, timeout: float) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def test_kill_9_of_the_signing_integrator_hands_over_and_the_chain_never_forks(
     cluster: NatsCluster, tmp_path: Path
 ) -> None:
@@ -95,23 +85,23 @@ def test_kill_9_of_the_signing_integrator_hands_over_and_the_chain_never_forks(
     asyncio.run(_publish(cluster, 0, 2000))
     procs = {name: _integrator(cluster, j, name, key) for name, j in journals.items()}
     try:
-        _wait(lambda: asyncio.run(_holder(cluster)) in journals, 20)
+        wait_until(lambda: asyncio.run(_holder(cluster)) in journals, 20)
         holder = asyncio.run(_holder(cluster))
         assert holder is not None
-        _wait(lambda: len(asyncio.run(_chain(cluster))) >= 3, 20)
+        wait_until(lambda: len(asyncio.run(_chain(cluster))) >= 3, 20)
         asyncio.run(_publish(cluster, 2000, 2000))
         procs[holder].send_signal(signal.SIGKILL)
         procs[holder].wait()
         other = "b" if holder == "a" else "a"
-        took = _wait(lambda: asyncio.run(_holder(cluster)) == other, TTL + 10)
+        took = wait_until(lambda: asyncio.run(_holder(cluster)) == other, TTL + 10)
         assert took <= TTL + 5, took  # the issue: a standby takes over within the TTL + 5 s
         before = len(asyncio.run(_chain(cluster)))
         asyncio.run(_publish(cluster, 4000, 1000))
-        _wait(lambda: (c := asyncio.run(_chain(cluster))) and len(c) > before and c[-1].size == 5000, 20)
+        wait_until(lambda: (c := asyncio.run(_chain(cluster))) and len(c) > before and c[-1].size == 5000, 20)
         # the killed one comes back: it cuts the frame it was writing (crash recovery), catches
         # up from the stream and copies the chain signed meanwhile; it is now the standby
         procs[holder] = _integrator(cluster, journals[holder], holder, key)
-        _wait(lambda: _local_size(journals[holder]) == 5000, 20)
+        wait_until(lambda: _local_size(journals[holder]) == 5000, 20)
     finally:
         for proc in procs.values():
             if proc.poll() is None:

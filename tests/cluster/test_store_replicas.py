@@ -12,13 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from norrvakt.cluster.nats_servers import NatsCluster, connect
 from norrvakt.cluster.streams import TenantStreamConfig, stream_name
-from tests.cluster.helpers import publish
+from tests.cluster.helpers import publish, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -163,10 +162,10 @@ def test_a_replica_rebuilt_after_the_stream_expired_catches_up_from_the_journal(
     integrator = subprocess.Popen([*cli, "integrate", *nats, "--journal", str(journal), "--name", "int-s"])
     try:
         asyncio.run(publish(cluster, tenant, 0, 5000))
-        _wait(lambda: _integrated(journal, tenant) == 5000, 30)
-        _wait(lambda: asyncio.run(_stream_messages(cluster, tenant)) == 0, 30)  # expired
+        wait_until(lambda: _integrated(journal, tenant) == 5000, 30)
+        wait_until(lambda: asyncio.run(_stream_messages(cluster, tenant)) == 0, 30)  # expired
         asyncio.run(publish(cluster, tenant, 5000, 2000))
-        _wait(lambda: _integrated(journal, tenant) == 7000, 30)
+        wait_until(lambda: _integrated(journal, tenant) == 7000, 30)
     finally:
         integrator.terminate()
         integrator.wait(20)
@@ -185,7 +184,7 @@ def test_a_replica_rebuilt_after_the_stream_expired_catches_up_from_the_journal(
     store = tmp_path / "rebuilt"
     replica = _replica(cluster, store, tenant, more=("--journal", str(journal)))
     try:
-        _wait(lambda: _stored_through(store, tenant) == 8000, 60)  # (its chDB is its own while it runs)
+        wait_until(lambda: _stored_through(store, tenant) == 8000, 60)  # (its chDB is its own while it runs)
         time.sleep(1.0)  # nothing more arrives
     finally:
         replica.send_signal(signal.SIGTERM)
@@ -210,12 +209,3 @@ def _stored_through(store: Path, tenant: str) -> int:
 def _integrated(journal: Path, tenant: str) -> int:
     pos = journal.parent / f"{journal.name}.integrator" / f"integrated-{tenant}.json"
     return int(json.loads(pos.read_text())["journal_seq"]) if pos.exists() else 0
-
-
-def _wait(condition: Any, timeout: float) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out")

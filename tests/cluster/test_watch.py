@@ -23,7 +23,7 @@ from norrvakt.cluster.streams import TenantStreamConfig
 from norrvakt.cluster.watch import Problem, WatchConfig, problems
 from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.db import alerts, open_state
-from tests.cluster.helpers import event
+from tests.cluster.helpers import event, wait_until
 from tests.state.postgres import cluster as pg_cluster
 
 
@@ -127,8 +127,8 @@ def test_a_full_stream_and_a_store_replica_gone_are_alerts(cluster: NatsCluster,
     detect_args = ["--tenant", tenant, "--name", "det-1", "--tick", "0.5", "--silent-after", "3"]
     detect = _cli("--config", str(cfg), "cluster", "detect", "--nats-dir", nats_dir, *detect_args)
     try:
-        _wait(lambda: "norrvakt-cluster-stream_full" in _rules(state), 60, lambda: _status(nats_dir))
-        _wait(lambda: len(_row(nats_dir, tenant)["consumers"]) == 2, 30, lambda: _row(nats_dir, tenant))
+        wait_until(lambda: "norrvakt-cluster-stream_full" in _rules(state), 60, lambda: _status(nats_dir))
+        wait_until(lambda: len(_row(nats_dir, tenant)["consumers"]) == 2, 30, lambda: _row(nats_dir, tenant))
         row = _row(nats_dir, tenant)
         assert row["free_bytes"] < 256 * 1024 and row["detection_lease"] == "det-1", row
         stages = {(c["stage"], c["name"]) for c in row["consumers"]}
@@ -136,7 +136,7 @@ def test_a_full_stream_and_a_store_replica_gone_are_alerts(cluster: NatsCluster,
         assert "norrvakt-cluster-consumer_gone" not in _rules(state)
         store.send_signal(signal.SIGKILL)
         store.wait()
-        _wait(lambda: "norrvakt-cluster-consumer_gone" in _rules(state), 30)
+        wait_until(lambda: "norrvakt-cluster-consumer_gone" in _rules(state), 30)
         (gone,) = [a for a in _system_alerts(state) if a["rule_id"] == "norrvakt-cluster-consumer_gone"]
         assert f'"{tenant}/store/replica-x"' in str(gone["entities"]), gone
         time.sleep(1.5)  # more ticks: the lasting problems raise the counts, not new alerts
@@ -178,12 +178,3 @@ def _status(nats_dir: str) -> dict[str, Any]:
     )
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
-
-
-def _wait(condition: Any, timeout: float, why: Any = None) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; {why() if why else ''}")
