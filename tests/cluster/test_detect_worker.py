@@ -170,13 +170,18 @@ def test_kill_9_of_the_lease_holder_hands_the_tenant_to_the_standby(
         procs[holder].send_signal(signal.SIGKILL)
         procs[holder].wait()
         killed_at = _position(state)
+        killed = time.monotonic()
         other = "b" if holder == "a" else "a"
-        took = wait_until(lambda: _mover(state) == other, TTL + 20)
         assert publishing.wait(60) == 0
-        wait_until(lambda: _position(state) == start + 9000, 60)
+        # more after the kill, so the standby has something to match even when the holder took
+        # all of the first 9,000 before it died
+        asyncio.run(_publish(cluster, start + 9000, 3000))
+        wait_until(lambda: _mover(state) == other, TTL + 20)
+        took = time.monotonic() - killed
+        wait_until(lambda: _position(state) == start + 12000, 60)
         print(f"holder killed at seq {killed_at}; the standby moved the position {took:.1f} s later")
         assert took <= TTL + 5, took  # a standby takes over within the lease TTL + 5 s
-        _check_exact(state, start + 9000)
+        _check_exact(state, start + 12000)
         # the SOC resolves host h0's alert on some web node: its next match starts a new alert
         with state.begin() as conn:
             conn.execute(
@@ -185,8 +190,8 @@ def test_kill_9_of_the_lease_holder_hands_the_tenant_to_the_standby(
                 .values(status="resolved", updated_at=int(time.time() * 1e6))
             )
         time.sleep(1.5)  # a tick or two of the worker (--tick 0.5) re-reads the statuses
-        asyncio.run(_publish(cluster, start + 9000, HOSTS * 3))
-        wait_until(lambda: _position(state) == start + 9000 + HOSTS * 3, 30)
+        asyncio.run(_publish(cluster, start + 12000, HOSTS * 3))
+        wait_until(lambda: _position(state) == start + 12000 + HOSTS * 3, 30)
         h0 = [a for a in _alerts(state) if '"h0"' in str(a["entities"])]
         assert [a["status"] for a in h0] == ["resolved", "new"], h0
         assert int(str(h0[1]["event_count"])) == 1
@@ -209,7 +214,7 @@ def test_kill_9_of_the_lease_holder_hands_the_tenant_to_the_standby(
         )
         (stream,) = [x for x in json.loads(status.stdout)["streams"] if x["tenant"] == TENANT]
         assert stream["detection_lease"] == other and stream["detection_lag_envelopes"] == 0, stream
-        assert stream["detected_seq"] == start + 9000 + HOSTS * 3, stream
+        assert stream["detected_seq"] == start + 12000 + HOSTS * 3, stream
     finally:
         _stop(*procs.values())
         state.dispose()
