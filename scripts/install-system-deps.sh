@@ -17,6 +17,9 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)  # the console's browser tests (Playwright drives it)
 command -v pdftoppm >/dev/null || need+=(poppler-utils)  # report tests look at the rendered PDF pages
 [ -n "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || need+=(postgresql)  # state tests run on PostgreSQL too (private cluster)
+# the real clients of the journald and auditd receivers (issue 14)
+command -v systemd-journal-upload >/dev/null || [ -x /lib/systemd/systemd-journal-upload ] || need+=(systemd-journal-remote)
+[ -x /sbin/audisp-remote ] || [ -x /usr/sbin/audisp-remote ] || need+=(audispd-plugins)
 # WeasyPrint (PDF reports) needs Pango
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
