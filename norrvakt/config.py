@@ -330,8 +330,10 @@ class OidcSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
-    type: str = field(default="syslog", metadata=_doc("syslog | relp."))
-    protocol: str = field(default="tcp", metadata=_doc("For syslog: udp | tcp | tls. For relp: tcp | tls."))
+    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf."))
+    protocol: str = field(
+        default="tcp", metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp: tcp | tls.")
+    )
     host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
     port: int = field(default=5514, metadata=_doc("Port to listen on."))
     tenant: str = field(
@@ -379,6 +381,19 @@ class SourceSettings:
     )
     tls_handshake_timeout_s: float = field(
         default=15.0, metadata=_doc("tls: a TLS handshake must be done within this time.")
+    )
+    gelf_chunk_timeout_s: float = field(
+        default=5.0,
+        metadata=_doc(
+            "gelf/udp: a chunked message must be complete this long after its first chunk; "
+            "else it is kept as a pipeline error naming the chunks that came."
+        ),
+    )
+    gelf_max_pending_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_doc(
+            "gelf/udp: chunks of incomplete messages held at most; beyond, the oldest is given up."
+        ),
     )
 
 
@@ -849,9 +864,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         elif src.id in seen_ids:
             problems.append((f"{key}.id", f"{src.id!r} — duplicate source id"))
         seen_ids.add(src.id)
-        if src.type not in {"syslog", "relp"}:
-            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp"))
-        allowed = {"udp", "tcp", "tls"} if src.type == "syslog" else {"tcp", "tls"}
+        if src.type not in {"syslog", "relp", "gelf"}:
+            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf"))
+        allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
         if src.protocol not in allowed:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))
         _check_port(f"{key}.port", src.port, problems)
@@ -876,6 +891,14 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             _check_zone(f"{key}.timezone", src.timezone, problems)
         if bool(src.tls_cert) != bool(src.tls_key):
             problems.append((f"{key}.tls_cert", "set both tls_cert and tls_key, or neither"))
+        if not 0.1 <= src.gelf_chunk_timeout_s <= 300:
+            problems.append(
+                (f"{key}.gelf_chunk_timeout_s", f"{src.gelf_chunk_timeout_s} — must be 0.1..300 seconds")
+            )
+        if not 1024 * 1024 <= src.gelf_max_pending_bytes <= 4 * 1024**3:
+            problems.append(
+                (f"{key}.gelf_max_pending_bytes", f"{src.gelf_max_pending_bytes} — must be 1 MiB..4 GiB")
+            )
     _check_connection_limits(s, problems)
     _check_alerts(s, problems)
 

@@ -8,6 +8,7 @@ registered for ``record.format``::
     json     one JSON object: NDJSON, ES _bulk, syslog-ng, ECS, journald, GELF, Windows
     hec      one Splunk HEC envelope                          (norrvakt.parsers.hec)
     windows  one Windows event as JSON (EVTX / Winlogbeat / NXLog)
+    gelf     one GELF 1.1 message (graypy, NXLog xm_gelf)      (norrvakt.parsers.gelf)
 
 then applies the transport's hints (``record.hints``: ``host``, ``program``, ``sourcetype``,
 ``source``, ``index`` fill what the payload left empty — never the tenant) and runs the
@@ -46,6 +47,7 @@ from __future__ import annotations
 from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
 from norrvakt.parsers.base import FormatParser, ParseError, Recognizer
 from norrvakt.parsers.cef import recognize_cef
+from norrvakt.parsers.gelf import parse_gelf
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
@@ -186,6 +188,7 @@ register_format("text", parse_text)
 register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
+register_format("gelf", parse_gelf)
 register_recognizer("windows-json", recognize_windows_json)
 register_recognizer("mapped", recognize_mapped)
 register_recognizer("cef", recognize_cef)

@@ -5,10 +5,10 @@ registers them: each module registers itself with
 from __future__ import annotations
 
 from norrvakt.config import Settings
-from norrvakt.sources import relp, syslog
+from norrvakt.sources import gelf, relp, syslog
 from norrvakt.sources.base import SOURCE_TYPES, Source
 
-BUILTIN = (relp, syslog)
+BUILTIN = (gelf, relp, syslog)
 
 
 def build_sources(settings: Settings) -> list[Source]:
