@@ -8,6 +8,7 @@ registered for ``record.format``::
     json     one JSON object: NDJSON, ES _bulk, syslog-ng, ECS, journald, GELF, Windows
     hec      one Splunk HEC envelope                          (norrvakt.parsers.hec)
     windows  one Windows event as JSON (EVTX / Winlogbeat / NXLog)
+    otlp     one OpenTelemetry log record with its resource   (norrvakt.parsers.otlp)
     gelf     one GELF 1.1 message (graypy, NXLog xm_gelf)      (norrvakt.parsers.gelf)
 
 then applies the transport's hints (``record.hints``: ``host``, ``program``, ``sourcetype``,
@@ -52,6 +53,7 @@ from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
 from norrvakt.parsers.mapped import recognize_mapped
+from norrvakt.parsers.otlp import parse_otlp
 from norrvakt.parsers.syslog import parse_syslog
 from norrvakt.parsers.text import parse_text
 from norrvakt.parsers.web_access import recognize_web_access
@@ -188,6 +190,7 @@ register_format("text", parse_text)
 register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
+register_format("otlp", parse_otlp)
 register_format("gelf", parse_gelf)
 register_recognizer("windows-json", recognize_windows_json)
 register_recognizer("mapped", recognize_mapped)

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from norrvakt import __version__
 from norrvakt.node.pipeline import PipelineUnavailable
 from norrvakt.sources import http as http_ingest
+from norrvakt.sources import otlp_http
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
@@ -62,6 +63,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         session_key(runtime.state, runtime.settings.data_path / "keys" / "session.key")
     )
     app.include_router(http_ingest.router)
+    app.include_router(otlp_http.router)
     app.include_router(system.router)
     app.include_router(search.router)
     app.include_router(imports.router)

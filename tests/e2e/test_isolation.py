@@ -98,6 +98,7 @@ CASES: dict[tuple[str, str], Case] = {
             "/_bulk",
             "/ingest",
             "/api/ingest",
+            "/v1/logs",  # OTLP/HTTP logs
         ]
     },
     ("POST", "/{index}/_bulk"): _probe("POST", "/siem-lulea/_bulk", body={"index": {}}),

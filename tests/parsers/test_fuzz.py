@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -190,6 +190,29 @@ def test_random_windows_shapes(doc: dict[str, Any], wrap: str) -> None:
 @given(event=st.one_of(_JSON, _syslog_lines()), time=_JSON_SCALAR, host=_JSON_SCALAR)
 def test_random_hec_envelopes(event: Any, time: Any, host: Any) -> None:
     _check(orjson.dumps({"event": event, "time": time, "host": host, "sourcetype": "syslog"}), "hec")
+
+
+@st.composite
+def _otlp_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """A record as the OTLP/HTTP receiver keeps it, with a windowseventlog body now and then."""
+    keys = ["resource", "scope", "attributes", "body", "timeUnixNano", "observedTimeUnixNano",
+            "severityNumber", "severityText", "traceId", "spanId", "eventName", "flags"]  # fmt: skip
+    doc: dict[str, Any] = {k: draw(_JSON) for k in draw(st.lists(st.sampled_from(keys), max_size=8))}
+    if draw(st.booleans()):
+        body = {"channel": draw(_JSON), "event_id": draw(_JSON), "provider": draw(_JSON)}
+        for key in ("computer", "event_data", "keywords", "execution", "security", "details", "record_id"):
+            if draw(st.booleans()):
+                body[key] = draw(
+                    st.one_of(_JSON, st.builds(lambda d: {"data": d}, st.lists(_JSON, max_size=4)))
+                )
+        doc["body"] = body
+    return doc
+
+
+@FUZZ
+@given(doc=_otlp_docs())
+def test_random_otlp_records(doc: dict[str, Any]) -> None:
+    _check(orjson.dumps(doc), "otlp")
 
 
 def test_every_builtin_format_is_fuzzed() -> None:
