@@ -52,6 +52,8 @@ class Pipeline:
     # category/service the mapping does not list (instead of every event)
     defaults: dict[str, Variant] = field(default_factory=dict)
     notes: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (product, kind, name) -> note
+    # (product, service) -> more variants of a service besides its own where (``variants:``)
+    service_variants: dict[tuple[str, str], tuple[Variant, ...]] = field(default_factory=dict)
     _memo: dict[tuple[str, str, str], Resolution] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, product: str | None, category: str | None, service: str | None) -> Resolution:
@@ -74,7 +76,8 @@ class Pipeline:
                 note = self.notes.get((product, "category", category), "")
                 return Resolution(tuple(_with_service(v, services) for v in variants), note)
         if service and service in services:
-            return Resolution((services[service],), self.notes.get((product, "service", service), ""))
+            more = self.service_variants.get((product, service), ())
+            return Resolution((services[service], *more), self.notes.get((product, "service", service), ""))
         default = self.defaults.get(product)
         if default is not None:
             if not category and not service:
@@ -143,6 +146,7 @@ def merge_pipelines(parts: list[Pipeline], name: str) -> Pipeline:
         out.services.update(part.services)
         out.defaults.update(part.defaults)
         out.notes.update(part.notes)
+        out.service_variants.update(part.service_variants)
         for key, values in part.placeholders.items():
             if key in out.placeholders:
                 raise PipelineError(f"{part.source}: placeholder {key!r} is already defined in another file")
@@ -158,6 +162,7 @@ def merge_pipelines(parts: list[Pipeline], name: str) -> Pipeline:
         out.source,
         out.defaults,
         out.notes,
+        out.service_variants,
     )
 
 
@@ -177,6 +182,7 @@ def parse_pipeline(text: str, where: str) -> Pipeline:
     services: dict[str, dict[str, Variant]] = {}
     defaults: dict[str, Variant] = {}
     notes: dict[tuple[str, str, str], str] = {}
+    service_variants: dict[tuple[str, str], tuple[Variant, ...]] = {}
     for product, table in _mapping(doc.get("products", {}), f"{where}: products").items():
         table = _mapping(table, f"{where}: products.{product}")
         unknown = set(table) - {"categories", "services", "default"}
@@ -188,10 +194,13 @@ def parse_pipeline(text: str, where: str) -> Pipeline:
         services[product] = {}
         for name, cond in _mapping(table.get("services", {}), f"{where}: {product}.services").items():
             at = f"{where}: products.{product}.services.{name}"
+            more = cond.get("variants") if isinstance(cond, dict) and "where" in cond else None
             cond, note = _noted(cond, at)
-            services[product][name] = Variant(_where(cond, at), (), name)
+            base = services[product][name] = Variant(_where(cond, at), (), name)
             if note:
                 notes[(product, "service", name)] = note
+            if more is not None:
+                service_variants[(product, name)] = _more_variants(more, at, base)
         if "default" in table:
             at = f"{where}: products.{product}.default"
             cond, _ = _noted(table["default"], at)
@@ -224,15 +233,16 @@ def parse_pipeline(text: str, where: str) -> Pipeline:
         source=where,
         defaults=defaults,
         notes=notes,
+        service_variants=service_variants,
     )
 
 
 def _noted(entry: Any, at: str) -> tuple[Any, str]:
     """``{where: {...}, note: "..."}`` -> (the where part, the note); a plain map is all where."""
     if isinstance(entry, dict) and "where" in entry:
-        unknown = set(entry) - {"where", "note"}
+        unknown = set(entry) - {"where", "note", "variants"}
         if unknown:
-            raise PipelineError(f"{at}: unknown keys {sorted(unknown)} (allowed: where, note)")
+            raise PipelineError(f"{at}: unknown keys {sorted(unknown)} (allowed: where, note, variants)")
         return entry["where"], str(entry.get("note") or "")
     return entry, ""
 
@@ -250,6 +260,18 @@ def _where(cond: Any, at: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         if not items or any(isinstance(v, (dict, list)) or v is None for v in items):
             raise PipelineError(f"{at}.{name}: expected a value or a list of values")
         out.append((name, tuple(str(v) for v in items)))
+    return tuple(out)
+
+
+def _more_variants(entries: Any, at: str, base: Variant) -> tuple[Variant, ...]:
+    """A service's ``variants``: each adds its own ``where`` to the service's and renames rule
+    fields, so a rule of the service is also tested as if its fields had those names."""
+    if not isinstance(entries, list) or not entries:
+        raise PipelineError(f"{at}.variants: expected a non-empty list of variants")
+    out = []
+    for i, entry in enumerate(entries):
+        v = _variant(entry, f"{at}.variants[{i}]", {})
+        out.append(Variant((*base.where, *v.where), v.rename, base.service))
     return tuple(out)
 
 

@@ -8,6 +8,7 @@ registered for ``record.format``::
     json     one JSON object: NDJSON, ES _bulk, syslog-ng, ECS, journald, GELF, Windows
     hec      one Splunk HEC envelope                          (norrvakt.parsers.hec)
     windows  one Windows event as JSON (EVTX / Winlogbeat / NXLog)
+    auditd   the records of one Linux audit event, one a line  (norrvakt.parsers.auditd)
     otlp     one OpenTelemetry log record with its resource   (norrvakt.parsers.otlp)
     gelf     one GELF 1.1 message (graypy, NXLog xm_gelf)      (norrvakt.parsers.gelf)
 
@@ -46,6 +47,7 @@ Plugins register the same way the built-ins below do::
 from __future__ import annotations
 
 from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
+from norrvakt.parsers.auditd import parse_auditd
 from norrvakt.parsers.base import FormatParser, ParseError, Recognizer
 from norrvakt.parsers.cef import recognize_cef
 from norrvakt.parsers.gelf import parse_gelf
@@ -190,6 +192,7 @@ register_format("text", parse_text)
 register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
+register_format("auditd", parse_auditd, recognize=False)
 register_format("otlp", parse_otlp)
 register_format("gelf", parse_gelf)
 register_recognizer("windows-json", recognize_windows_json)

@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -213,6 +213,40 @@ def _otlp_docs(draw: st.DrawFn) -> dict[str, Any]:
 @given(doc=_otlp_docs())
 def test_random_otlp_records(doc: dict[str, Any]) -> None:
     _check(orjson.dumps(doc), "otlp")
+
+
+_AUDIT_TYPES = st.sampled_from(["SYSCALL", "EXECVE", "PATH", "CWD", "PROCTITLE", "EOE", "USER_LOGIN", "X"])
+_AUDIT_KEYS = st.sampled_from(
+    ["a0", "a1", "a1_len", "a1[0]", "a1[1]", "argc", "name", "exe", "cwd", "proctitle", "key", "auid", "uid",
+     "success", "res", "msg", "arch", "syscall", "nametype", "node", "AUID", "SYSCALL", "addr", "comm"]
+)  # fmt: skip
+_AUDIT_VALUES = st.one_of(
+    _TOKEN,
+    st.sampled_from(['"/usr/bin/id"', "2F746D70", "ABC", "00", "c000003e", "59", "-1", "'op=x res=success'"]),
+    st.binary(max_size=8).map(lambda b: b.hex().upper()),
+)
+
+
+@st.composite
+def _audit_events(draw: st.DrawFn) -> bytes:
+    """The records of one audit event as the audisp listener hands them on, mangled now and then."""
+    serial = draw(st.sampled_from(["1764680000.123:42", "1764680000:7", "1.5:1", "x:y", "17646.123456789:0"]))
+    lines = []
+    for _ in range(draw(st.integers(1, 6))):
+        pairs = draw(st.lists(st.tuples(_AUDIT_KEYS, _AUDIT_VALUES), max_size=6))
+        body = " ".join(f"{k}={v}" for k, v in pairs)
+        node = draw(st.sampled_from(["", "node=web1 "]))
+        sep = draw(st.sampled_from(["", '\x1dAUID="anna" SYSCALL=execve']))
+        lines.append(f"{node}type={draw(_AUDIT_TYPES)} msg=audit({serial}): {body}{sep}")
+    if draw(st.booleans()):
+        lines.append(draw(_TOKEN))
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(payload=_audit_events())
+def test_random_audit_events(payload: bytes) -> None:
+    _check(payload, "auditd")
 
 
 def test_every_builtin_format_is_fuzzed() -> None:
