@@ -328,6 +328,60 @@ class OidcSettings:
 
 
 @dataclass(frozen=True)
+class M365SourceSettings:
+    """A Microsoft 365 / Entra ID connector (``type = "m365"``; docs/sources.md)."""
+
+    directory_id: str = field(
+        default="", metadata=_doc("m365: the municipality's Entra ID tenant (directory) id.")
+    )
+    client_id: str = field(
+        default="",
+        metadata=_doc(
+            "m365: application (client) id; its secret or certificate: `norrvakt m365 set-credential`."
+        ),
+    )
+    feeds: list[str] = field(
+        default_factory=lambda: [
+            "Audit.AzureActiveDirectory",
+            "Audit.Exchange",
+            "Audit.SharePoint",
+            "Audit.General",
+            "DLP.All",
+            "graph.signIns",
+            "graph.directoryAudits",
+            "graph.alerts_v2",
+            "graph.intune.auditEvents",
+        ],
+        metadata=_doc("m365: Management Activity API content types and graph.* feeds to pull."),
+    )
+    poll_interval_s: float = field(default=60.0, metadata=_doc("m365: seconds between pulls."))
+    window_minutes: float = field(
+        default=60.0, metadata=_doc("m365: time window per listing (at most 1440).")
+    )
+    overlap_minutes: float = field(
+        default=10.0,
+        metadata=_doc("m365: each window overlaps the last (late content, clock skew); deduplicated."),
+    )
+    initial_lookback_hours: float = field(
+        default=24.0, metadata=_doc("m365: how far back a new connector starts (at most 7 days).")
+    )
+    stale_after_minutes: float = field(
+        default=60.0,
+        metadata=_doc("m365: a source-health alert when a feed has not been pulled this long."),
+    )
+    login_url: str = field(
+        default="https://login.microsoftonline.com", metadata=_doc("m365: Entra ID login URL.")
+    )
+    manage_url: str = field(
+        default="https://manage.office.com", metadata=_doc("m365: Office 365 Management Activity API URL.")
+    )
+    graph_url: str = field(default="https://graph.microsoft.com", metadata=_doc("m365: Microsoft Graph URL."))
+    ca_file: str = field(
+        default="", metadata=_doc("m365: PEM CA to trust for those URLs; empty = the system's.")
+    )
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf."))
@@ -381,6 +435,9 @@ class SourceSettings:
     )
     tls_handshake_timeout_s: float = field(
         default=15.0, metadata=_doc("tls: a TLS handshake must be done within this time.")
+    )
+    m365: M365SourceSettings = field(
+        default_factory=M365SourceSettings, metadata=_doc("m365: the connector's settings.")
     )
     gelf_chunk_timeout_s: float = field(
         default=5.0,
@@ -864,6 +921,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         elif src.id in seen_ids:
             problems.append((f"{key}.id", f"{src.id!r} — duplicate source id"))
         seen_ids.add(src.id)
+        if src.type == "m365":  # pulls: no listener, no port
+            _check_m365(key, src, s, problems)
+            continue
         if src.type not in {"syslog", "relp", "gelf"}:
             problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf"))
         allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
@@ -1015,6 +1075,27 @@ def _check_alerts(s: Settings, problems: list[tuple[str, str]]) -> None:
     for c in a.escalation_channels:
         if c not in names:
             problems.append(("alerts.escalation_channels", f"{c!r} — no channel of that name"))
+
+
+def _check_m365(key: str, src: SourceSettings, s: Settings, problems: list[tuple[str, str]]) -> None:
+    m = src.m365
+    if src.tenant not in s.tenants:
+        problems.append((f"{key}.tenant", f"{src.tenant!r} — an m365 connector needs a configured tenant"))
+    for name in ("directory_id", "client_id"):
+        if not getattr(m, name):
+            problems.append((f"{key}.m365.{name}", "'' — required for an m365 connector"))
+    known = M365SourceSettings().feeds
+    for feed in m.feeds:
+        if feed not in known:
+            problems.append((f"{key}.m365.feeds", f"{feed!r} — one of {', '.join(known)}"))
+    if not 1 <= m.window_minutes <= 1440 or not 0 <= m.overlap_minutes < m.window_minutes:
+        problems.append((f"{key}.m365.window_minutes", "window 1..1440 minutes, overlap 0..window"))
+    if not 0 < m.initial_lookback_hours <= 167 or m.poll_interval_s < 1 or m.stale_after_minutes < 1:
+        why = "0..167 hours; poll_interval_s ≥ 1; stale_after_minutes ≥ 1"
+        problems.append((f"{key}.m365.initial_lookback_hours", why))
+    for name in ("login_url", "manage_url", "graph_url"):
+        if not getattr(m, name).startswith("https://"):
+            problems.append((f"{key}.m365.{name}", f"{getattr(m, name)!r} — an https:// URL"))
 
 
 def settings_table() -> list[tuple[str, str, str]]:

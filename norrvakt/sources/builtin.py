@@ -7,8 +7,9 @@ from __future__ import annotations
 from norrvakt.config import Settings
 from norrvakt.sources import gelf, relp, syslog
 from norrvakt.sources.base import SOURCE_TYPES, Source
+from norrvakt.sources.m365 import connector as m365
 
-BUILTIN = (gelf, relp, syslog)
+BUILTIN = (gelf, m365, relp, syslog)
 
 
 def build_sources(settings: Settings) -> list[Source]:

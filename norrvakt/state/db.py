@@ -466,6 +466,41 @@ state_versions = sa.Table(
 )
 
 
+# -- Microsoft 365 / Entra ID connectors, migration 0010 (norrvakt/state/m365.py) ---------------
+
+# Per connector: its client credential, AES-GCM encrypted with a key kept only in the data
+# directory (norrvakt/sources/m365/credentials.py) — never the plaintext.
+m365_credentials = sa.Table(
+    "m365_credentials",
+    metadata,
+    sa.Column("connector", sa.String(128), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # secret | certificate
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),  # nonce ‖ AES-GCM(credential JSON)
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+# Per connector and feed: everything created before ``done_until`` is durable in the journal;
+# ``seen`` (JSON) holds the record ids of the overlap window, so a re-listing is deduplicated.
+m365_checkpoints = sa.Table(
+    "m365_checkpoints",
+    metadata,
+    sa.Column("connector", sa.String(128), primary_key=True),
+    sa.Column("feed", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("done_until", sa.BigInteger, nullable=False),
+    sa.Column("seen", sa.Text, nullable=False),
+    sa.Column("records", sa.BigInteger, nullable=False),  # records pulled so far
+    sa.Column("duplicates", sa.BigInteger, nullable=False),  # records dropped as already seen
+    sa.Column("last_attempt_at", sa.BigInteger, nullable=True),
+    sa.Column("last_success_at", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_m365_checkpoints_tenant", "tenant"),
+)
+
+
 class UnsupportedDatabase(ValueError):
     """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
     ``state.url`` at start; this names it for a caller that opened one directly)."""
