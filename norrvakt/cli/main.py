@@ -71,6 +71,7 @@ def _register() -> None:
         followup,
         ingest,
         integrity,
+        m365,
         retention,
         search,
         serve,
@@ -93,6 +94,7 @@ def _register() -> None:
         alerts,
         followup,
         cluster,
+        m365,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

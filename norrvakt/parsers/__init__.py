@@ -8,6 +8,7 @@ registered for ``record.format``::
     json     one JSON object: NDJSON, ES _bulk, syslog-ng, ECS, journald, GELF, Windows
     hec      one Splunk HEC envelope                          (norrvakt.parsers.hec)
     windows  one Windows event as JSON (EVTX / Winlogbeat / NXLog)
+    m365     one Microsoft 365 / Entra ID record, feed in hints (norrvakt.parsers.m365)
     auditd   the records of one Linux audit event, one a line  (norrvakt.parsers.auditd)
     otlp     one OpenTelemetry log record with its resource   (norrvakt.parsers.otlp)
     gelf     one GELF 1.1 message (graypy, NXLog xm_gelf)      (norrvakt.parsers.gelf)
@@ -54,6 +55,7 @@ from norrvakt.parsers.gelf import parse_gelf
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
+from norrvakt.parsers.m365 import parse_m365
 from norrvakt.parsers.mapped import recognize_mapped
 from norrvakt.parsers.otlp import parse_otlp
 from norrvakt.parsers.syslog import parse_syslog
@@ -192,6 +194,7 @@ register_format("text", parse_text)
 register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
+register_format("m365", parse_m365, recognize=False)
 register_format("auditd", parse_auditd, recognize=False)
 register_format("otlp", parse_otlp)
 register_format("gelf", parse_gelf)

@@ -7,7 +7,8 @@ rsyslog JSON, ECS documents, journald and GELF — and Windows events in any of 
     {"__REALTIME_TIMESTAMP":"1795729418412345","_HOSTNAME":"srv01","SYSLOG_IDENTIFIER":"sudo","_PID":"4242","PRIORITY":"5","MESSAGE":"pam_unix(sudo:session): session closed for user root"}
 
 Windows events (EVTX ``{"Event": ...}``, Winlogbeat ``winlog.*``, NXLog ``EventID`` +
-``Channel``) are handed to :mod:`norrvakt.parsers.windows`. Everything else:
+``Channel``) are handed to :mod:`norrvakt.parsers.windows`; Microsoft 365 / Entra ID records
+(Management API, Graph, an Azure Monitor export) to :mod:`norrvakt.parsers.m365`. Everything else:
 
 - Every key is kept in ``fields``, nested objects flattened with dots (see
   :func:`~norrvakt.parsers.base.flatten_json` for lists).
@@ -36,6 +37,7 @@ from norrvakt.parsers.base import (
     new_event,
     scalar_str,
 )
+from norrvakt.parsers.m365 import m365_event
 from norrvakt.parsers.syslog import FACILITY_CODES, SEVERITY_CODES, SEVERITY_NAMES
 from norrvakt.parsers.timestamps import epoch_to_us, parse_iso
 from norrvakt.parsers.windows import windows_event, windows_shape
@@ -65,6 +67,9 @@ def json_event(record: RawRecord, doc: dict[str, Any]) -> Event:
     shape = windows_shape(doc)
     if shape is not None:
         return windows_event(record, doc, shape)
+    cloud = m365_event(record, doc)  # Entra / M365 records posted as JSON (an Event Hub export)
+    if cloud is not None:
+        return cloud
     fields: dict[str, str] = {}
     flatten_json(doc, "", fields)
     ecs: dict[str, str] = {}

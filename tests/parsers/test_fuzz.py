@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd", "m365")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -184,6 +184,49 @@ def test_random_windows_shapes(doc: dict[str, Any], wrap: str) -> None:
         _check(b"<14>1 2026-11-26T21:43:38Z h app - - - " + body, "syslog")
     else:
         _check(body, wrap)
+
+
+# Microsoft 365 / Entra ID records (norrvakt/parsers/m365.py): each known shape's keys with
+# random values, with and without the connector's feed hint, as m365 and as plain JSON.
+_M365_SHAPES = (
+    ("CreationTime", "Workload", "Operation", "RecordType", "ResultStatus", "ClientIP", "ExtendedProperties",
+     "Parameters", "PolicyDetails", "Name", "ErrorNumber"),
+    ("createdDateTime", "userPrincipalName", "appId", "status", "deviceDetail", "location", "ipAddress",
+     "networkLocationDetails", "authenticationProtocol"),
+    ("activityDateTime", "activityDisplayName", "loggedByService", "initiatedBy", "targetResources",
+     "additionalDetails", "result", "resultReason"),
+    ("createdDateTime", "serviceSource", "title", "evidence", "severity"),
+    ("activityDateTime", "componentName", "activityType", "actor", "resources", "activityResult"),
+    ("riskEventType", "detectedDateTime", "activityDateTime", "location", "userPrincipalName"),
+    ("time", "category", "properties", "operationName", "resourceId", "resultType", "identity"),
+)  # fmt: skip
+_M365_VALUE = st.one_of(
+    _JSON,
+    _STAMP,
+    st.sampled_from(["SignInLogs", "AuditLogs", "UserRiskEvents", "Administrative", "AlertTriggered"]),
+    st.lists(st.dictionaries(st.sampled_from(["Name", "Value", "displayName", "newValue", "key", "value",
+                                              "type", "@odata.type", "modifiedProperties", "Rules"]), _JSON,
+                             max_size=4), max_size=3),
+)  # fmt: skip
+
+
+@FUZZ
+@given(
+    shape=st.sampled_from(_M365_SHAPES),
+    data=st.data(),
+    feed=st.sampled_from([None, "", "Audit.Exchange", "DLP.All", "graph.signIns", "graph.directoryAudits",
+                          "graph.alerts_v2", "graph.intune.auditEvents", "Audit.Bogus"]),
+    fmt=st.sampled_from(("m365", "json")),
+)  # fmt: skip
+def test_random_m365_shapes(shape: tuple[str, ...], data: st.DataObject, feed: str | None, fmt: str) -> None:
+    doc = {key: data.draw(_M365_VALUE) for key in shape if data.draw(st.booleans()) or key == shape[0]}
+    if shape[0] == "time" and data.draw(st.booleans()):
+        doc["properties"] = {k: data.draw(_M365_VALUE) for k in data.draw(st.sampled_from(_M365_SHAPES[1:3]))}
+    record = RawRecord("lulea", "m365-lulea", 1_795_729_500_000_000, "m365:x", orjson.dumps(doc), fmt,
+                       hints={"m365.feed": feed} if feed is not None else None)  # fmt: skip
+    event = parse_record(record)
+    check_invariants(record, event)
+    assert event.ecs.get("error.type") != "parser.internal_error", event.ecs.get("error.message")
 
 
 @FUZZ
