@@ -107,12 +107,12 @@ def _with_service(variant: Variant, services: dict[str, Variant]) -> Variant:
 # --- reading the YAML -----------------------------------------------------------------------
 
 
-BUILTIN_PIPELINES = ("windows.yml", "linux.yml", "norrvakt.yml")
+BUILTIN_PIPELINES = ("windows.yml", "linux.yml", "norrvakt.yml", "cloud.yml")
 
 
 def load_pipeline(path: Path | None = None) -> Pipeline:
     """The mapping in ``path``, or the built-in mapping (``pipelines/windows.yml``,
-    ``linux.yml`` and ``norrvakt.yml`` merged)."""
+    ``linux.yml``, ``norrvakt.yml`` and ``cloud.yml`` merged)."""
     if path is None:
         base = resources.files("norrvakt.detect").joinpath("pipelines")
         docs = [
