@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd", "m365")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd", "m365", "gelf")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -307,3 +307,18 @@ def test_deeply_nested_json_is_an_event_not_a_crash() -> None:
         event = parse_record(record)
         check_invariants(record, event)
         assert event.kind == "event", event.ecs.get("error.message")
+
+
+@st.composite
+def _gelf_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """A GELF message: standard keys, _additional ones, now and then an NXLog Windows event."""
+    keys = ["version", "host", "short_message", "full_message", "timestamp", "level", "facility",
+            "_id", "_", "__x", "_host", "_user", "_EventID", "_Channel", "_SourceName", "_Hostname",
+            "_EventTime", "_Keywords", "_Message", "_ts_missing", "host.name"]  # fmt: skip
+    return {k: draw(_JSON) for k in draw(st.lists(st.sampled_from(keys), max_size=10))}
+
+
+@FUZZ
+@given(doc=_gelf_docs())
+def test_random_gelf_messages(doc: dict[str, Any]) -> None:
+    _check(orjson.dumps(doc), "gelf")
