@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "auditd", "m365", "gelf")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "journal", "auditd", "m365", "gelf")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -290,6 +290,35 @@ def _audit_events(draw: st.DrawFn) -> bytes:
 @given(payload=_audit_events())
 def test_random_audit_events(payload: bytes) -> None:
     _check(payload, "auditd")
+
+
+@st.composite
+def _journal_entries(draw: st.DrawFn) -> bytes:
+    """Journal Export Format pieces: text fields, binary fields with right and wrong lengths."""
+    names = st.sampled_from(
+        [b"MESSAGE", b"PRIORITY", b"_HOSTNAME", b"__REALTIME_TIMESTAMP", b"_PID", b"x", b"", b"A=B"]
+    )
+    out = b""
+    for _ in range(draw(st.integers(0, 6))):
+        name, value = draw(names), draw(st.binary(max_size=24))
+        if draw(st.booleans()):
+            out += name + b"=" + value.replace(b"\n", b"") + b"\n"
+        else:
+            size = len(value) + draw(st.sampled_from([0, 0, 0, 1, -1, 2**40]))
+            out += (
+                name
+                + b"\n"
+                + max(size, 0).to_bytes(8, "little")
+                + value
+                + draw(st.sampled_from([b"\n", b"", b"x"]))
+            )
+    return out + draw(st.sampled_from([b"", b"\n", b"MESSAGE"]))
+
+
+@FUZZ
+@given(payload=_journal_entries())
+def test_random_journal_entries(payload: bytes) -> None:
+    _check(payload, "journal")
 
 
 def test_every_builtin_format_is_fuzzed() -> None:
