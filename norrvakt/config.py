@@ -384,7 +384,7 @@ class M365SourceSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
-    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote | journal-remote."))
+    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote."))
     protocol: str = field(
         default="tcp", metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp: tcp | tls.")
     )
@@ -924,8 +924,8 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if src.type == "m365":  # pulls: no listener, no port
             _check_m365(key, src, s, problems)
             continue
-        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "journal-remote"}:
-            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote, journal-remote"))
+        if src.type not in {"syslog", "relp", "gelf", "journal-remote"}:
+            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote"))
         allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
         if src.protocol not in allowed:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))

@@ -12,7 +12,6 @@ registered for ``record.format``::
     auditd   the records of one Linux audit event, one a line  (norrvakt.parsers.auditd)
     otlp     one OpenTelemetry log record with its resource   (norrvakt.parsers.otlp)
     journal  one journald entry, Journal Export Format        (norrvakt.parsers.journal_export)
-    journal  one journald entry, Journal Export Format        (norrvakt.parsers.journal_export)
     gelf     one GELF 1.1 message (graypy, NXLog xm_gelf)      (norrvakt.parsers.gelf)
 
 then applies the transport's hints (``record.hints``: ``host``, ``program``, ``sourcetype``,
@@ -55,7 +54,6 @@ from norrvakt.parsers.base import FormatParser, ParseError, Recognizer
 from norrvakt.parsers.cef import recognize_cef
 from norrvakt.parsers.gelf import parse_gelf
 from norrvakt.parsers.hec import parse_hec
-from norrvakt.parsers.journal_export import parse_journal
 from norrvakt.parsers.journal_export import parse_journal
 from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
@@ -201,7 +199,6 @@ register_format("windows", parse_windows, recognize=False)
 register_format("m365", parse_m365, recognize=False)
 register_format("auditd", parse_auditd, recognize=False)
 register_format("otlp", parse_otlp)
-register_format("journal", parse_journal)
 register_format("journal", parse_journal)
 register_format("gelf", parse_gelf)
 register_recognizer("windows-json", recognize_windows_json)
