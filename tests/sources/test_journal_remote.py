@@ -23,6 +23,7 @@ from norrvakt.event import Event, RawRecord
 from norrvakt.parsers import parse_record
 from norrvakt.sources.builtin import build_sources
 from norrvakt.sources.journal_remote import JournalRemoteSource, JournalRemoteSourceConfig
+from norrvakt.sources.tls import ensure_self_signed
 
 UPLOAD = "/lib/systemd/systemd-journal-upload"
 REMOTE = "/lib/systemd/systemd-journal-remote"
@@ -302,3 +303,29 @@ def test_built_from_settings(tmp_path: Path) -> None:
     (source,) = [s for s in build_sources(load_settings(cfg)) if s.id == "journal"]
     assert isinstance(source, JournalRemoteSource) and source.port == 19532
     assert source.describe() == "journal-remote/tcp 0.0.0.0:19532"
+
+
+@needs_upload
+@run
+async def test_upload_over_tls(tmp_path: Path) -> None:
+    """Over HTTPS the uploader always presents a client certificate (--cert/--key); the listener
+    asks for none, so any will do."""
+    (tmp_path / "e.export").write_bytes(_sshd("tls"))
+    ensure_self_signed(tmp_path / "client.crt", tmp_path / "client.key")
+    async with listening(protocol="tls", tls_cert=tmp_path / "s.crt", tls_key=tmp_path / "s.key") as (
+        source,
+        sink,
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            UPLOAD,
+            f"--url=https://127.0.0.1:{source.port}",
+            "--trust=all",
+            f"--cert={tmp_path / 'client.crt'}",
+            f"--key={tmp_path / 'client.key'}",
+            str(tmp_path / "e.export"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, (out + err).decode(errors="replace")
+    assert len(sink.records) == 1 and b" tls" in sink.records[0].payload and not sink.errors
