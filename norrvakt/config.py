@@ -931,9 +931,11 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))
         _check_port(f"{key}.port", src.port, problems)
         transport = "udp" if src.protocol == "udp" else "tcp"
-        if (transport, src.port) in seen_ports:
-            problems.append((f"{key}.port", f"{src.port} — another {transport} source already uses it"))
-        seen_ports.add((transport, src.port))
+        # A gelf source left at the general default port listens on Graylog's 12201 (sources/gelf.py).
+        port = 12201 if src.type == "gelf" and src.port == 5514 else src.port
+        if (transport, port) in seen_ports:
+            problems.append((f"{key}.port", f"{port} — another {transport} source already uses it"))
+        seen_ports.add((transport, port))
         if src.tenant and src.tenant not in s.tenants:
             problems.append((f"{key}.tenant", f"{src.tenant!r} — not a configured tenant"))
         for net, tenant in src.networks.items():

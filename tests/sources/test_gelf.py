@@ -319,3 +319,15 @@ def test_settings_refuse_a_bad_chunk_timeout(tmp_path: Path) -> None:
     cfg.write_text('[[sources]]\nid = "g"\ntype = "gelf"\nprotocol = "udp"\ngelf_chunk_timeout_s = 0\n')
     with pytest.raises(ConfigError, match="gelf_chunk_timeout_s"):
         load_settings(cfg)
+
+
+def test_a_gelf_source_without_a_port_does_not_clash_with_syslog_on_5514(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text(
+        '[[sources]]\nid = "s"\ntype = "syslog"\nprotocol = "udp"\nport = 5514\n'
+        '[[sources]]\nid = "g"\ntype = "gelf"\nprotocol = "udp"\n'
+        '[[sources]]\nid = "g2"\ntype = "gelf"\nprotocol = "udp"\nport = 12201\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert [k for k, _ in info.value.problems] == ["sources[2].port"]  # g2 clashes with g's 12201
