@@ -384,7 +384,7 @@ class M365SourceSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
-    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote."))
+    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote | forward."))
     protocol: str = field(
         default="tcp", metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp: tcp | tls.")
     )
@@ -435,6 +435,13 @@ class SourceSettings:
     )
     tls_handshake_timeout_s: float = field(
         default=15.0, metadata=_doc("tls: a TLS handshake must be done within this time.")
+    )
+    shared_key_file: str = field(
+        default="",
+        metadata=_doc(
+            "forward: file holding the Fluent Forward shared key (HELO/PING/PONG handshake); empty = "
+            "the variable NORRVAKT_SOURCE_<ID>_SHARED_KEY, else no handshake. Never logged."
+        ),
     )
     m365: M365SourceSettings = field(
         default_factory=M365SourceSettings, metadata=_doc("m365: the connector's settings.")
@@ -924,8 +931,10 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if src.type == "m365":  # pulls: no listener, no port
             _check_m365(key, src, s, problems)
             continue
-        if src.type not in {"syslog", "relp", "gelf", "journal-remote"}:
-            problems.append((f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote"))
+        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "forward"}:
+            problems.append(
+                (f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote, forward")
+            )
         allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
         if src.protocol not in allowed:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))

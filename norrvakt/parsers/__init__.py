@@ -8,6 +8,7 @@ registered for ``record.format``::
     json     one JSON object: NDJSON, ES _bulk, syslog-ng, ECS, journald, GELF, Windows
     hec      one Splunk HEC envelope                          (norrvakt.parsers.hec)
     windows  one Windows event as JSON (EVTX / Winlogbeat / NXLog)
+    fluent   one Fluent Forward entry (tag, time, record)      (norrvakt.parsers.fluent)
     m365     one Microsoft 365 / Entra ID record, feed in hints (norrvakt.parsers.m365)
     auditd   the records of one Linux audit event, one a line  (norrvakt.parsers.auditd)
     otlp     one OpenTelemetry log record with its resource   (norrvakt.parsers.otlp)
@@ -52,6 +53,7 @@ from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
 from norrvakt.parsers.auditd import parse_auditd
 from norrvakt.parsers.base import FormatParser, ParseError, Recognizer
 from norrvakt.parsers.cef import recognize_cef
+from norrvakt.parsers.fluent import parse_fluent
 from norrvakt.parsers.gelf import parse_gelf
 from norrvakt.parsers.hec import parse_hec
 from norrvakt.parsers.journal_export import parse_journal
@@ -196,6 +198,7 @@ register_format("text", parse_text)
 register_format("json", parse_json)
 register_format("hec", parse_hec)
 register_format("windows", parse_windows, recognize=False)
+register_format("fluent", parse_fluent)
 register_format("m365", parse_m365, recognize=False)
 register_format("auditd", parse_auditd, recognize=False)
 register_format("otlp", parse_otlp)

@@ -13,7 +13,7 @@ from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record, registry
 from tests.parsers.golden import check_invariants
 
-FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "journal", "auditd", "m365", "gelf")
+FORMATS = ("syslog", "text", "json", "hec", "windows", "otlp", "journal", "auditd", "m365", "gelf", "fluent")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -319,6 +319,40 @@ def _journal_entries(draw: st.DrawFn) -> bytes:
 @given(payload=_journal_entries())
 def test_random_journal_entries(payload: bytes) -> None:
     _check(payload, "journal")
+
+
+_FLUENT_PROVIDERS = st.sampled_from(
+    ["Microsoft-Windows-Security-Auditing", "Microsoft-Windows-Sysmon", "Service Control Manager", "X", ""]
+)
+_FLUENT_KEYS = st.sampled_from(["log", "message", "host", "time", "EventID", "Channel", "MESSAGE", "_PID"])
+
+
+@st.composite
+def _fluent_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """An entry as the forward source writes it; its record is Fluent Bit winevtlog/winlog-shaped
+    now and then (StringInserts of any length for the event ids that have templates)."""
+    record = draw(st.dictionaries(st.one_of(_TOKEN, _FLUENT_KEYS), _JSON, max_size=5))
+    if draw(st.booleans()):
+        record["ProviderName" if draw(st.booleans()) else "SourceName"] = draw(_FLUENT_PROVIDERS)
+        record["EventID" if draw(st.booleans()) else "EventId"] = draw(
+            st.one_of(st.sampled_from([1, 3, 4624, 4688, 7045, 1102, 1073748869, -1]), _JSON_SCALAR)
+        )
+        record["Channel"] = draw(_JSON_SCALAR)
+        record["StringInserts"] = draw(st.one_of(st.lists(_JSON, max_size=30), _JSON))
+        for key in ("TimeCreated", "TimeGenerated", "Computer", "ComputerName"):
+            if draw(st.booleans()):
+                record[key] = draw(st.one_of(_JSON_SCALAR, st.just("2026-11-26 21:43:38 +0100")))
+    doc: dict[str, Any] = {"tag": draw(st.one_of(_TOKEN, _JSON_SCALAR)), "record": record}
+    for key in ("time", "nanos", "metadata"):
+        if draw(st.booleans()):
+            doc[key] = draw(_JSON)
+    return doc
+
+
+@FUZZ
+@given(doc=_fluent_entries())
+def test_random_fluent_entries(doc: dict[str, Any]) -> None:
+    _check(orjson.dumps(doc), "fluent")
 
 
 def test_every_builtin_format_is_fuzzed() -> None:
