@@ -96,6 +96,48 @@ def test_syslog_shaped_text(line: str, fmt: str, tz: str) -> None:
     _check(line.encode("utf-8"), fmt, tz)
 
 
+# The Linux programs' messages (norrvakt/parsers/linux*.py), cut and spliced at random.
+_LINUX_PROGRAMS = st.sampled_from(
+    ["sshd", "sshd-session", "sudo", "su", "login", "unix_chkpwd", "CRON", "CROND", "crontab",
+     "anacron", "useradd", "usermod", "userdel", "groupadd", "groupdel", "passwd", "gpasswd", "chage"]
+)  # fmt: skip
+_LINUX_MESSAGES = st.sampled_from(
+    [
+        "Received disconnect from 2001:db8::17: 11: Bye Bye [preauth]",
+        "Connection closed by authenticating user root 203.0.113.50 port 60124 [preauth]",
+        "error: PAM: Authentication failure for illegal user x from h.example",
+        "reverse mapping checking getaddrinfo for h [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
+        "Starting session: shell on pts/0 for anna from 10.1.2.3 port 51234 id 0",
+        "BAD SU anna to root on /dev/pts/0",
+        "FAILED LOGIN (1) on '/dev/tty1' from 'h' FOR 'root', Authentication failure",
+        "TOO MANY LOGIN TRIES (3) FROM tty1 FOR root, Authentication failure",
+        "(root) CMD (run-parts /etc/cron.hourly)",
+        "Job `cron.daily' started",
+        "new user: name=x, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/0",
+        "change user 'a' UID from '1' to '0'",
+        "change user name 'a' to 'b'",
+        "new account added - account=a, uid=1, gid=2, by=0",
+        "pam_unix(passwd:chauthtok): password changed for a",
+        "password check failed for user (root)",
+    ]
+)
+
+
+@st.composite
+def _linux_lines(draw: st.DrawFn) -> str:
+    msg = draw(_LINUX_MESSAGES)
+    cut = draw(st.integers(0, len(msg)))
+    msg = msg[:cut] + draw(_TOKEN) + msg[cut + draw(st.integers(0, 8)) :]
+    repeat = draw(st.sampled_from(["", "message repeated 2 times: [ ", "message repeated x times: "]))
+    return f"<38>Nov 26 21:43:38 h {draw(_LINUX_PROGRAMS)}[1]: {repeat}{msg}"
+
+
+@FUZZ
+@given(line=_linux_lines())
+def test_linux_program_messages(line: str) -> None:
+    _check(line.encode("utf-8", "surrogatepass"), "syslog")
+
+
 _JSON_SCALAR = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False), _TOKEN, _STAMP
 )
