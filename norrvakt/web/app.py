@@ -23,6 +23,7 @@ from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import cluster as cluster_api
 from norrvakt.web.api import followup as followup_api
+from norrvakt.web.api import m365 as m365_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.headers import SecurityHeaders
 from norrvakt.web.limits import UserLimiter
@@ -86,6 +87,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(account_pages.router)
     app.include_router(cluster_api.router)
     app.include_router(cluster_pages.router)
+    app.include_router(m365_api.router)
     vendor = vendor_dir()
     app.include_router(api_docs_router(app, runtime.settings.server.api_docs, vendor))
     _configure_sso(runtime)

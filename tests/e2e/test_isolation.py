@@ -75,6 +75,10 @@ CASES: dict[tuple[str, str], Case] = {
     # the cluster's status names every tenant: central staff only (403 for a tenant's officer)
     ("GET", "/api/cluster/status"): _probe("GET", "/api/cluster/status"),
     ("GET", "/cluster"): _probe("GET", "/cluster"),
+    # Microsoft 365 connectors: Boden's officer sees none of Luleå's (not its id, feeds or whether a
+    # credential is set); Luleå's connector by id is a 404, as one that does not exist
+    ("GET", "/api/m365/connectors"): _probe("GET", "/api/m365/connectors", expect=OK_NO_LULEA),
+    ("GET", "/api/m365/connectors/{connector_id}"): _probe("GET", "/api/m365/connectors/m365-lulea-iso"),
     ("MOUNT", "/static"): Case(exempt=NoTenantData("the console's own CSS and JavaScript")),
     ("MOUNT", "/vendor"): Case(exempt=NoTenantData("an allow-list of htmx, Chart.js and Swagger UI files")),
     ("GET", "/login"): Case(exempt=NoTenantData("the login form")),
@@ -415,9 +419,23 @@ def _lulea_followup(server: Server, marker: str) -> dict[str, int]:
     return {"plan": plan.json()["id"], "round": drawn.json()["id"], "item": item["id"]}
 
 
+# Luleå's Microsoft 365 connector (never pulls here: no credential is set, so it asks nothing of
+# Microsoft); its id contains "lulea-iso", which the content check looks for in every answer.
+LULEA_M365 = """
+[[sources]]
+id = "m365-lulea-iso"
+type = "m365"
+tenant = "lulea"
+m365.directory_id = "6c1f0c2e-9a4b-4d7e-8f3a-2b5c7d9e1f00"
+m365.client_id = "3f2e1d0c-b9a8-4765-9432-10fedcba9876"
+m365.feeds = ["Audit.Exchange", "graph.signIns"]
+m365.poll_interval_s = 3600
+"""
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with running_server(Path(tmp_path_factory.mktemp("iso"))) as server:
+    with running_server(Path(tmp_path_factory.mktemp("iso")), extra_toml=LULEA_M365) as server:
         marker = "iso" + uuid.uuid4().hex[:10]
         token = server.ingest_token("lulea", "lulea-iso")
         resp = httpx.post(

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from norrvakt.event import now_us
 from norrvakt.modules import MODULES, modules_for
 from norrvakt.node import lifecycle
+from norrvakt.sources.m365.status import connector_status
 from norrvakt.state.accounts import list_api_tokens, list_ingest_tokens, list_users
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user
@@ -36,6 +37,14 @@ async def admin_page(request: Request) -> Response:
     central = user.tenants is None  # users and channels concern every tenant
     soc = rt.extras.get("soc")
     channel_status = soc.dispatcher.status() if soc is not None else {}
+    connectors = await asyncio.to_thread(
+        connector_status,
+        rt.settings,
+        rt.state,
+        [t for t in scope if t in rt.settings.tenants],
+        central=central,
+        now=now_us(),
+    )
     return render(
         request,
         "admin.html",
@@ -46,6 +55,7 @@ async def admin_page(request: Request) -> Response:
         keys=sorted(keys),
         current_key=rt.keys.current_id(),
         sources=[s.describe() for s in rt.sources],
+        connectors=connectors,
         retention=rt.settings.retention,
         modules=MODULES,
         module_table=modules_for(rt).table([t for t in scope if t in rt.settings.tenants]),
