@@ -81,3 +81,22 @@ async def test_without_a_credential_the_feed_shows_why_and_goes_stale(
     assert cp is not None and "no credential stored" in cp.last_error
     assert [e.ecs["event.action"] for e in sink.events] == ["connector_stale"]
     await conn.stop()
+
+
+def test_the_health_events_become_alerts_through_the_built_in_rules() -> None:
+    from norrvakt.detect.detection import DetectionEngine, builtin_rules_dir
+    from norrvakt.detect.engine import RuleSet
+    from norrvakt.sources.m365.health import gap_event, stale_event
+
+    rules, report = RuleSet.load([builtin_rules_dir()], use_cache=False)
+    assert not report.not_loaded
+    now = now_us()
+    stale = stale_event("m365-lulea", "lulea", "graph.signIns", None, now - 90 * MINUTE, now, "HTTP 503")
+    gap = gap_event("m365-lulea", "lulea", "Audit.Exchange", now - 9 * DAY, now - 7 * DAY, now)
+    for seq, event in enumerate((stale, gap), start=1):
+        event.seq = seq
+    found = DetectionEngine(rules).process([stale, gap])
+    assert {(d.rule_id, d.tenant) for d in found} == {
+        ("f10c4795-bec0-4ddf-98d3-4d24f32f5467", "lulea"),
+        ("80a899e2-5882-4292-8322-927181cdb14f", "lulea"),
+    }
