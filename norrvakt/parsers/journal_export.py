@@ -265,9 +265,8 @@ class JournalExportReader:
         eq = line.find(b"=")
         name = line[:eq] if eq >= 0 else line
         if _NAME.fullmatch(name) is None:
-            self._fatal(
-                out, pos, line[:64], "journal.not_export_format", f"{abbrev(name)} is not a field name"
-            )
+            why = "the line is not a field name (letters, digits and _) with = or a newline"
+            self._fatal(out, pos, line[:64], "journal.not_export_format", why)
             return nl + 1
         self._keep(buf[pos : nl + 1])
         if eq < 0:
