@@ -100,6 +100,21 @@ def test_fluent_logger_message_mode(server: Server) -> None:
     assert rows[f"exact time {m}"]["ts"] == 1795729418_500000
 
 
+def test_fluent_logger_require_ack_response_is_accepted_but_sends_no_chunk(server: Server) -> None:
+    """fluent-logger 0.11 takes ``require_ack_response`` and ignores it (its ``**kwargs`` are
+    unused): it sends Message mode without ``chunk``, so the server answers nothing and the
+    records are stored all the same. The ack itself is tested with hand-built frames below, as
+    Fluent Bit and fluentd send them."""
+    m = _m()
+    logger = fluent_sender.FluentSender(
+        "app", host="127.0.0.1", port=server.ports["forward"], require_ack_response=True
+    )
+    for i in range(20):
+        assert logger.emit("acked", {"message": f"ack wanted {i} {m}"}), logger.last_error
+    logger.close()
+    assert server.wait_count(m, 20) == 20
+
+
 def test_hand_built_modes_are_acknowledged_and_stored(server: Server) -> None:
     m = _m()
     et = msgpack.ExtType(0, struct.pack(">II", 1795729418, 250_000_000))
