@@ -137,6 +137,8 @@ def management_event(record: RawRecord, doc: dict[str, Any]) -> Event:
     operation = scalar_str(doc.get("Operation") or "")
     workload = scalar_str(doc.get("Workload") or "")
     kind = doc.get("RecordType")
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        kind = None  # a number in every documented record; anything else is kept as a field only
     alert = kind in _ALERT_RECORDS or operation in ("AlertTriggered", "AlertEntityGenerated")
     dlp = (
         kind in _DLP_RECORDS
@@ -177,7 +179,7 @@ def management_event(record: RawRecord, doc: dict[str, Any]) -> Event:
         ecs["event.action"] = operation
     if result:
         ecs["event.outcome"] = result
-    if isinstance(kind, int) and not isinstance(kind, bool):
+    if kind is not None:
         ecs["event.code"] = str(kind)
     user = scalar_str(doc.get("UserId") or "")
     if user:
