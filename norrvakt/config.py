@@ -931,17 +931,20 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if src.type == "m365":  # pulls: no listener, no port
             _check_m365(key, src, s, problems)
             continue
-        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "forward"}:
+        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "forward", "audisp"}:
             problems.append(
-                (f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote, forward")
+                (f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote, forward, audisp")
             )
         allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
+        if src.type == "audisp":  # audisp-remote speaks plain TCP or Kerberos, never TLS
+            allowed = {"tcp"}
         if src.protocol not in allowed:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))
         _check_port(f"{key}.port", src.port, problems)
         transport = "udp" if src.protocol == "udp" else "tcp"
         # A gelf source left at the general default port listens on Graylog's 12201 (sources/gelf.py).
         port = 12201 if src.type == "gelf" and src.port == 5514 else src.port
+        port = 6060 if src.type == "audisp" and src.port == 5514 else port  # sources/audisp.py
         if (transport, port) in seen_ports:
             problems.append((f"{key}.port", f"{port} — another {transport} source already uses it"))
         seen_ports.add((transport, port))

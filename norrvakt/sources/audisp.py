@@ -21,7 +21,8 @@ another serial, EOE, ``max_event_records`` records or 1 MiB, the connection's en
 audisp-remote speaks plain TCP or Kerberos 5 (``transport = krb5``, GSSAPI); it has no TLS.
 Only ``transport = tcp`` is taken: run it over a network you trust, or inside a tunnel
 (WireGuard, stunnel on both ends). Its default ``port`` is 60, which needs root to bind; this
-listener defaults to 6060, and senders set ``port = 6060`` (docs/sources.md).
+listener defaults to 6060 (a source left at the general default port, 5514, listens there), and
+senders set ``port = 6060`` (docs/sources.md).
 
 Bad input: a managed header with a wrong magic or version, or of an unknown message type,
 loses the stream's framing — the error names the source, the stream offset and the value, is
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "auditd"
 DEFAULT_PORT = 6060
+GENERAL_DEFAULT_PORT = 5514  # a source's port when none is set: means DEFAULT_PORT here
 
 
 @dataclass(frozen=True)
@@ -98,15 +100,12 @@ class AudispSourceConfig:
 
 @register_source("audisp")
 def _from_settings(src: SourceSettings, settings: Settings) -> AudispSourceConfig:
-    if src.protocol != "tcp":
-        raise ValueError(
-            f"source {src.id!r}: audisp-remote speaks tcp (or krb5, not supported), not {src.protocol!r}"
-        )
+    # protocol is tcp: the settings check refuses anything else for audisp.
     return AudispSourceConfig(
         id=src.id,
         spool_dir=settings.data_path / "spool" / "audisp",
         host=src.host,
-        port=src.port,
+        port=DEFAULT_PORT if src.port == GENERAL_DEFAULT_PORT else src.port,
         tenant=src.tenant,
         networks=dict(src.networks),
         max_message_bytes=src.max_message_bytes,

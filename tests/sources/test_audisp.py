@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from norrvakt.config import ConfigError, load_settings
 from norrvakt.event import Event, RawRecord
 from norrvakt.parsers import parse_record
 from norrvakt.sources.audisp import AudispSource, AudispSourceConfig
@@ -31,6 +32,7 @@ from norrvakt.sources.audisp_wire import (
     pack_reply,
     unpack_header,
 )
+from norrvakt.sources.builtin import build_sources
 
 
 def run(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -346,3 +348,25 @@ async def test_spool_of_a_dead_listener_is_journaled_at_start(tmp_path: Path) ->
         [rec] = sink.records
         assert rec.tenant == "boden" and rec.peer == "192.0.2.7:40000" and rec.payload == b"\n".join(lines)
         assert not orphan.exists() and list(tmp_path.glob("audisp.*.spool")) == [live]
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def test_settings_build_an_audisp_listener_on_6060(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path}"\n'
+        '[[sources]]\nid = "s"\ntype = "syslog"\nprotocol = "tcp"\n'  # 5514: no clash
+        '[[sources]]\nid = "aud"\ntype = "audisp"\ntenant = "lulea"\n'
+    )
+    _, src = build_sources(load_settings(cfg))
+    assert isinstance(src, AudispSource) and src.port == 6060
+    assert src.config.spool_dir == tmp_path / "spool" / "audisp"
+
+
+def test_settings_refuse_tls_for_audisp(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('[[sources]]\nid = "aud"\ntype = "audisp"\nprotocol = "tls"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\].protocol"):
+        load_settings(cfg)
