@@ -942,8 +942,10 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             problems.append((f"{key}.protocol", f"{src.protocol!r} — one of {', '.join(sorted(allowed))}"))
         _check_port(f"{key}.port", src.port, problems)
         transport = "udp" if src.protocol == "udp" else "tcp"
-        # A gelf source left at the general default port listens on Graylog's 12201 (sources/gelf.py).
-        port = 12201 if src.type == "gelf" and src.port == 5514 else src.port
+        # A gelf or journal-remote source left at the general default port listens on its
+        # protocol's own (Graylog's 12201, journal-remote's 19532; sources/gelf.py, journal_remote.py).
+        own = {"gelf": 12201, "journal-remote": 19532}.get(src.type)
+        port = own if own is not None and src.port == 5514 else src.port
         port = 6060 if src.type == "audisp" and src.port == 5514 else port  # sources/audisp.py
         if (transport, port) in seen_ports:
             problems.append((f"{key}.port", f"{port} — another {transport} source already uses it"))

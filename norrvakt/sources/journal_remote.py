@@ -98,7 +98,8 @@ def _from_settings(src: SourceSettings, settings: Settings) -> JournalRemoteSour
         id=src.id,
         protocol=src.protocol,
         host=src.host,
-        port=src.port,
+        # Left at the general default (5514, syslog's), it listens on journal-remote's own port.
+        port=DEFAULT_PORT if src.port == 5514 else src.port,
         tenant=src.tenant,
         networks=dict(src.networks),
         max_message_bytes=src.max_message_bytes,

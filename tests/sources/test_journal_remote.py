@@ -329,3 +329,14 @@ async def test_upload_over_tls(tmp_path: Path) -> None:
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, (out + err).decode(errors="replace")
     assert len(sink.records) == 1 and b" tls" in sink.records[0].payload and not sink.errors
+
+
+def test_without_a_port_it_listens_on_19532_and_does_not_clash_with_syslog(tmp_path: Path) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path / "d"}"\n'
+        '[[sources]]\nid = "s"\ntype = "syslog"\nprotocol = "tcp"\nport = 5514\ntenant = "lulea"\n'
+        '[[sources]]\nid = "journal"\ntype = "journal-remote"\ntenant = "lulea"\n'
+    )
+    (source,) = [s for s in build_sources(load_settings(cfg)) if s.id == "journal"]
+    assert isinstance(source, JournalRemoteSource) and source.port == 19532
