@@ -7,6 +7,8 @@ import os
 import zlib
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from norrvakt.sources.gelf_chunks import MAGIC, ChunkAssembler, decompress
 
@@ -184,3 +186,36 @@ def test_a_compression_bomb_stops_at_the_limit() -> None:
 def test_a_plain_message_past_the_limit_is_oversized() -> None:
     problem = decompress(b"{" + b" " * 70000 + b"}", 65536, PEER)
     assert not isinstance(problem, bytes) and problem.kind == "oversized"
+
+
+# --- random datagrams ---------------------------------------------------------------------
+
+_HEADERS = st.builds(
+    lambda mid, seq, count, data: MAGIC + bytes([mid]) * 8 + bytes([seq, count]) + data,
+    st.integers(0, 3),
+    st.integers(0, 255),
+    st.sampled_from([0, 1, 2, 3, 128, 129, 255]),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    datagrams=st.lists(st.one_of(st.binary(max_size=60), _HEADERS), max_size=40),
+    times=st.lists(st.floats(0, 20), min_size=40, max_size=40),
+)
+def test_random_datagrams_never_raise_and_stay_bounded(datagrams: list[bytes], times: list[float]) -> None:
+    asm = ChunkAssembler(timeout_s=5.0, max_pending_bytes=200, max_pending_messages=2, max_message_bytes=100)
+    now = 0.0
+    for datagram, step in zip(datagrams, times, strict=False):
+        now += step
+        got = asm.add(datagram, "h", PEER, now)
+        for problem in got.problems:
+            assert problem.kind and problem.detail
+        if got.message is not None:
+            result = decompress(got.message, 1000, PEER)
+            assert isinstance(result, bytes) or result.kind.startswith(("bad_", "oversized"))
+        asm.expire(now)
+        assert len(asm) <= 2 and asm.pending_bytes <= 200 + 100
+    asm.flush()
+    assert len(asm) == 0 and asm.pending_bytes == 0
