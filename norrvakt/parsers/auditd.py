@@ -61,6 +61,7 @@ _KV = re.compile(r"([A-Za-z_][\w\-\[\]]*)=(\"[^\"]*\"?|'[^']*'?|\S*)")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
 _ENRICH_SEP = "\x1d"
 _UNSET_ID = ("4294967295", "-1")
+_NO_NAME = ("?", "(unknown)", "unset", "(invalid user)")
 
 # Fields audit writes as hex when the value holds a character it does not trust.
 _ENCODED = frozenset({"proctitle", "name", "exe", "cwd", "comm", "key", "data", "path", "new", "old"})
@@ -213,15 +214,18 @@ def _ecs(
     if success:
         ecs["event.outcome"] = "success" if success in ("yes", "success", "1") else "failure"
     auid, uid = first.get("auid", ""), first.get("uid", "")
-    if auid and auid not in _UNSET_ID:
-        ecs["user.id"] = auid
-        name = first.get("AUID", "")
+    login_uid = auid if auid and auid not in _UNSET_ID else ""
+    acct = first.get("acct", "")
+    if acct and acct not in _NO_NAME:
+        # A user-space record's account is the one it is about (the login, the su target);
+        # its uid is the reporting daemon's.
+        ecs["user.name"] = acct
+        ecs["user.id"] = login_uid
     else:
-        ecs["user.id"] = uid
-        name = first.get("UID", "")
-    name = name or first.get("acct", "") or first.get("id", "")
-    if name and name not in ("?", "(unknown)", "unset"):
-        ecs["user.name"] = name
+        ecs["user.id"] = login_uid or uid
+        name = first.get("AUID" if login_uid else "UID", "") or first.get("id", "")
+        if name and name not in _NO_NAME:
+            ecs["user.name"] = name
     for key, target in (("pid", "process.pid"), ("comm", "process.name"), ("exe", "process.executable")):
         value = first.get(key, "")
         if value and value not in ("?", "(null)"):
