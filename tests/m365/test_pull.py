@@ -221,3 +221,67 @@ async def test_payload_is_the_record_as_received(tmp_path: Path, standin: StandI
     await conn.cycle()
     assert json.loads(sink.records[0].payload) == rec
     await conn.stop()
+
+
+@sync
+async def test_a_record_that_shows_up_late_or_with_a_skewed_clock_is_pulled_once(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    standin.add_graph("graph.signIns", signin_record("on-time", now - 20 * MINUTE))
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("graph.signIns",), sink)
+    await conn.cycle()
+    # Graph makes a sign-in visible minutes after it happened (or its clock is behind ours):
+    # it lands before our last window's end, inside the overlap of the next one.
+    standin.add_graph("graph.signIns", signin_record("late", now - 4 * MINUTE))
+    # …and one stamped ahead of our clock is taken once our windows reach it.
+    standin.add_graph("graph.signIns", signin_record("ahead", now_us() + 2_000_000))
+    await conn.cycle()
+    import asyncio
+
+    await asyncio.sleep(2.5)
+    await conn.cycle()
+    await conn.cycle()
+    assert sorted(sink.ids()) == ["ahead", "late", "on-time"]
+    await conn.stop()
+
+
+@sync
+async def test_records_without_an_id_and_bad_pages_are_kept_as_pipeline_errors(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    no_id = audit_record("x", now - 30 * MINUTE)
+    del no_id["Id"]
+    standin.add_blob(
+        "Audit.Exchange", now - 30 * MINUTE, [audit_record("good", now - 31 * MINUTE), no_id, "text"]
+    )  # type: ignore[list-item]
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    await conn.cycle()
+    assert sink.ids() == ["good"]
+    errors = [e for e in sink.events if e.ecs.get("event.kind") == "pipeline_error"]
+    assert len(errors) == 2 and all(e.tenant == "lulea" and e.source == "m365-lulea" for e in errors)
+    assert all("record without Id in content blob" in e.ecs["error.message"] for e in errors)
+    assert b"MailItemsAccessed" in errors[0].raw and errors[1].raw == b'"text"'
+    await conn.stop()
+
+
+@sync
+async def test_a_journal_that_refuses_keeps_the_checkpoint_and_the_records_come_again(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    ids = _exchange(standin, now, blobs=2)
+    sink = KeepingSink()
+    sink.refuse = True
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    await conn.cycle()
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    assert cp is not None and "records not durable: OSError: journal refused" in cp.last_error
+    assert cp.done_until < now - 50 * MINUTE and cp.records == 0  # before the first blob
+    sink.refuse = False
+    await conn.cycle()
+    assert sorted(sink.ids()) == sorted(ids)
+    await conn.stop()

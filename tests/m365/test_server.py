@@ -81,6 +81,10 @@ def test_records_are_journaled_once_in_the_connectors_tenant(world: dict[str, An
     time.sleep(2.5)  # two more polls: the overlap is pulled again, nothing is journaled twice
     assert _journaled(server) == 13
     assert server.count("source:m365-lulea", tenant="boden") == 0
+    # normalized by the m365 parser (norrvakt/parsers/m365.py, entra.py), not pipeline errors
+    assert server.count("event.dataset:m365.audit user.name:anna.berg@lulea.example", tenant="lulea") == 9
+    assert server.count("event.dataset:azure.signinlogs source.ip:198.51.100.23", tenant="lulea") == 4
+    assert server.count("source:m365-lulea event.kind:pipeline_error", tenant="lulea") == 0
 
 
 def test_the_status_route_shows_lag_and_success_to_the_soc_and_never_the_secret(

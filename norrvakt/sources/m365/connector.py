@@ -234,6 +234,11 @@ class M365Connector:
         except (FetchError, AuthError) as exc:
             log.warning("%s: %s: %s", self.id, feed, exc)
             await asyncio.to_thread(state.failed, str(exc), now_us())
+        except Exception as exc:  # the journal refused (disk full …): the window is pulled again later
+            log.error("%s: %s: records not durable, the checkpoint stays: %s", self.id, feed, exc)
+            await asyncio.to_thread(
+                state.failed, f"records not durable: {type(exc).__name__}: {exc}", now_us()
+            )
 
     async def _take(self, feed: str, state: FeedState, chunk: Chunk) -> None:
         """Hand a chunk's new records to the pipeline; remember them once durable."""
