@@ -384,9 +384,12 @@ class M365SourceSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
-    type: str = field(default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote | forward."))
+    type: str = field(
+        default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote | forward | beats.")
+    )
     protocol: str = field(
-        default="tcp", metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp: tcp | tls.")
+        default="tcp",
+        metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp and beats: tcp | tls."),
     )
     host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
     port: int = field(default=5514, metadata=_doc("Port to listen on."))
@@ -931,9 +934,12 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if src.type == "m365":  # pulls: no listener, no port
             _check_m365(key, src, s, problems)
             continue
-        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "forward", "audisp"}:
+        if src.type not in {"syslog", "relp", "gelf", "journal-remote", "forward", "audisp", "beats"}:
             problems.append(
-                (f"{key}.type", f"{src.type!r} — one of syslog, relp, gelf, journal-remote, forward, audisp")
+                (
+                    f"{key}.type",
+                    f"{src.type!r} — one of syslog, relp, gelf, journal-remote, forward, audisp, beats",
+                )
             )
         allowed = {"udp", "tcp", "tls"} if src.type in {"syslog", "gelf"} else {"tcp", "tls"}
         if src.type == "audisp":  # audisp-remote speaks plain TCP or Kerberos, never TLS
@@ -944,7 +950,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         transport = "udp" if src.protocol == "udp" else "tcp"
         # A gelf or journal-remote source left at the general default port listens on its
         # protocol's own (Graylog's 12201, journal-remote's 19532; sources/gelf.py, journal_remote.py).
-        own = {"gelf": 12201, "journal-remote": 19532}.get(src.type)
+        own = {"gelf": 12201, "journal-remote": 19532, "beats": 5044}.get(src.type)  # beats.py
         port = own if own is not None and src.port == 5514 else src.port
         port = 6060 if src.type == "audisp" and src.port == 5514 else port  # sources/audisp.py
         if (transport, port) in seen_ports:

@@ -5,11 +5,11 @@ registers them: each module registers itself with
 from __future__ import annotations
 
 from norrvakt.config import Settings
-from norrvakt.sources import audisp, forward, gelf, journal_remote, relp, syslog
+from norrvakt.sources import audisp, beats, forward, gelf, journal_remote, relp, syslog
 from norrvakt.sources.base import SOURCE_TYPES, Source
 from norrvakt.sources.m365 import connector as m365
 
-BUILTIN = (audisp, forward, gelf, journal_remote, m365, relp, syslog)
+BUILTIN = (audisp, beats, forward, gelf, journal_remote, m365, relp, syslog)
 
 
 def build_sources(settings: Settings) -> list[Source]:
