@@ -39,7 +39,8 @@ ECS: ``event.dataset`` ``auditd.log`` (so ``norrvakt.family`` is ``auditd``), ``
 (the syscall name for a kernel event, else the first record type in lower case:
 ``user_login``, ``add_user``), ``event.outcome`` (``success=`` / ``res=``), ``host.name``
 (``node=``), ``user.id``/``user.name`` (``auid``, or ``uid`` when the login uid is unset, with
-the ``AUID``/``UID`` names of an enriched record, or ``acct=``), ``process.pid``/``name``/
+the ``AUID``/``UID`` names of an enriched record; a user-space record's ``acct=`` is the user it
+is about, and then only a set ``auid`` is ``user.id``), ``process.pid``/``name``/
 ``executable``/``command_line`` (PROCTITLE, else EXECVE's arguments), ``file.path`` (the first
 PATH record that is not the parent directory) and ``source.ip`` (``addr=`` when an address).
 ``SYSCALL`` is filled from a small table of x86_64/aarch64 syscall numbers when the log is not

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from norrvakt.detect.engine import RuleSet
+from norrvakt.detect.logsource import PipelineError, parse_pipeline
 from norrvakt.event import RawRecord
 from norrvakt.parsers import parse_record
 from tests.conftest import SHARED_DATA
@@ -186,3 +187,18 @@ def test_auditd_rules_never_meet_other_linux_events() -> None:
         "lulea", "s", 1, "p", b"<86>Nov 26 21:43:38 web1 sudo: anna : COMMAND=/bin/cat /etc/shadow"
     )
     assert not rules.match(parse_record(syslog))
+
+
+def test_service_variants_are_checked_when_the_mapping_loads() -> None:
+    text = (
+        "name: t\nproducts:\n  linux:\n    services:\n      auditd:\n"
+        "        where: {norrvakt.family: auditd}\n"
+    )
+    with pytest.raises(PipelineError, match=r"auditd.variants: expected a non-empty list"):
+        parse_pipeline(text + "        variants: {}\n", "t.yml")
+    with pytest.raises(PipelineError, match=r"variants\[0\]: unknown keys \['renames'\]"):
+        parse_pipeline(text + "        variants: [{renames: {a: b}}]\n", "t.yml")
+    ok = parse_pipeline(text + "        variants: [{rename: {a0: EXECVE.a0}, where: {x: y}}]\n", "t.yml")
+    base, more = ok.resolve("linux", None, "auditd").variants
+    assert base.rename == () and more.rename == (("a0", "EXECVE.a0"),)
+    assert dict(more.where) == {"norrvakt.family": ("auditd",), "x": ("y",)}
