@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from norrvakt.event import now_us
@@ -284,4 +285,39 @@ async def test_a_journal_that_refuses_keeps_the_checkpoint_and_the_records_come_
     sink.refuse = False
     await conn.cycle()
     assert sorted(sink.ids()) == sorted(ids)
+    await conn.stop()
+
+
+@sync
+async def test_subscriptions_are_started_once_per_run(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange", "Audit.SharePoint"), sink)
+    for _ in range(3):
+        await conn.cycle()
+    starts = [r for r in standin.requests if "/subscriptions/start" in r]
+    assert len(starts) == 2 and standin.state.subscriptions == {"Audit.Exchange", "Audit.SharePoint"}
+    await conn.stop()
+
+
+@sync
+async def test_neither_the_secret_nor_a_token_is_logged(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.m365.standin import SECRET
+
+    caplog.set_level(logging.DEBUG)
+    now = now_us()
+    _exchange(standin, now)
+    standin.fault("401", "/subscriptions/content")
+    standin.fault("500", "/activity/feed/audit/")
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    await conn.cycle()
+    assert len(sink.records) == 9
+    text = caplog.text
+    assert SECRET not in text and "standin-token-" not in text
     await conn.stop()

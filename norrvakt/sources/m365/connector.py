@@ -116,6 +116,7 @@ class M365Connector:
         self._api: ApiClient | None = None
         self._credential_version: int | None = None
         self._states: dict[str, FeedState] = {}
+        self._pullers: dict[str, tuple[ApiClient, FeedPuller]] = {}
         self._stale_reported: set[str] = set()
         self._gap_reported: set[tuple[str, int]] = set()
         self.started_at = now_us()
@@ -209,11 +210,19 @@ class M365Connector:
         return self._api, ""
 
     def _puller(self, api: ApiClient, feed: str) -> FeedPuller:
+        """The feed's puller, kept while the client is (a subscription is started once per run)."""
         cfg = self.config
+        found = self._pullers.get(feed)
+        if found is not None and found[0] is api:
+            return found[1]
+        puller: FeedPuller
         if feed in MANAGEMENT_FEEDS:
-            return ManagementFeed(api, cfg.manage_url, cfg.directory_id, feed)
-        assert feed in GRAPH_FEEDS
-        return GraphFeed(api, cfg.graph_url, feed)
+            puller = ManagementFeed(api, cfg.manage_url, cfg.directory_id, feed)
+        else:
+            assert feed in GRAPH_FEEDS
+            puller = GraphFeed(api, cfg.graph_url, feed)
+        self._pullers[feed] = (api, puller)
+        return puller
 
     async def _pull_feed(self, api: ApiClient, feed: str, state: FeedState) -> None:
         puller = self._puller(api, feed)
