@@ -383,6 +383,7 @@ class _AudispConnection(StreamConnection):
             self._timer.cancel()
             self._timer = None
         self.finish_open()
+        self._step("end")  # the spool writes and unlinks queued so far still happen
         super().connection_lost(exc)
 
     def record(self, payload: bytes, received_at: int) -> RawRecord:
@@ -452,6 +453,8 @@ class _AudispConnection(StreamConnection):
             await self.drain()
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
+            return False
+        elif kind == "end":
             return False
         return True
 

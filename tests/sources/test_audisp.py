@@ -196,6 +196,20 @@ async def test_managed_records_are_acked_after_spooling_and_journaled_as_one_eve
         writer.close()
         await sink.wait(records=2)  # the open event of serial 12, journaled at the close
         sink.release()
+        await asyncio.sleep(0.05)
+        assert list(tmp_path.glob("audisp.*.spool")) == [] and not src.connections
+
+
+@run
+async def test_the_reply_steps_end_with_the_connection(tmp_path: Path) -> None:
+    async with listening(tmp_path) as (src, _):
+        reader, writer = await _connect(src.port)
+        writer.write(pack_message(2, _exec_lines(15)[0]))
+        await _ack(reader)
+        [conn] = list(src.connections)
+        writer.close()
+        await asyncio.sleep(0.1)
+        assert conn._worker is not None and conn._worker.done()  # no task left per closed connection
 
 
 @run
