@@ -6,7 +6,7 @@
 Fluent Bit gives the event's insertion strings as a positional list, ``StringInserts`` — the
 values of the event's template in order, without their names (it skips array-typed values).
 Where Microsoft documents the template order (the ``<EventData>`` schema on each event's
-page: Security 4624 ... 4776, 1102; System 7045; Sysmon 1 and 3; PowerShell 4104) the values
+page: Security 4624 ... 4776, 1102; System 7045; Sysmon 1, 3, 11, 13, 22; PowerShell 4104) the values
 get their names — ``TargetUserName``, ``ImagePath`` — so the Windows Sigma rules match exactly
 as on EVTX records; the Security templates only ever grew at the end between versions, so a
 shorter list names what it has. Values beyond the template, and all values of an event with
@@ -87,6 +87,9 @@ SECURITY: dict[int, tuple[str, ...]] = {
 _SYSMON_1 = """RuleName UtcTime ProcessGuid ProcessId Image FileVersion Description Product Company
     OriginalFileName CommandLine CurrentDirectory User LogonGuid LogonId TerminalSessionId IntegrityLevel
     Hashes ParentProcessGuid ParentProcessId ParentImage ParentCommandLine"""
+_SYSMON_11 = "RuleName UtcTime ProcessGuid ProcessId Image TargetFilename CreationUtcTime"
+_SYSMON_13 = "RuleName EventType UtcTime ProcessGuid ProcessId Image TargetObject Details"
+_SYSMON_22 = "RuleName UtcTime ProcessGuid ProcessId QueryName QueryStatus QueryResults Image"
 SYSMON: dict[int, dict[int, tuple[str, ...]]] = {
     1: {22: _names(_SYSMON_1), 23: _names(_SYSMON_1 + " ParentUser")},
     3: {
@@ -96,6 +99,10 @@ SYSMON: dict[int, dict[int, tuple[str, ...]]] = {
             DestinationPort DestinationPortName"""
         )
     },
+    # file created, registry value set, DNS query: later Sysmon versions appended User to each
+    11: {7: _names(_SYSMON_11), 8: _names(_SYSMON_11 + " User")},
+    13: {8: _names(_SYSMON_13), 9: _names(_SYSMON_13 + " User")},
+    22: {8: _names(_SYSMON_22), 9: _names(_SYSMON_22 + " User")},
 }
 
 # (provider, event id) -> template, for the other providers; a template is a prefix like Security's.

@@ -43,7 +43,14 @@ import msgpack
 
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
-from norrvakt.sources.forward_frames import FrameError, decode_frame, msgpack_why, short, unpacker
+from norrvakt.sources.forward_frames import (
+    UNPACK_ERRORS,
+    FrameError,
+    decode_frame,
+    msgpack_why,
+    short,
+    unpacker,
+)
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import ensure_self_signed, server_context
@@ -217,7 +224,7 @@ class _ForwardConnection(StreamConnection):
                 frame = self._reader.unpack()
             except msgpack.OutOfData:
                 break
-            except (ValueError, msgpack.UnpackException) as exc:
+            except UNPACK_ERRORS as exc:
                 bad = bytes(self._buf[start - self._base :])
                 self._flush(records)
                 why = f"not msgpack ({msgpack_why(exc)}): {short(bad[:16])}"

@@ -28,6 +28,10 @@ from typing import Any
 import msgpack
 import orjson
 
+# What the msgpack reader raises on bytes that are no msgpack (TypeError: a map key it cannot
+# hash, such as an array).
+UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
+
 # Deeper record values are kept as their repr: nothing queries that deep, and it keeps the
 # conversion's recursion far from Python's limit.
 MAX_DEPTH = 64
@@ -148,7 +152,7 @@ def _packed(out: DecodedFrame, body: bytes, max_entry_bytes: int, max_inflated: 
                 )
                 out.errors.append((body[start:], err))
             return
-        except (ValueError, msgpack.UnpackException) as exc:
+        except UNPACK_ERRORS as exc:
             err = FrameError(
                 "forward.bad_msgpack",
                 f"packed entries byte {start}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import socket
 import struct
 import threading
@@ -26,7 +27,7 @@ from tests.e2e.test_durability import assert_stored_once
 KEY = "delad-nyckel-for-test"
 
 
-def _server(tmp: Path) -> Server:
+def _server(tmp: Path, server_toml: str = "") -> Server:
     u, t, s, r, h, f, k = free_ports(7)
     key_file = tmp / "fluent.key"
     key_file.write_text(KEY + "\n")
@@ -47,7 +48,11 @@ tenant = "boden"
 shared_key_file = "{key_file}"
 """
     server = Server(
-        tmp / "data", h, {"udp": u, "tcp": t, "tls": s, "relp": r, "forward": f, "keyed": k}, extra_toml=extra
+        tmp / "data",
+        h,
+        {"udp": u, "tcp": t, "tls": s, "relp": r, "forward": f, "keyed": k},
+        extra_toml=extra,
+        server_toml=server_toml,
     )
     server.data_dir.mkdir(parents=True)
     return server
@@ -238,12 +243,48 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert len(acked) > 300, len(acked)
     server.start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            stats = server.api("GET", "/api/stats").json()
-            if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
-                break
-            time.sleep(0.5)
+        _wait_stored(server)
         assert_stored_once(server, run, acked)
+    finally:
+        server.stop()
+
+
+def _wait_stored(server: Server) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stats = server.api("GET", "/api/stats").json()
+        if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
+            return
+        time.sleep(0.5)
+
+
+def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """The forward connection is accepted by a parse worker; kill -9 of that worker mid-stream:
+    every chunk it acknowledged is stored once, and a new connection (as Fluent Bit makes, to
+    the other worker) goes on."""
+    server = _server(tmp_path, "workers = 2")
+    server.start()
+    try:
+        run = uuid.uuid4().hex[:10]
+        first = ForwardSender(server.ports["forward"], run, "a")
+        first.start()
+        deadline = time.monotonic() + 20
+        victim: dict[str, Any] = {}
+        while not victim and time.monotonic() < deadline:
+            workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
+            victim = next((w for w in workers if w["received_events"] > 0), {})
+            time.sleep(0.2)
+        assert victim, "no worker received the forward connection"
+        time.sleep(1.0)
+        os.kill(victim["pid"], 9)
+        first.join(15)  # its connection died with the worker
+        second = ForwardSender(server.ports["forward"], run, "b")
+        second.start()
+        time.sleep(2.0)
+        second.stop.set()
+        second.join(15)
+        assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
+        _wait_stored(server)
+        assert_stored_once(server, run, first.acked + second.acked)
     finally:
         server.stop()

@@ -127,6 +127,21 @@ WHOAMI_PRIV = _winevtlog("Microsoft-Windows-Sysmon", 1, "Microsoft-Windows-Sysmo
 WHOAMI_PLAIN = copy.deepcopy(WHOAMI_PRIV)
 WHOAMI_PLAIN["StringInserts"][10] = "whoami"
 
+_DNS = [
+    "-",
+    "2026-11-26 20:43:40.001",
+    "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}",
+    4242,
+    "userstorage.mega.co.nz",
+    "0",
+    "::ffff:89.44.169.135;",
+    "C:\\Users\\lisa\\AppData\\Local\\MEGAsync\\MEGAsync.exe",
+    "BODEN\\lisa.nord",
+]
+DNS_MEGA = _winevtlog("Microsoft-Windows-Sysmon", 22, "Microsoft-Windows-Sysmon/Operational", _DNS)
+DNS_PLAIN = copy.deepcopy(DNS_MEGA)
+DNS_PLAIN["StringInserts"][4] = "www.boden.se"
+
 
 def _rules(*relative: str) -> RuleSet:
     texts = [shared_data("sigma", "rules", *r.split("/")).read_text() for r in relative]
@@ -145,6 +160,7 @@ def _rules(*relative: str) -> RuleSet:
         ),
         ("windows/builtin/security/win_security_hidden_user_creation.yml", HIDDEN_USER, PLAIN_USER),
         ("windows/process_creation/proc_creation_win_whoami_priv_discovery.yml", WHOAMI_PRIV, WHOAMI_PLAIN),
+        ("windows/dns_query/dns_query_win_mega_nz.yml", DNS_MEGA, DNS_PLAIN),
     ],
 )
 def test_sigma_rule_fires_on_the_positive_case_only(
@@ -202,6 +218,22 @@ def test_sysmon_list_of_unknown_length_is_not_guessed() -> None:
     assert "Image" not in fields and fields["StringInserts.4"] == "C:\\Windows\\System32\\whoami.exe"
     assert "no insertion-string template known" in fields["_inserts"]
     assert template_for("Microsoft-Windows-Sysmon", 1, 22) is not None
+
+
+def test_sysmon_templates_that_only_grew_at_the_end() -> None:
+    base = [
+        "-",
+        "2026-11-26 20:43:40.001",
+        "{g}",
+        4242,
+        "C:\\x.exe",
+        "C:\\Temp\\a.ps1",
+        "2026-11-26 20:43:40.001",
+    ]
+    old = winevtlog_fields(_winevtlog("Microsoft-Windows-Sysmon", 11, "x", base))
+    new = winevtlog_fields(_winevtlog("Microsoft-Windows-Sysmon", 11, "x", [*base, "BODEN\\lisa"]))
+    assert old["TargetFilename"] == new["TargetFilename"] == "C:\\Temp\\a.ps1"
+    assert "User" not in old and new["User"] == "BODEN\\lisa"
 
 
 def test_insert_named_like_a_system_key_keeps_both() -> None:

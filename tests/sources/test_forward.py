@@ -284,6 +284,17 @@ async def test_garbage_closes_the_connection_after_what_came_before() -> None:
 
 
 @run
+async def test_a_frame_msgpack_cannot_build_closes_the_connection() -> None:
+    async with listening() as (src, sink):
+        reader, writer = await _connect(src.port)
+        writer.write(b"\x93\xa1t\x01\x81\x90\x00")  # ["t", 1, {[]: 0}]
+        await writer.drain()
+        assert await _closed(reader)
+        (err,) = sink.errors
+        assert err.ecs["error.type"] == "forward.bad_msgpack" and "TypeError" in err.ecs["error.message"]
+
+
+@run
 async def test_oversized_frame_closes_the_connection() -> None:
     async with listening(max_frame_bytes=64 * 1024) as (src, sink):
         reader, writer = await _connect(src.port)

@@ -216,3 +216,10 @@ def test_any_frame_decodes_or_is_a_frame_error(tag: Any, body: Any, option: Any,
 def test_any_packed_bytes_decode_or_are_entry_errors(data: bytes) -> None:
     d = decode_frame([b"t", data], 4096, 1 << 16)
     assert all(isinstance(e, FrameError) for _, e in d.errors)
+
+
+def test_a_map_keyed_by_an_array_is_bad_msgpack() -> None:
+    # {[]: 0}: msgpack cannot hash the key (it raises TypeError, not a msgpack error)
+    d = _decode(msgpack.packb(["t", msgpack.packb([T, {"log": "a"}]) + b"\x81\x90\x00"], use_bin_type=True))
+    ((raw, err),) = d.errors
+    assert err.error_type == "forward.bad_msgpack" and raw == b"\x81\x90\x00" and len(d.payloads) == 1
