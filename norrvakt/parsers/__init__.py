@@ -61,6 +61,7 @@ from norrvakt.parsers.json_event import parse_json
 from norrvakt.parsers.linux import recognize_linux_auth
 from norrvakt.parsers.m365 import parse_m365
 from norrvakt.parsers.mapped import recognize_mapped
+from norrvakt.parsers.nxlog import recognize_nxlog_json
 from norrvakt.parsers.otlp import parse_otlp
 from norrvakt.parsers.syslog import parse_syslog
 from norrvakt.parsers.text import parse_text
@@ -205,6 +206,7 @@ register_format("otlp", parse_otlp)
 register_format("journal", parse_journal)
 register_format("gelf", parse_gelf)
 register_recognizer("windows-json", recognize_windows_json)
+register_recognizer("nxlog-json", recognize_nxlog_json)
 register_recognizer("mapped", recognize_mapped)
 register_recognizer("cef", recognize_cef)
 register_recognizer("linux", recognize_linux_auth)

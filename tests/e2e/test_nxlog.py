@@ -106,6 +106,23 @@ def test_to_json_lines_over_tcp_are_windows_events_and_alert(nxlog: tuple[Server
     assert alert["level"] in {"high", "critical"}
 
 
+def test_to_json_file_lines_get_their_fields(nxlog: tuple[Server, int]) -> None:
+    server, _ = nxlog
+    host = "web" + uuid.uuid4().hex[:8]
+    line = {
+        "EventReceivedTime": "2026-11-26 21:43:39",
+        "SourceModuleName": "app",
+        "SourceModuleType": "im_file",
+        "Hostname": host,
+        "Message": "database connection lost",
+    }
+    _send(server.ports["tcp"], orjson.dumps(line) + b"\n")
+    assert server.wait_count(f"host.name:{host}", 1) == 1
+    (row,) = server.search(f"host.name:{host}")["rows"]
+    assert row["message"] == "database connection lost"
+    assert row["fields"]["SourceModuleType"] == "im_file" and row["fields"]["SourceModuleName"] == "app"
+
+
 def test_gelf_tcp_from_xm_gelf_is_a_windows_event_and_alerts(nxlog: tuple[Server, int]) -> None:
     server, port = nxlog
     host = "dc" + uuid.uuid4().hex[:8]

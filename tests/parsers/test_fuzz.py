@@ -427,3 +427,10 @@ def _gelf_docs(draw: st.DrawFn) -> dict[str, Any]:
 @given(doc=_gelf_docs())
 def test_random_gelf_messages(doc: dict[str, Any]) -> None:
     _check(orjson.dumps(doc), "gelf")
+
+
+@FUZZ
+@given(doc=_JSON, module=_JSON_SCALAR, prefix=st.sampled_from(["", "<14>Nov 26 21:43:38 h nxlog: "]))
+def test_random_nxlog_json_lines(doc: Any, module: Any, prefix: str) -> None:
+    line = {"SourceModuleType": "im_file", **doc} if isinstance(doc, dict) else {"SourceModuleType": module}
+    _check(prefix.encode() + orjson.dumps(line), "syslog")

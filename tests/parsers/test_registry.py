@@ -17,7 +17,7 @@ def test_builtins_are_registered_like_plugins() -> None:
     # the first five, then the formats of newer sources (gelf, ...) in their import order
     assert registry.formats[:5] == ("syslog", "text", "json", "hec", "windows")
     assert "gelf" in registry.formats
-    assert registry.recognizers == ("windows-json", "mapped", "cef", "linux", "web-access")
+    assert registry.recognizers == ("windows-json", "nxlog-json", "mapped", "cef", "linux", "web-access")
 
 
 def test_plugin_format_and_recognizer_order() -> None:
