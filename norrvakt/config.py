@@ -385,11 +385,14 @@ class M365SourceSettings:
 class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(
-        default="syslog", metadata=_doc("syslog | relp | gelf | journal-remote | forward | beats.")
+        default="syslog",
+        metadata=_doc("syslog | relp | gelf | journal-remote | forward | beats | audisp."),
     )
     protocol: str = field(
         default="tcp",
-        metadata=_doc("For syslog and gelf: udp | tcp | tls. For relp and beats: tcp | tls."),
+        metadata=_doc(
+            "For syslog and gelf: udp | tcp | tls. For relp and beats: tcp | tls. For audisp: tcp."
+        ),
     )
     host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
     port: int = field(default=5514, metadata=_doc("Port to listen on."))
