@@ -44,7 +44,8 @@ is about, and then only a set ``auid`` is ``user.id``), ``process.pid``/``name``
 ``executable``/``command_line`` (PROCTITLE, else EXECVE's arguments), ``file.path`` (the first
 PATH record that is not the parent directory) and ``source.ip`` (``addr=`` when an address).
 ``SYSCALL`` is filled from a small table of x86_64/aarch64 syscall numbers when the log is not
-enriched (``_syscall_named = "1"`` says so).
+enriched (``_syscall_named = "1"`` says so). ``_recovered = "1"`` marks an event the listener
+journaled after a restart from its spool (see :mod:`norrvakt.sources.audisp_spool`).
 """  # noqa: E501 - the sample lines are kept whole
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from norrvakt.event import Event, RawRecord
 from norrvakt.parsers.base import ParseError, abbrev, decode_text, is_ip, new_event
 
 DATASET = "auditd.log"
+SPOOL_HINT = "audisp.spool"  # norrvakt.sources.audisp.RECOVERED_HINT
 
 # ``node=X type=T msg=audit(SECONDS.MILLIS:SERIAL): body`` (node= only with name_format set).
 _HEAD = re.compile(r"(?:node=(\S+) )?type=(\S+) msg=audit\((\d+)(?:\.(\d{1,9}))?:(\d+)\): ?")
@@ -190,6 +192,10 @@ def _event(
     fields["auditd.types"] = " ".join(rtype for rtype, _ in records)
     if latin1:
         fields["_encoding"] = "latin-1"
+    if record.hints and record.hints.get(SPOOL_HINT):
+        # Journaled after a restart from the spool of acknowledged records: it may be only the
+        # part of the event that came before the crash, or (rarely) a second copy.
+        fields["_recovered"] = "1"
     syscall = by_type.get("SYSCALL", {})
     if syscall and "SYSCALL" not in syscall:
         name = _SYSCALLS.get(syscall.get("arch", ""), {}).get(syscall.get("syscall", ""))

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "auditd"
+RECOVERED_HINT = "audisp.spool"  # on records journaled from a dead listener's spool
 DEFAULT_PORT = 6060
 GENERAL_DEFAULT_PORT = 5514  # a source's port when none is set: means DEFAULT_PORT here
 
@@ -152,6 +153,7 @@ class AudispSource(StreamListener):
                 b"\n".join(found.lines),
                 FORMAT,
                 self.config.timezone,
+                {RECOVERED_HINT: found.path.name},
             )
             fut = pipeline.submit_nowait([rec])
             fut.add_done_callback(functools.partial(_remove_when_durable, found.path))

@@ -361,6 +361,7 @@ async def test_spool_of_a_dead_listener_is_journaled_at_start(tmp_path: Path) ->
         await asyncio.sleep(0.05)
         [rec] = sink.records
         assert rec.tenant == "boden" and rec.peer == "192.0.2.7:40000" and rec.payload == b"\n".join(lines)
+        assert sink.events()[0].fields["_recovered"] == "1"
         assert not orphan.exists() and list(tmp_path.glob("audisp.*.spool")) == [live]
 
 
