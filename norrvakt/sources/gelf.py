@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
 from norrvakt.sources.gelf_chunks import ChunkAssembler, GelfProblem, decompress
+from norrvakt.sources.limits import QuietLog
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import ensure_self_signed, server_context
@@ -140,6 +141,14 @@ class GelfUdpSource:
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _GelfUdpProtocol | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        # A flood of bad datagrams is one log line every few seconds (each is still an event).
+        self._quiet: dict[str, QuietLog] = {}
+
+    def quiet(self, kind: str) -> QuietLog:
+        q = self._quiet.get(kind)
+        if q is None:
+            q = self._quiet[kind] = QuietLog(log, logging.WARNING, f"{self.id}: {kind}")
+        return q
 
     def describe(self) -> str:
         return f"gelf/udp {self.config.host}:{self.port}"
@@ -169,6 +178,8 @@ class GelfUdpSource:
             self._protocol.give_up_all()
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+        for q in self._quiet.values():
+            q.close()
 
 
 class _GelfUdpProtocol(asyncio.DatagramProtocol):
@@ -227,7 +238,7 @@ class _GelfUdpProtocol(asyncio.DatagramProtocol):
 
         cfg = self.source.config
         error_type = f"gelf.{problem.kind}"
-        log.warning("%s: %s", cfg.id, problem.detail)
+        self.source.quiet(error_type).note(peer.rsplit(":", 1)[0], problem.detail)
         self.pipeline.transport_error(cfg.id, error_type)
         record = gelf_record(cfg, tenant, peer, problem.data[: cfg.max_message_bytes])
         event = pipeline_error_event(record, error_type, problem.detail, tenant=tenant or None)
