@@ -321,3 +321,21 @@ async def test_neither_the_secret_nor_a_token_is_logged(
     text = caplog.text
     assert SECRET not in text and "standin-token-" not in text
     await conn.stop()
+
+
+@sync
+async def test_a_caught_up_feed_lists_only_the_overlap_once_per_poll(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    _exchange(standin, now)
+    standin.add_graph("graph.signIns", signin_record("s1", now - 30 * MINUTE))
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange", "graph.signIns"), sink)
+    await conn.cycle()
+    before = len(standin.requests)
+    await conn.cycle()
+    again = standin.requests[before:]
+    # one listing of the overlap window per feed (sign-ins: one per event type), no blob again
+    assert sorted(r.split("?")[0].rsplit("/", 1)[-1] for r in again) == ["content", "signIns", "signIns"]
+    await conn.stop()

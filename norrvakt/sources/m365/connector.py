@@ -226,10 +226,13 @@ class M365Connector:
 
     async def _pull_feed(self, api: ApiClient, feed: str, state: FeedState) -> None:
         puller = self._puller(api, feed)
+        # Up to the time the round began: a later "now" each window would make the loop pull the
+        # overlap again and again, a few milliseconds further each time.
+        until = now_us()
         try:
             for _ in range(self.config.max_windows_per_cycle):
-                now = now_us()
-                window = state.next_window(now)
+                now = until
+                window = state.next_window(until)
                 if window is None:
                     break
                 if window.gap is not None and (feed, window.gap[0]) not in self._gap_reported:
