@@ -339,3 +339,45 @@ async def test_a_caught_up_feed_lists_only_the_overlap_once_per_poll(
     # one listing of the overlap window per feed (sign-ins: one per event type), no blob again
     assert sorted(r.split("?")[0].rsplit("/", 1)[-1] for r in again) == ["content", "signIns", "signIns"]
     await conn.stop()
+
+
+@sync
+async def test_the_checkpoint_moves_only_once_the_journal_says_durable(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    import asyncio
+
+    now = now_us()
+    standin.add_blob("Audit.Exchange", now - 20 * MINUTE, [audit_record("d1", now - 21 * MINUTE)])
+
+    class SlowSink(KeepingSink):
+        """Durable only when the test says so (a journal waiting for its fsync)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waiting: list[asyncio.Future[None]] = []
+
+        def submit_nowait(self, records):  # type: ignore[no-untyped-def]
+            self.records.extend(records)
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiting.append(fut)
+            return fut
+
+    sink = SlowSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    round_ = asyncio.create_task(conn.cycle())
+    for _ in range(200):
+        if sink.waiting:
+            break
+        await asyncio.sleep(0.05)
+    assert sink.ids() == ["d1"]
+    await asyncio.sleep(0.3)
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    moved_before = cp.done_until if cp else 0
+    assert cp is None or cp.done_until < now - 20 * MINUTE  # not past the record while not durable
+    assert not round_.done()
+    sink.waiting[0].set_result(None)
+    await round_
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    assert cp is not None and cp.done_until > max(moved_before, now - MINUTE) and cp.records == 1
+    await conn.stop()
