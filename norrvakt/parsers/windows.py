@@ -60,6 +60,7 @@ from norrvakt.parsers.base import (
 )
 from norrvakt.parsers.timestamps import parse_iso
 from norrvakt.parsers.windows_ecs import map_ecs, winlogbeat_ecs
+from norrvakt.parsers.winlogbeat_params import add_unnamed_data
 
 _WINLOGBEAT_MAP = {
     "winlog.channel": "Channel",
@@ -280,6 +281,7 @@ def _winlogbeat_fields(doc: dict[str, Any]) -> dict[str, str]:
         _leaves(user_data, "", f)
     if "EventID" not in f and "event.code" in rest:
         f["EventID"] = rest["event.code"]
+    add_unnamed_data(f)  # param1, param2, ... as EVTX's Data (norrvakt/parsers/winlogbeat_params.py)
     for key, value in rest.items():
         f.setdefault(key, value)
     return f
