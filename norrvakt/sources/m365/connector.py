@@ -23,7 +23,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -325,13 +325,3 @@ class M365Connector:
                 )
             ]
         )
-
-    def status(self) -> dict[str, Any]:
-        """In-process figures (the status route reads the checkpoints from the state database)."""
-        api = self._api
-        return {
-            "id": self.id,
-            "cycles": self.cycles,
-            "requests": api.counters.requests if api else 0,
-            "throttled": api.counters.throttled if api else 0,
-        }
