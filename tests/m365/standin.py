@@ -63,6 +63,7 @@ class State:
     subscriptions: set[str] = field(default_factory=set)
     valid_tokens: set[str] = field(default_factory=set)
     tokens_issued: int = 0
+    certificates: dict[str, Any] = field(default_factory=dict)  # SHA-1 thumbprint hex → x509 certificate
     page_size: int = 2
     next_tokens: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +96,40 @@ def raw_param(request: Request, key: str) -> str | None:
         if unquote(name) == key:
             return unquote(value)
     return None
+
+
+def _b64(part: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _assertion_ok(st: State, assertion: str, token_url: str) -> bool:
+    """A client assertion (RFC 7523) as Entra ID checks it: RS256 over header.payload by the key of
+    a certificate registered for the app (named by its SHA-1 thumbprint ``x5t``), audience the
+    token endpoint, issuer and subject the client id, not expired."""
+    import time
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        head_b64, body_b64, sig_b64 = assertion.split(".")
+        head, body = json.loads(_b64(head_b64)), json.loads(_b64(body_b64))
+        cert = st.certificates.get(_b64(head["x5t"]).hex())
+        if cert is None or head.get("alg") != "RS256":
+            return False
+        key = cert.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        key.verify(_b64(sig_b64), f"{head_b64}.{body_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except (ValueError, KeyError, InvalidSignature):
+        return False
+    return bool(
+        body.get("aud") == token_url
+        and body.get("iss") == body.get("sub") == CLIENT_ID
+        and float(body.get("exp", 0)) > time.time()
+    )
 
 
 def build_app(st: State) -> Starlette:
@@ -187,7 +222,7 @@ def build_app(st: State) -> Starlette:
             )
         secret = form.get("client_secret")
         assertion = form.get("client_assertion")
-        if secret != SECRET and not (assertion and str(assertion).count(".") == 2):
+        if secret != SECRET and not (assertion and _assertion_ok(st, str(assertion), str(request.url))):
             return JSONResponse(
                 {
                     "error": "invalid_client",
@@ -389,6 +424,14 @@ class StandIn:
 
     def add_graph(self, feed: str, record: dict[str, Any]) -> None:
         self.state.graph.setdefault(feed, []).append(record)
+
+    def register_certificate(self, pem: bytes) -> None:
+        """A certificate uploaded to the app registration (its key may sign client assertions)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        cert = x509.load_pem_x509_certificate(pem)
+        self.state.certificates[cert.fingerprint(hashes.SHA1()).hex()] = cert
 
     def fault(self, kind: str, path: str, **kw: Any) -> None:
         with self.state.lock:

@@ -91,8 +91,10 @@ def _certificate_pem() -> bytes:
 async def test_a_certificate_credential_signs_a_client_assertion(
     tmp_path: Path, standin: StandIn, engine: sa.Engine
 ) -> None:
-    cred = Credential.from_pem(_certificate_pem())
+    pem = _certificate_pem()
+    cred = Credential.from_pem(pem)
     assert cred.kind == "certificate" and len(cred.thumbprint) == 40
+    standin.register_certificate(pem)
     blob = CredentialBox.open(tmp_path).seal("m365-lulea", "lulea", cred)
     save_credential(engine, "m365-lulea", "lulea", "certificate", blob, by="test")
     now = now_us()
@@ -102,4 +104,22 @@ async def test_a_certificate_credential_signs_a_client_assertion(
     conn.attach(sink)
     await conn.cycle()
     assert sink.ids() == ["c1"] and standin.state.tokens_issued == 1
+    await conn.stop()
+
+
+@sync
+async def test_a_certificate_not_uploaded_to_the_app_gets_no_token(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    standin.register_certificate(_certificate_pem())  # another certificate is registered
+    cred = Credential.from_pem(_certificate_pem())
+    blob = CredentialBox.open(tmp_path).seal("m365-lulea", "lulea", cred)
+    save_credential(engine, "m365-lulea", "lulea", "certificate", blob, by="test")
+    sink = KeepingSink()
+    conn = make_config(tmp_path, standin, ("Audit.Exchange",)).build()
+    conn.attach(sink)
+    await conn.cycle()
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    assert cp is not None and "invalid_client" in cp.last_error and standin.state.tokens_issued == 0
+    assert "BEGIN" not in cp.last_error  # never the key
     await conn.stop()
