@@ -37,6 +37,7 @@ from norrvakt.parsers.base import (
     new_event,
     scalar_str,
 )
+from norrvakt.parsers.beats_shapes import beats_shape
 from norrvakt.parsers.m365 import m365_event
 from norrvakt.parsers.syslog import FACILITY_CODES, SEVERITY_CODES, SEVERITY_NAMES
 from norrvakt.parsers.timestamps import epoch_to_us, parse_iso
@@ -97,6 +98,7 @@ def json_event(record: RawRecord, doc: dict[str, Any]) -> Event:
             break
     else:
         message = _summary(doc)
+    message = beats_shape(record, doc, fields, ecs, message)  # Filebeat/Auditbeat: beats_shapes.py
     return new_event(record, ts, message, ecs, fields)
 
 
