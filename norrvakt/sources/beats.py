@@ -12,7 +12,8 @@ Each ``2J`` document is a :class:`~norrvakt.event.RawRecord` of format ``json`` 
 knows Winlogbeat's ``winlog.*``). The ACK names the sender's own sequence number of the last
 event it covers, and goes out only when those events — and every event before them on the
 connection — are journaled: Beats numbers each window 1..n and waits for n, pylogbeat numbers
-the connection and waits for its last number; both take partial ACKs. While records are not yet
+the connection and waits for its last number; both take partial ACKs. A Beat with
+``pipelining`` has several windows in flight: each gets its own ACK, in order. While records are not yet
 durable, an ``ACK 0`` every few seconds tells the sender we are alive (go-lumber's keepalive), so
 a slow fsync does not make it time out and resend.
 
@@ -125,12 +126,14 @@ class BeatsSource(StreamListener):
 
 @dataclass(slots=True)
 class DataFrame:
-    """One ``2J`` event: the sender's sequence number, the document, and the stream offset of
-    its frame (for an event inside a ``2C``, the offset of that compressed frame)."""
+    """One ``2J`` event: the sender's sequence number, the document, the stream offset of its
+    frame (for an event inside a ``2C``, the offset of that compressed frame), and which window
+    it belongs to (the number of ``2W`` frames before it: each window gets its own ACK)."""
 
     seq: int
     payload: bytes
     offset: int
+    window: int = 0
 
 
 class BeatsFrameError(Exception):
@@ -153,7 +156,8 @@ class LumberjackDecoder:
     def __init__(self) -> None:
         self._buf = b""
         self._base = 0  # stream offset of _buf[0]
-        self.window = 0  # the last 2W count (informative: ACKs follow durability, not windows)
+        self.window = 0  # the last 2W count (informative: ACKs follow durability)
+        self.windows = 0  # 2W frames so far
 
     @property
     def buffered(self) -> int:
@@ -164,7 +168,7 @@ class LumberjackDecoder:
         buf = self._buf + data if self._buf else data
         frames: list[DataFrame] = []
         try:
-            pos = _frames(buf, 0, self._base, frames, self, 0)
+            pos = _frames(buf, 0, self._base, frames, self, False, 0)
         except BeatsFrameError as exc:
             exc.frames = frames
             self._buf = b""
@@ -181,15 +185,15 @@ class LumberjackDecoder:
 
 
 def _frames(
-    buf: bytes, pos: int, base: int, out: list[DataFrame], dec: LumberjackDecoder | None, depth: int
+    buf: bytes, pos: int, base: int, out: list[DataFrame], dec: LumberjackDecoder, inner: bool, depth: int
 ) -> int:
     """Decode frames of ``buf`` from ``pos`` into ``out``; the position after the last complete
-    one. ``dec`` is the top-level decoder (a stream: an incomplete frame waits for more bytes);
-    None inside a ``2C`` (a whole buffer: an incomplete frame is an error)."""
+    one. At the top (``inner`` False) ``buf`` is a stream: an incomplete frame waits for more
+    bytes; inside a ``2C`` it is the whole inflated payload: an incomplete frame is an error."""
     end = len(buf)
-    where = "inside the compressed frame at" if dec is None else "at"
+    where = "inside the compressed frame at" if inner else "at"
     while pos < end:
-        at = base + pos if dec is not None else base
+        at = base if inner else base + pos
         if end - pos < 2:
             break
         version, kind = buf[pos], buf[pos + 1]
@@ -207,7 +211,7 @@ def _frames(
                 raise BeatsFrameError("beats.oversized_frame", why, at, buf[pos : pos + 64])
             if end - pos - 10 < length:
                 break
-            out.append(DataFrame(seq, buf[pos + 10 : pos + 10 + length], at))
+            out.append(DataFrame(seq, buf[pos + 10 : pos + 10 + length], at, dec.windows))
             pos += 10 + length
         elif kind == 0x43:  # C
             if end - pos < 6:
@@ -222,16 +226,17 @@ def _frames(
             if end - pos - 6 < length:
                 break
             inflated = _inflate(buf[pos + 6 : pos + 6 + length], at)
-            _frames(inflated, 0, at, out, None, depth + 1)
+            _frames(inflated, 0, at, out, dec, True, depth + 1)
             pos += 6 + length
-        elif kind == 0x57 and dec is not None:  # W
+        elif kind == 0x57 and not inner:  # W
             if end - pos < 6:
                 break
             dec.window = _U32.unpack_from(buf, pos + 2)[0]
+            dec.windows += 1
             pos += 6
         else:
             raise BeatsFrameError("beats.bad_frame", _unknown(kind, where), at, buf[pos : pos + 64])
-    if dec is None and pos < end:
+    if inner and pos < end:
         why = f"compressed frame ends inside a frame ({end - pos} bytes left)"
         raise BeatsFrameError("beats.truncated", why, base, buf[pos : pos + 64])
     return pos
@@ -316,7 +321,13 @@ class _BeatsConnection(StreamConnection):
     def _take(self, frames: list[DataFrame]) -> None:
         received = now_us()
         records: list[RawRecord] = []
-        for frame in frames:
+        for i, frame in enumerate(frames):
+            if i and frame.window != frames[i - 1].window:
+                # A Beat with pipelining has the next window in flight: the last one's own ACK first.
+                if records:
+                    self.submit(records)
+                    records = []
+                self._enqueue(frames[i - 1].seq)
             if len(frame.payload) > self.max_bytes:
                 if records:
                     self.submit(records)

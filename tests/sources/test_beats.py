@@ -219,6 +219,27 @@ def test_the_ack_waits_until_the_records_are_durable(tmp_path: Path) -> None:
     asyncio.run(_run(tmp_path, body))
 
 
+def test_pipelined_windows_each_get_their_own_ack(tmp_path: Path) -> None:
+    """Beats' default pipelining sends the next window before the ACK; seqs restart per window."""
+    first = window(2) + cframe(jframe(1, {"message": "w1a"}) + jframe(2, {"message": "w1b"}))
+    second = (
+        window(3)
+        + jframe(1, {"message": "w2a"})
+        + jframe(2, {"message": "w2b"})
+        + jframe(3, {"message": "w2c"})
+    )
+
+    async def body(j: Journaled) -> None:
+        async with listening(j.pipeline) as source:
+            reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+            writer.write(first + second)  # one write: most likely one read
+            assert await asyncio.wait_for(reader.readexactly(12), 5) == ack_frame(2) + ack_frame(3)
+            writer.close()
+
+    j = asyncio.run(_run(tmp_path, body))
+    assert [e.message for e in j.events] == ["w1a", "w1b", "w2a", "w2b", "w2c"]
+
+
 def test_a_slow_journal_gets_keepalive_acks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("norrvakt.sources.beats.KEEPALIVE_S", 0.2)
 
