@@ -187,6 +187,7 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
         s.stop.set()
         s.join(15)
     acked = [i for s in senders for i in s.acked]
+    print(f"kill -9 of the server: {len(acked)} events acknowledged before it")
     assert len(acked) > 300, len(acked)
     server.start()
     try:
@@ -221,6 +222,7 @@ def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(tmp_path: Pat
         time.sleep(2.0)
         second.stop.set()
         second.join(15)
+        print(f"kill -9 of the worker: {len(first.acked)} acknowledged before, {len(second.acked)} after")
         assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
         _wait_stored(server)
         assert_stored_once(server, run, first.acked + second.acked)
