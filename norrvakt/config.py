@@ -73,6 +73,15 @@ def _doc(text: str) -> dict[str, str]:
 class ServerSettings:
     host: str = field(default="127.0.0.1", metadata=_doc("Address the web console and HTTP API listen on."))
     port: int = field(default=8080, metadata=_doc("Port of the web console, the API and HTTP ingest."))
+    ingest_port: int = field(
+        default=0,
+        metadata=_doc(
+            "A second port, on host, for HTTP ingest only (HEC, _bulk, /ingest, /api/ingest, OTLP "
+            "/v1/logs; everything else 404): its requests are received, read and parsed in the worker "
+            "processes, so HTTP senders use every core. 0 = off: HTTP ingest on port only, received "
+            "by the node. The ingest routes stay on port either way."
+        ),
+    )
     trusted_proxies: list[str] = field(
         default_factory=list,
         metadata=_doc(
@@ -141,7 +150,8 @@ class ServerSettings:
             "RELP) on the node's listening sockets, and frame and parse them there; the node "
             "journals what they receive and they acknowledge it once durable. The node accepts "
             "itself only while no worker does; it admits every connection under the listener's "
-            "caps. UDP syslog and HTTP ingest are received by the node."
+            "caps. UDP syslog, and HTTP ingest on port, are received by the node; ingest_port is lent "
+            "to the workers as well."
         ),
     )
     worker_batch_timeout_s: float = field(
@@ -854,6 +864,10 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
                 (f"tenants.{tid}", f"{tid!r} — tenant ids are 2–32 of a-z 0-9 _ -, starting with a letter")
             )
     _check_port("server.port", s.server.port, problems)
+    if s.server.ingest_port:
+        _check_port("server.ingest_port", s.server.ingest_port, problems)
+        if s.server.ingest_port == s.server.port:
+            problems.append(("server.ingest_port", f"{s.server.ingest_port} — the same as server.port"))
     if s.server.api_docs not in {"login", "public", "off"}:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)

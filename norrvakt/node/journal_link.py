@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from norrvakt.event import KIND_PIPELINE_ERROR, Event, RawRecord
 from norrvakt.node import wire
 from norrvakt.node.pipeline import PipelineUnavailable
-from norrvakt.parsers.records import parse_one, tally
+from norrvakt.parsers.records import Tally, parse_one, tally
 
 
 class JournalLink:
@@ -45,11 +45,17 @@ class JournalLink:
     def submit_nowait(self, records: Sequence[RawRecord]) -> asyncio.Future[None]:
         """Parse ``records`` here and have the node journal them (counted there)."""
         events = [parse_one(r) for r in records]
-        return self._send([r.source_id for r in records], events)
+        return self._send(tally([r.source_id for r in records], events), events)
 
     def commit_nowait(self, events: Sequence[Event]) -> asyncio.Future[None]:
         """Have the node journal ``events`` as they are (a listener's own pipeline_error events)."""
         return self._send(None, events)
+
+    def commit_counted(self, counts: Tally | None, events: Sequence[Event]) -> asyncio.Future[None]:
+        """Have the node journal ``events`` and add ``counts`` (what was parsed for them here,
+        see :func:`~norrvakt.parsers.records.tally`) to its counters: the HTTP ingest routes
+        parse a body first and commit its events with their bad parts' events after."""
+        return self._send(counts, events)
 
     def transport_error(self, source_id: str, reason: str) -> None:
         if self._lost is None:
@@ -104,7 +110,7 @@ class JournalLink:
             if not admission.done():
                 admission.set_result(False)
 
-    def _send(self, source_ids: list[str] | None, events: Sequence[Event]) -> asyncio.Future[None]:
+    def _send(self, counts: Tally | None, events: Sequence[Event]) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._lost is not None:
             fut.set_exception(PipelineUnavailable(self._lost))
@@ -116,8 +122,7 @@ class JournalLink:
         self._waiting[self._next] = fut
         self.sent_events += len(events)
         rows = [wire.event_row(e) for e in events]
-        # counted here, not on the node's thread: what it adds up, and the pipeline errors
-        counts = tally(source_ids, events) if source_ids is not None else None
+        # counted here, not on the node's thread: what it adds up (counts), and the pipeline errors
         errors = sum(1 for e in events if e.ecs.get("event.kind") == KIND_PIPELINE_ERROR)
         body = [counts, errors, rows, time.process_time()]
         self._writer.write(wire.frame(wire.INGEST, self._next, body))

@@ -32,15 +32,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from norrvakt.event import Event, RawRecord
 from norrvakt.node import wire
 from norrvakt.parsers.records import Tally
 from norrvakt.sources.bulk_body import BulkPlan, parse_bulk_body, plan_of
 from norrvakt.sources.hec_body import BadPart, bad_of, parse_hec_body
-from norrvakt.sources.limits import ConnectionSlot, descriptor_budget
-from norrvakt.sources.stream import StreamListener
+from norrvakt.sources.limits import ConnectionGuard, ConnectionSlot, descriptor_budget
 from norrvakt.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,20 @@ STOP_WAIT_S = 30.0  # how long a stop waits for the workers' connections to be d
 # What the node does with a worker's received events: add the worker's tally of them (None: a
 # listener's own pipeline_error events) and journal them.
 IngestSink = Callable[[Tally | None, list[Event]], "asyncio.Future[None]"]
+
+
+class Lendable(Protocol):
+    """A listener of the node its workers accept on: a stream listener
+    (:class:`~norrvakt.sources.stream.StreamListener`) or the HTTP ingest port
+    (:class:`~norrvakt.node.ingest_port.IngestPort`). A worker builds its copy from ``config``."""
+
+    id: str
+    config: Any
+    guard: ConnectionGuard | None
+
+    def sockets(self) -> list[socket.socket]: ...
+
+    def lend(self, lent: bool) -> None: ...
 
 
 def cores() -> int:
@@ -424,14 +437,14 @@ class ParsePool:
         # deadline it is killed and its batches are parsed in the node.
         self.batch_timeout_s = 30.0
         self._watchdog: asyncio.Task[None] | None = None
-        self.lent: Sequence[StreamListener] = []  # the node's stream listeners its workers accept on
+        self.lent: Sequence[Lendable] = []  # the node's listeners its workers accept on
         self.ingest: IngestSink = _no_sink
         self.transport_error: Callable[[str, str], None] = lambda _source, _reason: None
         self._receiving = asyncio.Event()
 
     def lend(
         self,
-        listeners: Sequence[StreamListener],
+        listeners: Sequence[Lendable],
         ingest: IngestSink,
         transport_error: Callable[[str, str], None],
     ) -> None:

@@ -7,10 +7,12 @@ sockets). Two kinds of work arrive on that socket:
 - ``PARSE`` / ``HEC``: records (or a HEC body) the node received; the events go back. The node
   keeps every batch until its events come back and journals them itself, so a worker killed
   mid-batch costs only that batch's parse, which the node then does in its own process.
-- ``LISTEN``: stream listeners (syslog TCP/TLS, RELP) to run on the node's listening sockets.
-  Their connections are read, framed and parsed here; the events go to the node, which
-  journals them and answers when they are durable (:class:`~norrvakt.node.journal_link.JournalLink`);
-  only then does the listener acknowledge its sender. A worker killed mid-stream loses its
+- ``LISTEN``: stream listeners (syslog TCP/TLS, RELP) and the HTTP ingest port
+  (``server.ingest_port``, :mod:`norrvakt.node.ingest_port`) to run on the node's listening
+  sockets. Their connections are read, framed (or their requests read) and parsed here; the
+  events go to the node, which journals them and answers when they are durable
+  (:class:`~norrvakt.node.journal_link.JournalLink`); only then does the listener acknowledge
+  its sender. A worker killed mid-stream loses its
   connections, never an acknowledged record: the senders reconnect — to another worker, as the
   listening sockets stay open in the node — and resend what was not acknowledged.
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from norrvakt.node import wire
 
 if TYPE_CHECKING:
+    from norrvakt.node.ingest_port import IngestPort
     from norrvakt.sources.stream import StreamListener
 
 log = logging.getLogger("norrvakt.node.worker")
@@ -52,7 +55,7 @@ class Worker:
         self.reader = reader
         self.writer = writer
         self.link = JournalLink(writer)
-        self.listeners: list[StreamListener] = []
+        self.listeners: list[StreamListener | IngestPort] = []
         self._stopping: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -27,7 +27,7 @@ from norrvakt.journal.keys import KeyRing
 from norrvakt.journal.log import Journal, JournalConfig
 from norrvakt.journal.witness import build_witness
 from norrvakt.node.indexer import Indexer
-from norrvakt.node.parse_pool import ParsePoolConfig
+from norrvakt.node.parse_pool import Lendable, ParsePoolConfig
 from norrvakt.node.pipeline import Pipeline
 from norrvakt.parsers.mapped import sources as mapped_sources
 from norrvakt.sources.base import Source
@@ -44,6 +44,9 @@ from norrvakt.state.accounts import (
 )
 from norrvakt.state.db import make_engine, open_state
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
+
+if TYPE_CHECKING:
+    from norrvakt.node.ingest_port import IngestPort
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class Runtime:
     keys: KeyRing
     checkpointer: Checkpointer
     sources: list[Source] = field(default_factory=list)
+    ingest_port: IngestPort | None = None  # server.ingest_port: HTTP ingest only, lent to the workers
     token_cache: Any = None
     started_at: int = field(default_factory=now_us)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +115,17 @@ class Runtime:
             mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
             batch_timeout_s=sv.worker_batch_timeout_s,
         ).build(self.pipeline.parse_here)
-        lent = [s for s in self.sources if isinstance(s, StreamListener)] if sv.receive_in_workers else []
+        lent: list[Lendable] = (
+            [s for s in self.sources if isinstance(s, StreamListener)] if sv.receive_in_workers else []
+        )
+        if sv.ingest_port:
+            from norrvakt.node.ingest_port import IngestPortConfig  # (uvicorn: not for the CLI's commands)
+
+            self.ingest_port = IngestPortConfig(self.settings).build()
+            await self.ingest_port.start(self)
+            log.info("listening: %s (%s)", self.ingest_port.describe(), self.ingest_port.id)
+            if sv.receive_in_workers:
+                lent.append(self.ingest_port)
         if lent:
             # Connections wait in the kernel's backlog until a worker accepts (a second or two):
             # one accepted here now would stay on the node's thread for its whole life.
@@ -127,6 +141,8 @@ class Runtime:
     async def close(self) -> None:
         if self.pipeline.pool is not None:  # the workers' connections first: their records are durable
             await self.pipeline.pool.stop_receiving()
+        if self.ingest_port is not None:
+            await self.ingest_port.stop()
         for src in self.sources:
             await src.stop()
         await self.pipeline.stop()

@@ -27,6 +27,8 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     server = web_server(app, settings, runtime.pipeline.transport_error)
     runtime.extras["web_server"] = server  # long requests (rule tests) stop when should_exit is set
     ports = {src.id: int(getattr(src, "port", 0)) for src in runtime.sources}
+    if runtime.ingest_port is not None:
+        ports[runtime.ingest_port.id] = runtime.ingest_port.port
     url = public_url(settings)
     write_server_file(settings, url, ports)
     watch = IntegrityWatch(
@@ -109,6 +111,10 @@ def _print_banner(
     for src in runtime.sources:
         lines.append(f"  Listening:     {src.describe():28s} [{src.id}]")
     lines.append(f"  HTTP ingest:   {url}/services/collector/event (HEC), {url}/_bulk, {url}/ingest")
+    if runtime.ingest_port is not None:
+        port = runtime.ingest_port
+        where = f"http://{port.host}:{port.port}"
+        lines.append(f"  Ingest port:   {where}   (HTTP ingest only, received on every core)")
     lines.append(f"  Data:          {runtime.settings.data_path.resolve()}")
     from norrvakt.journal.placement import banner_lines  # where witness and key are: said plainly
 
