@@ -372,6 +372,10 @@ class M365SourceSettings:
         default=10.0,
         metadata=_doc("m365: each window overlaps the last (late content, clock skew); deduplicated."),
     )
+    graph_delay_minutes: float = field(
+        default=5.0,
+        metadata=_doc("m365: Graph windows end this long before now (sign-ins are listed minutes late)."),
+    )
     initial_lookback_hours: float = field(
         default=24.0, metadata=_doc("m365: how far back a new connector starts (at most 7 days).")
     )
@@ -1129,6 +1133,8 @@ def _check_m365(key: str, src: SourceSettings, s: Settings, problems: list[tuple
             problems.append((f"{key}.m365.feeds", f"{feed!r} — one of {', '.join(known)}"))
     if not 1 <= m.window_minutes <= 1440 or not 0 <= m.overlap_minutes < m.window_minutes:
         problems.append((f"{key}.m365.window_minutes", "window 1..1440 minutes, overlap 0..window"))
+    if not 0 <= m.graph_delay_minutes <= 120:
+        problems.append((f"{key}.m365.graph_delay_minutes", f"{m.graph_delay_minutes} — 0..120 minutes"))
     if not 0 < m.initial_lookback_hours <= 167 or m.poll_interval_s < 1 or m.stale_after_minutes < 1:
         why = "0..167 hours; poll_interval_s ≥ 1; stale_after_minutes ≥ 1"
         problems.append((f"{key}.m365.initial_lookback_hours", why))

@@ -15,6 +15,13 @@ from tests.m365.conftest import KeepingSink, connector, sync
 from tests.m365.standin import StandIn, audit_event, audit_record, signin_record
 
 
+async def _next_second() -> None:
+    """Windows end on whole seconds: a round in the same second as the last has nothing to ask."""
+    import asyncio
+
+    await asyncio.sleep(1.05)
+
+
 def _exchange(ms: StandIn, now: int, blobs: int = 3, per_blob: int = 3) -> list[str]:
     ids = []
     for b in range(blobs):
@@ -135,6 +142,7 @@ async def test_an_expired_token_is_replaced(tmp_path: Path, standin: StandIn, en
     more = [audit_record("late-1", now), audit_record("late-2", now)]
     standin.add_blob("Audit.Exchange", now_us() - MINUTE, more)
     standin.fault("401", "/subscriptions/content")
+    await _next_second()
     await conn.cycle()
     assert standin.state.tokens_issued == 2
     assert sorted(sink.ids()) == sorted([*ids, "late-1", "late-2"])
@@ -181,6 +189,7 @@ async def test_a_restart_resumes_without_gaps_or_duplicates(
     )
     standin.add_graph("graph.signIns", signin_record("s9", later - MINUTE))
     again = connector(tmp_path, standin, engine, feeds, sink)
+    await _next_second()
     await again.cycle()
     ids = sink.ids()
     assert len(ids) == len(set(ids))
@@ -237,11 +246,12 @@ async def test_a_record_that_shows_up_late_or_with_a_skewed_clock_is_pulled_once
     # it lands before our last window's end, inside the overlap of the next one.
     standin.add_graph("graph.signIns", signin_record("late", now - 4 * MINUTE))
     # …and one stamped ahead of our clock is taken once our windows reach it.
-    standin.add_graph("graph.signIns", signin_record("ahead", now_us() + 2_000_000))
+    standin.add_graph("graph.signIns", signin_record("ahead", now_us() + 1_000_000))
+    await _next_second()
     await conn.cycle()
     import asyncio
 
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.0)
     await conn.cycle()
     await conn.cycle()
     assert sorted(sink.ids()) == ["ahead", "late", "on-time"]
@@ -334,6 +344,7 @@ async def test_a_caught_up_feed_lists_only_the_overlap_once_per_poll(
     conn = connector(tmp_path, standin, engine, ("Audit.Exchange", "graph.signIns"), sink)
     await conn.cycle()
     before = len(standin.requests)
+    await _next_second()
     await conn.cycle()
     again = standin.requests[before:]
     # one listing of the overlap window per feed (sign-ins: one per event type), no blob again
@@ -380,4 +391,21 @@ async def test_the_checkpoint_moves_only_once_the_journal_says_durable(
     await round_
     cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
     assert cp is not None and cp.done_until > max(moved_before, now - MINUTE) and cp.records == 1
+    await conn.stop()
+
+
+@sync
+async def test_graph_windows_end_the_delay_before_now(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    standin.add_graph("graph.signIns", signin_record("settled", now - 10 * MINUTE))
+    standin.add_graph("graph.signIns", signin_record("fresh", now - MINUTE))
+    standin.add_blob("Audit.Exchange", now - MINUTE, [audit_record("blob-now", now - MINUTE)])
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("graph.signIns", "Audit.Exchange"), sink, graph_delay_s=300)
+    await conn.cycle()
+    assert sorted(sink.ids()) == ["blob-now", "settled"]  # the Management API has no delay
+    cp = load_checkpoint(engine, "m365-lulea", "graph.signIns")
+    assert cp is not None and now - 6 * MINUTE < cp.done_until < now - 4 * MINUTE
     await conn.stop()

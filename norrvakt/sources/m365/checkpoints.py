@@ -6,7 +6,8 @@
     state.remember(item.id, item.at)       # once the record is durable
     state.done(window.end, now)            # the checkpoint moves; pruned seen-set saved with it
 
-Windows overlap the last one by ``overlap`` (late blobs, clock skew between Microsoft and us);
+Windows overlap the last one by ``overlap`` (late blobs, clock skew between Microsoft and us)
+and end ``delay`` before now (Graph feeds: a sign-in is listed minutes after it happened);
 the seen-set — the ids of the last ``seen_keep`` (3 h) on the feed's axis, at most ``max_seen``
 of them, saved with the checkpoint — makes the overlap and records Microsoft repeats in a
 later blob cost requests, not duplicates. Content older than ``retention`` cannot be listed any more:
@@ -24,7 +25,8 @@ import sqlalchemy as sa
 
 from norrvakt.state.m365 import FeedCheckpoint, load_checkpoint, save_checkpoint
 
-MINUTE = 60_000_000
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class WindowPlan:
     overlap: int = 10 * MINUTE
     retention: int = 7 * 24 * 60 * MINUTE  # content older than this cannot be listed
     margin: int = 10 * MINUTE  # keep clear of the retention edge (our clock may be ahead)
+    delay: int = 0  # windows end this long before now (Graph shows records minutes after they happen)
     initial_lookback: int = 24 * 60 * MINUTE  # where a new connector starts
     seen_keep: int = (
         3 * 60 * MINUTE
@@ -75,7 +78,8 @@ class FeedState:
             if self.cp.done_until < earliest:
                 gap = (self.cp.done_until, earliest)
             start = earliest
-        end = min(start + plan.window, now)
+        # Whole seconds: the APIs take times to the second, so the window asked for is this one.
+        end = min(start + plan.window, now - plan.delay) // SECOND * SECOND
         if end <= self.cp.done_until:
             return None
         return Window(start, end, gap)

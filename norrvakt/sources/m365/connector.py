@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class M365ConnectorConfig:
     feeds: tuple[str, ...] = ALL_FEEDS
     poll_interval_s: float = 60.0
     plan: WindowPlan = field(default_factory=WindowPlan)
+    graph_delay_s: float = 0.0  # Graph feeds' windows end this long before now
     stale_after_s: float = 3600.0
     login_url: str = DEFAULT_LOGIN_URL
     manage_url: str = DEFAULT_MANAGE_URL
@@ -98,6 +100,7 @@ def _from_settings(src: SourceSettings, settings: Settings) -> M365ConnectorConf
             initial_lookback=int(m.initial_lookback_hours * 60 * MINUTE),
         ),
         stale_after_s=m.stale_after_minutes * 60,
+        graph_delay_s=m.graph_delay_minutes * 60,
         login_url=m.login_url,
         manage_url=m.manage_url,
         graph_url=m.graph_url,
@@ -180,8 +183,11 @@ class M365Connector:
         if state is None:
             assert self._engine is not None
             cfg = self.config
+            plan = cfg.plan
+            if feed in GRAPH_FEEDS and cfg.graph_delay_s:
+                plan = dataclasses.replace(plan, delay=int(cfg.graph_delay_s * 1_000_000))
             state = await asyncio.to_thread(
-                FeedState.load, self._engine, cfg.id, feed, cfg.tenant, cfg.plan, now_us()
+                FeedState.load, self._engine, cfg.id, feed, cfg.tenant, plan, now_us()
             )
             self._states[feed] = state
         return state
