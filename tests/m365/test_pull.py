@@ -409,3 +409,58 @@ async def test_graph_windows_end_the_delay_before_now(
     cp = load_checkpoint(engine, "m365-lulea", "graph.signIns")
     assert cp is not None and now - 6 * MINUTE < cp.done_until < now - 4 * MINUTE
     await conn.stop()
+
+
+@sync
+async def test_a_subscription_stopped_from_outside_is_started_again(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    now = now_us()
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    await conn.cycle()
+    standin.state.subscriptions.clear()  # an admin stopped it
+    standin.add_blob("Audit.Exchange", now_us() - MINUTE, [audit_record("after-stop", now)])
+    await _next_second()
+    await conn.cycle()
+    assert sink.ids() == ["after-stop"]
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    assert cp is not None and cp.last_error == ""
+    await conn.stop()
+
+
+@sync
+async def test_a_new_credential_is_taken_at_the_next_pull(
+    tmp_path: Path, standin: StandIn, engine: sa.Engine
+) -> None:
+    from norrvakt.sources.m365.credentials import Credential, CredentialBox
+    from norrvakt.state.m365 import save_credential
+    from tests.m365.standin import SECRET
+
+    now = now_us()
+    standin.add_blob("Audit.Exchange", now - 20 * MINUTE, [audit_record("r1", now - 21 * MINUTE)])
+    sink = KeepingSink()
+    conn = connector(tmp_path, standin, engine, ("Audit.Exchange",), sink)
+    box = CredentialBox.open(tmp_path)
+    save_credential(
+        engine,
+        "m365-lulea",
+        "lulea",
+        "secret",
+        box.seal("m365-lulea", "lulea", Credential.from_secret("expired-one")),
+        by="t",
+    )
+    await conn.cycle()
+    cp = load_checkpoint(engine, "m365-lulea", "Audit.Exchange")
+    assert cp is not None and "invalid_client" in cp.last_error and "expired-one" not in cp.last_error
+    save_credential(
+        engine,
+        "m365-lulea",
+        "lulea",
+        "secret",
+        box.seal("m365-lulea", "lulea", Credential.from_secret(SECRET)),
+        by="t",
+    )
+    await conn.cycle()
+    assert sink.ids() == ["r1"]
+    await conn.stop()

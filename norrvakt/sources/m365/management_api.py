@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MANAGE_URL = "https://manage.office.com"
 ALREADY_ENABLED = "AF20024"  # "The subscription is already enabled. No property change."
+NO_SUBSCRIPTION = "AF20022"  # "No subscription found for the specified content type"
 
 
 class ManagementFeed:
@@ -63,7 +64,14 @@ class ManagementFeed:
             "PublisherIdentifier": self.directory_id,
         }
         while url is not None:
-            page = await self.api.get_json(url, self.scope, params)
+            try:
+                page = await self.api.get_json(url, self.scope, params)
+            except FetchError as exc:
+                if exc.code != NO_SUBSCRIPTION or params is None:
+                    raise
+                # stopped from outside (an admin, a tenant reset): start it again, list again
+                await self.subscribe()
+                page = await self.api.get_json(url, self.scope, params)
             listing = page.body if isinstance(page.body, list) else []
             for blob in listing:
                 chunk = await self._blob(blob, start, seen)
