@@ -19,8 +19,11 @@ the server's processes (user + system, children included) — so CPU-µs per eve
 ``--workers 1,2`` starts the server once per value (the setting ``server.workers``, which issue
 #12 adds; until it exists only 1 runs) and prints the runs side by side with their ratio.
 ``--profile`` attaches py-spy to the server (bench/profile_server.py) and adds the stage table.
+``--ingest-port`` sets ``server.ingest_port`` and posts there: the requests are received, read and
+parsed in the worker processes instead of the node's web server (norrvakt/node/ingest_port.py).
 
-    .venv/bin/python bench/ingest_http.py [--events 200000] [--bulk] [--workers 1,2] [--profile]
+    .venv/bin/python bench/ingest_http.py [--events 200000] [--bulk] [--workers 1,2] [--ingest-port]
+                                          [--profile]
 """
 
 from __future__ import annotations
@@ -291,21 +294,42 @@ class Posters:
 # -- one run -----------------------------------------------------------------------------------
 
 
+def _wait_receiving(srv: Any, timeout: float = 60.0) -> None:
+    """Until every worker accepts on the ingest port (the node serves it meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = srv.api("GET", "/api/stats").json()["workers"]["workers"]
+        if workers and all(w["receiving"] for w in workers):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the workers did not take the ingest port within {timeout:.0f} s")
+
+
 def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     events = args.events
     server_toml = workers_toml(workers)
+    ingest_port = 0
+    if args.ingest_port:
+        from tests.e2e.harness import free_port
+
+        ingest_port = free_port()
+        server_toml += f"ingest_port = {ingest_port}\n"
     with (
         tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
         bench_server(Path(tmp), server_toml=server_toml) as srv,
     ):
         assert srv.proc is not None
         pid = srv.proc.pid
+        url = srv.url
+        if ingest_port:
+            url = f"http://127.0.0.1:{ingest_port}"
+            _wait_receiving(srv)
         token = srv.ingest_token(TENANT, "bench-winlogbeat" if args.bulk else "bench-hec")
         profile_path = Path(args.profile_dir) / f"profile-{args.name}-w{workers}.txt"
         with ExitStack() as stack:
             if args.profile:
                 stack.enter_context(recording(pid, profile_path, rate=args.profile_rate))
-            posters = Posters(srv.url, token, encoded, args)
+            posters = Posters(url, token, encoded, args)
             clock = CpuClock(pid)
             start = time.monotonic()
             pool, futures = posters.start()
@@ -332,6 +356,7 @@ def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[st
         searchable = srv.count("")
         peaks = tree_peak_rss_mb(pid)
         errors = stats["pipeline"]["pipeline_errors"]
+        received_in_workers = sum(int(w.get("received_events", 0)) for w in stats["workers"]["workers"])
     acked_s = posters.acked_at - start
     stored_s = stored_at - start
     detected_s = detected_at - start
@@ -340,6 +365,10 @@ def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[st
     result: dict[str, Any] = {
         "workers": workers,
         "workers_setting": server_toml.strip() or "(absent: one process)",
+        "posted_to": "server.ingest_port (received in the workers)"
+        if ingest_port
+        else "server.port (the node)",
+        "events_received_in_workers": received_in_workers,
         "events": events,
         "sent": "Elasticsearch _bulk, Winlogbeat 8 documents" if args.bulk else "Splunk HEC JSON",
         "batch": args.batch,
@@ -402,13 +431,18 @@ def main() -> None:
     ap.add_argument("--posters", type=int, default=4, help="concurrent posters")
     ap.add_argument("--bulk", action="store_true", help="_bulk with Winlogbeat 8 documents instead of HEC")
     ap.add_argument("--workers", default="1", help="comma-separated server.workers values, e.g. 1,2")
+    ap.add_argument(
+        "--ingest-port", action="store_true", help="post to server.ingest_port (received in the workers)"
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the server (bench/profile_server.py)")
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--profile-dir", default=tempfile.gettempdir(), help="where py-spy's raw file goes")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     ap.add_argument("--name", default="")
     args = ap.parse_args()
-    args.name = args.name or ("ingest-http-bulk" if args.bulk else "ingest-http")
+    args.name = args.name or ("ingest-http-bulk" if args.bulk else "ingest-http") + (
+        "-port" if args.ingest_port else ""
+    )
     workers = parse_workers(args.workers)
     for w in workers:
         workers_toml(w)  # refuse a value this code cannot run before anything starts
