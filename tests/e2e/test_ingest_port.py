@@ -189,6 +189,12 @@ def test_the_console_and_the_api_are_not_on_the_ingest_port(tmp_path: Path) -> N
             assert resp.status_code == 404, (method, path, resp.status_code, resp.text[:200])
             assert "set-cookie" not in resp.headers
         assert server.api("GET", "/api/stats").status_code == 200  # (on the console's port)
+        with httpx.Client(base_url=base, timeout=10) as client:  # a keep-alive connection on the worker
+            assert client.get("/services/collector/health").status_code == 200
+            started = time.monotonic()
+            server.stop()
+            assert time.monotonic() - started < 20
+        assert "Traceback" not in server.log() and "did not finish its connections" not in server.log()
     finally:
         server.stop()
 
@@ -365,5 +371,36 @@ def test_kill_9_of_the_node_mid_stream_on_the_ingest_port(tmp_path: Path) -> Non
         _wait_stored(server)
         for s in senders:
             assert_stored_once(server, s.run_id, s.acked)
+    finally:
+        server.stop()
+
+
+def test_the_node_serves_the_ingest_port_when_the_workers_do_not_receive(tmp_path: Path) -> None:
+    """With server.receive_in_workers = false the port is the node's (the bodies still parsed in
+    the workers), the same routes only; a stop with a keep-alive connection open is prompt."""
+    server = _server(tmp_path, more="receive_in_workers = false")
+    server.start()
+    try:
+        wait_port(server.ports["ingest"])
+        _wait_ready(server, 2)
+        token = server.ingest_token("lulea", "port-node-only")
+        m = "n" + uuid.uuid4().hex[:10]
+        with httpx.Client(base_url=_ingest_url(server), timeout=30) as client:
+            resp = client.post(
+                "/services/collector/event",
+                content=json.dumps({"event": f"node-served {m}"}),
+                headers={"Authorization": f"Splunk {token}"},
+            )
+            assert resp.json() == {"text": "Success", "code": 0}, resp.text
+            assert client.get("/api/stats").status_code == 404
+            assert server.wait_count(f'"node-served {m}"', 1) == 1
+            stats = server.api("GET", "/api/stats").json()["workers"]
+            assert sum(w["received_events"] for w in stats["workers"]) == 0, stats
+            assert sum(w["batches"] for w in stats["workers"]) >= 1, stats  # parsed in a worker
+            assert "http-ingest-port" not in stats["receiving_in_workers"], stats
+            started = time.monotonic()
+            server.stop()  # (the client's keep-alive connection is still open)
+            assert time.monotonic() - started < 20
+            assert "Traceback" not in server.log() and "Finished server process" in server.log()
     finally:
         server.stop()
