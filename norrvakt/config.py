@@ -400,12 +400,13 @@ class SourceSettings:
     id: str = field(default="", metadata=_doc("Unique name of this source; shown on every event it yields."))
     type: str = field(
         default="syslog",
-        metadata=_doc("syslog | relp | gelf | journal-remote | forward | beats | audisp."),
+        metadata=_doc("syslog | relp | gelf | journal-remote | forward | beats | audisp | m365."),
     )
     protocol: str = field(
         default="tcp",
         metadata=_doc(
-            "For syslog and gelf: udp | tcp | tls. For relp and beats: tcp | tls. For audisp: tcp."
+            "For syslog and gelf: udp | tcp | tls. For relp, beats, forward and journal-remote: tcp | tls. "
+            "For audisp: tcp. Not used by m365."
         ),
     )
     host: str = field(default="0.0.0.0", metadata=_doc("Address to listen on."))
