@@ -241,6 +241,41 @@ def test_a_token_of_one_tenant_never_writes_into_another_on_the_ingest_port(tmp_
         server.stop()
 
 
+def test_a_token_revoked_through_the_cli_is_refused_by_the_workers_within_seconds(tmp_path: Path) -> None:
+    """Each worker reads the tokens from the state database and forgets its cache when the
+    tokens' version moves: a revoked token stops working on every worker, not after a restart."""
+    import csv
+    import io
+
+    server = _server(tmp_path)
+    _start(server)
+    try:
+        token = server.ingest_token("lulea", "port-revoke")
+        url = f"{_ingest_url(server)}/services/collector/event"
+        clients = [httpx.Client(timeout=10) for _ in range(4)]  # connections on both workers
+
+        def post(client: httpx.Client) -> httpx.Response:
+            return client.post(
+                url, content='{"event": "revoke"}', headers={"Authorization": f"Splunk {token}"}
+            )
+
+        try:
+            assert [post(c).status_code for c in clients] == [200] * 4
+            assert all(w["received_events"] > 0 for w in _workers(server)), _workers(server)
+            rows = list(csv.DictReader(io.StringIO(server.cli("tokens", "list"))))
+            (row,) = [r for r in rows if r["source_id"] == "port-revoke"]
+            server.cli("tokens", "revoke", row["id"])
+            time.sleep(3)  # the watch looks at most once a second
+            answers = [post(c) for c in clients]
+            assert [a.status_code for a in answers] == [403] * 4, [a.text for a in answers]
+            assert answers[0].json() == {"text": "Invalid token", "code": 4}
+        finally:
+            for c in clients:
+                c.close()
+    finally:
+        server.stop()
+
+
 def _post_for(url: str, token: str, tag: str, stop: threading.Event, sent: list[int]) -> None:
     """One sender on one keep-alive connection, posting HEC bodies until ``stop``."""
     with httpx.Client(timeout=30) as client:
