@@ -16,6 +16,8 @@ once it is durable, and only then does the worker acknowledge the sender. Every 
 on the same sockets, so a connection goes to a worker that is free to accept it, and a second
 sender gets the second core. The node accepts on them itself only while no worker does (at
 start, or when every worker died), so a connection is never left unaccepted for want of one.
+The HTTP ingest port (``server.ingest_port``, :mod:`norrvakt.node.ingest_port`) is lent the same
+way: the workers serve the ingest routes on it and send what they read as ``INGEST`` frames.
 """
 
 from __future__ import annotations

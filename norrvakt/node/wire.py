@@ -32,7 +32,7 @@ HEC_PARSED = "hec_parsed"  # worker → node: [[event rows], [bad part rows], cp
 BULK = "bulk"  # node → worker: [_bulk body, max event bytes, index of the URL or None, template record row]
 BULK_PARSED = "bulk_parsed"  # worker → node: [[event rows], plan row, cpu seconds so far]
 FAILED = "failed"  # worker → node: the batch could not be parsed or packed there: [reason]
-# Receiving in the workers (norrvakt.node.receive_worker): the node lends a worker its listening
+# Receiving in the workers (norrvakt.node.parse_worker): the node lends a worker its listening
 # sockets; the worker parses what its connections send and asks the node to journal it.
 LISTEN = "listen"  # node → worker: [[source config, [listening fds], [max connections, per peer]], ...]
 LISTENING = "listening"  # worker → node: its listeners accept: [number of listeners]
