@@ -316,6 +316,29 @@ class DetectionSettings:
             "with what it scanned so far."
         ),
     )
+    content_release_url: str = field(
+        default="https://api.github.com/repos/SigmaHQ/sigma/releases/latest",
+        metadata=_doc("GitHub releases API answer `norrvakt rules update` reads (docs/rules.md)."),
+    )
+    content_packages: list[str] = field(
+        default_factory=lambda: [
+            "sigma_core",
+            "sigma_core+",
+            "sigma_emerging_threats_addon",
+            "sigma_all_rules",
+        ],
+        metadata=_doc("Release zips (without .zip) `norrvakt rules update` fetches and keeps."),
+    )
+    content_timeout_s: float = field(
+        default=30.0, metadata=_doc("Network timeout of `norrvakt rules update` (5 s with --if-reachable).")
+    )
+    content_max_bytes: int = field(
+        default=100 * 1024 * 1024, metadata=_doc("Largest content zip taken (download or import), bytes.")
+    )
+    content_max_unpacked_bytes: int = field(
+        default=400 * 1024 * 1024,
+        metadata=_doc("Largest uncompressed total of one content zip or folder, bytes (zip bombs)."),
+    )
 
 
 @dataclass(frozen=True)

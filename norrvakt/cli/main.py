@@ -73,6 +73,7 @@ def _register() -> None:
         integrity,
         m365,
         retention,
+        rules_content,
         search,
         serve,
         sources,
@@ -99,6 +100,7 @@ def _register() -> None:
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(hunt, "hunt")
+    rules_content.attach(rules)  # norrvakt rules update | import | versions | use | diff
     main.add_command(rules, "rules")
 
 

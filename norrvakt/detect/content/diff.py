@@ -1,0 +1,120 @@
+"""What changes between two content versions, per rule (by its Sigma ``id``).
+
+- new: the id is only in the newer version;
+- removed: only in the older one;
+- deprecated: ``status: deprecated`` in the newer version, or the file moved into a
+  ``deprecated`` folder, where it was neither before;
+- changed: the rule's file differs — with the unified diff of its YAML.
+
+Rules are read from the package folders a version loads (:meth:`ContentStore.rule_dirs`), so a
+rule kept in several overlapping packages counts once. Files are read as YAML only to find each
+document's ``id``, ``title`` and ``status``; parsing the rule itself is the loader's business.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from norrvakt.detect.content.store import ContentError, ContentStore
+from norrvakt.detect.loader import find_rule_files
+
+
+@dataclass(frozen=True)
+class RuleText:
+    id: str
+    title: str
+    status: str
+    path: str  # relative to its package folder, e.g. rules/windows/.../x.yml
+    text: str
+
+    @property
+    def deprecated(self) -> bool:
+        return self.status == "deprecated" or "deprecated" in Path(self.path).parts
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    change: str  # new | changed | removed | deprecated
+    id: str
+    title: str
+    path: str
+    old_path: str = ""
+    diff: str = ""  # unified YAML diff (changed, deprecated)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rules_of(dirs: list[Path]) -> dict[str, RuleText]:
+    """Rule id -> its text, over the rule files under ``dirs``; files without ids are skipped
+    (a file with no ``id`` cannot be followed across versions)."""
+    found: dict[str, RuleText] = {}
+    for base in dirs:
+        for path in find_rule_files([base]) if base.is_dir() else []:
+            try:
+                text = path.read_text(encoding="utf-8")
+                docs = list(yaml.safe_load_all(text))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue  # the loader reports it, with its line, when the version is taken
+            rel = str(path.relative_to(base))
+            for doc in docs:
+                if not isinstance(doc, dict) or not doc.get("id"):
+                    continue
+                rid = str(doc["id"])
+                found.setdefault(
+                    rid, RuleText(rid, str(doc.get("title") or ""), str(doc.get("status") or ""), rel, text)
+                )
+    return found
+
+
+def diff_rules(old: dict[str, RuleText], new: dict[str, RuleText]) -> list[RuleChange]:
+    changes: list[RuleChange] = []
+    for rid in sorted(old.keys() | new.keys(), key=lambda r: ((new.get(r) or old[r]).path, r)):
+        before, after = old.get(rid), new.get(rid)
+        if before is None and after is not None:
+            kind = "deprecated" if after.deprecated else "new"
+            changes.append(RuleChange(kind, rid, after.title, after.path))
+        elif after is None and before is not None:
+            changes.append(RuleChange("removed", rid, before.title, before.path))
+        elif (
+            before is not None
+            and after is not None
+            and (before.text != after.text or before.path != after.path)
+        ):
+            text = "".join(
+                difflib.unified_diff(
+                    before.text.splitlines(keepends=True),
+                    after.text.splitlines(keepends=True),
+                    fromfile=f"a/{before.path}",
+                    tofile=f"b/{after.path}",
+                )
+            )
+            kind = "deprecated" if after.deprecated and not before.deprecated else "changed"
+            old_path = before.path if before.path != after.path else ""
+            changes.append(RuleChange(kind, rid, after.title, after.path, old_path, text))
+    return changes
+
+
+def diff_versions(store: ContentStore, old: str, new: str) -> list[RuleChange]:
+    return diff_rules(rules_of(store.rule_dirs(old)), rules_of(store.rule_dirs(new)))
+
+
+def default_pair(store: ContentStore, old: str | None, new: str | None) -> tuple[str, str]:
+    """FROM and TO when not given: TO the version in use (else the newest kept), FROM the
+    version kept before TO."""
+    names = [v.name for v in store.versions()]
+    if new is None:
+        new = store.current_name() or (names[-1] if names else None)
+    if new is None:
+        raise ContentError("no content versions kept (norrvakt rules update / import)")
+    if old is None:
+        before = names[: names.index(new)] if new in names else []
+        if not before:
+            raise ContentError(f"no version kept before {new}; give FROM")
+        old = before[-1]
+    return old, new
