@@ -294,6 +294,20 @@ class DetectionSettings:
             "More Sigma rule folders, e.g. a SigmaHQ checkout's rules/windows. {data_dir} is replaced."
         ),
     )
+    live_status: list[str] = field(
+        default_factory=lambda: ["stable", "test"],
+        metadata=_doc("Statuses of the loaded Sigma rules that run live (docs/rules.md, What runs live)."),
+    )
+    live_min_level: str = field(
+        default="medium", metadata=_doc("The lowest level of a loaded Sigma rule that runs live.")
+    )
+    live_packs: list[str] = field(
+        default_factory=lambda: ["core", "emerging-threats", "local"],
+        metadata=_doc(
+            "Packs whose rules run live: core, emerging-threats, threat-hunting, compliance, dfir, "
+            "placeholder, deprecated (SigmaHQ's folders), local (other folders). Built-in rules always."
+        ),
+    )
     intel_dir: str = field(
         default="{data_dir}/intel",
         metadata=_doc("Threat-intel lists (CSV, STIX 2.1, MISP JSON), reloaded on change."),

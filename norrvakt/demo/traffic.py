@@ -21,6 +21,7 @@ import httpx
 
 from norrvakt.demo.generator import STORIES, DemoMessage, TenantWorld
 from norrvakt.demo.seed_systems import IMPROPER_USE_STORIES, SeedSystems
+from norrvakt.demo.sigma_stories import SIGMA_STORIES
 from norrvakt.state.accounts import create_ingest_token
 
 if TYPE_CHECKING:
@@ -121,11 +122,13 @@ class DemoTraffic:
             await self._close()
 
     def stories(self) -> list[str]:
-        return [*STORIES, *IMPROPER_USE_STORIES]
+        return [*STORIES, *IMPROPER_USE_STORIES, *SIGMA_STORIES]
 
     def play(self, name: str, tenant: str, ts: float) -> list[tuple[float, DemoMessage]]:
         if name in STORIES:
             return STORIES[name](self.worlds[tenant], ts)
+        if name in SIGMA_STORIES:  # met by SigmaHQ rules, once they are installed
+            return SIGMA_STORIES[name](self.worlds[tenant], ts)
         return IMPROPER_USE_STORIES[name](self.worlds[tenant], self.systems[tenant], ts)
 
     def _background(self, tenant: str, ts: float) -> DemoMessage:

@@ -33,6 +33,7 @@ from norrvakt.detect.engine import RuleSet
 from norrvakt.detect.health import HealthConfig, Silence, SourceHealth
 from norrvakt.detect.intel import IntelHit, IntelStore
 from norrvakt.detect.ir import RuleInfo
+from norrvakt.detect.live_policy import LiveSet
 from norrvakt.detect.loader import quiet_refs
 from norrvakt.detect.logsource import Pipeline
 from norrvakt.detect.report import LoadReport
@@ -109,6 +110,9 @@ class DetectionEngine:
         self.intel = intel
         self.health = health
         self.stats = DetectionStats()
+        # Which rules raise detections for which tenant (norrvakt.detect.live_policy.LiveSet);
+        # None: every rule, for every tenant (hunt, rule tests).
+        self.live: LiveSet | None = None
         silent = quiet_refs(rules.correlations) if quiet else set()
         self._quiet_rules = frozenset(n for kind, n in silent if kind == "rule")
         self._quiet_specs = frozenset(n for kind, n in silent if kind == "correlation")
@@ -151,6 +155,15 @@ class DetectionEngine:
         correlator = Correlator(rules.correlations, len(rules.rules), limits, rules.derived)
         engine = cls(rules, correlator, intel, SourceHealth(health) if health is not None else None)
         return engine, report
+
+    def use_live_set(self, live: LiveSet | None) -> None:
+        """Raise detections only for the rules ``live`` (a
+        :class:`~norrvakt.detect.live_policy.LiveSet` over these rules) puts live per tenant, and
+        match only the rules it needs. Same thread as :meth:`process` (or between calls)."""
+        active = live.active if live is not None else None
+        if active != self.rules.active:
+            self.rules = self.rules.restricted(active)
+        self.live = live
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -218,8 +231,9 @@ class DetectionEngine:
             rules = self.rules
             ref = ((tenant, event.seq),)
             view = None
+            live = self.live
             for r in hits:
-                if r not in self._quiet_rules:
+                if r not in self._quiet_rules and (live is None or live.rule_on(tenant, r)):
                     out.append(Detection("rule", rules.rules[r], tenant, ref, (), event, event.ts, 1))
                 if self._wants[r]:
                     view = view or rules.view(event)
@@ -256,7 +270,10 @@ class DetectionEngine:
     # -- building detections ---------------------------------------------------------------
 
     def _add_correlation(self, match: CorrelationMatch, out: list[Detection]) -> None:
-        if self._spec_index.get(id(match.spec)) in self._quiet_specs:
+        number = self._spec_index.get(id(match.spec))
+        if number in self._quiet_specs:
+            return
+        if self.live is not None and number is not None and not self.live.spec_on(match.tenant, number):
             return
         spec = match.spec
         detail = f"{match.value:g} {spec.describe()}"

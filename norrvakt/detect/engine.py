@@ -32,7 +32,7 @@ from norrvakt.detect.derived import DerivedFields
 from norrvakt.detect.ir import RuleInfo
 from norrvakt.detect.loader import compile_files, load_rules
 from norrvakt.detect.logsource import Pipeline, load_pipeline
-from norrvakt.detect.plan import KEYWORDS, Plan, bulk_field, is_bulk
+from norrvakt.detect.plan import KEYWORDS, Node, Plan, bulk_field, is_bulk
 from norrvakt.detect.report import LoadReport
 from norrvakt.detect.runtime import FieldMatcher, Memo, Test, TestBuilder
 from norrvakt.event import Event
@@ -76,8 +76,12 @@ class RuleSet:
         plan: Plan,
         correlations: tuple[CorrelationSpec, ...] = (),
         derived: DerivedFields | None = None,
+        active: frozenset[int] | None = None,
     ) -> None:
+        """``active``: the rule numbers whose branches are matched (None: all) — the live set
+        policy leaves the rules that run for no tenant out, so they cost nothing per event."""
         self.plan = plan
+        self.active = active
         self.rules: tuple[RuleInfo, ...] = plan.rules
         self.correlations = correlations
         self.derived = derived or DerivedFields()
@@ -91,13 +95,18 @@ class RuleSet:
         self._buckets: dict[tuple[str | None, ...], _Bucket] = {}
         self._matchers: dict[str, FieldMatcher] = {}
         self._memo = Memo()  # what recent field values hit, shared by the matchers
+        self._branches = [
+            b for b, branch in enumerate(plan.branches) if active is None or branch.rule in active
+        ]
+        used = None if active is None else _atoms_of(plan.branches[b].node for b in self._branches)
         self._field_atoms: dict[str, list[tuple[int, str, str]]] = {}
         for number, atom in enumerate(atoms):
-            if self._bulk[number]:
+            if self._bulk[number] and (used is None or number in used):
                 self._field_atoms.setdefault(bulk_field(atom), []).append((number, atom[1], str(atom[2])))
         # Branches by their constraint on the first index field: a bucket starts from those.
         self._by_first: dict[str | None, list[int]] = {}
-        for number, branch in enumerate(plan.branches):
+        for number in self._branches:
+            branch = plan.branches[number]
             first = branch.keys[0] if branch.keys else None
             for value in first if first is not None else (None,):
                 self._by_first.setdefault(value, []).append(number)
@@ -135,6 +144,10 @@ class RuleSet:
         compiled: CompiledSet = compile_files(files, pipeline)
         report = LoadReport(entries=list(compiled.statuses), files=len(files), pipeline=pipeline.source)
         return cls(compiled.plan, compiled.correlations, derived), report
+
+    def restricted(self, active: frozenset[int] | None) -> RuleSet:
+        """The same rules with only ``active`` matched (rule numbers stay the same)."""
+        return RuleSet(self.plan, self.correlations, self.derived, active)
 
     def view(self, event: Event) -> EventView:
         """``event`` as the rules of this set see it (with its derived fields)."""
@@ -214,7 +227,7 @@ class RuleSet:
             start = self._by_first.get(folded[0], []) if folded[0] is not None else []
             candidates = chain(start, self._by_first.get(None, []))
         else:
-            candidates = chain(range(len(self.plan.branches)))
+            candidates = chain(self._branches)
         unguarded: list[int] = []
         by_atom: dict[int, list[int]] = {}
         names: set[str] = set()
@@ -273,6 +286,25 @@ def _key_function(
         last = rest[0]
         return lambda e: (*map(e.fields.get, names), last(e))
     return lambda e: (*map(e.fields.get, names), *(g(e) for g in rest))
+
+
+def _atoms_of(nodes: Iterable[Node]) -> set[int]:
+    """The atom numbers in plan nodes."""
+    out: set[int] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int):
+            out.add(node)
+            continue
+        op, arg = node
+        if op == "!":
+            stack.append(arg)  # type: ignore[arg-type]
+        else:
+            stack.extend(arg)  # type: ignore[arg-type]
+    return out
 
 
 def _admits(keys: tuple[frozenset[str] | None, ...], folded: list[str | None]) -> bool:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from norrvakt.alerts.intake import input_from_event
 from norrvakt.alerts.model import AlertInput
+from norrvakt.detect.content.store import ContentStore
 from norrvakt.detect.derived import DerivedFields, WorkingHours
-from norrvakt.detect.detection import Detection, DetectionEngine
+from norrvakt.detect.detection import Detection, DetectionEngine, builtin_rules_dir
 from norrvakt.detect.health import HealthConfig
 from norrvakt.detect.improper import ImproperUse
+from norrvakt.detect.live_policy import SIGMA_PACKS, LivePolicy, LivePolicyConfig, LiveSet
 from norrvakt.event import Event, now_us
 from norrvakt.modules import modules_for
+from norrvakt.state import rules as rule_rows
 from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -45,20 +48,57 @@ def derived_fields(settings: Settings) -> DerivedFields:
     )
 
 
-def load_engine(settings: Settings) -> tuple[DetectionEngine, Any]:
-    """The detection engine of ``settings``' rule folders (and the built-in rules), with its
-    load report — for the server's live detection and a cluster's detection workers."""
+def sigma_rule_dirs(settings: Settings) -> list[Path]:
+    """The rule folders beside the built-in rules: the installed SigmaHQ content version in use
+    (``norrvakt rules update`` / ``import``) and ``detection.rule_dirs``."""
+    data = str(settings.data_path)
+    installed = ContentStore(settings.data_path).rule_dirs()
+    return installed + [Path(p.replace("{data_dir}", data)) for p in settings.detection.rule_dirs]
+
+
+def live_policy(settings: Settings) -> LivePolicy:
+    """The live-set policy of ``settings`` (``detection.live_*``)."""
+    return LivePolicyConfig.from_settings(settings.detection, builtin_rules_dir()).build()
+
+
+def load_engine(
+    settings: Settings, overrides: Iterable[Mapping[str, Any]] = ()
+) -> tuple[DetectionEngine, Any]:
+    """The detection engine of ``settings``' rule folders (the built-in rules, the installed
+    SigmaHQ content, ``detection.rule_dirs``) with its load report — for the server's live
+    detection and a cluster's detection workers. Only the live set runs: the policy of
+    ``detection.live_*`` and the rule settings ``overrides`` (rows of ``rule_settings``)."""
     d = settings.detection
     data = str(settings.data_path)
     intel = Path(d.intel_dir.replace("{data_dir}", data))
     intel.mkdir(parents=True, exist_ok=True)
-    return DetectionEngine.load(
-        [Path(p.replace("{data_dir}", data)) for p in d.rule_dirs],
+    policy = live_policy(settings)
+    engine, report = DetectionEngine.load(
+        sigma_rule_dirs(settings),
         builtin=d.builtin,
         cache_dir=settings.data_path / "cache",
         derived=derived_fields(settings),
         intel_dir=intel,
         health=HealthConfig() if d.source_health else None,
+    )
+    engine.use_live_set(
+        policy.live_set(engine.rules.rules, engine.rules.correlations, overrides, settings.tenants)
+    )
+    return engine, report
+
+
+def live_summary(live: LiveSet) -> str:
+    """One line for the log and the banner: how many rules run live, how many of them SigmaHQ's."""
+    total = live.count()
+    sigma = live.count(SIGMA_PACKS)
+    text = f"{total} rules live ({live.policy.describe()})"
+    if sigma:
+        return f"{text}, {sigma} of them SigmaHQ rules"
+    return (
+        f"{text}; no SigmaHQ rules live — none installed: `norrvakt rules update` fetches them, "
+        "`norrvakt rules import ZIP|DIR` takes an offline bundle"
+        if not any(p in SIGMA_PACKS for p in live.rule_packs)
+        else f"{text}; no SigmaHQ rules live: the installed ones are all outside the policy"
     )
 
 
@@ -68,6 +108,7 @@ class LiveDetection:
         self.engine: DetectionEngine | None = None
         self.improper: ImproperUse | None = None  # baselines and lookups (built-in, with the rules)
         self.report: Any = None
+        self.overrides: list[dict[str, Any]] = []  # the rule settings the live set was built with
         self.hits: Counter[str] = Counter()  # rule id → detections since start
         self.tenant_hits: Counter[tuple[str, str]] = Counter()  # (tenant, rule id) → the same, per tenant
         self.skipped_tenants: set[str] = set()  # tenants that do not subscribe to detection
@@ -82,7 +123,8 @@ class LiveDetection:
     def load(self) -> None:
         s = self.runtime.settings
         d = s.detection
-        self.engine, self.report = load_engine(s)
+        self.overrides = self._read_overrides()
+        self.engine, self.report = load_engine(s, self.overrides)
         if d.builtin:
             self.improper = ImproperUse(
                 self.runtime.store,
@@ -95,9 +137,53 @@ class LiveDetection:
             )
             self.report.entries.extend(self.improper.statuses())
         log.info("detection: %s", self.report.summary())
+        if self.engine.live is not None:
+            log.info("detection: %s", live_summary(self.engine.live))
         for entry in getattr(self.report, "entries", []):
             if getattr(entry, "loaded", True) is False:
                 log.warning("rule not loaded: %s", entry)
+
+    def _read_overrides(self) -> list[dict[str, Any]]:
+        """The rule settings (per rule and tenant on/off) the live set obeys."""
+        state = getattr(self.runtime, "state", None)
+        if state is None:
+            return []
+        with state.connect() as conn:
+            return [{k: r[k] for k in ("rule_id", "tenant", "enabled")} for r in rule_rows.all_settings(conn)]
+
+    def refresh_live_set(self) -> bool:
+        """Rebuild the live set when the rule settings changed (in the worker thread, under the
+        lock); True when it did."""
+        overrides = self._read_overrides()
+        if self.engine is None or overrides == self.overrides:
+            return False
+        s = self.runtime.settings
+        engine = self.engine
+        engine.use_live_set(
+            live_policy(s).live_set(engine.rules.rules, engine.rules.correlations, overrides, s.tenants)
+        )
+        self.overrides = overrides
+        if engine.live is not None:
+            log.info("detection: rule settings changed: %s", live_summary(engine.live))
+        return True
+
+    def live_state(self, rule_id: str, tenants: Iterable[str]) -> dict[str, Any]:
+        """For the rules page: the tenants of ``tenants`` the rule runs live for, and why not for
+        the others (one reason when it is the same for all)."""
+        live = self.engine.live if self.engine is not None else None
+        if live is None:
+            return {"live": True, "live_tenants": list(tenants), "not_live": ""}
+        on: list[str] = []
+        off: dict[str, str] = {}
+        for tenant in tenants:
+            why = live.why_not(tenant, rule_id)
+            if why:
+                off[tenant] = why
+            else:
+                on.append(tenant)
+        reasons = sorted(set(off.values()))
+        text = reasons[0] if len(reasons) == 1 else "; ".join(f"{t}: {w}" for t, w in sorted(off.items()))
+        return {"live": bool(on), "live_tenants": on, "not_live": text}
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
@@ -173,6 +259,7 @@ class LiveDetection:
             try:
                 async with self._lock:
                     detections = await asyncio.to_thread(self.engine.tick, now_us())
+                    await asyncio.to_thread(self.refresh_live_set)
                 await self._raise(detections)
             except Exception:  # a failed tick must not stop the next ones; the traceback says why
                 log.exception("detection tick failed")

@@ -119,6 +119,11 @@ def _print_banner(
     from norrvakt.journal.placement import banner_lines  # where witness and key are: said plainly
 
     lines += banner_lines(runtime.settings.data_path, runtime.checkpointer.witnesses, runtime.keys)
+    detection = runtime.extras.get("detection")
+    if detection is not None and getattr(detection.engine, "live", None) is not None:
+        from norrvakt.detect.live import live_summary
+
+        lines.append(f"  Detection:     {live_summary(detection.engine.live)}")
     if demo:
         lines.append("  Demo traffic:  on — 14 municipalities, attack stories included")
     lines.append("  Stop with Ctrl-C.")

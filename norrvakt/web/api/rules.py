@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from norrvakt import audit
 from norrvakt.detect.backtest import RulesUnderTest, RuleTestError, RuleTestStop, backtest, match_dict
-from norrvakt.detect.live import derived_fields
+from norrvakt.detect.live import derived_fields, live_summary
 from norrvakt.detect.report import LoadReport, RuleStatus
 from norrvakt.event import now_us
 from norrvakt.state.accounts import Principal
@@ -80,6 +80,7 @@ async def list_rules(
     rows = []
     for e in sorted(report.entries, key=lambda e: (e.loaded, e.path, e.line)):
         row = _row(e, tags.get(e.id, ()), hits.get(e.id, 0), by_rule.get(e.id, []))
+        row.update(_live_state(live, e, scope))
         if status and (status == "loaded") != e.loaded:
             continue
         text = " ".join([e.title, e.id, *row["tags"]]).lower()
@@ -95,6 +96,7 @@ async def list_rules(
             "files": report.files,
             "cached": report.cached,
             "text": report.summary(),
+            "live": live_summary(live.engine.live) if live.engine.live is not None else "",
         },
         "rules": rows,
         "total": len(rows),
@@ -118,6 +120,15 @@ def _row(e: RuleStatus, tags: tuple[str, ...], hits: int, settings: list[dict[st
         "settings": settings,
         "switchable": e.loaded and bool(e.id) and e.kind in TOGGLED_KINDS,
     }
+
+
+def _live_state(live: Any, e: RuleStatus, scope: list[str]) -> dict[str, Any]:
+    """Whether a loaded rule or correlation runs live in the tenants of ``scope``, and why not
+    (the live-set policy, docs/rules.md "What runs live", or a rule setting)."""
+    if not e.loaded or e.kind not in ("rule", "correlation") or not e.id:
+        return {"live": e.loaded, "live_tenants": [], "not_live": ""}
+    state: dict[str, Any] = live.live_state(e.id, scope)
+    return state
 
 
 def _tags(engine: Any) -> dict[str, tuple[str, ...]]:
