@@ -11,7 +11,7 @@ import io
 import json
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +101,7 @@ def release_server() -> Iterator[ReleaseServer]:
         httpd.server_close()
 
 
-def zip_of(files: dict[str, str | bytes]) -> bytes:
+def zip_of(files: Mapping[str, str | bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():

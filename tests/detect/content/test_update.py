@@ -20,13 +20,13 @@ from tests.detect.content.conftest import ReleaseServer, zip_of
 PACKAGES = ("sigma_core", "sigma_all_rules")
 
 
-def _config(server: ReleaseServer, **kw: object) -> UpdateConfig:
-    return UpdateConfig(release_url=server.api, packages=PACKAGES, timeout=5.0, **kw)  # type: ignore[arg-type]
+def _config(server: ReleaseServer) -> UpdateConfig:
+    return UpdateConfig(release_url=server.api, packages=PACKAGES, timeout=5.0)
 
 
-def _publish(server: ReleaseServer, tag: str, files: dict[str, str], **kw: object) -> None:
+def _publish(server: ReleaseServer, tag: str, files: dict[str, str]) -> None:
     core = dict(list(files.items())[: len(files) // 2])
-    server.publish(tag, {"sigma_core.zip": zip_of(core), "sigma_all_rules.zip": zip_of(files)}, **kw)  # type: ignore[arg-type, dict-item]
+    server.publish(tag, {"sigma_core.zip": zip_of(core), "sigma_all_rules.zip": zip_of(files)})
 
 
 def _rule_id(text: str) -> str:
