@@ -22,6 +22,7 @@ $(ASSETS): package.json package-lock.json
 
 ## make run: install everything and start Norrvakt with demo traffic (data under ./var)
 run: $(STAMP) $(ASSETS)
+	-$(BIN)/norrvakt --data-dir $(DATA_DIR) rules update --if-reachable
 	$(BIN)/norrvakt --data-dir $(DATA_DIR) serve --demo
 
 ## make test: install what the tests need (PyPI + Debian packages), then ruff, mypy, pytest
