@@ -72,9 +72,8 @@ class IngestNodeRuntime:
 
 
 def ingest_app(runtime: IngestNodeRuntime) -> FastAPI:
-    from norrvakt.sources.http import router
+    """The same ingest routes a node's ingest port serves (HEC, ``_bulk``, ``/ingest``, OTLP
+    ``/v1/logs``), with the same answers and headers, over the cluster's sink."""
+    from norrvakt.node.ingest_port import ingest_routes_app
 
-    app = FastAPI(title="Norrvakt ingest node", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.runtime = runtime
-    app.include_router(router)
-    return app
+    return ingest_routes_app(runtime)

@@ -101,7 +101,8 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
     cluster: NatsCluster, tmp_path: Path
 ) -> None:
     """HEC bodies on an ingest node: the single node's routes (token, bad parts, answers), the
-    events in the tenant's stream once acknowledged; a wrong token is refused."""
+    events in the tenant's stream once acknowledged; a wrong token is refused; OTLP/HTTP logs
+    are taken too."""
     import httpx
 
     from norrvakt.state.accounts import create_ingest_token
@@ -131,9 +132,18 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
         assert resp.status_code == 400 and resp.json()["invalid-event-number"] == 1, resp.text
         resp = httpx.post(url, content=good, headers={"Authorization": "Splunk wrong"})
         assert resp.status_code == 403, resp.text
+        # OTLP/HTTP logs: the ingest node serves the node's ingest routes, /v1/logs included.
+        record = {"timeUnixNano": "1795729970000000000", "body": {"stringValue": "durability hecrun h301"}}
+        otlp = {"resourceLogs": [{"resource": {}, "scopeLogs": [{"scope": {}, "logRecords": [record]}]}]}
+        resp = httpx.post(
+            f"http://127.0.0.1:{http_port}/v1/logs",
+            json=otlp,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == 200, resp.text
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if (journal_dir / "lulea").exists() and len(JournalMessages(journal_dir).ids("hecrun")) >= 301:
+            if (journal_dir / "lulea").exists() and len(JournalMessages(journal_dir).ids("hecrun")) >= 302:
                 break
             time.sleep(0.3)
     finally:
@@ -141,7 +151,7 @@ def test_hec_on_an_ingest_node_is_acknowledged_after_jetstream_and_integrated(
             proc.terminate()
             proc.wait(10)
     journal = JournalMessages(journal_dir)
-    assert journal.ids("hecrun") == Counter({f"h{i}": 1 for i in range(301)})
+    assert journal.ids("hecrun") == Counter({f"h{i}": 1 for i in range(302)})
     errors = [m for m in journal.messages if "HEC event 1 (byte offset" in m]
     assert len(errors) == 1, errors  # the bad part, kept as a pipeline_error event
 
