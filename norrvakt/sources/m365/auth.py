@@ -17,7 +17,7 @@ import asyncio
 import threading
 from typing import Any
 
-import msal  # type: ignore[import-untyped]  # (msal ships no type information)
+import msal  # untyped: pyproject.toml lets mypy take it as Any
 import requests
 
 from norrvakt.sources.m365.credentials import Credential
