@@ -22,8 +22,14 @@ the server's processes (user + system, children included) — so CPU-µs per eve
 ``--ingest-port`` sets ``server.ingest_port`` and posts there: the requests are received, read and
 parsed in the worker processes instead of the node's web server (norrvakt/node/ingest_port.py).
 
+``--detection builtin,sigma,none`` runs once per mode, side by side with the ratio (the live
+cost): ``builtin`` is live detection as it starts (built-in rules), ``sigma`` adds the SigmaHQ
+rules of ``--sigma-rules`` (../shared/data/sigma/rules/windows) with the live-set policy opened
+to every status, level and pack, so every loaded rule runs live (the count is printed), ``none``
+turns detection off (``--no-detection`` is ``--detection none``).
+
     .venv/bin/python bench/ingest_http.py [--events 200000] [--bulk] [--workers 1,2] [--ingest-port]
-                                          [--profile]
+                                          [--profile] [--detection sigma,none] [--sigma-rules DIR]
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ from profile_server import CpuCost, print_profile, profile_with_cpu, read_profil
 SAMPLES = SHARED / "evtx-attack-samples"
 TENANT = "lulea"
 GOAL = 25_000  # Windows events/s end to end on this 2-core machine (issue #12)
+SIGMA_RULES = SHARED / "sigma" / "rules" / "windows"
+DETECTION_MODES = ("builtin", "sigma", "none")
+LIVE_COST_GOAL = 0.8  # ingest rate with every SigmaHQ Windows rule live / without detection (issue 15)
 
 
 # -- the records and the two shapes they are sent in -------------------------------------------
@@ -294,6 +303,32 @@ class Posters:
 # -- one run -----------------------------------------------------------------------------------
 
 
+def detection_toml(mode: str, sigma_rules: Path) -> str:
+    """The [detection] table of a detection mode (see the module docstring)."""
+    if mode == "none":
+        return "[detection]\nenabled = false\n"
+    if mode == "builtin":
+        return ""
+    if not sigma_rules.is_dir():
+        raise SystemExit(f"--sigma-rules {sigma_rules}: no such folder (the SigmaHQ rules are needed)")
+    from norrvakt.detect.live_policy import LEVELS, PACKS, STATUSES
+
+    return (
+        f"[detection]\nrule_dirs = [{orjson.dumps(str(sigma_rules.resolve())).decode()}]\n"
+        f"live_status = {orjson.dumps(list(STATUSES)).decode()}\n"
+        f'live_min_level = "{LEVELS[0]}"\n'
+        f"live_packs = {orjson.dumps(list(PACKS[1:])).decode()}\n"
+    )
+
+
+def live_rules(srv: Any, sigma_rules: Path) -> dict[str, int]:
+    """Rules live in the server (GET /api/rules), and how many of them are from ``sigma_rules``."""
+    listing = srv.api("GET", "/api/rules", params={"status": "loaded"}).json()
+    rows = [r for r in listing["rules"] if r["kind"] == "rule" and r.get("live", True)]
+    folder = str(sigma_rules.resolve())
+    return {"live_rules": len(rows), "live_sigma_rules": sum(1 for r in rows if r["path"].startswith(folder))}
+
+
 def _wait_receiving(srv: Any, timeout: float = 60.0) -> None:
     """Until every worker accepts on the ingest port (the node serves it meanwhile)."""
     deadline = time.monotonic() + timeout
@@ -305,7 +340,9 @@ def _wait_receiving(srv: Any, timeout: float = 60.0) -> None:
     raise SystemExit(f"the workers did not take the ingest port within {timeout:.0f} s")
 
 
-def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    workers: int, encoded: list[bytes], args: argparse.Namespace, detection: str = "builtin"
+) -> dict[str, Any]:
     events = args.events
     server_toml = workers_toml(workers)
     ingest_port = 0
@@ -316,8 +353,12 @@ def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[st
         server_toml += f"ingest_port = {ingest_port}\n"
     with (
         tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
-        bench_server(Path(tmp), server_toml=server_toml) as srv,
+        bench_server(
+            Path(tmp), server_toml=server_toml, extra_toml=detection_toml(detection, Path(args.sigma_rules))
+        ) as srv,
     ):
+        rules = live_rules(srv, Path(args.sigma_rules)) if detection != "none" else {"live_rules": 0}
+        print(f"detection {detection}: {rules}", flush=True)
         assert srv.proc is not None
         pid = srv.proc.pid
         url = srv.url
@@ -325,7 +366,7 @@ def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[st
             url = f"http://127.0.0.1:{ingest_port}"
             _wait_receiving(srv)
         token = srv.ingest_token(TENANT, "bench-winlogbeat" if args.bulk else "bench-hec")
-        profile_path = Path(args.profile_dir) / f"profile-{args.name}-w{workers}.txt"
+        profile_path = Path(args.profile_dir) / f"profile-{args.name}-w{workers}-{detection}.txt"
         with ExitStack() as stack:
             if args.profile:
                 stack.enter_context(recording(pid, profile_path, rate=args.profile_rate))
@@ -374,7 +415,8 @@ def run(workers: int, encoded: list[bytes], args: argparse.Namespace) -> dict[st
         "batch": args.batch,
         "posters": args.posters,
         "fsync": True,
-        "detection": True,
+        "detection": detection,
+        **rules,
         "seconds_to_acknowledged": round(acked_s, 2),
         "events_per_s_acknowledged": round(events / acked_s),
         "seconds_to_stored": round(stored_s, 2),
@@ -437,6 +479,13 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="py-spy the server (bench/profile_server.py)")
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--profile-dir", default=tempfile.gettempdir(), help="where py-spy's raw file goes")
+    ap.add_argument(
+        "--detection",
+        default="builtin",
+        help="comma-separated modes run side by side: builtin, sigma (every SigmaHQ rule live), none",
+    )
+    ap.add_argument("--no-detection", action="store_true", help="the same as --detection none")
+    ap.add_argument("--sigma-rules", default=str(SIGMA_RULES), help="SigmaHQ rules for --detection sigma")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     ap.add_argument("--name", default="")
     args = ap.parse_args()
@@ -444,13 +493,16 @@ def main() -> None:
         "-port" if args.ingest_port else ""
     )
     workers = parse_workers(args.workers)
+    modes = ["none"] if args.no_detection else [m.strip() for m in args.detection.split(",") if m.strip()]
+    if not modes or any(m not in DETECTION_MODES for m in modes):
+        raise SystemExit(f"--detection {args.detection!r}: comma-separated {', '.join(DETECTION_MODES)}")
     for w in workers:
         workers_toml(w)  # refuse a value this code cannot run before anything starts
     records = read_records()
     encoded = [bulk_lines(r) if args.bulk else hec_event(r) for r in records]
     recognised = check_shapes(records, encoded, args.bulk)
     print(f"{len(records)} records read; {recognised} parse as Windows events here")
-    runs = [run(w, encoded, args) for w in workers]
+    runs = [run(w, encoded, args, mode) for w in workers for mode in modes]
     result: dict[str, Any] = {
         "records": len(records),
         "records_parsed_as_windows": recognised,
@@ -459,20 +511,54 @@ def main() -> None:
     if len(runs) > 1:
         base = runs[0]
         result["ratios_to_first"] = {
-            f"workers={r['workers']}": {k: round(r[k] / base[k], 2) for k in _COMPARED if base[k]}
-            for r in runs
+            _label(r, modes): {k: round(r[k] / base[k], 2) for k in _COMPARED if base[k]} for r in runs
         }
+        cost = live_cost(runs)
+        if cost is not None:
+            result["live_cost"] = cost
     path = write_result(args.name, result)
     if len(runs) == 1:
         pairs = [(k, _show(v)) for k, v in runs[0].items() if k != "profile"]
         print_table(f"{args.name} ({path.relative_to(REPO)})", pairs)
     else:
-        headers = ["measure", *[f"workers={r['workers']}" for r in runs], "ratio last/first"]
+        headers = ["measure", *[_label(r, modes) for r in runs], "ratio last/first"]
         rows = [
             [k, *[_show(r[k]) for r in runs], f"{runs[-1][k] / runs[0][k]:.2f}" if runs[0][k] else "-"]
             for k in _COMPARED
         ]
+        rows.append(["live_rules", *[str(r["live_rules"]) for r in runs], "-"])
         print_columns(f"{args.name} ({path.relative_to(REPO)})", headers, rows)
+        if "live_cost" in result:
+            c = result["live_cost"]
+            print(
+                f"live cost: {c['live_sigma_rules']} SigmaHQ rules live ({c['live_rules']} in all): "
+                f"{c['ratio_stored']:.2f}x the stored rate and {c['ratio_detected']:.2f}x the detected "
+                f"rate without detection (goal >= {LIVE_COST_GOAL})"
+            )
+
+
+def _label(run: dict[str, Any], modes: list[str]) -> str:
+    return f"workers={run['workers']}" + (f" detection={run['detection']}" if len(modes) > 1 else "")
+
+
+def live_cost(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Every SigmaHQ rule live against no detection, at the same workers (issue 15's live cost)."""
+    for sigma in (r for r in runs if r["detection"] == "sigma"):
+        none = next((r for r in runs if r["detection"] == "none" and r["workers"] == sigma["workers"]), None)
+        if none is None:
+            continue
+        return {
+            "workers": sigma["workers"],
+            "live_rules": sigma["live_rules"],
+            "live_sigma_rules": sigma["live_sigma_rules"],
+            "ratio_acknowledged": round(
+                sigma["events_per_s_acknowledged"] / none["events_per_s_acknowledged"], 3
+            ),
+            "ratio_stored": round(sigma["events_per_s_stored"] / none["events_per_s_stored"], 3),
+            "ratio_detected": round(sigma["events_per_s_detected"] / none["events_per_s_detected"], 3),
+            "goal": LIVE_COST_GOAL,
+        }
+    return None
 
 
 def _show(value: Any) -> str:
