@@ -25,6 +25,13 @@ from norrvakt.detect.content.update import Outcome, UpdateConfig, import_bundle,
 
 REACHABLE_TIMEOUT_S = 5.0
 
+_USE = click.option(
+    "--use/--no-use",
+    default=None,
+    help="Put the new version in use now / keep it beside the one in use. "
+    "Default: in use only when no version is in use yet.",
+)
+
 
 def _store(ctx: click.Context) -> tuple[Settings, ContentStore]:
     settings = settings_of(ctx, existing_data_dir=False)
@@ -59,11 +66,12 @@ def _report(store: ContentStore, outcome: Outcome) -> None:
         summary = ", ".join(f"{n} {k}" for k, n in counts.items())
         err.print(f"against {escape(outcome.previous)}: {summary} (norrvakt rules diff for each rule)")
     if outcome.in_use:
-        err.print(f"in use now: {escape(outcome.version)}")
+        err.print(f"in use now: {escape(outcome.version)} (live detection loads it when it starts)")
     else:
         err.print(
-            f"not in use; in use: {escape(outcome.previous or 'none')} "
-            f"(norrvakt rules use {escape(outcome.version)})"
+            f"kept, not in use; in use: {escape(outcome.previous or 'none')}. Review it "
+            f"(norrvakt rules diff {escape(outcome.previous or '')} {escape(outcome.version)}), "
+            f"then: norrvakt rules use {escape(outcome.version)}"
         )
 
 
@@ -74,12 +82,14 @@ def _report(store: ContentStore, outcome: Outcome) -> None:
     help=f"Give up after {REACHABLE_TIMEOUT_S:.0f} s when the release server cannot be reached and "
     "exit 0, saying what is in use (make run).",
 )
-@click.option("--keep-current", is_flag=True, help="Keep the new version without putting it in use.")
+@_USE
 @click.pass_context
-def update_cmd(ctx: click.Context, if_reachable: bool, keep_current: bool) -> None:
-    """Fetch SigmaHQ's latest release packages, verify and keep them as a new version, and put it
-    in use. Anything wrong — the network, a checksum, a bad zip, a bad rule — leaves the version in
-    use as it was (exit 1; with --if-reachable an unreachable server is exit 0)."""
+def update_cmd(ctx: click.Context, if_reachable: bool, use: bool | None) -> None:
+    """Fetch SigmaHQ's latest release packages, verify them and keep them as a new version — in
+    use at once only when none is yet (or with --use); else review it (norrvakt rules diff) and
+    put it in use with norrvakt rules use. Anything wrong — the network, a checksum, a bad zip, a
+    bad rule — leaves the version in use as it was (exit 1; with --if-reachable an unreachable
+    server is exit 0)."""
     settings, store = _store(ctx)
     d = settings.detection
     timeout = min(d.content_timeout_s, REACHABLE_TIMEOUT_S) if if_reachable else d.content_timeout_s
@@ -91,7 +101,7 @@ def update_cmd(ctx: click.Context, if_reachable: bool, keep_current: bool) -> No
     )
     current = store.current_name()
     try:
-        outcome = update(store, config, use=not keep_current)
+        outcome = update(store, config, use=use)
     except Unreachable as exc:
         keeping = (
             f"starting with content version {current}"
@@ -112,17 +122,15 @@ def update_cmd(ctx: click.Context, if_reachable: bool, keep_current: bool) -> No
 @click.option(
     "--version", "version_name", default=None, help="Version name (default: from the bundle's name and hash)."
 )
-@click.option("--keep-current", is_flag=True, help="Keep the new version without putting it in use.")
+@_USE
 @click.pass_context
-def import_cmd(ctx: click.Context, bundle: Path, version_name: str | None, keep_current: bool) -> None:
+def import_cmd(ctx: click.Context, bundle: Path, version_name: str | None, use: bool | None) -> None:
     """Keep an offline bundle — a zip or a folder with rules*/ inside (a SigmaHQ release zip, a
-    checkout) — as a new version, checked like an update, and put it in use."""
+    checkout) — as a new version, checked like an update; in use at once as with update."""
     settings, store = _store(ctx)
     current = store.current_name()
     try:
-        outcome = import_bundle(
-            store, bundle, name=version_name, limits=_limits(settings), use=not keep_current
-        )
+        outcome = import_bundle(store, bundle, name=version_name, limits=_limits(settings), use=use)
     except ContentError as exc:
         err.print(f"[red]rules import: {escape(str(exc))}[/red]")
         err.print(f"in use still: {escape(current or 'none')}")
@@ -181,7 +189,7 @@ def use_cmd(ctx: click.Context, version: str) -> None:
     except ContentError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         sys.exit(1)
-    err.print(f"in use now: {escape(version)}")
+    err.print(f"in use now: {escape(version)} (live detection loads it when it starts)")
 
 
 @click.command("diff")

@@ -105,13 +105,18 @@ def diff_versions(store: ContentStore, old: str, new: str) -> list[RuleChange]:
 
 
 def default_pair(store: ContentStore, old: str | None, new: str | None) -> tuple[str, str]:
-    """FROM and TO when not given: TO the version in use (else the newest kept), FROM the
-    version kept before TO."""
+    """FROM and TO when not given: from the version in use to the newest kept after it (an
+    update waiting for review); when the one in use is the newest, from the one kept before it."""
     names = [v.name for v in store.versions()]
-    if new is None:
-        new = store.current_name() or (names[-1] if names else None)
-    if new is None:
+    if not names:
         raise ContentError("no content versions kept (norrvakt rules update / import)")
+    current = store.current_name()
+    if old is None and new is None:
+        if current is not None and current != names[-1] and current in names:
+            return current, names[-1]
+        new = current or names[-1]
+    if new is None:
+        new = names[-1]
     if old is None:
         before = names[: names.index(new)] if new in names else []
         if not before:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ CONTENT_DIR = ("content", "sigma")
 CURRENT_FILE = "current"
 MANIFEST_FILE = "manifest.json"
 _TMP_PREFIX = ".incoming-"
+STALE_STAGING_S = 24 * 3600
 
 # Release packages from the widest to the narrowest; a wider one contains the narrower ones'
 # rules, so only the widest kept is loaded (rule_dirs) — the same rule twice would alert twice.
@@ -145,7 +147,19 @@ class ContentStore:
         """A fresh temporary folder beside the versions, for unpacking into (same filesystem, so
         ``install`` is a rename)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale()
         return Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
+
+    def _sweep_stale(self) -> None:
+        """Remove staging folders an interrupted update left (killed mid-download); a day old
+        is far past any update still running beside this one."""
+        cutoff = time.time() - STALE_STAGING_S
+        for path in self.root.glob(f"{_TMP_PREFIX}*"):
+            try:
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                continue
 
     def install(self, staged: Path, name: str, manifest: dict[str, Any]) -> Version:
         """Make the complete folder ``staged`` version ``name`` (it must not exist yet)."""

@@ -2,9 +2,14 @@
 offline bundle (``norrvakt rules import``).
 
 Everything happens in a staging folder beside the kept versions: download, verify, unpack, parse
-every rule. Only when all of it passed is the folder renamed into a version and (unless told
-otherwise) made the one in use; on any problem the staging folder is removed and the version in
-use — the running rule set — is what it was.
+every rule. Only when all of it passed is the folder renamed into a version; on any problem the
+staging folder is removed and the version in use — the running rule set — is what it was.
+
+Which version is in use changes only when asked (``use=True``), or by itself only on a machine
+that has none yet (the first update makes ``make run`` detect with SigmaHQ's rules). A later
+update is kept beside the one in use, to be reviewed (``norrvakt rules diff``) before someone
+puts it in use (``norrvakt rules use``): content that decides what raises alerts does not change
+under a SOC unseen.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def _now() -> str:
 
 
 def _finish(
-    store: ContentStore, staged: Path, name: str, manifest: dict[str, Any], use: bool, outcome: Outcome
+    store: ContentStore, staged: Path, name: str, manifest: dict[str, Any], use: bool | None, outcome: Outcome
 ) -> Outcome:
     loaded, rejects, notes = check_rules(staged, [p for p in sorted(staged.iterdir()) if p.is_dir()])
     if rejects:
@@ -58,20 +63,23 @@ def _finish(
     manifest.update(installed_at=_now(), rules_loaded=loaded, notes=[str(n) for n in notes])
     store.install(staged, name, manifest)
     outcome.installed, outcome.rules, outcome.notes = True, loaded, [str(n) for n in notes]
-    if use:
+    if use if use is not None else outcome.previous is None:
         store.use(name)
         outcome.in_use = True
     return outcome
 
 
-def update(store: ContentStore, config: UpdateConfig, *, use: bool = True) -> Outcome:
+def update(store: ContentStore, config: UpdateConfig, *, use: bool | None = None) -> Outcome:
     """Fetch the release ``config.release_url`` names; keep it as version ``<tag>``."""
     previous = store.current_name()
     release = fetch.read_release(config.release_url, config.timeout)
     name = check_version_name(release.tag)
     outcome = Outcome(name, installed=False, in_use=previous == name, previous=previous)
     if (store.root / name).is_dir():
-        return outcome  # kept already: an update never changes which version is in use by itself
+        if use and not outcome.in_use:
+            store.use(name)
+            outcome.in_use = True
+        return outcome
     missing = [p for p in config.packages if release.asset(f"{p}.zip") is None]
     if missing:
         names = ", ".join(a.name for a in release.assets) or "none"
@@ -119,7 +127,7 @@ def import_bundle(
     *,
     name: str | None = None,
     limits: Limits | None = None,
-    use: bool = True,
+    use: bool | None = None,
 ) -> Outcome:
     """Keep the offline bundle ``path`` (a zip with ``rules*/`` inside, or such a folder)."""
     limits = limits or Limits()
@@ -133,6 +141,9 @@ def import_bundle(
     previous = store.current_name()
     outcome = Outcome(name, installed=False, in_use=previous == name, previous=previous)
     if (store.root / name).is_dir():
+        if use and not outcome.in_use:
+            store.use(name)
+            outcome.in_use = True
         return outcome
     package = "".join(c if c.isalnum() or c in "._+-" else "-" for c in path.stem).strip(".-") or "bundle"
     staged = store.staging()

@@ -57,3 +57,13 @@ def test_marker_naming_a_missing_version_is_none(tmp_path: Path) -> None:
     root.mkdir(parents=True)
     (root / "current").write_text("gone\n")
     assert current_rules_dir(tmp_path) is None
+
+
+def test_stale_staging_is_swept(tmp_path: Path) -> None:
+    import os
+
+    store = ContentStore(tmp_path)
+    old = store.staging()
+    os.utime(old, (1, 1))  # an update killed long ago
+    fresh = store.staging()
+    assert not old.exists() and fresh.exists()

@@ -93,8 +93,11 @@ def test_two_versions_and_their_diff(
     second, ids = _second_release(sigma_slice, extra_rule)
     _publish(release_server, "r2026-02-01", second)
     outcome = update(store, _config(release_server))
-    assert outcome.previous == "r2026-01-01" and outcome.in_use
+    # kept for review, not put in use: content does not change under the SOC unseen
+    assert outcome.installed and outcome.previous == "r2026-01-01" and not outcome.in_use
+    assert store.current_name() == "r2026-01-01"
     assert [v.name for v in store.versions()] == ["r2026-01-01", "r2026-02-01"]
+    assert content_diff.default_pair(store, None, None) == ("r2026-01-01", "r2026-02-01")
     changes = {c.id: c for c in content_diff.diff_versions(store, "r2026-01-01", "r2026-02-01")}
     assert {rid: c.change for rid, c in changes.items()} == {
         ids["changed"]: "changed",
@@ -106,6 +109,20 @@ def test_two_versions_and_their_diff(
     assert "+title:" in changes[ids["changed"]].diff and "(v2)" in changes[ids["changed"]].diff
     assert "+status: deprecated" in changes[ids["deprecated"]].diff
     assert changes[ids["moved"]].path.startswith("deprecated/")
+    again = update(store, _config(release_server), use=True)  # kept already; now put in use
+    assert not again.installed and again.in_use and store.current_name() == "r2026-02-01"
+    assert content_diff.default_pair(store, None, None) == ("r2026-01-01", "r2026-02-01")
+
+
+def test_update_with_use_puts_it_in_use_at_once(
+    tmp_path: Path, release_server: ReleaseServer, sigma_slice: dict[str, str], extra_rule: tuple[str, str]
+) -> None:
+    store = ContentStore(tmp_path)
+    _publish(release_server, "r2026-01-01", sigma_slice)
+    update(store, _config(release_server))
+    _publish(release_server, "r2026-02-01", _second_release(sigma_slice, extra_rule)[0])
+    assert update(store, _config(release_server), use=True).in_use
+    assert store.current_name() == "r2026-02-01"
 
 
 def test_cli_update_versions_diff(
@@ -126,6 +143,7 @@ def test_cli_update_versions_diff(
     result = runner.invoke(main, ["--config", str(config), "rules", "update"])
     assert result.exit_code == 0, result.output
     assert "1 new, 1 changed, 1 removed, 2 deprecated" in result.output
+    assert "kept, not in use; in use: r2026-01-01" in result.output
     listing = runner.invoke(main, ["--config", str(config), "rules", "versions", "--format", "json"])
     assert '"in_use": true' in listing.stdout and "r2026-01-01" in listing.stdout
     as_json = runner.invoke(main, ["--config", str(config), "rules", "diff", "--json"])
@@ -137,9 +155,11 @@ def test_cli_update_versions_diff(
     assert {c["id"] for c in doc["changes"]} == set(ids.values())
     table = runner.invoke(main, ["--config", str(config), "rules", "diff", "r2026-01-01", "r2026-02-01"])
     assert table.exit_code == 0 and "@@" in table.stdout and "(v2)" in table.stdout
-    back = runner.invoke(main, ["--config", str(config), "rules", "use", "r2026-01-01"])
-    assert back.exit_code == 0
-    assert current_rules_dir(tmp_path / "var") == tmp_path / "var" / "content" / "sigma" / "r2026-01-01"
+    use = runner.invoke(main, ["--config", str(config), "rules", "use", "r2026-02-01"])
+    assert use.exit_code == 0 and "in use now: r2026-02-01" in use.output
+    assert current_rules_dir(tmp_path / "var") == tmp_path / "var" / "content" / "sigma" / "r2026-02-01"
+    missing = runner.invoke(main, ["--config", str(config), "rules", "use", "r1999"])
+    assert missing.exit_code == 1 and "no content version 'r1999'" in missing.output
 
 
 def _closed_port() -> int:
