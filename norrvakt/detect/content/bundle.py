@@ -75,8 +75,19 @@ def _member_path(name: str) -> PurePosixPath | None:
     return path
 
 
-def unpack_zip(archive: Path, target: Path, limits: Limits, label: str | None = None) -> int:
-    """Unpack ``archive`` into the (new, empty) folder ``target``; the number of files written."""
+def in_rule_folder(rel: PurePosixPath) -> bool:
+    """Whether a bundle member sits in a ``rules*`` or ``deprecated`` folder, at the top or under
+    one wrapping folder (GitHub's source zip: ``sigma-master/rules/...``)."""
+    return any(p.startswith("rules") or p == "deprecated" for p in rel.parts[:-1][:2])
+
+
+def unpack_zip(
+    archive: Path, target: Path, limits: Limits, label: str | None = None, *, rule_folders_only: bool = False
+) -> int:
+    """Unpack ``archive`` into the (new, empty) folder ``target``; the number of files written.
+    ``rule_folders_only``: only members in rule folders (:func:`in_rule_folder`) — an offline
+    bundle may be a whole checkout, whose tests and tools are no rules. Every member is checked
+    for safety all the same."""
     label = label or archive.name
     try:
         zf = zipfile.ZipFile(archive)
@@ -121,6 +132,8 @@ def unpack_zip(archive: Path, target: Path, limits: Limits, label: str | None = 
             rel = _member_path(info.filename)
             if rel is None:  # refused above already; never reached
                 continue
+            if rule_folders_only and not in_rule_folder(rel):
+                continue
             dest = target.joinpath(*rel.parts)
             if info.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
@@ -141,6 +154,8 @@ def unpack_zip(archive: Path, target: Path, limits: Limits, label: str | None = 
                     label, [Problem(f"{label}!{info.filename}", 0, f"bad member: {exc}")]
                 ) from exc
             written += 1
+        if rule_folders_only and not written:
+            raise BundleRejected(label, [Problem(label, 0, "no rules*/ folder inside")])
         return written
 
 

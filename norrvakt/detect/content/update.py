@@ -152,7 +152,7 @@ def import_bundle(
             files = copy_folder(path, staged / package, limits)
             how = "local folder (not verified)"
         else:
-            files = unpack_zip(path, staged / package, limits, label=path.name)
+            files = unpack_zip(path, staged / package, limits, label=path.name, rule_folders_only=True)
             how = "local file (not verified)"
         sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
         manifest = {

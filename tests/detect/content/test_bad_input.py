@@ -136,6 +136,22 @@ def test_import_folder_and_derived_name(tmp_path: Path, sigma_slice: dict[str, s
     assert import_bundle(store, folder).installed is False  # the same bundle twice: one version
 
 
+def test_import_source_zip_takes_the_rule_folders_only(tmp_path: Path, sigma_slice: dict[str, str]) -> None:
+    files: dict[str, str | bytes] = {f"sigma-master/{name}": text for name, text in sigma_slice.items()}
+    files["sigma-master/tests/config.yml"] = "not: [a rule"  # a checkout's tooling, not content
+    files["sigma-master/README.md"] = "# Sigma\n"
+    store = ContentStore(tmp_path / "var")
+    outcome = import_bundle(store, write(tmp_path / "sigma-master.zip", zip_of(files)), name="checkout")
+    assert outcome.rules == len(sigma_slice)
+    assert not (store.root / "checkout" / "sigma-master" / "sigma-master" / "tests").exists()
+
+
+def test_zip_without_rule_folders(tmp_path: Path, store: ContentStore) -> None:
+    _rejected(
+        store, write(tmp_path / "misc.zip", zip_of({"tools/x.yml": "a: 1\n"})), r"no rules\*/ folder inside"
+    )
+
+
 # --- through the update --------------------------------------------------------------------
 
 
