@@ -213,16 +213,16 @@ def diff_cmd(ctx: click.Context, old: str | None, new: str | None, as_json: bool
         print_json({"from": old, "to": new, "changes": [c.as_dict() for c in changes]})
         return
     table = Table("change", "id", "title", "path", title=f"{old} → {new}")
+    table.columns[1].overflow = "fold"  # an id is looked up whole
+    table.columns[1].min_width = 36
     for c in changes:
         path = f"{c.old_path} → {c.path}" if c.old_path else c.path
         table.add_row(c.change, c.id, escape(c.title), escape(path))
-    out = Console()
-    out.print(table)
+    Console().print(table)
     if not no_yaml:
         for c in changes:
-            if c.diff:
-                out.print(f"\n[bold]{c.change}: {escape(c.title)} ({c.id})[/bold]")
-                out.print(escape(c.diff), highlight=False, markup=False)
+            if c.diff:  # plain, unwrapped: a unified diff one can apply or read with less
+                click.echo(f"\n# {c.change}: {c.title} ({c.id})\n{c.diff}", nl=False)
     counts = {
         k: sum(1 for c in changes if c.change == k) for k in ("new", "changed", "removed", "deprecated")
     }

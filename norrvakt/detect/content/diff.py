@@ -50,26 +50,46 @@ class RuleChange:
         return asdict(self)
 
 
-def rules_of(dirs: list[Path]) -> dict[str, RuleText]:
-    """Rule id -> its text, over the rule files under ``dirs``; files without ids are skipped
-    (a file with no ``id`` cannot be followed across versions)."""
-    found: dict[str, RuleText] = {}
+def rule_files(dirs: list[Path]) -> dict[str, bytes]:
+    """Relative path (to its package folder) -> content, over the rule files under ``dirs``."""
+    files: dict[str, bytes] = {}
     for base in dirs:
         for path in find_rule_files([base]) if base.is_dir() else []:
             try:
-                text = path.read_text(encoding="utf-8")
-                docs = list(yaml.safe_load_all(text))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                continue  # the loader reports it, with its line, when the version is taken
-            rel = str(path.relative_to(base))
-            for doc in docs:
-                if not isinstance(doc, dict) or not doc.get("id"):
-                    continue
-                rid = str(doc["id"])
-                found.setdefault(
-                    rid, RuleText(rid, str(doc.get("title") or ""), str(doc.get("status") or ""), rel, text)
-                )
+                files.setdefault(str(path.relative_to(base)), path.read_bytes())
+            except OSError:
+                continue  # unreadable now: the loader named it when the version was taken
+    return files
+
+
+def rules_of(files: dict[str, bytes]) -> dict[str, RuleText]:
+    """Rule id -> its text; files without ids are skipped (a file with no ``id`` cannot be
+    followed across versions)."""
+    found: dict[str, RuleText] = {}
+    for rel, data in sorted(files.items()):
+        try:
+            text = data.decode("utf-8")
+            docs = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+        except (UnicodeDecodeError, yaml.YAMLError):
+            continue  # the loader reports it, with its line, when the version is taken
+        for doc in docs:
+            if not isinstance(doc, dict) or not doc.get("id"):
+                continue
+            rid = str(doc["id"])
+            found.setdefault(
+                rid, RuleText(rid, str(doc.get("title") or ""), str(doc.get("status") or ""), rel, text)
+            )
     return found
+
+
+def diff_files(old: dict[str, bytes], new: dict[str, bytes]) -> list[RuleChange]:
+    """The changes between two sets of rule files; a file the same at the same path on both
+    sides holds no change and is not parsed (a release changes a few dozen of ~3,000)."""
+    same = {rel for rel, data in old.items() if new.get(rel) == data}
+    return diff_rules(
+        rules_of({r: d for r, d in old.items() if r not in same}),
+        rules_of({r: d for r, d in new.items() if r not in same}),
+    )
 
 
 def diff_rules(old: dict[str, RuleText], new: dict[str, RuleText]) -> list[RuleChange]:
@@ -101,7 +121,7 @@ def diff_rules(old: dict[str, RuleText], new: dict[str, RuleText]) -> list[RuleC
 
 
 def diff_versions(store: ContentStore, old: str, new: str) -> list[RuleChange]:
-    return diff_rules(rules_of(store.rule_dirs(old)), rules_of(store.rule_dirs(new)))
+    return diff_files(rule_files(store.rule_dirs(old)), rule_files(store.rule_dirs(new)))
 
 
 def default_pair(store: ContentStore, old: str | None, new: str | None) -> tuple[str, str]:
