@@ -190,3 +190,16 @@ def test_cli_if_reachable_starts_with_what_it_has(tmp_path: Path) -> None:
     assert "cannot reach" in quiet.output and "built-in rules only" in quiet.output
     strict = runner.invoke(main, ["--config", str(config), "rules", "update"])
     assert strict.exit_code == 1
+
+
+def test_a_server_that_never_answers_gives_up_within_the_timeout(tmp_path: Path) -> None:
+    import time
+
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/releases/latest"
+        started = time.monotonic()
+        with pytest.raises(Unreachable):
+            update(ContentStore(tmp_path), UpdateConfig(release_url=url, timeout=0.5))
+        assert time.monotonic() - started < 3.0
