@@ -44,6 +44,7 @@ def input_from_event(
         dedupe_key_fields=dedupe_key_fields,
         suppression_window_s=suppression_window_s,
         source=source,
+        event=event,
     )
 
 

@@ -14,9 +14,12 @@ Example — one failed logon that a password-spraying rule matched::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from norrvakt.config import LEVELS
+
+if TYPE_CHECKING:
+    from norrvakt.event import Event
 
 # Sigma's levels, lowest first; a case's severity uses the same scale.
 LEVEL_RANK: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
@@ -66,6 +69,8 @@ class AlertInput:
     source: str = "sigma"
     # More events behind one match (a correlation's member events): evidence like event_seq.
     related_seqs: tuple[int, ...] = ()
+    # The matched event itself, when detection hands it in: exceptions test its fields.
+    event: Event | None = None
 
 
 @dataclass(slots=True)

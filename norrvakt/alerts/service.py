@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from norrvakt.alerts.dedupe import FLOOD_FIELD, DedupeKey, OpenAlert, OpenAlerts, key_hash
 from norrvakt.alerts.errors import InvalidInput
+from norrvakt.alerts.exceptions import ExceptionSet, RuleException
 from norrvakt.alerts.grouping import Grouper
 from norrvakt.alerts.model import LEVEL_RANK, Alert, AlertInput, Change
 from norrvakt.alerts.records import alert_from_row, alert_row
@@ -31,7 +32,9 @@ from norrvakt.alerts.workflow import CLOSED, NEW
 from norrvakt.config import AlertSettings
 from norrvakt.event import now_us
 from norrvakt.state import alerts as alert_rows
+from norrvakt.state import exceptions as exception_rows
 from norrvakt.state import rules as rule_rows
+from norrvakt.state.versions import VersionWatch
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ class IngestStats:
 
     batches: int = 0
     # tenant -> {"inputs", "created", "deduplicated", "flooded" (matches counted on a flood
-    # alert), "disabled" (matches of rules switched off: counted, not alerted)} -> count
+    # alert), "disabled" (matches of rules switched off: counted, not alerted), "suppressed"
+    # (matches an exception covers: counted and kept on the exception)} -> count
     by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def tenant(self, tenant: str) -> dict[str, int]:
@@ -90,8 +94,12 @@ class IngestStats:
     def disabled(self) -> int:
         return self._total("disabled")
 
+    @property
+    def suppressed(self) -> int:
+        return self._total("suppressed")
 
-_PER_TENANT = ("inputs", "created", "deduplicated", "flooded", "disabled")
+
+_PER_TENANT = ("inputs", "created", "deduplicated", "flooded", "disabled", "suppressed")
 
 
 class AlertService:
@@ -112,6 +120,12 @@ class AlertService:
         self._rules: dict[tuple[str, str], RuleConfig] = {}
         self._flood: dict[tuple[str, str], tuple[int, int]] = {}  # (tenant, rule) → (minute, new alerts)
         self.reload_rules()
+        # Exceptions made on any node reach this intake within a second (the version watch is
+        # made before the first load, so a change in between is not missed).
+        self.exceptions = ExceptionSet()
+        self._exception_watch = VersionWatch(engine, exception_rows.RULE_EXCEPTIONS)
+        self._exception_hits: dict[tuple[int, str], int] = {}  # (exception, tenant) → hits so far
+        self.reload_exceptions()
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -136,6 +150,14 @@ class AlertService:
             )
             for r in rows
         }
+
+    def reload_exceptions(self) -> None:
+        """The exceptions in force (and their hit counts, where the cap of kept matches starts)."""
+        with self.engine.connect() as conn:
+            rows = exception_rows.current(conn, self.clock())
+            counts = exception_rows.hit_counts(conn)
+        self.exceptions = ExceptionSet.of(rows)
+        self._exception_hits = counts
 
     def forget(self, alert_ids: list[int]) -> None:
         """Alerts that closed: their repeats start new alerts from now on."""
@@ -204,12 +226,20 @@ class AlertService:
         touched: dict[int, OpenAlert] = {}
         fresh: list[OpenAlert] = []
         stats = self.stats
+        if self._exception_watch.moved():
+            self.reload_exceptions()
+        exceptions = self.exceptions
+        suppressed: list[exception_rows.Suppressed] = []
         for i, inp in enumerate(inputs):
             per_tenant = stats.tenant(inp.tenant)
             per_tenant["inputs"] += 1
             rule = self._rules.get((inp.rule_id, inp.tenant)) or self._rules.get((inp.rule_id, "*"))
             if rule is not None and not rule.enabled:
                 per_tenant["disabled"] += 1
+                continue
+            if exceptions and (covering := exceptions.find(inp, now)) is not None:
+                per_tenant["suppressed"] += 1
+                suppressed.append(self._suppressed(covering, inp))
                 continue
             if inp.level not in LEVEL_RANK:
                 raise InvalidInput(
@@ -270,8 +300,22 @@ class AlertService:
             alert.updated_at = now
             touched[id(entry)] = entry
         stats.batches += 1
-        changes = self._write(list(touched.values()), fresh, now, within)
+        changes = self._write(list(touched.values()), fresh, now, within, suppressed)
         return list(touched.values()), fresh, changes
+
+    def _suppressed(self, covering: RuleException, inp: AlertInput) -> exception_rows.Suppressed:
+        key = (covering.id, inp.tenant)
+        seen = self._exception_hits.get(key, 0)
+        self._exception_hits[key] = seen + 1
+        return exception_rows.Suppressed(
+            covering.id,
+            inp.tenant,
+            inp.rule_id,
+            inp.rule_title or inp.rule_id,
+            inp.event_seq,
+            inp.event_ts,
+            keep=seen < exception_rows.KEPT_MATCHES,
+        )
 
     def _write(
         self,
@@ -279,12 +323,14 @@ class AlertService:
         fresh: list[OpenAlert],
         now: int,
         within: Callable[[sa.Connection], None] | None,
+        suppressed: Sequence[exception_rows.Suppressed] = (),
     ) -> list[Change]:
         changes: list[Change] = []
         fresh_ids = {id(e) for e in fresh}
         with self.engine.begin() as conn:
             if within is not None:
                 within(conn)
+            exception_rows.record_hits(conn, suppressed, now)
             for e in fresh:
                 e.alert.id = alert_rows.insert_alert(conn, alert_row(e.alert))
                 self.index.assigned(e)

@@ -501,6 +501,58 @@ m365_checkpoints = sa.Table(
 )
 
 
+# -- Rule exceptions, migration 0011 (norrvakt/state/exceptions.py) ------------------------------
+
+# An exception suppresses the matches of one rule (``rule_id``) or of a group of rules
+# (``rule_group``, e.g. ``tag:attack.t1110``) in one tenant or all (``*``) whose event has the
+# field values of ``conditions`` (JSON: field -> values). Never deleted: disabled, or expired.
+rule_exceptions = sa.Table(
+    "rule_exceptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),  # a tenant, or "*"
+    sa.Column("rule_id", sa.String(128), nullable=False),  # "" when rule_group is set
+    sa.Column("rule_group", sa.String(128), nullable=False),  # "" when rule_id is set
+    sa.Column("conditions", sa.Text, nullable=False),  # JSON {field: [values]}
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("author", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=True),  # the alert it was made from
+    sa.Column("disabled_at", sa.BigInteger, nullable=True),
+    sa.Column("disabled_by", sa.String(128), nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_rule_exceptions_tenant", "tenant"),
+)
+
+# What each exception suppressed, per tenant: counted always ...
+rule_exception_hits = sa.Table(
+    "rule_exception_hits",
+    metadata,
+    sa.Column("exception_id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("hits", sa.BigInteger, nullable=False),
+    sa.Column("first_hit", sa.BigInteger, nullable=False),
+    sa.Column("last_hit", sa.BigInteger, nullable=False),
+)
+
+# ... and the suppressed matches themselves (the event's journal seq), up to a cap per
+# exception and tenant, as an alert keeps its first evidence.
+rule_exception_matches = sa.Table(
+    "rule_exception_matches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("exception_id", sa.Integer, nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("rule_title", sa.String(512), nullable=False),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("event_ts", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index("ix_rule_exception_matches_exception", "exception_id", "tenant"),
+)
+
+
 class UnsupportedDatabase(ValueError):
     """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
     ``state.url`` at start; this names it for a caller that opened one directly)."""
