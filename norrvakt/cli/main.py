@@ -74,6 +74,7 @@ def _register() -> None:
         m365,
         retention,
         rules_content,
+        rules_live,
         search,
         serve,
         sources,
@@ -101,6 +102,7 @@ def _register() -> None:
             main.add_command(command)
     main.add_command(hunt, "hunt")
     rules_content.attach(rules)  # norrvakt rules update | import | versions | use | diff
+    rules_live.attach(rules)  # norrvakt rules live
     main.add_command(rules, "rules")
 
 

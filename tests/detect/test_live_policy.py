@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from norrvakt.cli.main import main
 from norrvakt.config import Settings
 from norrvakt.demo.generator import TenantWorld
 from norrvakt.demo.sigma_stories import hands_on_keyboard
@@ -185,3 +187,16 @@ def test_demo_story_raises_sigmahq_detections_with_the_default_policy(tmp_path: 
         "PsExec Service Execution",
     } <= titles, titles
     assert "Local Accounts Discovery" not in titles  # level low: loaded, not live
+
+
+def test_rules_live_command_lists_why_not(tmp_path: Path) -> None:
+    _content(tmp_path / "content")
+    config = tmp_path / "norrvakt.toml"
+    config.write_text(f'[detection]\nrule_dirs = ["{tmp_path / "content"}"]\n')
+    args = ["--config", str(config), "--data-dir", str(tmp_path / "data"), "rules", "live"]
+    result = CliRunner().invoke(main, [*args, "--not-live", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    by_id = {r["id"][-1]: r for r in rows if r["id"].startswith("00000000")}
+    assert set(by_id) == {str(n) for n, r in RULES.items() if not r[3]}
+    assert by_id["5"]["pack"] == "threat-hunting" and "live_packs" in by_id["5"]["why_not"]
