@@ -97,6 +97,15 @@ class ContentStore:
             return None
         return name if (self.root / name).is_dir() else None
 
+    def current_stamp(self) -> tuple[str | None, int]:
+        """The version in use and when ``current`` last changed (ns; 0 = never): cheap enough to
+        poll every tick, for a server that takes a new version without a restart."""
+        try:
+            changed = (self.root / CURRENT_FILE).stat().st_mtime_ns
+        except OSError:
+            changed = 0
+        return self.current_name(), changed
+
     def current_dir(self) -> Path | None:
         name = self.current_name()
         return None if name is None else self.root / name

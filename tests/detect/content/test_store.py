@@ -67,3 +67,14 @@ def test_stale_staging_is_swept(tmp_path: Path) -> None:
     os.utime(old, (1, 1))  # an update killed long ago
     fresh = store.staging()
     assert not old.exists() and fresh.exists()
+
+
+def test_current_stamp_changes_with_use(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path)
+    assert store.current_stamp() == (None, 0)
+    store.install(_stage(store, "sigma_core"), "v1", {})
+    store.install(_stage(store, "sigma_core"), "v2", {})
+    store.use("v1")
+    first = store.current_stamp()
+    store.use("v2")
+    assert first[0] == "v1" and store.current_stamp()[0] == "v2"
