@@ -15,6 +15,7 @@ from norrvakt.cli.main import main
 from norrvakt.config import Settings
 from norrvakt.demo.generator import TenantWorld
 from norrvakt.demo.sigma_stories import hands_on_keyboard
+from norrvakt.detect.content.store import ContentStore
 from norrvakt.detect.detection import DetectionEngine, builtin_rules_dir
 from norrvakt.detect.live import live_summary, load_engine
 from norrvakt.detect.live_policy import LivePolicyConfig, LivePolicyError, pack_of
@@ -200,3 +201,16 @@ def test_rules_live_command_lists_why_not(tmp_path: Path) -> None:
     by_id = {r["id"][-1]: r for r in rows if r["id"].startswith("00000000")}
     assert set(by_id) == {str(n) for n, r in RULES.items() if not r[3]}
     assert by_id["5"]["pack"] == "threat-hunting" and "live_packs" in by_id["5"]["why_not"]
+
+
+def test_installed_sigmahq_content_loads_and_runs_by_the_policy(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    store = ContentStore(settings.data_path)
+    staged = store.staging()
+    _content(staged / "sigma_all_rules")
+    store.install(staged, "r2026-11-04", {"source": "test"})
+    store.use("r2026-11-04")
+    engine, _ = load_engine(settings)
+    assert engine.live is not None
+    assert _fired(engine, "boden") == {n for n, r in RULES.items() if r[3]}
+    assert "of them SigmaHQ rules" in live_summary(engine.live)
