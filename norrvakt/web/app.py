@@ -22,6 +22,7 @@ from norrvakt.web.api import admin, imports, integrity, reports, retention, sear
 from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import cluster as cluster_api
+from norrvakt.web.api import exceptions as exceptions_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import m365 as m365_api
 from norrvakt.web.api import rules as rules_api
@@ -32,7 +33,7 @@ from norrvakt.web.templating import STATIC, VendorFiles, vendor_dir
 from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
 from norrvakt.web.views import cluster as cluster_pages
-from norrvakt.web.views import dashboards, followup, pages, rules, soc, sso
+from norrvakt.web.views import dashboards, exceptions, followup, pages, rules, soc, sso
 from norrvakt.web.views.api_docs import api_docs_router
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(cases_api.router)
     app.include_router(followup_api.router)
     app.include_router(rules_api.router)
+    app.include_router(exceptions_api.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)
@@ -83,6 +85,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(soc.router)
     app.include_router(followup.router)
     app.include_router(rules.router)
+    app.include_router(exceptions.router)
     app.include_router(account_api.router)
     app.include_router(account_pages.router)
     app.include_router(cluster_api.router)

@@ -67,6 +67,9 @@ LULEA_KEYWORD_RULE = (
     "detection:\n  keywords:\n    - Luleå secret\n  condition: keywords\nlevel: low\n"
 )
 
+# A rule exception's body, as Boden's officer would send it for Luleå (or for every tenant)
+_EXCEPTION = {"rule_id": "iso-rule", "conditions": {"host.name": ["h"]}, "reason": "x", "days": 1}
+
 CASES: dict[tuple[str, str], Case] = {
     # -- public or not tenant data ---------------------------------------------------------------
     ("GET", "/api/openapi.json"): Case(exempt=NoTenantData("the API's schema (behind login by default)")),
@@ -342,6 +345,31 @@ CASES: dict[tuple[str, str], Case] = {
         [Probe("GET", "/followup?tenant=lulea"), Probe("GET", "/followup", expect=frozenset(OK_NO_LULEA))]
     ),
     ("GET", "/followup/rounds/{round_id}"): _probe("GET", "/followup/rounds/{round}"),
+    # -- rule exceptions ({exception} is Luleå's: its host and reason carry the marker) ----------------
+    ("GET", "/api/exceptions"): Case(
+        [
+            Probe("GET", "/api/exceptions?tenant=lulea"),
+            Probe("GET", "/api/exceptions", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("POST", "/api/exceptions"): Case(
+        [
+            Probe("POST", "/api/exceptions", body={**_EXCEPTION, "tenant": "lulea"}, expect=frozenset({403})),
+            Probe("POST", "/api/exceptions", body={**_EXCEPTION, "tenant": "*"}, expect=frozenset({403})),
+            Probe(
+                "POST", "/api/exceptions", body={**_EXCEPTION, "alert_id": "{alert}"}, expect=frozenset({404})
+            ),
+        ]
+    ),
+    ("GET", "/api/exceptions/{exception_id}"): _probe("GET", "/api/exceptions/{exception}"),
+    ("POST", "/api/exceptions/{exception_id}/disable"): _probe("POST", "/api/exceptions/{exception}/disable"),
+    ("GET", "/exceptions"): Case(
+        [
+            Probe("GET", "/exceptions", expect=frozenset(OK_NO_LULEA)),
+            Probe("GET", "/exceptions?alert={alert}", expect=frozenset({404})),
+        ]
+    ),
+    ("GET", "/exceptions/{exception_id}"): _probe("GET", "/exceptions/{exception}"),
 }
 
 
@@ -458,6 +486,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             },
         ).json()["alerts"][0]
         followup = _lulea_followup(server, marker)
+        exception = server.api(
+            "POST",
+            "/api/exceptions",
+            json={
+                "alert_id": made["id"],
+                "conditions": {"host.name": [f"lulea-host-{marker}"]},
+                "reason": f"Luleå secret {marker}",
+                "days": 1,
+            },
+        )
+        assert exception.status_code == 200, exception.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
@@ -469,6 +508,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "csrf": csrf,
             "alert": made["id"],
             "case": made["case_id"],
+            "exception": exception.json()["id"],
             **followup,
         }
         client.close()
@@ -483,7 +523,7 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
     server: Server = world["server"]
     client: httpx.Client = world["client"]
     for probe in case.probes:
-        ids = {k: world[k] for k in ("seq", "marker", "alert", "case", "plan", "round", "item")}
+        ids = {k: world[k] for k in ("seq", "marker", "alert", "case", "plan", "round", "item", "exception")}
         url = probe.url.format(**ids)
         headers = {"X-CSRF-Token": world["csrf"]}
         if probe.method == "GET" and url.startswith("/api/tail"):

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.templating import render
+from norrvakt.web.views.exceptions import for_rules_page
 from norrvakt.web.views.pages import page_user
 
 router = APIRouter(include_in_schema=False)
@@ -55,4 +56,5 @@ async def rules_page(
         test_id=test,
         switch_tenants=(["*"] if central else []) + user.scope(request.app.state.runtime.tenants),
         can_write=user.role in {"admin", "soc_analyst", "tenant_officer"},
+        exception_rows=await for_rules_page(request, user),
     )
