@@ -308,6 +308,13 @@ class DetectionSettings:
             "placeholder, deprecated (SigmaHQ's folders), local (other folders). Built-in rules always."
         ),
     )
+    placeholders: dict[str, dict[str, list[str]]] = field(
+        default_factory=dict,
+        metadata=_doc(
+            'Values of the %placeholders% of the Sigma expand modifier: tenant (or "*" for all) → name → '
+            'values, e.g. [detection.placeholders.lulea] admins = ["adm-*"] (docs/rules.md).'
+        ),
+    )
     intel_dir: str = field(
         default="{data_dir}/intel",
         metadata=_doc("Threat-intel lists (CSV, STIX 2.1, MISP JSON), reloaded on change."),
@@ -819,6 +826,17 @@ def _build(cls: Any, raw: Any, prefix: str, problems: list[tuple[str, str]]) -> 
                 problems.append((key, f"{value!r} — expected a table of string → integer"))
                 continue
             values[name] = dict(value)
+        elif tp == dict[str, dict[str, list[str]]]:
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str)
+                and isinstance(v, dict)
+                and all(isinstance(n, str) and isinstance(xs, list) for n, xs in v.items())
+                and all(isinstance(x, str) for xs in v.values() for x in xs)
+                for k, v in value.items()
+            ):
+                problems.append((key, f"{value!r} — expected tables of name → list of strings"))
+                continue
+            values[name] = {k: {n: list(xs) for n, xs in v.items()} for k, v in value.items()}
         elif tp == dict[str, str]:
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -941,6 +959,9 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         if t not in s.tenants:
             problems.append((f"retention.tenant_days.{t}", f"{t!r} — not a configured tenant"))
     dt = s.detection
+    for t in dt.placeholders:
+        if t != "*" and t not in s.tenants:
+            problems.append((f"detection.placeholders.{t}", f'{t!r} — not a configured tenant (or "*")'))
     if not 1 <= dt.baseline_days <= 366:
         problems.append(("detection.baseline_days", f"{dt.baseline_days} — must be 1..366"))
     if dt.after_hours_accesses < 1:

@@ -191,6 +191,9 @@ def lazy_test(atom: AtomRow) -> LazyTest:
     if op == "time":
         part, number = _pair(arg)
         return _time_test(name, str(part), int(number))
+    if op == "tenant":
+        members = frozenset(str(t) for t in arg) if isinstance(arg, tuple) else frozenset((str(arg),))
+        return lambda v: v.event.tenant in members
     raise ValueError(f"atom {atom!r}: unknown op {op!r}")
 
 

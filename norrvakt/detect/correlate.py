@@ -247,7 +247,7 @@ class Correlator:
         entry_key: object = spec.refs[positions[0]] if spec.type == "temporal" else value
         self._add(spec, group, _Entry(ts, self._order, refs, entry_key))
         measure = self._measure(spec, group)
-        if spec.holds(measure):
+        if spec.holds(measure) if spec.expression is None else spec.holds_for(group.values, measure):
             self._fire(spec_index, spec, tenant, key, group, list(group.entries), measure, out)
             del self._states[(spec_index, tenant)].groups[key]
 

@@ -17,6 +17,7 @@ The specs are plain frozen dataclasses: they are cached with the compiled rules.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ TYPES = (
 OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 
 Ref = tuple[str, int]  # ("rule", index into Plan.rules) | ("correlation", index into the specs)
+# An extended (boolean) temporal condition over the refs' positions:
+#   node := position | ("&", (node, ...)) | ("|", (node, ...))
+Cond = int | tuple[str, tuple["Cond", ...]]
 
 
 class UnsupportedCorrelation(Exception):
@@ -60,6 +64,10 @@ class CorrelationSpec:
     fields: tuple[str, ...] = ()  # value_count / value_* : the field(s) measured
     percentile: int = 0
     generate: bool = False
+    # temporal with an extended condition (``condition: a and (b or c)``): which of the rules
+    # must have hits in the window, instead of a count
+    expression: Cond | None = None
+    expression_text: str = ""  # as written, for describe()
 
     @property
     def rising(self) -> bool:
@@ -71,6 +79,12 @@ class CorrelationSpec:
             "temporal",
             "temporal_ordered",
         )
+
+    def holds_for(self, present: Container[object], value: float) -> bool:
+        """The condition, given the refs with hits in the window and the measured value."""
+        if self.expression is None:
+            return self.holds(value)
+        return _evaluate(self.expression, self.refs, present)
 
     def holds(self, value: float) -> bool:
         c = self.count
@@ -88,6 +102,9 @@ class CorrelationSpec:
         return value != c
 
     def describe(self) -> str:
+        if self.expression is not None:
+            by = f" per {', '.join(self.group_by)}" if self.group_by else ""
+            return f"rules {self.expression_text} within {self.timespan // 1_000_000} s{by}"
         what = {
             "event_count": "events",
             "value_count": f"distinct {'+'.join(self.fields)}",
@@ -109,9 +126,7 @@ def compile_correlation(
         raise UnsupportedCorrelation(f"correlation type {kind!r} is not supported")
     condition = rule.condition
     if not isinstance(condition, SigmaCorrelationCondition):
-        raise UnsupportedCorrelation(
-            f"extended (boolean) correlation conditions are not supported yet: {condition.expression!r}"
-        )
+        return _extended(rule, info, kind, refs, ref_names)
     op = condition.op.name.lower()
     count = float(condition.count)
     fields: tuple[str, ...] = ()
@@ -140,6 +155,25 @@ def compile_correlation(
         )
     if kind == "value_percentile" and not 0 <= (condition.percentile or 0) <= 100:
         raise UnsupportedCorrelation(f"percentile {condition.percentile} is not in 0..100")
+    group_by, aliases = _grouping(rule, ref_names)
+    return CorrelationSpec(
+        info=info,
+        type=kind,
+        refs=refs,
+        group_by=group_by,
+        aliases=aliases,
+        timespan=int(rule.timespan.seconds) * 1_000_000,
+        op=op,
+        count=count,
+        fields=fields,
+        percentile=int(condition.percentile or 0),
+        generate=bool(rule.generate),
+    )
+
+
+def _grouping(
+    rule: Any, ref_names: list[str]
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
     group_by = tuple(rule.group_by or ())
     aliases = []
     for alias in rule.aliases:
@@ -150,19 +184,69 @@ def compile_correlation(
                 f"alias {alias.alias!r} names no field for rule(s) {', '.join(missing)}"
             )
         aliases.append((alias.alias, tuple(per_rule[n] for n in ref_names)))
+    return group_by, tuple(aliases)
+
+
+def _extended(
+    rule: Any, info: RuleInfo, kind: str, refs: tuple[Ref, ...], ref_names: list[str]
+) -> CorrelationSpec:
+    """A temporal correlation whose condition is a boolean expression over its rules
+    (``condition: failed and (good or reset)``): it fires as soon as the rules with hits in the
+    window make the expression true. ``not`` would need the window's end to know that a rule
+    did *not* fire, and an order does not combine with a boolean expression: both refused."""
+    from sigma.correlations import (
+        CorrelationConditionAND,
+        CorrelationConditionNOT,
+        CorrelationConditionOR,
+        SigmaRuleReference,
+    )
+
+    expression = rule.condition.expression
+    if kind != "temporal":
+        raise UnsupportedCorrelation(
+            f"extended condition {expression!r} with type {kind}: only temporal is supported"
+        )
+    position = {name: i for i, name in enumerate(ref_names)}
+
+    def convert(node: Any) -> Cond:
+        if isinstance(node, SigmaRuleReference):
+            if node.reference not in position:  # pragma: no cover - pySigma lists every reference
+                raise UnsupportedCorrelation(f"condition names {node.reference!r}, not in rules")
+            return position[node.reference]
+        if isinstance(node, CorrelationConditionNOT):
+            raise UnsupportedCorrelation(
+                f"extended condition {expression!r}: 'not' (a rule that did not fire in the window) "
+                "is not supported; the engine judges temporal windows as hits arrive"
+            )
+        if isinstance(node, (CorrelationConditionAND, CorrelationConditionOR)):
+            op = "&" if isinstance(node, CorrelationConditionAND) else "|"
+            return (op, tuple(convert(a) for a in node.args))
+        raise UnsupportedCorrelation(f"extended condition element {type(node).__name__} is not supported")
+
+    tree = convert(rule.condition.parsed)
+    group_by, aliases = _grouping(rule, ref_names)
     return CorrelationSpec(
         info=info,
         type=kind,
         refs=refs,
         group_by=group_by,
-        aliases=tuple(aliases),
+        aliases=aliases,
         timespan=int(rule.timespan.seconds) * 1_000_000,
-        op=op,
-        count=count,
-        fields=fields,
-        percentile=int(condition.percentile or 0),
+        op="gte",
+        count=1.0,
         generate=bool(rule.generate),
+        expression=tree,
+        expression_text=str(expression),
     )
+
+
+def _evaluate(node: Cond, refs: tuple[Ref, ...], present: Container[object]) -> bool:
+    if isinstance(node, int):
+        return refs[node] in present
+    op, items = node
+    if op == "&":
+        return all(_evaluate(i, refs, present) for i in items)
+    return any(_evaluate(i, refs, present) for i in items)
 
 
 def reference_names(rule: Any) -> list[str]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 # Bumped whenever the compiled form or the meaning of an op changes: cached rule sets made by
 # another version are recompiled.
-IR_VERSION = 3  # 3: "re" and "glob" mean RE2 (norrvakt.detect.regex), not Python re
+IR_VERSION = 4  # 3: "re" and "glob" mean RE2 (norrvakt.detect.regex), not Python re; 4: "tenant"
 
 # op -> what ``arg`` holds
 CI_STRING_OPS = frozenset({"eq", "prefix", "suffix", "contains", "glob"})  # arg: casefolded str
@@ -38,8 +38,12 @@ OTHER_OPS = frozenset(
         "null",  # arg: None - the field is absent or empty
         "fieldref",  # arg: (other field, "eq"|"prefix"|"suffix"|"contains")
         "time",  # arg: (part "minute"|"hour"|"day"|"week"|"month"|"year", number)
+        "tenant",  # arg: tuple of tenant ids - the event's tenant is one (field: TENANT)
     }
 )
+# The pseudo field of "tenant" atoms: the tenant of the event, never a field of its own
+# (|expand placeholders filled per tenant, norrvakt.detect.placeholders).
+TENANT = "\x00tenant"
 ALL_OPS = STRING_OPS | OTHER_OPS
 
 

@@ -116,13 +116,9 @@ class _RuleYAMLLoader(yaml.CSafeLoader):
 
 
 def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> CompiledSet:
-    from sigma.collection import SigmaCollection
     from sigma.correlations import SigmaCorrelationRule
-    from sigma.exceptions import SigmaRuleLocation
     from sigma.filters import SigmaFilter
     from sigma.rule import SigmaRule
-
-    import norrvakt.detect.sigma  # registers modifier aliases before rules are parsed; POLICY
 
     statuses: list[RuleStatus] = []
     pending: list[tuple[str, list[str], Any]] = []  # (path, lines, SigmaRule)
@@ -147,14 +143,7 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
         if not all(isinstance(d, dict) for d in docs):
             statuses.append(RuleStatus(path, 1, "file", False, "bad rule file: a document is not a mapping"))
             continue
-        collection = SigmaCollection.from_dicts(
-            docs,
-            collect_errors=True,
-            source=SigmaRuleLocation(Path(path)),
-            collect_filters=True,
-            resolve_references=False,
-            policy=norrvakt.detect.sigma.POLICY,  # regexes checked by the RE2 the matcher uses
-        )
+        collection = _collection(docs, path, lines, statuses)
         rule_errors = {id(e) for r in (*collection.rules, *collection.filters) for e in r.errors}
         for error in collection.errors:
             if id(error) not in rule_errors:
@@ -172,6 +161,54 @@ def compile_files(files: list[tuple[str, bytes]], pipeline: Pipeline) -> Compile
     compiled = _compile_pending(pending, filters, pipeline, statuses)
     specs = _compile_correlations(correlations, compiled, statuses)
     return CompiledSet(make_plan(compiled, pipeline.index_fields), tuple(statuses), specs)
+
+
+def _collection(docs: list[Any], path: str, lines: list[str], statuses: list[RuleStatus]) -> Any:
+    """pySigma's collection of a file's documents. pySigma collects most errors per rule, but a
+    few (an extended correlation condition that leaves out a listed rule) it raises: then each
+    document is parsed on its own, so one bad rule is reported and the others still load."""
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError, SigmaRuleLocation
+
+    import norrvakt.detect.sigma  # registers modifier aliases before rules are parsed; POLICY
+
+    def parse(part: list[Any]) -> Any:
+        return SigmaCollection.from_dicts(
+            part,
+            collect_errors=True,
+            source=SigmaRuleLocation(Path(path)),
+            collect_filters=True,
+            resolve_references=False,
+            policy=norrvakt.detect.sigma.POLICY,  # regexes checked by the RE2 the matcher uses
+        )
+
+    try:
+        return parse(docs)
+    except SigmaError:
+        pass
+    items: list[Any] = []
+    errors: list[Any] = []
+    for doc in docs:
+        try:
+            one = parse([doc])
+        except SigmaError as exc:
+            kind = "correlation" if "correlation" in doc else "filter" if "filter" in doc else "rule"
+            row = _status(_Doc(doc), path, lines, kind, False, _errors([exc], lines))
+            statuses.append(row)
+            continue
+        items.extend([*one.rules, *one.filters])
+        errors.extend(one.errors)
+    return SigmaCollection(items, errors, collect_filters=True, resolve_references=False)
+
+
+class _Doc:
+    """A rule document pySigma could not parse, as _status reads it (id, title, level)."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.id = doc.get("id")
+        self.title = str(doc.get("title") or "")
+        self.name = doc.get("name")
+        self.level = None
 
 
 def _compile_correlations(

@@ -54,6 +54,11 @@ class Pipeline:
     notes: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (product, kind, name) -> note
     # (product, service) -> more variants of a service besides its own where (``variants:``)
     service_variants: dict[tuple[str, str], tuple[Variant, ...]] = field(default_factory=dict)
+    # tenant -> placeholder name -> values: a tenant's own values for ``|expand``, over
+    # ``placeholders`` (:mod:`norrvakt.detect.placeholders`); ``tenants``: every tenant, so that
+    # the load report can name those a rule's placeholders leave without values
+    tenant_placeholders: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    tenants: tuple[str, ...] = ()
     _memo: dict[tuple[str, str, str], Resolution] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, product: str | None, category: str | None, service: str | None) -> Resolution:

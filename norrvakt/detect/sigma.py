@@ -31,7 +31,7 @@ from sigma.exceptions import SigmaError
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.policy import SigmaPolicy
 from sigma.policy.regex_engine import RegexEngine, RegexPattern
-from sigma.rule import SigmaDetectionItem, SigmaRule, SigmaRuleBase
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule, SigmaRuleBase
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -55,6 +55,8 @@ from sigma.types import (
 
 from norrvakt.detect.ir import (
     FALSE,
+    TENANT,
+    TRUE,
     And,
     Atom,
     Branch,
@@ -67,6 +69,7 @@ from norrvakt.detect.ir import (
     negate,
 )
 from norrvakt.detect.logsource import Pipeline, Variant
+from norrvakt.detect.placeholders import Scope, describe_missing, scopes
 from norrvakt.detect.regex import (
     DOTALL,
     IGNORECASE,
@@ -161,23 +164,72 @@ def compile_rule(rule: SigmaRule, pipeline: Pipeline, info: RuleInfo) -> Compile
     """The compiled form of ``rule``; :class:`UnsupportedRule` when it cannot be evaluated."""
     ls = rule.logsource
     resolution = pipeline.resolve(ls.product, ls.category, ls.service)
-    compiler = _Compiler(pipeline)
     trees = []  # pySigma re-parses on every access to .parsed: once per rule, not per variant
     for cond in rule.detection.parsed_condition:
         try:
             trees.append(cond.parsed)
         except SigmaError as exc:
             raise UnsupportedRule(f"condition {cond.condition!r}: {_sigma_message(exc)}") from None
+    notes = [resolution.note] if resolution.note else []
+    names = placeholder_names(rule)
+    if names:
+        # |expand: one branch set per group of tenants sharing values (see placeholders.py)
+        found, missing = scopes(pipeline, names)
+        if not found:
+            raise UnsupportedRule(
+                f"expand placeholder(s) {', '.join('%' + n + '%' for n in sorted(names))} have no "
+                f"values: {describe_missing(missing)} (the placeholders section of pipeline "
+                f"{pipeline.name!r}, or detection.placeholders)"
+            )
+        if missing:
+            notes.append(f"not run for these tenants: {describe_missing(missing)}")
+        parts = [(_scope_expr(scope), _Compiler(pipeline, scope.values)) for scope in found]
+    else:
+        parts = [(TRUE, _Compiler(pipeline, pipeline.placeholders))]
     branches = []
     for variant in resolution.variants:
         rename = dict(variant.rename)
-        expr = all_of([_where_expr(variant), any_of([compiler.expr(tree, rename) for tree in trees])])
-        if expr != FALSE:
-            branches.append(Branch(expr, index_keys(expr, pipeline.index_fields)))
-    notes = (resolution.note,) if resolution.note else ()
+        where = _where_expr(variant)
+        for scope_expr, compiler in parts:
+            detection = any_of([compiler.expr(tree, rename) for tree in trees])
+            expr = all_of([where, scope_expr, detection])
+            if expr != FALSE:
+                branches.append(Branch(expr, index_keys(expr, pipeline.index_fields)))
     if not branches:
         raise UnsupportedRule("the condition can never be true")
-    return CompiledRule(info, tuple(branches), notes)
+    return CompiledRule(info, tuple(branches), tuple(notes))
+
+
+def _scope_expr(scope: Scope) -> Expr:
+    if scope.tenants is not None:
+        return Atom(TENANT, "tenant", scope.tenants)
+    return negate(Atom(TENANT, "tenant", scope.others)) if scope.others else TRUE
+
+
+def placeholder_names(rule: SigmaRule) -> set[str]:
+    """The names of the ``%placeholders%`` the rule's ``|expand`` values use."""
+    out: set[str] = set()
+
+    def value(v: Any) -> None:
+        if isinstance(v, SigmaExpansion):
+            for sub in v.values:
+                value(sub)
+        elif isinstance(v, SigmaRegularExpression):
+            value(v.regexp)
+        elif isinstance(v, SigmaString) and v.contains_placeholder():
+            out.update(p.name for p in v.s if isinstance(p, Placeholder))
+
+    def detection(d: SigmaDetection | SigmaDetectionItem) -> None:
+        if isinstance(d, SigmaDetectionItem):
+            for v in d.value:
+                value(v)
+        else:
+            for item in d.detection_items:
+                detection(item)
+
+    for d in rule.detection.detections.values():
+        detection(d)
+    return out
 
 
 def _sigma_message(exc: SigmaError) -> str:
@@ -192,8 +244,9 @@ def _where_expr(variant: Variant) -> Expr:
 
 
 class _Compiler:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, placeholders: dict[str, tuple[str, ...]]) -> None:
         self.pipeline = pipeline
+        self.placeholders = placeholders  # the values of one scope of tenants
 
     def expr(self, node: Any, rename: dict[str, str]) -> Expr:
         if node is None:  # pySigma leaves None where a detection ended up empty
@@ -251,11 +304,7 @@ class _Compiler:
         if not value.contains_placeholder():
             return [value]
         missing = sorted(
-            {
-                p.name
-                for p in value.s
-                if isinstance(p, Placeholder) and p.name not in self.pipeline.placeholders
-            }
+            {p.name for p in value.s if isinstance(p, Placeholder) and p.name not in self.placeholders}
         )
         if missing:
             raise UnsupportedRule(
@@ -264,7 +313,7 @@ class _Compiler:
             )
         # Values are Sigma strings, so a placeholder value may carry wildcards ("adm-*").
         expanded = value.replace_placeholders(
-            lambda p: iter([SigmaString(v) for v in self.pipeline.placeholders[p.name]])
+            lambda p: iter([SigmaString(v) for v in self.placeholders[p.name]])
         )
         if isinstance(value, SigmaCasedString):
             return [SigmaCasedString.from_sigma_string(v) for v in expanded]
