@@ -343,7 +343,7 @@ def detect_cmd(
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.progress import ProgressReporter
     from norrvakt.cluster.watch import WatchConfig
-    from norrvakt.detect.live import load_engine
+    from norrvakt.detect.live import live_summary, load_engine, rule_overrides
     from norrvakt.modules import TenantModules
     from norrvakt.state.db import open_state
 
@@ -354,8 +354,13 @@ def detect_cmd(
     async def run() -> None:
         settings.data_path.mkdir(parents=True, exist_ok=True)
         state = open_state(state_url or settings.state_url())
-        engine, report = await asyncio.to_thread(load_engine, settings)
+        # The rule settings at start: "off" ones also apply at the alert intake later, "on" ones
+        # (a rule beyond the live-set policy) take effect when the worker restarts.
+        overrides = await asyncio.to_thread(rule_overrides, state)
+        engine, report = await asyncio.to_thread(load_engine, settings, overrides)
         logging.getLogger("norrvakt").info("detection: %s", report.summary())
+        if engine.live is not None:
+            logging.getLogger("norrvakt").info("detection: %s", live_summary(engine.live))
         alerts = AlertService(state, settings.alerts)
         modules = TenantModules(state)
         dispatcher = Dispatcher(

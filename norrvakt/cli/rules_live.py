@@ -19,12 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from norrvakt.cli.common import err, print_json, settings_of
-from norrvakt.detect.live import live_summary, load_engine
+from norrvakt.detect.live import live_summary, load_engine, rule_overrides
 
 
 def _overrides(settings: Any) -> list[dict[str, Any]]:
     """The rule settings of the state database; none when it does not exist yet."""
-    from norrvakt.state import rules as rule_rows
     from norrvakt.state.db import make_engine
 
     url = settings.state_url()
@@ -32,8 +31,7 @@ def _overrides(settings: Any) -> list[dict[str, Any]]:
         return []  # no state database yet: nothing set, and opening it would create one
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
-            return [{k: r[k] for k in ("rule_id", "tenant", "enabled")} for r in rule_rows.all_settings(conn)]
+        return rule_overrides(engine)
     except Exception as exc:  # no schema yet, or unreachable: the policy alone, and say so
         err.print(f"[yellow]rule settings not read ({type(exc).__name__}): the policy alone[/yellow]")
         return []

@@ -24,14 +24,14 @@ from norrvakt.detect.detection import Detection, DetectionEngine, builtin_rules_
 from norrvakt.detect.health import HealthConfig
 from norrvakt.detect.improper import ImproperUse
 from norrvakt.detect.live_policy import SIGMA_PACKS, LivePolicy, LivePolicyConfig, LiveSet
-from norrvakt.detect.logsource import load_pipeline
-from norrvakt.detect.placeholders import with_placeholders
 from norrvakt.event import Event, now_us
 from norrvakt.modules import modules_for
 from norrvakt.state import rules as rule_rows
 from norrvakt.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from norrvakt.config import Settings
     from norrvakt.node.runtime import Runtime
 
@@ -78,7 +78,6 @@ def load_engine(
     engine, report = DetectionEngine.load(
         sigma_rule_dirs(settings),
         builtin=d.builtin,
-        pipeline=with_placeholders(load_pipeline(), d.placeholders, settings.tenants),
         cache_dir=settings.data_path / "cache",
         derived=derived_fields(settings),
         intel_dir=intel,
@@ -88,6 +87,12 @@ def load_engine(
         policy.live_set(engine.rules.rules, engine.rules.correlations, overrides, settings.tenants)
     )
     return engine, report
+
+
+def rule_overrides(state: sa.Engine) -> list[dict[str, Any]]:
+    """The rule settings (per rule and tenant on/off) of the state database the live set obeys."""
+    with state.connect() as conn:
+        return [{k: r[k] for k in ("rule_id", "tenant", "enabled")} for r in rule_rows.all_settings(conn)]
 
 
 def live_summary(live: LiveSet) -> str:
@@ -147,12 +152,8 @@ class LiveDetection:
                 log.warning("rule not loaded: %s", entry)
 
     def _read_overrides(self) -> list[dict[str, Any]]:
-        """The rule settings (per rule and tenant on/off) the live set obeys."""
         state = getattr(self.runtime, "state", None)
-        if state is None:
-            return []
-        with state.connect() as conn:
-            return [{k: r[k] for k in ("rule_id", "tenant", "enabled")} for r in rule_rows.all_settings(conn)]
+        return rule_overrides(state) if state is not None else []
 
     def refresh_live_set(self) -> bool:
         """Rebuild the live set when the rule settings changed (in the worker thread, under the
