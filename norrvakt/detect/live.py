@@ -24,6 +24,8 @@ from norrvakt.detect.detection import Detection, DetectionEngine, builtin_rules_
 from norrvakt.detect.health import HealthConfig
 from norrvakt.detect.improper import ImproperUse
 from norrvakt.detect.live_policy import SIGMA_PACKS, LivePolicy, LivePolicyConfig, LiveSet
+from norrvakt.detect.logsource import load_pipeline
+from norrvakt.detect.placeholders import with_placeholders
 from norrvakt.event import Event, now_us
 from norrvakt.modules import modules_for
 from norrvakt.state import rules as rule_rows
@@ -78,6 +80,7 @@ def load_engine(
     engine, report = DetectionEngine.load(
         sigma_rule_dirs(settings),
         builtin=d.builtin,
+        pipeline=with_placeholders(load_pipeline(), d.placeholders, settings.tenants),
         cache_dir=settings.data_path / "cache",
         derived=derived_fields(settings),
         intel_dir=intel,
