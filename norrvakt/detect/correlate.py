@@ -18,6 +18,9 @@ rules within ``timespan`` of its newest hit:
   group's first hit and are judged when ``timespan`` has passed (on a later hit, on a tick,
   or at :meth:`Correlator.flush`). Groups without any hit are never judged: "fewer than N"
   means "some, but fewer than N".
+- ``temporal`` with an extended condition (``failed and (good or reset)``) fires as soon as
+  the rules with hits in the window make it true; with ``not`` (``failed and not reset``) it
+  is a counting window, judged when ``timespan`` has passed.
 - ``temporal_ordered``: the last rule's hit completes a chain when, going backwards, each
   earlier rule has a hit that arrived before the next one's and is not later in time, all
   within ``timespan``.
@@ -179,7 +182,7 @@ class Correlator:
         out: list[CorrelationMatch] = []
         for (spec_index, tenant), state in list(self._states.items()):
             spec = self.specs[spec_index]
-            if not spec.rising and spec.type in ("event_count", "value_count"):
+            if spec.windowed:
                 for key, group in list(state.groups.items()):
                     self._close(spec_index, spec, tenant, key, group, out)
         self._states.clear()
@@ -234,7 +237,9 @@ class Correlator:
         else:
             state.groups.move_to_end(key)
         self._order += 1
-        if spec.type in ("event_count", "value_count") and not spec.rising:
+        if spec.windowed:
+            if spec.expression is not None:  # temporal: which rules hit the window
+                value = spec.refs[positions[0]]
             self._count(spec_index, spec, tenant, key, group, ts, refs, value, first, out)
             return
         if ts > group.newest:
@@ -346,7 +351,8 @@ class Correlator:
         first: Event,
         out: list[CorrelationMatch],
     ) -> None:
-        """A counting window (lt/lte/eq/neq): open at the first hit, judged when it has passed."""
+        """A counting window (lt/lte/eq/neq, or an extended condition with ``not``): open at the
+        first hit, judged when it has passed."""
         if group.count and ts >= group.start + spec.timespan:
             self._close(spec_index, spec, tenant, key, group, out)
             state = self._states.setdefault((spec_index, tenant), _State())
@@ -354,7 +360,7 @@ class Correlator:
         group.count += 1
         group.newest = max(group.newest, ts)
         if (
-            spec.type == "value_count"
+            spec.type in ("value_count", "temporal")
             and value not in group.values
             and len(group.values) < self.limits.max_entries
         ):
@@ -372,7 +378,7 @@ class Correlator:
         out: list[CorrelationMatch],
     ) -> None:
         measure = float(group.count if spec.type == "event_count" else len(group.values))
-        if spec.holds(measure):
+        if spec.holds_for(group.values, measure):
             self._fire(
                 spec_index, spec, tenant, key, group, list(group.entries), measure, out, events=group.count
             )
@@ -389,7 +395,7 @@ class Correlator:
         limit: int,
         out: list[CorrelationMatch],
     ) -> None:
-        counting = spec.type in ("event_count", "value_count") and not spec.rising
+        counting = spec.windowed
         for key, group in list(state.groups.items()):
             if counting:
                 if group.start + spec.timespan <= limit:

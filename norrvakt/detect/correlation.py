@@ -41,7 +41,7 @@ OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
 
 Ref = tuple[str, int]  # ("rule", index into Plan.rules) | ("correlation", index into the specs)
 # An extended (boolean) temporal condition over the refs' positions:
-#   node := position | ("&", (node, ...)) | ("|", (node, ...))
+#   node := position | ("&", (node, ...)) | ("|", (node, ...)) | ("!", (node,))
 Cond = int | tuple[str, tuple["Cond", ...]]
 
 
@@ -68,6 +68,14 @@ class CorrelationSpec:
     # must have hits in the window, instead of a count
     expression: Cond | None = None
     expression_text: str = ""  # as written, for describe()
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the condition is judged when a window has passed (not as hits arrive): the
+        counting correlations with lt/lte/eq/neq, and extended conditions with ``not``."""
+        if self.expression is not None:
+            return _has_not(self.expression)
+        return not self.rising and self.type in ("event_count", "value_count")
 
     @property
     def rising(self) -> bool:
@@ -192,8 +200,10 @@ def _extended(
 ) -> CorrelationSpec:
     """A temporal correlation whose condition is a boolean expression over its rules
     (``condition: failed and (good or reset)``): it fires as soon as the rules with hits in the
-    window make the expression true. ``not`` would need the window's end to know that a rule
-    did *not* fire, and an order does not combine with a boolean expression: both refused."""
+    window make the expression true. With ``not`` (``failed and not reset``) that a rule did
+    *not* hit is only known when the window has passed: such a window opens at the group's
+    first hit and is judged after ``timespan``. An order does not combine with a boolean
+    expression: temporal_ordered with one is refused."""
     from sigma.correlations import (
         CorrelationConditionAND,
         CorrelationConditionNOT,
@@ -214,10 +224,7 @@ def _extended(
                 raise UnsupportedCorrelation(f"condition names {node.reference!r}, not in rules")
             return position[node.reference]
         if isinstance(node, CorrelationConditionNOT):
-            raise UnsupportedCorrelation(
-                f"extended condition {expression!r}: 'not' (a rule that did not fire in the window) "
-                "is not supported; the engine judges temporal windows as hits arrive"
-            )
+            return ("!", (convert(node.args[0]),))
         if isinstance(node, (CorrelationConditionAND, CorrelationConditionOR)):
             op = "&" if isinstance(node, CorrelationConditionAND) else "|"
             return (op, tuple(convert(a) for a in node.args))
@@ -246,7 +253,15 @@ def _evaluate(node: Cond, refs: tuple[Ref, ...], present: Container[object]) -> 
     op, items = node
     if op == "&":
         return all(_evaluate(i, refs, present) for i in items)
+    if op == "!":
+        return not _evaluate(items[0], refs, present)
     return any(_evaluate(i, refs, present) for i in items)
+
+
+def _has_not(node: Cond) -> bool:
+    if isinstance(node, int):
+        return False
+    return node[0] == "!" or any(_has_not(i) for i in node[1])
 
 
 def reference_names(rule: Any) -> list[str]:
