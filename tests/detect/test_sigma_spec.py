@@ -25,7 +25,7 @@ from norrvakt.detect.placeholders import with_placeholders
 from norrvakt.detect.report import LoadReport
 from norrvakt.event import Event
 
-from .helpers import fires, rule_yaml
+from .helpers import fires, not_loaded_reason, rule_yaml
 
 S = 1_000_000
 SEQ = iter(range(1, 10**9))
@@ -437,3 +437,14 @@ def test_cidr_list_with_ipv4_and_ipv6() -> None:
     detection = "sel: {IpAddress|cidr: ['10.0.0.0/8', 'fd00::/8']}\ncondition: not sel"
     assert not fires(detection, IpAddress="fd12:3456::1") and not fires(detection, IpAddress="10.9.8.7")
     assert fires(detection, IpAddress="2a00:1450::200e")
+
+
+@pytest.mark.parametrize(
+    ("network", "reason"),
+    [
+        ("2001:db8::/129", "does not appear to be an IPv4 or IPv6 network"),
+        ("2001:db8::1/64", "host bits set"),
+    ],
+)
+def test_bad_ipv6_network_is_reported(network: str, reason: str) -> None:
+    assert reason in not_loaded_reason(f"sel: {{IpAddress|cidr: '{network}'}}\ncondition: sel")
