@@ -23,6 +23,7 @@ from norrvakt.alerts.cases import CaseService
 from norrvakt.alerts.dashboard import alert_dashboard
 from norrvakt.alerts.dispatcher import Dispatcher
 from norrvakt.alerts.escalation import Escalator
+from norrvakt.alerts.exception_expiry import ExpiryWatch
 from norrvakt.alerts.intake import integrity_input
 from norrvakt.alerts.journaling import JournalFromThreads, journal
 from norrvakt.alerts.model import Change
@@ -68,6 +69,7 @@ class Soc:
         self.escalator = Escalator(engine, settings.alerts, self.dispatcher, on_changes=self._journal_later)
         self._thread_journal: JournalFromThreads | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.expiry = ExpiryWatch(engine, pipeline) if pipeline is not None else None
         self.started = False
 
     async def start(self) -> None:
@@ -80,6 +82,8 @@ class Soc:
             self.pipeline.committed_hooks.append(self._integrity_alerts)
         await self.dispatcher.start()
         self.escalator.start()
+        if self.expiry is not None:
+            self.expiry.start()
         self.started = True
 
     def _integrity_alerts(self, events: list[Event]) -> None:
@@ -102,6 +106,8 @@ class Soc:
         if self.pipeline is not None and self._integrity_alerts in self.pipeline.committed_hooks:
             self.pipeline.committed_hooks.remove(self._integrity_alerts)
         await self.escalator.stop()
+        if self.expiry is not None:
+            await self.expiry.stop()
         await self.dispatcher.stop()
         self.started = False
 

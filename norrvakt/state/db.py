@@ -521,6 +521,8 @@ rule_exceptions = sa.Table(
     sa.Column("alert_id", sa.Integer, nullable=True),  # the alert it was made from
     sa.Column("disabled_at", sa.BigInteger, nullable=True),
     sa.Column("disabled_by", sa.String(128), nullable=True),
+    # when the expiry went into the audit trail (one node claims it: audited once)
+    sa.Column("expiry_audited_at", sa.BigInteger, nullable=True),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Index("ix_rule_exceptions_tenant", "tenant"),
 )

@@ -155,6 +155,7 @@ def create(
                 alert_id=alert_id,
                 disabled_at=None,
                 disabled_by=None,
+                expiry_audited_at=None,
                 updated_at=now,
             )
         )
@@ -174,6 +175,57 @@ def disable(engine: sa.Engine, exception_id: int, actor: str, now: int) -> dict[
         if done.rowcount:
             bump(conn, RULE_EXCEPTIONS)
         return _one(conn, exception_id)
+
+
+def change(
+    engine: sa.Engine,
+    exception_id: int,
+    *,
+    reason: str | None,
+    expires_at: int | None,
+    now: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new reason or expiry for an exception that is not disabled (an expired one may be
+    given a new expiry: it applies again); the row before and after."""
+    with engine.begin() as conn:
+        before = _one(conn, exception_id)
+        if before["disabled_at"] is not None:
+            raise ExceptionError(f"exception {exception_id} is disabled: make a new one")
+        values: dict[str, Any] = {"updated_at": now}
+        if reason is not None:
+            if not reason.strip():
+                raise ExceptionError("reason: say why these matches are not alerts (it is audited)")
+            values["reason"] = reason.strip()[:2000]
+        if expires_at is not None:
+            if expires_at <= now:
+                raise ExceptionError("expires: must be in the future (disable it to end it now)")
+            if expires_at > now + MAX_DAYS * DAY_US:
+                raise ExceptionError(f"expires: at most {MAX_DAYS} days from now")
+            values["expires_at"] = expires_at
+            values["expiry_audited_at"] = None  # a new expiry is audited when it comes
+        conn.execute(rule_exceptions.update().where(rule_exceptions.c.id == exception_id).values(**values))
+        bump(conn, RULE_EXCEPTIONS)
+        return before, _one(conn, exception_id)
+
+
+def claim_expired(engine: sa.Engine, now: int) -> list[dict[str, Any]]:
+    """Exceptions whose expiry passed and is not yet audited, marked as audited now. Each row
+    is claimed by one update, so of several nodes on the database only one audits it."""
+    c = rule_exceptions.c
+    out = []
+    with engine.begin() as conn:
+        due = conn.execute(
+            sa.select(c.id).where(c.expires_at <= now, c.expiry_audited_at.is_(None), c.disabled_at.is_(None))
+        ).scalars()
+        for exception_id in list(due):
+            done = conn.execute(
+                rule_exceptions.update()
+                .where(c.id == exception_id, c.expiry_audited_at.is_(None))
+                .values(expiry_audited_at=now)
+            )
+            if done.rowcount:
+                out.append(_one(conn, int(exception_id)))
+    return out
 
 
 def get(conn: sa.Connection, exception_id: int) -> dict[str, Any] | None:

@@ -160,10 +160,10 @@ def test_a_covered_match_raises_no_alert_and_is_counted_and_kept(
         assert ex.matches(conn, made["id"], ["boden"]) == []
     assert len(kept) == 2 and {k["rule_id"] for k in kept} == {"win-password-spray"}
     assert all(k["event_seq"] > 0 for k in kept)
-    service.ingest([spray_input(user="svc_backup", event_ts=T0 + 10**9)])
+    service.ingest([spray_input(user="svc_backup", event_ts=T0 + 10**13)])
     with engine.connect() as conn:
         counted = ex.hits(conn, None)[made["id"]]
-    assert counted["hits"] == 3 and counted["last_hit"] == T0 + 10**9
+    assert counted["hits"] == 3 and counted["last_hit"] == T0 + 10**13
 
 
 def test_an_all_suppressed_batch_still_runs_within(
@@ -218,3 +218,31 @@ def test_expiry_stops_an_exception_without_a_reload(
 def test_no_exceptions_is_an_empty_set(service: AlertService) -> None:
     assert not service.exceptions  # the intake's one `if` per match
     assert len(service.ingest([spray_input()])) == 1
+
+
+def test_a_new_reason_or_expiry_is_stored_and_an_expired_one_applies_again(
+    engine: sa.Engine, clock: Clock
+) -> None:
+    made = _make(engine, clock, expires_at=clock.now + 60 * 1_000_000)
+    clock.advance(120)
+    assert ex.state_of(made, clock.now) == ex.EXPIRED
+    before, after = ex.change(engine, made["id"], reason="renewed", expires_at=clock.now + DAY, now=clock.now)
+    assert before["reason"] != after["reason"] == "renewed"
+    assert ex.state_of(after, clock.now) == ex.ACTIVE
+    with pytest.raises(ex.ExceptionError, match="future"):
+        ex.change(engine, made["id"], reason=None, expires_at=clock.now - 1, now=clock.now)
+    ex.disable(engine, made["id"], "bo.admin", clock.now)
+    with pytest.raises(ex.ExceptionError, match="disabled"):
+        ex.change(engine, made["id"], reason="again", expires_at=None, now=clock.now)
+
+
+def test_an_expiry_is_claimed_once_for_the_audit_trail(engine: sa.Engine, clock: Clock) -> None:
+    soon = _make(engine, clock, expires_at=clock.now + 60 * 1_000_000)
+    _make(engine, clock)  # 30 days
+    assert ex.claim_expired(engine, clock.now) == []
+    clock.advance(61)
+    assert [r["id"] for r in ex.claim_expired(engine, clock.now)] == [soon["id"]]
+    assert ex.claim_expired(engine, clock.now) == []  # another node finds nothing left
+    ex.change(engine, soon["id"], reason=None, expires_at=clock.now + 60 * 1_000_000, now=clock.now)
+    clock.advance(61)
+    assert [r["id"] for r in ex.claim_expired(engine, clock.now)] == [soon["id"]]  # the new expiry too

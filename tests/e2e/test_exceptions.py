@@ -129,6 +129,11 @@ def test_an_exception_made_from_an_alert_suppresses_the_next_matches_visibly(ser
         stats = server.api("GET", "/api/alerts/stats").json()["intake"]
         assert stats["suppressed"] >= 2
         assert _audited(server, "exception-create", exc["id"]) == 1
+        changed = admin.patch(
+            f"/api/exceptions/{exc['id']}", json={"reason": "backup job, CHG-2211 and CHG-2240"}
+        )
+        assert changed.status_code == 200 and changed.json()["reason"].endswith("CHG-2240")
+        assert _audited(server, "exception-change", exc["id"]) == 1
 
         off = admin.post(f"/api/exceptions/{exc['id']}/disable")
         assert off.status_code == 200 and off.json()["state"] == "disabled"
@@ -168,6 +173,9 @@ def test_an_expired_exception_no_longer_applies_and_is_listed_as_expired(server:
     assert _exception(server, exc["id"])["hits"] == 1
     expired = server.api("GET", "/api/exceptions", params={"state": "expired"}).json()["exceptions"]
     assert exc["id"] in {e["id"] for e in expired}
+    assert (
+        server.wait_count(f"event.action:exception-expired exception:{exc['id']}", 1, tenant="_norrvakt") == 1
+    )
 
 
 def test_a_boden_officer_can_neither_see_nor_make_exceptions_for_lulea(server: Server) -> None:
@@ -198,6 +206,7 @@ def test_a_boden_officer_can_neither_see_nor_make_exceptions_for_lulea(server: S
         assert officer.post("/api/exceptions", json={**body, "tenant": "*"}).status_code == 403
         assert officer.post("/api/exceptions", json={**body, "alert_id": alert["id"]}).status_code == 404
         assert officer.post(f"/api/exceptions/{lulea['id']}/disable").status_code == 404
+        assert officer.patch(f"/api/exceptions/{lulea['id']}", json={"days": 300}).status_code == 404
         own = officer.post("/api/exceptions", json={**body, "tenant": "boden"})
         assert own.status_code == 200 and own.json()["author"] == "boden.exc"
         assert _exception(server, lulea["id"])["state"] == "active"

@@ -363,6 +363,9 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/exceptions/{exception_id}"): _probe("GET", "/api/exceptions/{exception}"),
     ("POST", "/api/exceptions/{exception_id}/disable"): _probe("POST", "/api/exceptions/{exception}/disable"),
+    ("PATCH", "/api/exceptions/{exception_id}"): _probe(
+        "PATCH", "/api/exceptions/{exception}", body={"days": 300}
+    ),
     ("GET", "/exceptions"): Case(
         [
             Probe("GET", "/exceptions", expect=frozenset(OK_NO_LULEA)),

@@ -100,7 +100,7 @@ class ExceptionIn(BaseModel):
     alert_id: int | None = Field(None, ge=1, description="The alert it is made from")
 
 
-def _expires_at(body: ExceptionIn, now: int) -> int:
+def _expires_at(body: ExceptionIn | ExceptionChange, now: int) -> int:
     if body.days is not None and body.expires:
         raise HTTPException(400, "give expires (a date) or days, not both")
     if body.days is not None:
@@ -221,6 +221,49 @@ async def get_exception(
         return {**_shown(row, hits, now_us()), "matches": kept}
 
     return await asyncio.to_thread(read)
+
+
+class ExceptionChange(BaseModel):
+    """A new reason and/or expiry (what it matches stays: for other matches, make a new one)."""
+
+    reason: str | None = Field(None, min_length=1, max_length=2000)
+    expires: str | None = Field(None, description="ISO 8601 date or time (a date: to its end, UTC)")
+    days: int | None = Field(None, ge=1, le=rows.MAX_DAYS, description="Instead of expires: days from now")
+
+
+@router.patch("/{exception_id}")
+async def change_exception(
+    exception_id: int,
+    body: ExceptionChange,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Give an exception a new reason or expiry (an expired one applies again); audited with
+    the old and the new values."""
+    require_write(principal)
+    row = await asyncio.to_thread(_readable, request, principal, exception_id)
+    if row["tenant"] == rows.ALL_TENANTS and principal.tenants is not None:
+        raise HTTPException(403, "exceptions for every tenant are changed by the SOC")
+    now = now_us()
+    expires_at = _expires_at(body, now) if (body.expires or body.days is not None) else None
+    if body.reason is None and expires_at is None:
+        raise HTTPException(400, "nothing to change: give reason, expires or days")
+    try:
+        before, after = await asyncio.to_thread(
+            rows.change, _engine(request), exception_id, reason=body.reason, expires_at=expires_at, now=now
+        )
+    except StatusError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None
+    await _audited(
+        request,
+        principal,
+        "exception-change",
+        after,
+        reason=after["reason"],
+        old_reason=before["reason"],
+        old_expires_at=dt.datetime.fromtimestamp(before["expires_at"] / 1e6, dt.UTC).isoformat(),
+    )
+    return _shown(after, {}, now)
 
 
 @router.post("/{exception_id}/disable")

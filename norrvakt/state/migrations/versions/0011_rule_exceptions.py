@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("alert_id", sa.Integer, nullable=True),
         sa.Column("disabled_at", sa.BigInteger, nullable=True),
         sa.Column("disabled_by", sa.String(128), nullable=True),
+        sa.Column("expiry_audited_at", sa.BigInteger, nullable=True),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_rule_exceptions_tenant", "rule_exceptions", ["tenant"])
