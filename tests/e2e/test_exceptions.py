@@ -233,3 +233,36 @@ def test_bad_exceptions_are_refused_with_the_reason(server: Server) -> None:
         resp = server.api("POST", "/api/exceptions", json={**base, **changes})
         assert resp.status_code in (400, 422), (changes, resp.text)
         assert says in resp.text, (changes, resp.text)
+
+
+def test_an_exception_survives_a_rule_update_and_a_restart(server: Server) -> None:
+    """Keyed to the rule's id: a new version of the rule (title, level, detection widened) loads
+    after a restart, and the exception still covers its matches — and its count goes on."""
+    made = server.api(
+        "POST",
+        "/api/exceptions",
+        json={
+            "tenant": "lulea",
+            "rule_id": RULE_ID,
+            "conditions": {"host.name": ["lulea-bk03"]},
+            "reason": "kept through the update",
+            "days": 7,
+        },
+    ).json()
+    time.sleep(1.5)
+    _send(server, "lulea-bk03")
+    assert _until(lambda: _exception(server, made["id"])["hits"] == 1)
+    updated = RULE.replace("(exceptions test)", "(exceptions test, v2)").replace(
+        "level: high", "level: critical"
+    )
+    updated = updated.replace(
+        "    - 'exctest backup job started'", "    - 'exctest backup job started'\n    - 'exctest v2'"
+    )
+    (server.data_dir.parent / "rules" / "backup.yml").write_text(updated)
+    server.stop()
+    server.start()
+    _send(server, "lulea-bk03", "lulea-bk04")
+    alert = _until(lambda: _by_host(server, "lulea-bk04"))
+    assert alert is not None and alert["rule"]["title"].endswith("v2)")  # the new version runs
+    assert _until(lambda: _exception(server, made["id"])["hits"] == 2)
+    assert _by_host(server, "lulea-bk03") is None
