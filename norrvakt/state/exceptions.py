@@ -95,10 +95,11 @@ def clean_conditions(conditions: object) -> dict[str, list[str]]:
 
 def parse_match_lines(text: str) -> dict[str, list[str]]:
     """The console's form: one ``field=value`` per line; a field on several lines takes any of
-    its values. Split at the first ``=`` (values may contain one)."""
+    its values. Split at the first ``=`` (values may contain one); a line starting with ``#``
+    is a suggestion left out (the form offers the alert's first event's fields that way)."""
     out: dict[str, list[str]] = {}
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         field, sep, value = line.partition("=")
         if not sep or not field.strip():

@@ -80,7 +80,7 @@ def test_an_exception_is_stored_listed_and_disabled_never_deleted(engine: sa.Eng
 
 
 def test_match_lines_of_the_console_form() -> None:
-    text = "user.name = svc_backup\n\nprocess.command_line=a=b\nuser.name=SVC2\n"
+    text = "user.name = svc_backup\n\nprocess.command_line=a=b\n# LogonType=3\nuser.name=SVC2\n"
     assert ex.parse_match_lines(text) == {
         "user.name": ["svc_backup", "SVC2"],
         "process.command_line": ["a=b"],

@@ -97,6 +97,7 @@ def test_an_exception_made_from_an_alert_suppresses_the_next_matches_visibly(ser
         form = admin.get(f"/exceptions?alert={alert['id']}")
         assert form.status_code == 200
         assert "host.name=lulea-bk01" in form.text and RULE_ID in form.text  # prefilled from the alert
+        assert "# log.syslog.appname=backup" in form.text  # its first event's fields, to uncomment
         made = admin.post(
             "/api/exceptions",
             json={

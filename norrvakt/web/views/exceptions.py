@@ -15,18 +15,38 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from norrvakt import audit
+from norrvakt.alerts import evidence
 from norrvakt.state.accounts import Principal
 from norrvakt.web.api import exceptions as exceptions_api
+from norrvakt.web.auth import peer
 from norrvakt.web.templating import render
 from norrvakt.web.views.pages import page_user
 
 router = APIRouter(include_in_schema=False)
 
 DEFAULT_DAYS = 30
+SUGGESTED_FIELDS = 40  # of the alert's first event, offered as '# field=value' lines
+SUGGESTED_CHARS = 400  # longer values (a script block) are not offered
+
+
+def _suggestions(event: dict[str, Any], taken: dict[str, str]) -> list[str]:
+    """The first event's own fields and its ECS fields, as lines to uncomment."""
+    out = []
+    for source in (event.get("fields") or {}, event.get("ecs") or {}):
+        for k, v in source.items():
+            text = str(v)
+            if k in taken or not text or len(text) > SUGGESTED_CHARS or "\n" in text:
+                continue
+            out.append(f"# {k}={text}")
+            if len(out) >= SUGGESTED_FIELDS:
+                return out
+    return out
 
 
 def _prefill(request: Request, user: Principal, alert_id: int | None) -> dict[str, Any]:
-    """The form's values: from the alert (its tenant, rule, entities and dedupe key values)."""
+    """The form's values: from the alert (its tenant, rule, entities and dedupe key values, and
+    its first event's fields as suggestions)."""
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=DEFAULT_DAYS)).date().isoformat()
     out: dict[str, Any] = {"alert": None, "tenant": "", "rule_id": "", "match": "", "expires": until}
     if alert_id is None:
@@ -37,11 +57,19 @@ def _prefill(request: Request, user: Principal, alert_id: int | None) -> dict[st
         for k, v in source.items():
             if v and not str(k).startswith("norrvakt."):
                 fields.setdefault(str(k), str(v))
+    lines = [f"{k}={v}" for k, v in fields.items()]
+    first = row.get("first_seq")
+    if first:
+        rt = request.app.state.runtime
+        (event,) = evidence.fetch(rt.store, rt.journal, str(row["tenant"]), [int(first)])
+        if not event.get("missing"):
+            lines += _suggestions(event, fields)
     out.update(
         alert=row,
         tenant=str(row["tenant"]),
         rule_id=str(row["rule"]["id"]),
-        match="\n".join(f"{k}={v}" for k, v in fields.items()),
+        match="\n".join(lines),
+        first_seq=first,
     )
     return out
 
@@ -61,6 +89,16 @@ async def exceptions_page(
     user = page_user(request)
     listing = await exceptions_api.list_exceptions(request, tenant=None, state=state, principal=user)
     form = await asyncio.to_thread(_prefill, request, user, alert)
+    if form["alert"] is not None and form.get("first_seq"):
+        await audit.record(  # the form shows the alert's first event, as its evidence view would
+            request.app.state.runtime.pipeline,
+            user.username,
+            "search",
+            peer=peer(request),
+            query=f"first event of alert {alert}, for an exception",
+            tenants=form["tenant"],
+            hits=1,
+        )
     rows = listing["exceptions"]
     for row in rows:
         row["writable"] = _writable(user, row)
