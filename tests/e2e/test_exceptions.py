@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import browser, login, shot  # noqa: F401 - fixture
 from tests.e2e.harness import Server, running_server
 
 RULE_ID = "3a5e0c1f-7d2b-4e8a-9c6f-e5c0ffee0015"
@@ -146,6 +147,30 @@ def test_an_exception_made_from_an_alert_suppresses_the_next_matches_visibly(ser
         assert exc["id"] in {e["id"] for e in listed}
     finally:
         admin.close()
+
+
+def test_make_an_exception_from_the_alert_queue_in_a_browser(browser: Any, server: Server) -> None:  # noqa: F811
+    _send(server, "lulea-bk05")
+    alert = _until(lambda: _by_host(server, "lulea-bk05"))
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="sv-SE")
+    try:
+        login(page, server.url, "admin", server.admin_password(), next_path="/alerts?status=")
+        page.click(f"a[href='/exceptions?alert={alert['id']}#new']")
+        page.wait_for_url("**/exceptions?alert=*")
+        assert "host.name=lulea-bk05" in page.input_value("textarea[name=match]")
+        page.fill("input[name=reason]", "test host lulea-bk05, decommissioned in March")
+        shot(page, "exception-from-alert")
+        page.click("form[data-api-form='/api/exceptions'] button[type=submit]")
+        page.wait_for_selector("tr[data-state=active] >> text=decommissioned in March")
+    finally:
+        page.close()
+    (made,) = [
+        e
+        for e in server.api("GET", "/api/exceptions").json()["exceptions"]
+        if e["reason"].endswith("decommissioned in March")
+    ]
+    assert made["alert_id"] == alert["id"] and made["rule_id"] == RULE_ID and made["state"] == "active"
+    assert made["conditions"] == {"host.name": ["lulea-bk05"]}  # the '# …' suggestions left out
 
 
 def test_an_expired_exception_no_longer_applies_and_is_listed_as_expired(server: Server) -> None:

@@ -28,6 +28,10 @@ router = APIRouter(include_in_schema=False)
 DEFAULT_DAYS = 30
 SUGGESTED_FIELDS = 40  # of the alert's first event, offered as '# field=value' lines
 SUGGESTED_CHARS = 400  # longer values (a script block) are not offered
+# ECS fields that say what kind of record it is, not what happened: never worth an exception
+NOT_SUGGESTED = frozenset(
+    {"event.kind", "log.level", "log.syslog.facility.code", "log.syslog.severity.code", "event.dataset"}
+)
 
 
 def _suggestions(event: dict[str, Any], taken: dict[str, str]) -> list[str]:
@@ -36,7 +40,7 @@ def _suggestions(event: dict[str, Any], taken: dict[str, str]) -> list[str]:
     for source in (event.get("fields") or {}, event.get("ecs") or {}):
         for k, v in source.items():
             text = str(v)
-            if k in taken or not text or len(text) > SUGGESTED_CHARS or "\n" in text:
+            if k in taken or k in NOT_SUGGESTED or not text or len(text) > SUGGESTED_CHARS or "\n" in text:
                 continue
             out.append(f"# {k}={text}")
             if len(out) >= SUGGESTED_FIELDS:
