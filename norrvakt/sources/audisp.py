@@ -60,6 +60,7 @@ from norrvakt.sources.audisp_wire import (
     unpack_header,
 )
 from norrvakt.sources.base import RecordSink, register_source
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 
@@ -75,7 +76,6 @@ log = logging.getLogger(__name__)
 FORMAT = "auditd"
 RECOVERED_HINT = "audisp.spool"  # on records journaled from a dead listener's spool
 DEFAULT_PORT = 6060
-GENERAL_DEFAULT_PORT = 5514  # a source's port when none is set: means DEFAULT_PORT here
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,8 @@ class AudispSourceConfig:
 def _from_settings(src: SourceSettings, settings: Settings) -> AudispSourceConfig:
     # protocol is tcp: the settings check refuses anything else for audisp.
     return AudispSourceConfig(
-        id=src.id,
+        **listener_fields(src, settings, own_port=DEFAULT_PORT, tls=False),
         spool_dir=settings.data_path / "spool" / "audisp",
-        host=src.host,
-        port=DEFAULT_PORT if src.port == GENERAL_DEFAULT_PORT else src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
-        limits=StreamLimits.from_settings(src),
     )
 
 

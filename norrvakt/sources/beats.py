@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
-from norrvakt.sources.tls import ensure_self_signed, server_context
+from norrvakt.sources.tls import listener_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -56,7 +57,6 @@ MAX_INFLATED_BYTES = 64 * 1024 * 1024  # what one 2C frame may inflate to
 MAX_NESTING = 4  # 2C inside 2C (go-lumber allows it; no client does it twice)
 KEEPALIVE_S = 5.0
 BEATS_PORT = 5044  # what output.logstash and Logstash's beats input use
-_GENERAL_DEFAULT_PORT = 5514  # SourceSettings.port: a beats source left at it listens on 5044
 _U32 = struct.Struct(">I")
 _BAD_SHOWN = 32  # bytes of a bad frame shown in the error (the event's raw keeps more)
 
@@ -81,30 +81,13 @@ class BeatsSourceConfig:
     limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> BeatsSource:
-        ctx = None
-        if self.protocol == "tls":
-            assert self.tls_cert is not None and self.tls_key is not None
-            ensure_self_signed(self.tls_cert, self.tls_key)
-            ctx = server_context(self.tls_cert, self.tls_key)
+        ctx = listener_context(self.protocol, self.tls_cert, self.tls_key)
         return BeatsSource(self, TenantResolver(self.tenant or None, dict(self.networks)), ctx)
 
 
 @register_source("beats")
 def _from_settings(src: SourceSettings, settings: Settings) -> BeatsSourceConfig:
-    tls_dir = settings.data_path / "tls"
-    return BeatsSourceConfig(
-        id=src.id,
-        protocol=src.protocol,
-        host=src.host,
-        port=BEATS_PORT if src.port == _GENERAL_DEFAULT_PORT else src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
-        tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
-        tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
-        limits=StreamLimits.from_settings(src),
-    )
+    return BeatsSourceConfig(**listener_fields(src, settings, own_port=BEATS_PORT))
 
 
 class BeatsSource(StreamListener):

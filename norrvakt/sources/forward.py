@@ -51,9 +51,10 @@ from norrvakt.sources.forward_frames import (
     short,
     unpacker,
 )
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
-from norrvakt.sources.tls import ensure_self_signed, server_context
+from norrvakt.sources.tls import listener_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -91,13 +92,9 @@ class ForwardSourceConfig:
     limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> ForwardSource:
-        ctx = None
-        if self.protocol == "tls":
-            assert self.tls_cert is not None and self.tls_key is not None
-            ensure_self_signed(self.tls_cert, self.tls_key)
-            ctx = server_context(self.tls_cert, self.tls_key)
-        elif self.protocol != "tcp":
+        if self.protocol not in ("tcp", "tls"):
             raise ValueError(f"source {self.id}: forward protocol must be tcp or tls, not {self.protocol!r}")
+        ctx = listener_context(self.protocol, self.tls_cert, self.tls_key)
         return ForwardSource(self, TenantResolver(self.tenant or None, dict(self.networks)), ctx)
 
 
@@ -112,22 +109,9 @@ def shared_key_of(source_id: str, key_file: str) -> bytes:
 
 @register_source("forward")
 def _from_settings(src: SourceSettings, settings: Settings) -> ForwardSourceConfig:
-    tls_dir = settings.data_path / "tls"
     return ForwardSourceConfig(
-        id=src.id,
-        protocol=src.protocol,
-        host=src.host,
-        # SourceSettings' port defaults to syslog's 5514: a forward source left at it listens
-        # on Fluent's own port instead.
-        port=DEFAULT_PORT if src.port == 5514 else src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
-        tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
-        tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
+        **listener_fields(src, settings, own_port=DEFAULT_PORT),
         shared_key=shared_key_of(src.id, src.shared_key_file),
-        limits=StreamLimits.from_settings(src),
     )
 
 

@@ -30,9 +30,10 @@ from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
 from norrvakt.sources.gelf_chunks import ChunkAssembler, GelfProblem, decompress
 from norrvakt.sources.limits import QuietLog
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
-from norrvakt.sources.tls import ensure_self_signed, server_context
+from norrvakt.sources.tls import listener_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -40,10 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GELF_PORT = 12201
-# A [[sources]] table without a port gets SourceSettings' general default; for gelf that
-# means Graylog's port.
-_GENERAL_DEFAULT_PORT = 5514
+GELF_PORT = 12201  # Graylog's; a [[sources]] table without a port listens here
 # GELF allows 128 chunks; 8192 bytes each is the largest chunk Graylog takes.
 _MAX_CHUNKED_BYTES = 128 * 8192
 
@@ -81,31 +79,16 @@ class GelfSourceConfig:
         resolver = TenantResolver(self.tenant or None, dict(self.networks))
         if self.protocol == "udp":
             return GelfUdpSource(self, resolver)
-        ctx = None
-        if self.protocol == "tls":
-            assert self.tls_cert is not None and self.tls_key is not None
-            ensure_self_signed(self.tls_cert, self.tls_key)
-            ctx = server_context(self.tls_cert, self.tls_key)
+        ctx = listener_context(self.protocol, self.tls_cert, self.tls_key)
         return GelfStreamSource(self, resolver, ctx)
 
 
 @register_source("gelf")
 def _from_settings(src: SourceSettings, settings: Settings) -> GelfSourceConfig:
-    tls_dir = settings.data_path / "tls"
     return GelfSourceConfig(
-        id=src.id,
-        protocol=src.protocol,
-        host=src.host,
-        port=GELF_PORT if src.port == _GENERAL_DEFAULT_PORT else src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
+        **listener_fields(src, settings, own_port=GELF_PORT),
         chunk_timeout_s=src.gelf_chunk_timeout_s,
         max_pending_bytes=src.gelf_max_pending_bytes,
-        tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
-        tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
-        limits=StreamLimits.from_settings(src),
     )
 
 

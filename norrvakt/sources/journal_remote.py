@@ -44,9 +44,10 @@ import httptools
 from norrvakt.event import RawRecord, now_us
 from norrvakt.parsers.journal_export import Item, JournalExportReader
 from norrvakt.sources.base import register_source
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
-from norrvakt.sources.tls import ensure_self_signed, server_context
+from norrvakt.sources.tls import listener_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -83,31 +84,13 @@ class JournalRemoteSourceConfig:
     limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> JournalRemoteSource:
-        ctx = None
-        if self.protocol == "tls":
-            assert self.tls_cert is not None and self.tls_key is not None
-            ensure_self_signed(self.tls_cert, self.tls_key)
-            ctx = server_context(self.tls_cert, self.tls_key)
+        ctx = listener_context(self.protocol, self.tls_cert, self.tls_key)
         return JournalRemoteSource(self, TenantResolver(self.tenant or None, dict(self.networks)), ctx)
 
 
 @register_source("journal-remote")
 def _from_settings(src: SourceSettings, settings: Settings) -> JournalRemoteSourceConfig:
-    tls_dir = settings.data_path / "tls"
-    return JournalRemoteSourceConfig(
-        id=src.id,
-        protocol=src.protocol,
-        host=src.host,
-        # Left at the general default (5514, syslog's), it listens on journal-remote's own port.
-        port=DEFAULT_PORT if src.port == 5514 else src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
-        tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
-        tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
-        limits=StreamLimits.from_settings(src),
-    )
+    return JournalRemoteSourceConfig(**listener_fields(src, settings, own_port=DEFAULT_PORT))
 
 
 class JournalRemoteSource(StreamListener):

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from norrvakt.event import RawRecord, now_us
 from norrvakt.sources.base import register_source
+from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
-from norrvakt.sources.tls import ensure_self_signed, server_context
+from norrvakt.sources.tls import listener_context
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -55,30 +56,13 @@ class RelpSourceConfig:
     limits: StreamLimits = field(default_factory=StreamLimits)
 
     def build(self) -> RelpSource:
-        ctx = None
-        if self.protocol == "tls":
-            assert self.tls_cert is not None and self.tls_key is not None
-            ensure_self_signed(self.tls_cert, self.tls_key)
-            ctx = server_context(self.tls_cert, self.tls_key)
+        ctx = listener_context(self.protocol, self.tls_cert, self.tls_key)
         return RelpSource(self, TenantResolver(self.tenant or None, dict(self.networks)), ctx)
 
 
 @register_source("relp")
 def _from_settings(src: SourceSettings, settings: Settings) -> RelpSourceConfig:
-    tls_dir = settings.data_path / "tls"
-    return RelpSourceConfig(
-        id=src.id,
-        protocol=src.protocol,
-        host=src.host,
-        port=src.port,
-        tenant=src.tenant,
-        networks=dict(src.networks),
-        max_message_bytes=src.max_message_bytes,
-        timezone=src.timezone or settings.timezone,
-        tls_cert=Path(src.tls_cert) if src.tls_cert else tls_dir / "server.crt",
-        tls_key=Path(src.tls_key) if src.tls_key else tls_dir / "server.key",
-        limits=StreamLimits.from_settings(src),
-    )
+    return RelpSourceConfig(**listener_fields(src, settings))
 
 
 class RelpSource(StreamListener):

@@ -63,3 +63,14 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert_path), str(key_path))
     return ctx
+
+
+def listener_context(protocol: str, cert_path: Path | None, key_path: Path | None) -> ssl.SSLContext | None:
+    """The server context of a listener whose ``protocol`` is ``tls`` (its certificate made at
+    first start if there is none); None for any other protocol."""
+    if protocol != "tls":
+        return None
+    if cert_path is None or key_path is None:
+        raise ValueError("a tls listener needs tls_cert and tls_key")
+    ensure_self_signed(cert_path, key_path)
+    return server_context(cert_path, key_path)
