@@ -181,6 +181,8 @@ class StreamConnection(asyncio.Protocol):
         self._paused = False
         self._closing = False
         self._last_read = 0.0
+        # Data asyncio hands over during start_tls, before self.transport is the TLS transport.
+        self._before_tls: list[bytes] | None = None
         self._idle: asyncio.TimerHandle | None = None
 
     # -- transport callbacks -------------------------------------------------------------
@@ -196,6 +198,7 @@ class StreamConnection(asyncio.Protocol):
         if self.listener.ssl_context is not None:
             # No plaintext may reach data_received before the handshake; start_tls resumes.
             transport.pause_reading()  # type: ignore[attr-defined]
+            self._before_tls = []
             asyncio.get_running_loop().create_task(self._upgrade())
         else:
             self._arm_idle(self.listener.limits.idle_timeout_s)
@@ -229,9 +232,18 @@ class StreamConnection(asyncio.Protocol):
             return
         self._last_read = loop.time()
         self._arm_idle(self.listener.limits.idle_timeout_s)
+        early, self._before_tls = self._before_tls, None
+        for data in early or ():
+            self.on_data(data)
 
     def data_received(self, data: bytes) -> None:
         self._last_read = asyncio.get_running_loop().time()
+        if self._before_tls is not None:
+            # asyncio's SSL protocol passes on what came with the handshake's last flight
+            # before start_tls returns: an answer written now would go out on the plain
+            # socket (a client sees "wrong version number"), so it waits for the upgrade.
+            self._before_tls.append(data)
+            return
         self.on_data(data)
 
     def eof_received(self) -> bool:

@@ -128,7 +128,9 @@ def test_a_crash_between_insert_and_its_record_is_replayed_once(
     assert crashed.wait(30) == 137  # died at the failpoint
     replica = _replica(cluster, store, tenant, dedupe=dedupe)
     try:
-        time.sleep(4.0)
+        # every envelope stored (the ledger says so), however slowly a loaded machine starts it
+        wait_until(lambda: _stored_through(store, tenant) == 5000, 60)
+        time.sleep(1.0)  # nothing more arrives
     finally:
         replica.send_signal(signal.SIGTERM)
         replica.wait(20)
@@ -180,11 +182,15 @@ def test_a_replica_rebuilt_after_the_stream_expired_catches_up_from_the_journal(
         refused.stderr
     )
     assert "--journal" in refused.stderr and "Traceback" not in refused.stderr
-    asyncio.run(publish(cluster, tenant, 7000, 1000))  # in the stream for sure (not yet expired)
     store = tmp_path / "rebuilt"
     replica = _replica(cluster, store, tenant, more=("--journal", str(journal)))
     try:
-        wait_until(lambda: _stored_through(store, tenant) == 8000, 60)  # (its chDB is its own while it runs)
+        # the journal's 7,000 first; then 1,000 published now are in the stream for sure (max_age
+        # is 3 s: published before the replica started they could expire while it starts on a
+        # loaded machine, and then neither the stream nor the stopped integrator's journal has them)
+        wait_until(lambda: _stored_through(store, tenant) == 7000, 60)  # (its chDB is its own while it runs)
+        asyncio.run(publish(cluster, tenant, 7000, 1000))
+        wait_until(lambda: _stored_through(store, tenant) == 8000, 60)
         time.sleep(1.0)  # nothing more arrives
     finally:
         replica.send_signal(signal.SIGTERM)

@@ -356,8 +356,10 @@ def test_kill_9_of_the_worker_holding_a_hec_connection_loses_nothing_acknowledge
         senders[1].start()
         time.sleep(2.0)
         before = _workers(server)
-        assert all(w["received_events"] > 0 for w in before), before
-        victim = before[0]
+        # Which worker accepts which connection is the kernel's choice (on a loaded machine one
+        # may take both): the victim is one that is serving a sender right now.
+        victim = max(before, key=lambda w: w["received_events"])
+        assert victim["received_events"] > 0, before
         os.kill(victim["pid"], 9)  # mid-stream: it holds a sender's connection
         time.sleep(4.0)
         for s in senders:
