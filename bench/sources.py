@@ -125,6 +125,8 @@ def sources_toml(names: list[str], ports: dict[str, int], standin: Any) -> str:
                 f'[[sources]]\nid = "m365"\ntype = "m365"\ntenant = "{tenant}"\n'
                 f'm365.directory_id = "{DIRECTORY}"\nm365.client_id = "{CLIENT_ID}"\n'
                 'm365.feeds = ["Audit.Exchange", "graph.signIns"]\nm365.poll_interval_s = 1\n'
+                # the stand-in lists a sign-in at once: no need to wait out Graph's usual delay
+                "m365.graph_delay_minutes = 0\n"
                 f'm365.login_url = "{standin.base}"\nm365.manage_url = "{standin.base}"\n'
                 f'm365.graph_url = "{standin.base}"\nm365.ca_file = "{standin.ca_file}"\n'
             )
