@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import listener_context
+from norrvakt.sources.udp import bind_udp
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -137,22 +137,9 @@ class GelfUdpSource:
         return f"gelf/udp {self.config.host}:{self.port}"
 
     async def start(self, pipeline: RecordSink) -> None:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _GelfUdpProtocol(self, pipeline),
-            local_addr=(self.config.host, self.config.port),
-            reuse_port=False,
+        self._transport, self._protocol, self.port = await bind_udp(
+            lambda: _GelfUdpProtocol(self, pipeline), self.config.host, self.config.port
         )
-        self._transport = transport
-        self._protocol = protocol
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-            except OSError as exc:
-                log.info("could not enlarge the UDP receive buffer: %s", exc)
-            if self.port == 0:
-                self.port = sock.getsockname()[1]
 
     async def stop(self) -> None:
         if self._transport is not None:

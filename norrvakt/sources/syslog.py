@@ -25,6 +25,7 @@ from norrvakt.sources.listener_settings import listener_fields
 from norrvakt.sources.stream import StreamConnection, StreamLimits, StreamListener
 from norrvakt.sources.tenancy import TenantResolver
 from norrvakt.sources.tls import listener_context
+from norrvakt.sources.udp import bind_udp
 
 if TYPE_CHECKING:
     from norrvakt.config import Settings, SourceSettings
@@ -124,23 +125,9 @@ class SyslogUdpSource:
         return f"syslog/udp {self.config.host}:{self.port}"
 
     async def start(self, pipeline: RecordSink) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self, pipeline),
-            local_addr=(self.config.host, self.config.port),
-            reuse_port=False,
+        self._transport, _, self.port = await bind_udp(
+            lambda: _UdpProtocol(self, pipeline), self.config.host, self.config.port
         )
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                import socket
-
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-            except OSError as exc:
-                log.info("could not enlarge the UDP receive buffer: %s", exc)
-            if self.port == 0:
-                self.port = sock.getsockname()[1]
 
     async def stop(self) -> None:
         if self._pending:
