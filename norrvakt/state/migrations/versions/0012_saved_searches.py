@@ -1,0 +1,20 @@
+"""Reserved for saved searches and scheduled search rules (issue 16): its tables arrive with that work.
+
+Revision ID: 0012
+Revises: 0011
+"""
+
+from __future__ import annotations
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

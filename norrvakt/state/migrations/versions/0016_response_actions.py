@@ -1,0 +1,20 @@
+"""Reserved for response actions and their approvals (issue 17): its tables arrive with that work.
+
+Revision ID: 0016
+Revises: 0015
+"""
+
+from __future__ import annotations
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
