@@ -20,6 +20,9 @@ command -v pdftoppm >/dev/null || need+=(poppler-utils)  # report tests look at 
 # the real clients of the journald and auditd receivers (issue 14)
 command -v systemd-journal-upload >/dev/null || [ -x /lib/systemd/systemd-journal-upload ] || need+=(systemd-journal-remote)
 [ -x /sbin/audisp-remote ] || [ -x /usr/sbin/audisp-remote ] || need+=(audispd-plugins)
+# a real Active Directory DC for response actions and enrichment (issue 17; tests/ad/samba_dc.py)
+command -v samba-tool >/dev/null || need+=(samba)
+command -v ip >/dev/null || need+=(iproute2)
 # WeasyPrint (PDF reports) needs Pango
 for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

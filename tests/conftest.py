@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
+from tests.ad.samba_dc import samba_dc  # noqa: F401 - the real Samba AD DC, one per session
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
