@@ -661,6 +661,30 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class SearchRuleSettings:
+    """Saved searches that run on a schedule as alert rules (docs/search.md, Scheduled searches)."""
+
+    check_every_s: float = field(
+        default=15.0, metadata=_doc("How often the server looks for scheduled searches that are due (s).")
+    )
+    min_every_s: int = field(
+        default=60, metadata=_doc("Shortest schedule a scheduled search may have (s); shorter gets 400.")
+    )
+    max_window_s: int = field(
+        default=7 * 86400, metadata=_doc("Longest window a scheduled search may count over (seconds).")
+    )
+    max_scan_events: int = field(
+        default=5_000_000,
+        metadata=_doc(
+            "Most stored events one run of a scheduled search may read (its tenants over its window and"
+            " look-back); more is refused when it is saved, and a run that grows beyond is skipped with the"
+            " reason."
+        ),
+    )
+    max_per_user: int = field(default=200, metadata=_doc("Saved searches one user may own."))
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     max_concurrent: int = field(
         default=4,
@@ -702,6 +726,9 @@ class Settings:
     detection: DetectionSettings = field(default_factory=DetectionSettings, metadata=_doc("Detection rules."))
     search: SearchSettings = field(
         default_factory=SearchSettings, metadata=_doc("Search limits per user and per query.")
+    )
+    search_rules: SearchRuleSettings = field(
+        default_factory=SearchRuleSettings, metadata=_doc("Saved and scheduled searches (alert rules).")
     )
     oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
     integrity: IntegritySettings = field(
@@ -931,6 +958,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     if s.server.api_docs not in {"login", "public", "off"}:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)
+    _check_search_rules(s.search_rules, problems)
     _check_ingest_limits(s.server, problems)
     for i, proxy in enumerate(s.server.trusted_proxies):
         try:
@@ -1110,6 +1138,18 @@ def _check_search(se: SearchSettings, problems: list[tuple[str, str]]) -> None:
         ("search.max_live_tails", se.max_live_tails, 1, 1000),
         ("search.max_query_length", se.max_query_length, 1, 100_000),
         ("search.max_query_depth", se.max_query_depth, 1, 100),
+    ):
+        if not low <= value <= high:
+            problems.append((key, f"{value} — must be {low}..{high}"))
+
+
+def _check_search_rules(sr: SearchRuleSettings, problems: list[tuple[str, str]]) -> None:
+    for key, value, low, high in (
+        ("search_rules.check_every_s", sr.check_every_s, 1, 3600),
+        ("search_rules.min_every_s", sr.min_every_s, 10, 86400),
+        ("search_rules.max_window_s", sr.max_window_s, 60, 90 * 86400),
+        ("search_rules.max_scan_events", sr.max_scan_events, 1, 10**12),
+        ("search_rules.max_per_user", sr.max_per_user, 1, 100_000),
     ):
         if not low <= value <= high:
             problems.append((key, f"{value} — must be {low}..{high}"))

@@ -9,6 +9,7 @@ from typing import Any
 
 from norrvakt.config import Settings
 from norrvakt.detect.live import LiveDetection
+from norrvakt.detect.scheduled import ScheduledSearches
 from norrvakt.integrity import IntegrityWatch
 from norrvakt.node.address import public_url
 from norrvakt.node.runtime import Runtime, bootstrap_accounts, open_runtime, write_server_file
@@ -39,6 +40,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     from norrvakt.alerts.soc import start_soc, stop_soc  # SOC workflow: alerts, cases, notify, escalation
 
     await start_soc(runtime, url)
+    scheduled = ScheduledSearches(runtime)  # saved searches that are alert rules
+    runtime.extras["scheduled_searches"] = scheduled
+    scheduled.start()
     detection = LiveDetection(runtime)
     runtime.extras["detection"] = detection
     if settings.detection.enabled:
@@ -71,6 +75,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
                 if not isinstance(exc, asyncio.CancelledError):
                     log.error("demo traffic stopped with an error: %s", exc)
         await detection.stop()
+        await scheduled.stop()
         await watch.stop()
         await stop_soc(runtime)
         await runtime.close()

@@ -555,6 +555,49 @@ rule_exception_matches = sa.Table(
 )
 
 
+# -- Saved searches and scheduled search rules, migration 0012 (norrvakt/state/saved_searches.py) --
+
+# A saved search: a query and a time range with a name, kept private (``owner`` only), shared
+# with a tenant's users, or region-wide (``tenant = "*"``, central roles). With ``every_s`` set it
+# is also an alert rule: the scheduler runs it when ``next_run_at`` has come (one node claims a
+# run by moving ``next_run_at``), and keeps what the last run found.
+saved_searches = sa.Table(
+    "saved_searches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("since", sa.String(64), nullable=False),  # as typed: "24h", "2026-11-01"; "" = all time
+    sa.Column("until", sa.String(64), nullable=False),  # "" = now
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),  # a tenant, or "*" (region-wide)
+    sa.Column("visibility", sa.String(16), nullable=False),  # private | tenant | region
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("every_s", sa.Integer, nullable=True),  # set: a scheduled search (alert rule)
+    sa.Column("level", sa.String(16), nullable=False),  # the alerts' level ("" when not a rule)
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", sa.BigInteger, nullable=True),
+    sa.Column("last_run_at", sa.BigInteger, nullable=True),
+    sa.Column("last_status", sa.String(16), nullable=False),  # "" | ok | fired | skipped | error
+    sa.Column("last_result", sa.Text, nullable=False),  # what the last run found, in words
+    sa.Column("last_alerts", sa.Integer, nullable=False),  # alerts (new or repeated) of the last run
+    sa.Index("ix_saved_searches_tenant", "tenant"),
+    sa.Index("ix_saved_searches_next_run", "next_run_at"),
+)
+
+# Saved searches a user pinned as panels of their dashboard, in their order.
+dashboard_pins = sa.Table(
+    "dashboard_pins",
+    metadata,
+    sa.Column("username", sa.String(128), primary_key=True),
+    sa.Column("search_id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+
 class UnsupportedDatabase(ValueError):
     """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
     ``state.url`` at start; this names it for a caller that opened one directly)."""
