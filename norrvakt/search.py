@@ -87,4 +87,5 @@ def run_search(
         "until": until_us,
         "elapsed_ms": round(result.elapsed_ms, 2),
         "rows": result.rows,
+        "chart": result.chart,
     }

@@ -3,10 +3,12 @@
     >>> compiled = compile_query("user.name:anna event.code:4625", tenants=["lulea"])
     >>> result = run_query(store, compiled)        # result.rows, result.total
 
-:mod:`norrvakt.store.query_parse` reads the text (grammar there), :mod:`norrvakt.store.query_sql`
-turns the search expression into a parameterized condition; this module adds the caller's
-tenant scope and time range around it — ANDed, so ``tenant:x OR ...`` in the text can never
-widen what the caller may read — and the SELECT, ORDER BY and paging for events or stats.
+:mod:`norrvakt.store.query_parse` reads the text (grammar there and in
+:mod:`norrvakt.store.query_pipe`), :mod:`norrvakt.store.query_sql` turns the search expression
+into a parameterized condition, :mod:`norrvakt.store.query_where` the ``| where`` filters; this
+module adds the caller's tenant scope and time range around them — ANDed, so ``tenant:x OR
+...`` in the text can never widen what the caller may read — and the SELECT, ORDER BY and
+paging for events; :mod:`norrvakt.store.query_agg` does stats, top / rare and timechart.
 """
 
 from __future__ import annotations
@@ -14,28 +16,41 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from norrvakt.event import Event, now_us
+from norrvakt.event import ECS_FIELD_SET, Event, now_us
 from norrvakt.store.clickhouse import SELECT_EVENT_COLUMNS, ClickHouseStore, event_from_row
-from norrvakt.store.query_ast import MatchAll, Query, QueryError, Stats
+from norrvakt.store.query_agg import (
+    DEFAULT_STATS_LIMIT,
+    Plan,
+    chart,
+    compile_aggregate,
+    output,
+    stats_rows,
+    timechart_rows,
+)
+from norrvakt.store.query_ast import MatchAll, Query, QueryError
 from norrvakt.store.query_parse import parse_query
 from norrvakt.store.query_sql import SqlBuilder, micros_sql, where_sql
-from norrvakt.store.query_time import parse_time
+from norrvakt.store.query_time import iso_time, parse_time
+from norrvakt.store.query_where import event_condition
 from norrvakt.store.schema import EVENTS_TABLE
 
 __all__ = [
+    "DEFAULT_STATS_LIMIT",
     "CompiledQuery",
     "QueryError",
     "SearchResult",
     "compile_query",
+    "iso_time",
     "parse_query",
     "parse_time",
     "run_query",
 ]
 
-DEFAULT_STATS_LIMIT = 100
+Kind = Literal["events", "stats", "timechart"]
+# What identifies an event row: ``| fields -`` cannot drop it.
+_KEPT = ("@timestamp", "ts", "tenant", "seq")
 
 # Keys of an events row (see :func:`event_row`).
 EVENT_ROW_COLUMNS = [
@@ -56,26 +71,32 @@ EVENT_ROW_COLUMNS = [
 @dataclass(frozen=True)
 class CompiledQuery:
     """SQL and its parameters. ``count_sql`` (events only) counts all matches for paging;
-    ``projected`` means ``| fields`` chose the columns, so rows are flat, not whole events."""
+    ``projected`` means ``| fields`` chose the columns, so rows are flat, not whole events;
+    ``plan`` (aggregations) turns the SQL's rows into result rows; ``keep`` / ``drop`` are the
+    columns ``| fields`` keeps or ``| fields -`` removes after that."""
 
     sql: str
     parameters: dict[str, Any]
-    kind: Literal["events", "stats"]
+    kind: Kind
     columns: list[str]
     count_sql: str | None = None
     projected: bool = False
+    plan: Plan | None = None
+    keep: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Rows as dicts keyed by ``columns``; ``total`` = all matching events (events) or groups
-    returned (stats)."""
+    """Rows as dicts keyed by ``columns``; ``total`` = all matching events (events) or rows
+    returned (stats, timechart); ``chart`` = what the console draws for an aggregation."""
 
-    kind: Literal["events", "stats"]
+    kind: Kind
     columns: list[str]
     rows: list[dict[str, Any]]
     total: int
     elapsed_ms: float
+    chart: dict[str, Any] | None = None
 
 
 # -- whole queries -------------------------------------------------------------------------------
@@ -96,15 +117,30 @@ def compile_query(
 
     Events come newest first (``order="asc"`` for oldest first) unless ``| sort`` says
     otherwise, ``limit``/``offset`` page them, ``| head N`` caps the whole result. Stats are
-    grouped counts, largest first, capped by ``| head`` or 100. ``now`` (µs) anchors relative
+    grouped, largest first, capped by ``| head`` or 100. ``now`` (µs) anchors relative
     times inside the query text such as ``@timestamp:>now-1h``.
     """
     parsed = parse_query(query) if isinstance(query, str) else query
     _check_arguments(tenants, limit, offset, order)
     conditions, sql = filter_conditions(parsed, tenants, since_us, until_us, now)
-    if parsed.stats is not None:
-        return _compile_stats(parsed.stats, parsed, conditions, sql)
+    if parsed.aggregate is not None:
+        plan = compile_aggregate(parsed, conditions, sql, since_us, until_us)
+        _check_columns(parsed, plan.columns)
+        return CompiledQuery(
+            plan.sql, sql.parameters, plan.kind, plan.columns, plan=plan, keep=parsed.fields, drop=parsed.drop
+        )
+    bad = next((n for n in parsed.drop if n in _KEPT), None)
+    if bad is not None:
+        raise QueryError(f"'fields -' cannot drop '{bad}': tenant, seq and @timestamp identify an event")
     return _compile_events(parsed, conditions, sql, limit, offset, order)
+
+
+def _check_columns(parsed: Query, columns: list[str]) -> None:
+    if columns == ["_time"]:  # a timechart's columns are its series, known from the data
+        return
+    for name in (*parsed.fields, *parsed.drop):
+        if name not in columns:
+            raise QueryError(f"'fields' names '{name}', not a column of the result ({', '.join(columns)})")
 
 
 def filter_conditions(
@@ -115,8 +151,9 @@ def filter_conditions(
     now: int | None = None,
     ingested_after_us: int | None = None,
 ) -> tuple[list[str], SqlBuilder]:
-    """The WHERE conditions of a query (scope, time range, the query's own filter) and the
-    builder holding their parameters — for callers that aggregate differently (histograms, facets)."""
+    """The WHERE conditions of a query (scope, time range, the query's own filter and its
+    ``| where`` filters on events) and the builder holding their parameters — for callers that
+    aggregate differently (histograms, facets)."""
     sql = SqlBuilder(parsed.text, now_us() if now is None else now)
     conditions = [f"tenant IN {sql.param(list(tenants), 'Array(String)')}"]
     if since_us is not None:
@@ -127,6 +164,7 @@ def filter_conditions(
         conditions.append(f"{EVENTS_TABLE}.ingested > {micros_sql(ingested_after_us, sql)}")
     if not isinstance(parsed.where, MatchAll):
         conditions.append(where_sql(parsed.where, sql))
+    conditions += [event_condition(c, sql) for c in parsed.filters]
     return conditions, sql
 
 
@@ -143,7 +181,6 @@ def _check_arguments(tenants: Sequence[str], limit: int, offset: int, order: str
 def _compile_events(
     parsed: Query, conditions: list[str], sql: SqlBuilder, limit: int, offset: int, order: str
 ) -> CompiledQuery:
-    where = " AND ".join(conditions)
     direction = order.upper()
     keys = [k for key in parsed.sort for k in _order_by(key.field, key.descending, sql)]
     keys += [f"{EVENTS_TABLE}.ts {direction}", f"seq {direction}", "tenant"]
@@ -153,14 +190,23 @@ def _compile_events(
     if parsed.fields:
         select, columns = _projection(parsed.fields, sql)
     page = f"LIMIT {sql.param(limit, 'UInt64')} OFFSET {sql.param(offset, 'UInt64')}"
-    count = "count()" if parsed.head is None else f"least(count(), {sql.param(parsed.head, 'UInt64')})"
+    matches = "count()"
+    if parsed.dedup:  # the first event (in the result's order) of each combination of values
+        found = [sql.column(n) for n in parsed.dedup]
+        conditions = conditions + [f"{e} != ''" for e, kind in found if kind not in ("seq", "time")]
+        exprs = ", ".join(e for e, _ in found)
+        page = f"LIMIT 1 BY {exprs} {page}"
+        matches = f"uniqExact({exprs})"
+    where = " AND ".join(conditions)
+    count = matches if parsed.head is None else f"least({matches}, {sql.param(parsed.head, 'UInt64')})"
     return CompiledQuery(
         sql=f"SELECT {select} FROM {EVENTS_TABLE} WHERE {where} ORDER BY {', '.join(keys)} {page}",
         parameters=sql.parameters,
         kind="events",
-        columns=list(columns),
+        columns=[c for c in columns if c not in parsed.drop],
         count_sql=f"SELECT {count} FROM {EVENTS_TABLE} WHERE {where}",
         projected=bool(parsed.fields),
+        drop=parsed.drop,
     )
 
 
@@ -172,37 +218,11 @@ def _order_by(name: str, descending: bool, sql: SqlBuilder) -> list[str]:
     return [f"{expr} {direction}"]
 
 
-def _output(name: str, sql: SqlBuilder) -> str:
-    """A field as a result column; times as ISO text like ``@timestamp`` of event rows."""
-    expr, kind = sql.column(name)
-    return f"formatDateTime({expr}, '%Y-%m-%dT%H:%i:%S.%fZ')" if kind == "time" else expr
-
-
 def _projection(names: Sequence[str], sql: SqlBuilder) -> tuple[str, list[str]]:
     chosen = [n for n in dict.fromkeys(names) if n not in ("@timestamp", "ts", "tenant", "seq")]
     select = [f"tenant, seq, toUnixTimestamp64Micro({EVENTS_TABLE}.ts) AS ts"]
-    select += [f"{_output(n, sql)} AS c{i}" for i, n in enumerate(chosen)]
+    select += [f"{output(n, sql)} AS c{i}" for i, n in enumerate(chosen)]
     return ", ".join(select), ["@timestamp", "tenant", "seq", *chosen]
-
-
-def _compile_stats(stats: Stats, parsed: Query, conditions: list[str], sql: SqlBuilder) -> CompiledQuery:
-    groups = []
-    for i, name in enumerate(stats.by):
-        expr, kind = sql.column(name)
-        if kind not in ("seq", "time"):  # like Splunk: events without the field form no group
-            conditions.append(f"{expr} != ''")
-        groups.append(f"{_output(name, sql)} AS g{i}")
-    aliases = {name: f"g{i}" for i, name in enumerate(stats.by)} | {"count": "n"}
-    keys = [f"{aliases[k.field]} {'DESC' if k.descending else 'ASC'}" for k in parsed.sort]
-    keys = keys or ["n DESC"]
-    keys += [f"g{i}" for i in range(len(groups))]  # ties in a stable order
-    select = ", ".join([*groups, "count() AS n"])
-    text = f"SELECT {select} FROM {EVENTS_TABLE} WHERE {' AND '.join(conditions)}"
-    if groups:
-        text += f" GROUP BY {', '.join(f'g{i}' for i in range(len(groups)))}"
-    limit = parsed.head if parsed.head is not None else DEFAULT_STATS_LIMIT
-    text += f" ORDER BY {', '.join(keys)} LIMIT {sql.param(limit, 'UInt64')}"
-    return CompiledQuery(text, sql.parameters, "stats", [*stats.by, "count"])
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -210,27 +230,61 @@ def _compile_stats(stats: Stats, parsed: Query, conditions: list[str], sql: SqlB
 
 def run_query(store: ClickHouseStore, compiled: CompiledQuery) -> SearchResult:
     """Run ``compiled``; events rows are event dicts (see :func:`event_row`), stats rows
-    ``{by_field: value, ..., "count": n}``."""
+    ``{by_field: value, ..., "count": n}``, timechart rows ``{"_time": iso, series: value}``."""
     started = time.perf_counter()
     names, raw_rows = store.query_columns(compiled.sql, compiled.parameters)
     rows = [dict(zip(names, r, strict=True)) for r in raw_rows]
-    if compiled.kind == "stats":
-        out = [_stats_row(compiled.columns, r) for r in rows]
+    columns, figure = compiled.columns, None
+    if compiled.plan is not None:
+        columns, out = aggregate_rows(compiled, rows)
+        numeric = columns[1:] if compiled.kind == "timechart" else compiled.plan.numeric
+        figure = chart(
+            compiled.kind, columns, [c for c in columns if c in numeric], compiled.plan.labels, out
+        )
         total = len(out)
     else:
-        if compiled.projected:
-            out = [_projected_row(compiled.columns, r) for r in rows]
-        else:
-            out = [event_row(event_from_row(r)) for r in rows]
+        out = [event_result(compiled, r) for r in rows]
         total = int(store.query(compiled.count_sql or "", compiled.parameters)[0][0])
     elapsed = (time.perf_counter() - started) * 1000
-    return SearchResult(compiled.kind, compiled.columns, out, total, elapsed)
+    return SearchResult(compiled.kind, columns, out, total, elapsed, figure)
 
 
-def iso_time(micros: int) -> str:
-    """``2024-05-01T12:00:00.000001Z`` for microseconds since the epoch."""
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+def aggregate_rows(
+    compiled: CompiledQuery, rows: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The result columns and rows of an aggregation (``| fields`` applied)."""
+    plan = compiled.plan
+    if plan is None:
+        raise ValueError("aggregate_rows() is for aggregations (a compiled query with a plan)")
+    if plan.kind == "timechart":
+        columns, out = timechart_rows(plan, rows)
+    else:
+        columns, out = plan.columns, stats_rows(plan, rows)
+    chosen = [c for c in columns if (not compiled.keep or c in compiled.keep or c == "_time")]
+    chosen = [c for c in chosen if c not in compiled.drop]
+    if chosen == columns:
+        return columns, out
+    return chosen, [{c: r[c] for c in chosen if c in r} for r in out]
+
+
+def event_result(compiled: CompiledQuery, row: dict[str, Any]) -> dict[str, Any]:
+    """One row of an events query as the API answers it (``| fields -`` applied)."""
+    if compiled.projected:
+        return drop_fields(_projected_row(compiled.columns, row), compiled.drop)
+    return drop_fields(event_row(event_from_row(row)), compiled.drop)
+
+
+def drop_fields(doc: dict[str, Any], drop: Sequence[str]) -> dict[str, Any]:
+    """``doc`` without the fields ``| fields -`` names: a key of the row, an ECS field (in
+    ``ecs``) or an original field (in ``fields``, with or without ``fields.``)."""
+    for name in drop:
+        if name in doc:
+            del doc[name]
+        elif name in ECS_FIELD_SET and isinstance(doc.get("ecs"), dict):
+            doc["ecs"].pop(name, None)
+        elif isinstance(doc.get("fields"), dict):
+            doc["fields"].pop(name.removeprefix("fields."), None)
+    return doc
 
 
 def event_row(event: Event) -> dict[str, Any]:
@@ -253,10 +307,4 @@ def _projected_row(columns: list[str], row: dict[str, Any]) -> dict[str, Any]:
     out["seq"] = int(row["seq"])
     for i, name in enumerate(columns[3:]):
         out[name] = _value(row[f"c{i}"])
-    return out
-
-
-def _stats_row(columns: list[str], row: dict[str, Any]) -> dict[str, Any]:
-    out = {name: _value(row[f"g{i}"]) for i, name in enumerate(columns[:-1])}
-    out["count"] = int(row["n"])
     return out

@@ -108,10 +108,99 @@ class Or:
 Node: TypeAlias = MatchAll | Term | Exists | Compare | Range | Cidr | Not | And | Or
 
 
+# -- pipeline commands ---------------------------------------------------------------------------
+
+AggFunction: TypeAlias = Literal["count", "dc", "sum", "avg", "min", "max"]
+AGG_FUNCTIONS: tuple[AggFunction, ...] = ("count", "dc", "sum", "avg", "min", "max")
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregation: ``count``, ``dc(user.name)``, ``avg(bytes) as mean``.
+
+    ``name`` is its result column: the ``as`` alias, else ``count`` or ``fn(field)``."""
+
+    function: AggFunction
+    field: str | None = None
+    alias: str = ""
+    position: int = _field(default=0, compare=False)
+
+    @property
+    def name(self) -> str:
+        if self.alias:
+            return self.alias
+        return self.function if self.field is None else f"{self.function}({self.field})"
+
+
+COUNT = Agg("count")
+
+
 @dataclass(frozen=True)
 class Stats:
-    function: Literal["count"]
+    """``| stats count, dc(user.name) by source.ip``: one row per group."""
+
+    aggs: tuple[Agg, ...] = (COUNT,)
     by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Top:
+    """``| top 5 user.name by host.name`` (``rare`` = least common first): value, count, percent."""
+
+    fields: tuple[str, ...]
+    by: tuple[str, ...] = ()
+    limit: int = 10
+    rare: bool = False
+
+
+@dataclass(frozen=True)
+class Timechart:
+    """``| timechart span=1h count by host.name``: one row per time bucket, a column per series.
+
+    ``span_us`` None = chosen from the time range; ``limit`` = most series (the rest: OTHER)."""
+
+    aggs: tuple[Agg, ...] = (COUNT,)
+    by: str | None = None
+    span_us: int | None = None
+    limit: int = 10
+    position: int = _field(default=0, compare=False)
+
+
+Aggregate: TypeAlias = Stats | Top | Timechart
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A side of a ``| where`` comparison: a field (or result column), a number or a string."""
+
+    kind: Literal["field", "number", "string"]
+    value: str
+    position: int = _field(default=0, compare=False)
+
+
+WhereOp: TypeAlias = Literal["=", "!=", "<", "<=", ">", ">="]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    left: Operand
+    op: WhereOp
+    right: Operand
+    position: int = _field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class CondNot:
+    child: Condition
+
+
+@dataclass(frozen=True)
+class CondBool:
+    op: Literal["AND", "OR"]
+    children: tuple[Condition, ...]
+
+
+Condition: TypeAlias = Comparison | CondNot | CondBool
 
 
 @dataclass(frozen=True)
@@ -123,9 +212,21 @@ class SortKey:
 
 @dataclass(frozen=True)
 class Query:
+    """A parsed query. ``filters`` are ``| where`` conditions on events (before an aggregation),
+    ``having`` those on an aggregation's rows (after it); ``fields`` keeps, ``drop`` removes
+    columns; ``dedup`` keeps the first event of each combination of those fields' values."""
+
     where: Node
-    stats: Stats | None = None
+    aggregate: Aggregate | None = None
     sort: tuple[SortKey, ...] = ()
     head: int | None = None
     fields: tuple[str, ...] = ()
     text: str = _field(default="", compare=False)
+    drop: tuple[str, ...] = ()
+    dedup: tuple[str, ...] = ()
+    filters: tuple[Condition, ...] = ()
+    having: tuple[Condition, ...] = ()
+
+    @property
+    def stats(self) -> Stats | None:
+        return self.aggregate if isinstance(self.aggregate, Stats) else None

@@ -17,17 +17,17 @@ Grammar (keywords are upper case; lower-case ``and`` is just a word)::
     term     = [ field ":" ] value
     value    = phrase | word | ( ">" | ">=" | "<" | "<=" ) ( phrase | word )
              | ( "[" | "{" ) bound "TO" bound ( "]" | "}" ) | "(" or ")"    (field only)
-    command  = "stats" "count" [ "()" ] [ "by" field { [","] field } ]
-             | "sort" key { "," key }     key = [ "-" | "+" ] field [ "asc" | "desc" ]
-             | "head" [ N ] | "fields" field { [","] field }
+    command  = stats | timechart | top | rare | where | dedup | sort | head | fields
+               (grammar and order rules in :mod:`norrvakt.store.query_pipe`)
 
 Words may hold ``*`` / ``?`` wildcards; ``\\`` escapes a special character in a word
 (``adm\\*``). Inside ``"..."`` nothing is a wildcard and only ``\\"`` is an escape, so Windows
 paths can be pasted as they are. A word after ``field:`` that is an IP network
 (``10.0.0.0/8``, ``2001:db8::/32``) is a CIDR match; ``field:*`` means the field is present.
 A word with a ``:`` is always ``field:value``: quote it (``"privilege::debug"``) to search text.
-Pipeline commands may come in any order (``stats`` first); ``sort`` and ``head`` apply to the
-whole result, so ``| head 5 | sort x`` is the same as ``| sort x | head 5``.
+An aggregation (``stats``, ``timechart``, ``top``, ``rare``) comes first, after ``where``
+filters only; ``sort`` and ``head`` apply to the whole result, so ``| head 5 | sort x`` is the
+same as ``| sort x | head 5``.
 
 Limits: a query longer than ``max_length`` characters, or nesting parentheses and ``NOT`` /
 ``-`` deeper than ``max_depth``, is refused with a :class:`QueryError` naming the column. The
@@ -55,24 +55,20 @@ from norrvakt.store.query_ast import (
     Query,
     QueryError,
     Range,
-    SortKey,
-    Stats,
     Term,
 )
+from norrvakt.store.query_pipe import DEFAULT_HEAD, parse_pipeline
 
-DEFAULT_HEAD = 10
+__all__ = ["DEFAULT_HEAD", "MAX_QUERY_DEPTH", "MAX_QUERY_LENGTH", "parse_query"]
 # Hard caps (see the module docstring): 100 levels stay far below Python's recursion limit
 # (about 5 frames per level here, 3 in the SQL compiler), and ClickHouse's AST depth limit.
 MAX_QUERY_LENGTH = 100_000
 MAX_QUERY_DEPTH = 100
 
-# A field name: ECS dotted names, Windows names (EventID), @timestamp, non-ASCII names (Åtkomst).
-_FIELD_RE = re.compile(r"[^\W\d][\w.@-]*|@[\w.@-]+")
+# A field name and its colon: ECS dotted names, Windows names (EventID), @timestamp, non-ASCII names.
 _FIELD_COLON_RE = re.compile(r"(?:[^\W\d][\w.@-]*|@[\w.@-]+):")
 _WORD_END = ' \t\r\n()"|'
 _ESCAPABLE = set(' \t()"|*?:\\[]{}<>-')
-_DIRECTION_RE = re.compile(r"(asc|desc)\b", re.IGNORECASE)
-_DIGITS_RE = re.compile(r"\d+")
 
 
 def parse_query(text: str, *, max_length: int = MAX_QUERY_LENGTH, max_depth: int = MAX_QUERY_DEPTH) -> Query:
@@ -137,7 +133,7 @@ class _Parser:
             raise self.error("unexpected ')' at {col}", self.pos)
         query = Query(where=where, text=self.text)
         if self.peek() == "|":
-            query = _parse_pipeline(self, query)
+            query = parse_pipeline(self, query)
         return query
 
     def parse_or(self, default_field: str | None) -> Node:
@@ -296,124 +292,3 @@ class _Parser:
             out.append(c)
             self.pos += 1
         return "".join(out), tuple(wildcards)
-
-
-# -- pipeline ---------------------------------------------------------------------------------
-
-
-def _parse_pipeline(parser: _Parser, query: Query) -> Query:
-    seen: set[str] = set()
-    stats, sort, head, fields = query.stats, query.sort, query.head, query.fields
-    while parser.peek() == "|":
-        parser.pos += 1
-        parser.skip_space()
-        start = parser.pos
-        name = _read_ident(parser, "a command (stats, sort, head or fields)")
-        if name in seen:
-            raise parser.error(f"'{name}' given twice at {{col}}", start)
-        if name == "stats":
-            if seen:
-                raise parser.error("'stats' must be the first command (at {col})", start)
-            stats = _parse_stats(parser)
-        elif name == "sort":
-            sort = _parse_sort(parser)
-        elif name == "head":
-            head = _parse_head(parser)
-        elif name == "fields":
-            if stats is not None:
-                raise parser.error("'fields' cannot follow 'stats' (at {col})", start)
-            fields = tuple(_parse_field_list(parser))
-        else:
-            expected = "expected stats, sort, head or fields"
-            raise parser.error(f"unknown command '{name}' at {{col}} ({expected})", start)
-        seen.add(name)
-        parser.skip_space()
-        if parser.peek() not in ("", "|"):
-            extra = parser.text[parser.pos :].split("|", 1)[0].split()[0]
-            raise parser.error(f"unexpected '{extra}' at {{col}}", parser.pos)
-    query = Query(query.where, stats, sort, head, fields, query.text)
-    _check_stats_sort(parser, query)
-    return query
-
-
-def _check_stats_sort(parser: _Parser, query: Query) -> None:
-    if query.stats is None:
-        return
-    allowed = {"count", *query.stats.by}
-    for key in query.sort:
-        if key.field not in allowed:
-            message = f"cannot sort stats by '{key.field}' at {{col}} (use count or a by field)"
-            raise parser.error(message, key.position)
-
-
-def _read_ident(parser: _Parser, what: str) -> str:
-    parser.skip_space()
-    match = _FIELD_RE.match(parser.text, parser.pos)
-    if not match:
-        found = parser.peek() or "end of query"
-        raise parser.error(f"expected {what} at {{col}}, found '{found}'", parser.pos)
-    parser.pos = match.end()
-    return match.group()
-
-
-def _parse_stats(parser: _Parser) -> Stats:
-    parser.skip_space()
-    start = parser.pos
-    function = _read_ident(parser, "a stats function (count)")
-    if function != "count":
-        raise parser.error(f"unknown stats function '{function}' at {{col}} (supported: count)", start)
-    if parser.text.startswith("()", parser.pos):
-        parser.pos += 2
-    parser.skip_space()
-    if parser.peek() in ("", "|"):
-        return Stats("count")
-    start = parser.pos
-    if _read_ident(parser, "'by'") != "by":
-        raise parser.error("expected 'by' at {col}", start)
-    return Stats("count", tuple(_parse_field_list(parser)))
-
-
-def _parse_field_list(parser: _Parser) -> list[str]:
-    names = [_read_ident(parser, "a field name")]
-    while True:
-        parser.skip_space()
-        if parser.peek() in ("", "|"):
-            return names
-        if parser.peek() == ",":
-            parser.pos += 1
-        names.append(_read_ident(parser, "a field name"))
-
-
-def _parse_sort(parser: _Parser) -> tuple[SortKey, ...]:
-    keys: list[SortKey] = []
-    while True:
-        parser.skip_space()
-        sign, start = parser.peek(), parser.pos
-        if sign in "+-" and sign:
-            parser.pos += 1
-        name = _read_ident(parser, "a field to sort by")
-        parser.skip_space()
-        descending = sign == "-"
-        direction = _DIRECTION_RE.match(parser.text, parser.pos)
-        if direction:
-            descending = direction.group(1).lower() == "desc"
-            parser.pos = direction.end()
-            parser.skip_space()
-        keys.append(SortKey(name, descending, start))
-        if parser.peek() != ",":
-            return tuple(keys)
-        parser.pos += 1
-
-
-def _parse_head(parser: _Parser) -> int:
-    parser.skip_space()
-    match = _DIGITS_RE.match(parser.text, parser.pos)
-    if not match:
-        if parser.peek() in ("", "|"):
-            return DEFAULT_HEAD
-        raise parser.error(f"'head' takes a number of rows at {{col}}, found '{parser.peek()}'", parser.pos)
-    parser.pos = match.end()
-    n = int(match.group())
-    if n < 1:
-        raise parser.error("'head' needs at least 1 row at {col}", match.start())
-    return n

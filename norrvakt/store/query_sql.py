@@ -168,7 +168,7 @@ def _term(term: Term, sql: SqlBuilder) -> str:
     if kind in ("seq", "time"):
         if term.wildcards:
             raise sql.error(f"'{term.field}' does not take wildcards (at {{col}})", term.position)
-        return f"{expr} = {_typed_value(term.field, kind, term.value, term.position, sql)}"
+        return f"{expr} = {typed_value(term.field, kind, term.value, term.position, sql)}"
     if kind == "tenant" and not term.wildcards:
         # Tenant ids are lower case; an exact compare keeps the primary key usable.
         return f"tenant = {sql.param(term.value.lower(), 'String')}"
@@ -180,7 +180,7 @@ def _term(term: Term, sql: SqlBuilder) -> str:
     return f"{column} = {sql.param(value, 'String')}"
 
 
-def _typed_value(name: str, kind: Kind, value: str, position: int, sql: SqlBuilder) -> str:
+def typed_value(name: str, kind: Kind, value: str, position: int, sql: SqlBuilder) -> str:
     """A parameter for the seq / time columns, read from what the analyst typed."""
     if kind == "seq":
         if not value.isdigit():
@@ -201,7 +201,7 @@ def micros_sql(micros: int, sql: SqlBuilder) -> str:
 def _compare(name: str, op: str, value: str, position: int, sql: SqlBuilder) -> str:
     expr, kind = sql.column(name)
     if kind in ("seq", "time"):
-        return f"{expr} {op} {_typed_value(name, kind, value, position, sql)}"
+        return f"{expr} {op} {typed_value(name, kind, value, position, sql)}"
     if _is_number(value):  # both sides as numbers; rows that are not numbers drop out (NULL)
         return f"toFloat64OrNull({expr}) {op} {sql.param(float(value), 'Float64')}"
     return f"{expr} {op} {sql.param(value, 'String')}"

@@ -55,3 +55,20 @@ def _parse_iso(value: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_SPAN_RE = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+
+
+def parse_span(text: str) -> int:
+    """Microseconds of a bucket span such as ``30s``, ``5m``, ``1h``, ``1d`` or ``1w``."""
+    match = _SPAN_RE.fullmatch(text.strip())
+    if not match or int(match.group(1)) < 1:
+        raise QueryError(f"cannot read span {text!r}: use e.g. 30s, 5m, 1h, 1d or 1w")
+    return int(match.group(1)) * _UNIT_US[match.group(2).lower()]
+
+
+def iso_time(micros: int) -> str:
+    """``2024-05-01T12:00:00.000001Z`` for microseconds since the epoch."""
+    moment = _EPOCH + timedelta(microseconds=micros)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

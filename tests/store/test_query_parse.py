@@ -6,6 +6,7 @@ import pytest
 
 from norrvakt.store.query import compile_query
 from norrvakt.store.query_ast import (
+    Agg,
     And,
     Cidr,
     Compare,
@@ -161,13 +162,13 @@ def test_keyword_prefix_is_a_word() -> None:
     ["| stats count by source.ip", "| stats count() by source.ip", "|stats   count  by  source.ip"],
 )
 def test_stats_by_forms(text: str) -> None:
-    assert parse_query(text) == Query(MatchAll(), stats=Stats("count", ("source.ip",)))
+    assert parse_query(text) == Query(MatchAll(), Stats((Agg("count"),), ("source.ip",)))
 
 
 def test_stats_without_by_and_several_by_fields() -> None:
-    assert parse_query("x | stats count").stats == Stats("count")
+    assert parse_query("x | stats count").stats == Stats((Agg("count"),))
     assert parse_query("| stats count by host.name, EventID").stats == Stats(
-        "count", ("host.name", "EventID")
+        (Agg("count"),), ("host.name", "EventID")
     )
 
 
@@ -193,7 +194,7 @@ def test_fields_command() -> None:
 def test_full_pipeline() -> None:
     q = parse_query("event.code:4625 | stats count by source.ip | sort -count | head 5")
     assert q == Query(
-        t("event.code", "4625"), Stats("count", ("source.ip",)), (SortKey("count", True),), 5, ()
+        t("event.code", "4625"), Stats((Agg("count"),), ("source.ip",)), (SortKey("count", True),), 5, ()
     )
 
 
@@ -209,7 +210,8 @@ def test_pipe_inside_quotes_is_text() -> None:
     [
         ("user.name:anna AND b)", "unexpected ')' at column 21"),
         ('a "failed', "unterminated quote starting at column 3"),
-        ("a | stats avg by x", "unknown stats function 'avg' at column 11"),
+        ("a | stats mean by x", "unknown stats function 'mean' at column 11"),
+        ("a | stats avg by x", "'avg' needs a field, e.g. avg(source.port) (at column 11)"),
         ("a | stats count x", "expected 'by' at column 17"),
         ("a | frobnicate", "unknown command 'frobnicate' at column 5"),
         ("user.name: x", "missing value after 'user.name:' at column 11"),
@@ -222,8 +224,8 @@ def test_pipe_inside_quotes_is_text() -> None:
         ("a | head 0", "'head' needs at least 1 row at column 10"),
         ("a | head 1 | head 2", "'head' given twice at column 14"),
         ("a | head 5 extra", "unexpected 'extra' at column 12"),
-        ("a | sort x | stats count", "'stats' must be the first command (at column 14)"),
-        ("a | stats count | fields x", "'fields' cannot follow 'stats' (at column 19)"),
+        ("a | sort x | stats count", "'stats' must be the first command (only 'where' may come before"),
+        ("a | stats count | fields x", "'fields' names 'x' at column 26, not a column of the result (count)"),
         ("a | stats count by x | sort y", "cannot sort stats by 'y' at column 29"),
         ("source.port:[1 2]", "a range is written [low TO high] (at column 13)"),
         ("source.port:[1 TO 2", "unterminated range starting at column 13"),
