@@ -218,18 +218,21 @@ class Nis2Drafts:
             )
         if draft["created_at"] > at:
             raise InvalidInput(f"sent_at {at} lies before the draft was made ({draft['created_at']})")
-        _case, changes = self.cases.set_nis2(case_id, actor, scope, **{SENT_FIELD[kind]: at})
+        sent = {"status": SENT, "sent_at": at, "sent_by": actor, "sent_reference": reference.strip() or None}
+        with self.engine.begin() as conn:  # claimed first: of two senders at once, one records it
+            if not rows.update_if(conn, draft["id"], APPROVED, sent):
+                raise InvalidTransition(f"the {kind} of case {case_id} changed meanwhile; reload it")
+        try:
+            _case, changes = self.cases.set_nis2(case_id, actor, scope, **{SENT_FIELD[kind]: at})
+        except BaseException:
+            with self.engine.begin() as conn:  # the case refused the time: the report is not sent
+                rows.update(
+                    conn,
+                    draft["id"],
+                    {"status": APPROVED, "sent_at": None, "sent_by": None, "sent_reference": None},
+                )
+            raise
         with self.engine.begin() as conn:
-            rows.update(
-                conn,
-                draft["id"],
-                {
-                    "status": SENT,
-                    "sent_at": at,
-                    "sent_by": actor,
-                    "sent_reference": reference.strip() or None,
-                },
-            )
             changes += self._record(conn, draft["tenant"], case_id, actor, now, kind, APPROVED, SENT)
             return self._draft(conn, case_id, kind), changes
 

@@ -51,6 +51,16 @@ def update(conn: sa.Connection, report_id: int, values: Row) -> None:
     conn.execute(nis2_reports.update().where(nis2_reports.c.id == report_id).values(**_in(values)))
 
 
+def update_if(conn: sa.Connection, report_id: int, status: str, values: Row) -> bool:
+    """Update the draft only while it has ``status``; True if it did."""
+    done = conn.execute(
+        nis2_reports.update()
+        .where(nis2_reports.c.id == report_id, nis2_reports.c.status == status)
+        .values(**_in(values))
+    )
+    return bool(done.rowcount)
+
+
 def sent_references(conn: sa.Connection, case_id: int) -> list[str]:
     """The CSIRT's references given when earlier reports of the case were sent."""
     rows = as_rows(

@@ -114,7 +114,12 @@ def test_sent_reports_are_frozen_and_met_or_missed(
             drafts.mark_sent(case_id, kind, "soc.anna", LULEA, None)
         drafts.approve(case_id, kind, CHIEF, LULEA)
     clock.advance(30 * 3600)
+    with pytest.raises(InvalidInput, match="future"):  # the case refuses the time: not sent
+        drafts.mark_sent(case_id, "early_warning", "soc.anna", LULEA, clock.now + 2 * HOUR_US)
+    assert drafts.get(case_id, "early_warning", LULEA)["status"] == "approved"
     drafts.mark_sent(case_id, "early_warning", "soc.anna", LULEA, None, "MCF-1")
+    with pytest.raises(InvalidTransition):
+        drafts.mark_sent(case_id, "early_warning", "soc.anna", LULEA, None)
     drafts.mark_sent(case_id, "notification", "soc.anna", LULEA, aware + 70 * HOUR_US - 40 * HOUR_US)
     n = cases.detail(case_id, LULEA)["nis2"]
     assert n["status"] == {"early_warning": "missed", "notification": "met", "final_report": "pending"}
