@@ -148,3 +148,26 @@ def test_a_field_of_another_report_is_refused() -> None:
     with pytest.raises(Nis2FieldError, match="unknown field"):
         clean("early_warning", {"threat_type": "ransomware"})  # the final report's, not the early warning's
     assert clean("final_report", {"aware_at": "2026-11-27T10:00:00Z"}) == {"aware_at": 1_795_773_600_000_000}
+
+
+def test_saving_the_case_page_form_unchanged_keeps_the_approval(
+    service: AlertService, cases: CaseService, drafts: Nis2Drafts, clock: Clock
+) -> None:
+    """The form sends every filled-in field as text (one item a line, times as ISO 8601, the
+    categories as a list): sent back unchanged, it is the same content."""
+    from norrvakt.web.views.nis2_panel import _form
+
+    case_id = _significant_case(service, cases, clock)
+    drafts.create(case_id, "final_report", OFFICER, LULEA, municipality="Luleå kommun")
+    approved, _ = drafts.approve(case_id, "final_report", CHIEF, LULEA)
+    sent: dict[str, Any] = {}
+    for f in _form("final_report", approved, "sv"):
+        if f["type"] == "choices":
+            sent[f["name"]] = f["selected"]
+        elif f["type"] == "choice":
+            if f["selected"][0] is not None:
+                sent[f["name"]] = f["selected"][0]
+        elif f["text"]:
+            sent[f["name"]] = f["text"]
+    same, changes = drafts.update(case_id, "final_report", sent, "lulea.chief", LULEA)
+    assert changes == [] and same["status"] == "approved" and same["fields"] == approved["fields"]
