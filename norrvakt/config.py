@@ -685,6 +685,48 @@ class SearchRuleSettings:
 
 
 @dataclass(frozen=True)
+class EnrichSettings:
+    """What ingest and the console add to events and alerts (docs/enrichment.md)."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=_doc("Add enrichment fields to events at ingest (off: events are stored as parsed)."),
+    )
+    windows_codes: bool = field(
+        default=True,
+        metadata=_doc(
+            "Windows codes in words at ingest: logon types, 4625 status/sub-status, Kerberos result codes,"
+            " UAC flags (winlog.logon.type_name, event.reason, winlog.kerberos.*, winlog.uac.*)."
+        ),
+    )
+    ip: bool = field(
+        default=True,
+        metadata=_doc(
+            "Country and AS of public source/destination addresses at ingest, from the offline databases"
+            " of the installed iptocc and plevin-db-network packages (source.geo.country_iso_code,"
+            " source.as.number, source.as.organization.name)."
+        ),
+    )
+    networks: dict[str, dict[str, list[str]]] = field(
+        default_factory=dict,
+        metadata=_doc(
+            'Named ranges per tenant (or "*" for all): tenant → name → CIDRs, e.g. [enrich.networks.lulea]'
+            ' "VPN-pool" = ["10.20.200.0/22"]; the narrowest range holding an address names it'
+            " (source.network.name)."
+        ),
+    )
+    privileged_groups: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "*": ["Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators"]
+        },
+        metadata=_doc(
+            'Directory groups whose members are privileged, per tenant (or "*" for all): an alert about'
+            " such a user is raised one level (docs/enrichment.md)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     max_concurrent: int = field(
         default=4,
@@ -731,6 +773,9 @@ class Settings:
         default_factory=SearchRuleSettings, metadata=_doc("Saved and scheduled searches (alert rules).")
     )
     oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
+    enrich: EnrichSettings = field(
+        default_factory=EnrichSettings, metadata=_doc("Enrichment of events and alerts (docs/enrichment.md).")
+    )
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
     )
@@ -958,6 +1003,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     if s.server.api_docs not in {"login", "public", "off"}:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)
+    _check_enrich(s.enrich, problems)
     _check_search_rules(s.search_rules, problems)
     _check_ingest_limits(s.server, problems)
     for i, proxy in enumerate(s.server.trusted_proxies):
@@ -1129,6 +1175,15 @@ def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> No
         if not 1 <= src.tls_handshake_timeout_s <= 300:
             why = f"{src.tls_handshake_timeout_s} — must be 1..300 seconds"
             problems.append((f"sources[{i}].tls_handshake_timeout_s", why))
+
+
+def _check_enrich(en: EnrichSettings, problems: list[tuple[str, str]]) -> None:
+    from norrvakt.enrich.networks import NetworkSettingError, TenantNetworks
+
+    try:
+        TenantNetworks.from_setting(en.networks)
+    except NetworkSettingError as exc:
+        problems.append(("enrich.networks", str(exc)))
 
 
 def _check_search(se: SearchSettings, problems: list[tuple[str, str]]) -> None:

@@ -139,6 +139,7 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None, http: bool)
     from norrvakt.cluster.nats_servers import NatsClusterConfig, connect
     from norrvakt.cluster.publisher import EnvelopePublisher
     from norrvakt.cluster.streams import TenantStreamConfig
+    from norrvakt.enrich import ingest as enrich_ingest
     from norrvakt.parsers.mapped import sources as mapped_sources
     from norrvakt.sources.builtin import build_sources
     from norrvakt.sources.limits import plan_connections
@@ -150,6 +151,7 @@ def ingest_cmd(ctx: click.Context, nats_dir: Path, name: str | None, http: bool)
     async def run() -> None:
         for problem in mapped_sources.use(settings.mapping_paths()):
             log.error("source mapping not loaded: %s", problem)
+        enrich_ingest.use(enrich_ingest.EnrichConfig.from_settings(settings))
         nc = await connect(NatsClusterConfig(nats_dir).build(), f"norrvakt-ingest-{node}")
         js = nc.jetstream()
         stream_config = TenantStreamConfig()

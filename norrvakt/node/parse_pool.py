@@ -86,10 +86,12 @@ class ParsePoolConfig:
     workers: int = 0
     mapping_dirs: tuple[str, ...] = ()
     batch_timeout_s: float = 30.0
+    enrich: str = ""  # EnrichConfig as JSON (norrvakt.enrich.ingest); "" is its defaults
 
     def build(self, parse_local: Callable[[Sequence[RawRecord]], list[Event]]) -> ParsePool:
         pool = ParsePool(self.workers or cores(), list(self.mapping_dirs), parse_local)
         pool.batch_timeout_s = self.batch_timeout_s
+        pool.enrich = self.enrich
         return pool
 
 
@@ -165,6 +167,8 @@ class ParseWorker:
                     str(theirs.fileno()),
                     "--mappings",
                     json.dumps(self.pool.mapping_dirs),
+                    "--enrich",
+                    self.pool.enrich,
                     "--index",
                     str(self.index),
                 ],
@@ -430,6 +434,7 @@ class ParsePool:
     ) -> None:
         self.size = size
         self.mapping_dirs = mapping_dirs
+        self.enrich = ""  # what the workers enrich events with (EnrichConfig JSON)
         self.parse_local = parse_local
         self.workers = [ParseWorker(i, self) for i in range(size)]
         self.parsed_here = 0  # records parsed in the node: no worker ready, all busy, or one died

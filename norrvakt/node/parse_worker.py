@@ -161,11 +161,13 @@ class Worker:
                     conn.transport.abort()
 
 
-async def run(sock: socket.socket, mapping_dirs: list[str]) -> None:
+async def run(sock: socket.socket, mapping_dirs: list[str], enrich: str = "") -> None:
+    from norrvakt.enrich import ingest as enrich_ingest
     from norrvakt.parsers.mapped import sources as mapped_sources
 
     # problems are not reported here: the node logged them when it loaded the same directories
     mapped_sources.use([Path(d) for d in mapping_dirs])
+    enrich_ingest.use(enrich_ingest.EnrichConfig.from_json(enrich))  # the node's setting, checked there
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     worker = Worker(reader, writer)
     why = "its connection closed"
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="norrvakt-parse-worker")
     ap.add_argument("--fd", type=int, required=True, help="this worker's end of the socket pair")
     ap.add_argument("--mappings", default="[]", help="JSON list of the operator's mapping directories")
+    ap.add_argument("--enrich", default="", help="the node's enrichment setting (EnrichConfig as JSON)")
     ap.add_argument("--index", type=int, default=0, help="the worker's number (for its log lines)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the node stops us
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sock = socket.socket(fileno=args.fd)
     try:
-        asyncio.run(run(sock, json.loads(args.mappings)))
+        asyncio.run(run(sock, json.loads(args.mappings), args.enrich))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the node went away
     finally:

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 
 from norrvakt.auth.passwords import new_password
 from norrvakt.config import Settings
+from norrvakt.enrich import ingest as enrich_ingest
+from norrvakt.enrich.ingest import EnrichConfig
 from norrvakt.event import SYSTEM_TENANT, now_us
 from norrvakt.journal.checkpointer import Checkpointer
 from norrvakt.journal.keys import KeyRing
@@ -114,6 +116,7 @@ class Runtime:
             workers=sv.workers,
             mapping_dirs=tuple(str(p) for p in self.settings.mapping_paths()),
             batch_timeout_s=sv.worker_batch_timeout_s,
+            enrich=EnrichConfig.from_settings(self.settings).to_json(),
         ).build(self.pipeline.parse_here)
         lent: list[Lendable] = (
             [s for s in self.sources if isinstance(s, StreamListener)] if sv.receive_in_workers else []
@@ -176,6 +179,7 @@ def open_runtime(settings: Settings) -> Runtime:
     lock = acquire_lock(data)
     for problem in mapped_sources.use(settings.mapping_paths()):
         log.error("source mapping not loaded: %s", problem)
+    enrich_ingest.use(EnrichConfig.from_settings(settings))
     try:
         check_state_present(settings)
         journal = JournalConfig(

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from norrvakt.enrich.ingest import enrich_event
 from norrvakt.event import KIND_PIPELINE_ERROR, SYSTEM_TENANT, Event, RawRecord
 from norrvakt.parsers import error_event, parse_record
 
 
 def parse_one(record: RawRecord) -> Event:
-    """The event of one record: parsed, or the system tenant's note of an unmapped sender."""
-    return parse_record(record) if record.tenant else unmapped_sender_event(record)
+    """The event of one record: parsed and enriched (norrvakt.enrich.ingest: Windows codes in
+    words, country/AS of addresses, the tenant's named ranges), or the system tenant's note of an
+    unmapped sender."""
+    return enrich_event(parse_record(record)) if record.tenant else unmapped_sender_event(record)
 
 
 _EXCERPT = 120
