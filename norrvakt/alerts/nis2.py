@@ -20,6 +20,7 @@ HOUR_US = 3600 * 1_000_000
 EARLY_WARNING_HOURS = 24
 NOTIFICATION_HOURS = 72
 
+REPORTS = ("early_warning", "notification", "final_report")
 REPORT_FIELDS = ("early_warning_sent_at", "notification_sent_at", "final_report_at")
 TIME_FIELDS = ("detected_at", "aware_at", *REPORT_FIELDS)
 
@@ -46,6 +47,9 @@ def deadlines(case: Case, now: int) -> dict[str, Any]:
         "final_report_due": None,
         "overdue": [],
         "next_due": None,
+        # per report: met (sent by its due time), missed (sent late), overdue (not sent, past due),
+        # pending (not sent, not yet due); None while the case is not significant
+        "status": dict.fromkeys(REPORTS),
     }
     if not case.significant:
         return out
@@ -54,15 +58,18 @@ def deadlines(case: Case, now: int) -> dict[str, Any]:
     notification_due = aware + NOTIFICATION_HOURS * HOUR_US
     final_due = add_month(case.notification_sent_at or notification_due)
     out.update(early_warning_due=early_due, notification_due=notification_due, final_report_due=final_due)
-    pending = [
-        (name, due)
-        for name, due, done in (
-            ("early_warning", early_due, case.early_warning_sent_at),
-            ("notification", notification_due, case.notification_sent_at),
-            ("final_report", final_due, case.final_report_at),
-        )
+    reports = (
+        ("early_warning", early_due, case.early_warning_sent_at),
+        ("notification", notification_due, case.notification_sent_at),
+        ("final_report", final_due, case.final_report_at),
+    )
+    pending = [(name, due) for name, due, done in reports if done is None]
+    out["status"] = {
+        name: ("overdue" if due < now else "pending")
         if done is None
-    ]
+        else ("met" if done <= due else "missed")
+        for name, due, done in reports
+    }
     out["overdue"] = [name for name, due in pending if due < now]
     out["next_due"] = min((due for _name, due in pending), default=None)
     return out

@@ -598,6 +598,36 @@ dashboard_pins = sa.Table(
 )
 
 
+# -- NIS2 incident reports, migration 0014 (norrvakt/state/nis2_reports.py) ---------------------
+
+# One draft per case and kind (early_warning, notification, final_report): its fields (JSON,
+# times in µs), who drafted and edited it, who approved which content (the digest of its fields)
+# and when it was sent. Never deleted; its changes are lines of the case's history.
+nis2_reports = sa.Table(
+    "nis2_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # draft | approved | sent
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("editors", sa.Text, nullable=False),  # JSON list of user names since the last approval
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("approved_by", sa.String(128), nullable=True),
+    sa.Column("approved_at", sa.BigInteger, nullable=True),
+    sa.Column("approved_digest", sa.String(64), nullable=True),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Column("sent_by", sa.String(128), nullable=True),
+    sa.Column("sent_reference", sa.String(256), nullable=True),
+    sa.UniqueConstraint("case_id", "kind", name="uq_nis2_reports_case_kind"),
+    sa.Index("ix_nis2_reports_tenant", "tenant"),
+)
+
+
 class UnsupportedDatabase(ValueError):
     """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
     ``state.url`` at start; this names it for a caller that opened one directly)."""

@@ -20,11 +20,13 @@ from norrvakt.sources import otlp_http
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
+from norrvakt.web.api import case_report as case_report_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import cluster as cluster_api
 from norrvakt.web.api import exceptions as exceptions_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import m365 as m365_api
+from norrvakt.web.api import nis2_reports as nis2_reports_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.headers import SecurityHeaders
 from norrvakt.web.limits import UserLimiter
@@ -75,6 +77,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
+    app.include_router(nis2_reports_api.router)
+    app.include_router(case_report_api.router)
     app.include_router(followup_api.router)
     app.include_router(rules_api.router)
     app.include_router(exceptions_api.router)

@@ -286,6 +286,37 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/cases/{case}/alerts", body={"alert_id": "{alert}"}
     ),
     ("PUT", "/api/cases/{case_id}/nis2"): _probe("PUT", "/api/cases/{case}/nis2", body={"significant": True}),
+    # NIS2 report drafts and the case report: Luleå's case is significant and has an early warning
+    # draft (its fields name Luleå's host); Boden's officer, who may approve drafts of Boden's,
+    # can neither read, make, edit, approve, send nor export Luleå's
+    ("GET", "/api/cases/{case_id}/nis2/reports"): _probe("GET", "/api/cases/{case}/nis2/reports"),
+    ("POST", "/api/cases/{case_id}/nis2/reports/{kind}"): _probe(
+        "POST", "/api/cases/{case}/nis2/reports/notification"
+    ),
+    ("GET", "/api/cases/{case_id}/nis2/reports/{kind}"): _probe(
+        "GET", "/api/cases/{case}/nis2/reports/early_warning"
+    ),
+    ("PUT", "/api/cases/{case_id}/nis2/reports/{kind}"): _probe(
+        "PUT", "/api/cases/{case}/nis2/reports/early_warning", body={"title": "x"}
+    ),
+    ("POST", "/api/cases/{case_id}/nis2/reports/{kind}/approve"): _probe(
+        "POST", "/api/cases/{case}/nis2/reports/early_warning/approve"
+    ),
+    ("POST", "/api/cases/{case_id}/nis2/reports/{kind}/mark-sent"): _probe(
+        "POST", "/api/cases/{case}/nis2/reports/early_warning/mark-sent", body={}
+    ),
+    ("GET", "/api/cases/{case_id}/nis2/reports/{kind}/export"): Case(
+        [
+            Probe("GET", "/api/cases/{case}/nis2/reports/early_warning/export?format=json"),
+            Probe("GET", "/api/cases/{case}/nis2/reports/early_warning/export?format=pdf"),
+        ]
+    ),
+    ("GET", "/api/cases/{case_id}/report"): Case(
+        [
+            Probe("GET", "/api/cases/{case}/report?format=html"),
+            Probe("GET", "/api/cases/{case}/report?format=pdf&variant=police"),
+        ]
+    ),
     # -- log follow-up ({plan}, {round} and {item} are Luleå's) ------------------------------------------
     ("GET", "/api/followup/plans"): Case(
         [
@@ -489,6 +520,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             },
         ).json()["alerts"][0]
         followup = _lulea_followup(server, marker)
+        significant = server.api("PUT", f"/api/cases/{made['case_id']}/nis2", json={"significant": True})
+        assert significant.status_code == 200, significant.text
+        draft = server.api("POST", f"/api/cases/{made['case_id']}/nis2/reports/early_warning")
+        assert draft.status_code == 201 and f"lulea-host-{marker}" in draft.text, draft.text
         exception = server.api(
             "POST",
             "/api/exceptions",

@@ -16,6 +16,7 @@ from norrvakt.config import LEVELS
 from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.templating import render
+from norrvakt.web.views import nis2_panel
 from norrvakt.web.views.pages import page_user
 
 router = APIRouter(include_in_schema=False)
@@ -160,4 +161,5 @@ async def case_view(case_id: int, request: Request) -> Response:
         key=lambda x: x["at"] or 0,
     )
     await asyncio.sleep(0)
-    return render(request, "case.html", user, case=case, timeline=timeline, statuses=STATUSES[1:])
+    panel = await nis2_panel.context(case_id, request, user)
+    return render(request, "case.html", user, case=case, timeline=timeline, statuses=STATUSES[1:], **panel)
