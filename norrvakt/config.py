@@ -52,6 +52,7 @@ MUNICIPALITIES: dict[str, str] = {
 }
 
 _TENANT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")  # what a report may be sent to
 
 
 class ConfigError(ValueError):
@@ -541,6 +542,65 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """Scheduled municipality and region reports (docs/reports.md), sent by e-mail."""
+
+    channel: str = field(
+        default="",
+        metadata=_doc(
+            "Name of the email channel ([[alerts.channels]]) whose SMTP server sends the reports; "
+            "empty = reports are not sent (they can still be rendered)."
+        ),
+    )
+    schedule: str = field(default="monthly", metadata=_doc("monthly | weekly: the period of each report."))
+    send_hour: int = field(
+        default=6, metadata=_doc("Local hour (0..23) after a period's end at which its reports go out.")
+    )
+    language: str = field(default="sv", metadata=_doc("sv | en: the language of a report by default."))
+    languages: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc("Tenant (or 'region') → its own language, e.g. { kiruna = 'en' }."),
+    )
+    recipients: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_doc(
+            "Tenant → comma-separated addresses its report goes to (only its own report), e.g. "
+            "{ lulea = 'ciso@lulea.se, it@lulea.se' }; a tenant without any gets none."
+        ),
+    )
+    region_recipients: list[str] = field(
+        default_factory=list, metadata=_doc("Addresses the region report (all tenants) goes to.")
+    )
+    mtta_target_minutes: dict[str, int] = field(
+        default_factory=lambda: {
+            "critical": 15,
+            "high": 60,
+            "medium": 240,
+            "low": 1440,
+            "informational": 2880,
+        },
+        metadata=_doc("Target time to acknowledge a case, per severity (minutes)."),
+    )
+    mttr_target_minutes: dict[str, int] = field(
+        default_factory=lambda: {
+            "critical": 240,
+            "high": 1440,
+            "medium": 4320,
+            "low": 10080,
+            "informational": 20160,
+        },
+        metadata=_doc("Target time to resolve a case, per severity (minutes)."),
+    )
+    top_rules: int = field(default=10, metadata=_doc("Rules listed in a report's top rules (1..50)."))
+    retry_minutes: float = field(
+        default=15.0, metadata=_doc("Wait before a report whose sending failed is tried again.")
+    )
+    max_attempts: int = field(
+        default=5, metadata=_doc("Sending attempts of one report before it is left as failed (1..50).")
+    )
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     nats_dir: str = field(
         default="",
@@ -896,6 +956,9 @@ class Settings:
     alerts: AlertSettings = field(
         default_factory=AlertSettings, metadata=_doc("Alerts, cases, notification and escalation.")
     )
+    reports: ReportSettings = field(
+        default_factory=ReportSettings, metadata=_doc("Scheduled municipality and region reports.")
+    )
     cluster: ClusterSettings = field(
         default_factory=ClusterSettings, metadata=_doc("Part of a cluster (docs/operations.md).")
     )
@@ -1247,6 +1310,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
             )
     _check_connection_limits(s, problems)
     _check_alerts(s, problems)
+    _check_reports(s, problems)
 
 
 def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> None:
@@ -1418,6 +1482,56 @@ def _check_alerts(s: Settings, problems: list[tuple[str, str]]) -> None:
     for c in a.escalation_channels:
         if c not in names:
             problems.append(("alerts.escalation_channels", f"{c!r} — no channel of that name"))
+
+
+def _check_reports(s: Settings, problems: list[tuple[str, str]]) -> None:
+    """A bad schedule or an unknown recipient is refused at start, never found at sending time."""
+    r = s.reports
+    if r.schedule not in ("monthly", "weekly"):
+        problems.append(("reports.schedule", f"{r.schedule!r} — monthly or weekly"))
+    if not 0 <= r.send_hour <= 23:
+        problems.append(("reports.send_hour", f"{r.send_hour} — must be 0..23"))
+    if r.language not in ("sv", "en"):
+        problems.append(("reports.language", f"{r.language!r} — sv or en"))
+    for who, lang in r.languages.items():
+        if who not in s.tenants and who != "region":
+            problems.append(("reports.languages", f"{who!r} — not a configured tenant (or 'region')"))
+        if lang not in ("sv", "en"):
+            problems.append((f"reports.languages.{who}", f"{lang!r} — sv or en"))
+    if r.channel:
+        channel = next((c for c in s.alerts.channels if c.name == r.channel), None)
+        if channel is None:
+            problems.append(("reports.channel", f"{r.channel!r} — no channel of that name"))
+        elif channel.type != "email":
+            problems.append(
+                ("reports.channel", f"{r.channel!r} is a {channel.type} channel; reports need email")
+            )
+    for tenant, addresses in r.recipients.items():
+        if tenant not in s.tenants:
+            problems.append(("reports.recipients", f"{tenant!r} — not a configured tenant"))
+        for address in addresses.split(","):
+            if not _EMAIL.match(address.strip()):
+                problems.append(
+                    (f"reports.recipients.{tenant}", f"{address.strip()!r} — not an e-mail address")
+                )
+    for address in r.region_recipients:
+        if not _EMAIL.match(address.strip()):
+            problems.append(("reports.region_recipients", f"{address!r} — not an e-mail address"))
+    for key, targets in (
+        ("mtta_target_minutes", r.mtta_target_minutes),
+        ("mttr_target_minutes", r.mttr_target_minutes),
+    ):
+        for level, minutes in targets.items():
+            if level not in LEVELS:
+                problems.append((f"reports.{key}", f"{level!r} — one of {', '.join(LEVELS)}"))
+            elif minutes < 1:
+                problems.append((f"reports.{key}.{level}", f"{minutes} — must be ≥ 1"))
+    if not 1 <= r.top_rules <= 50:
+        problems.append(("reports.top_rules", f"{r.top_rules} — must be 1..50"))
+    if not 1 <= r.max_attempts <= 50:
+        problems.append(("reports.max_attempts", f"{r.max_attempts} — must be 1..50"))
+    if r.retry_minutes <= 0:
+        problems.append(("reports.retry_minutes", f"{r.retry_minutes} — must be > 0"))
 
 
 def _check_m365(key: str, src: SourceSettings, s: Settings, problems: list[tuple[str, str]]) -> None:

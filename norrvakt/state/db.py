@@ -646,3 +646,31 @@ def upsert(conn: sa.Connection, table: sa.Table) -> Any:
 
         return sqlite_insert(table)
     raise UnsupportedDatabase(f"state database {name!r}: Norrvakt supports SQLite and PostgreSQL")
+
+
+# -- scheduled reports, migration 0013 ----------------------------------------------------------
+
+# One row per report (a tenant's, or the region's as tenant "_region") and period: claimed by
+# one node before it is rendered and sent, then sent (with the digests journaled) or failed
+# (with why; tried again later). The unique key makes a period's report go out once.
+report_runs = sa.Table(
+    "report_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("schedule", sa.String(16), nullable=False),  # monthly | weekly
+    sa.Column("period", sa.String(16), nullable=False),  # 2026-11 | 2026-W48
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # sending | sent | failed
+    sa.Column("owner", sa.String(128), nullable=False),  # the node that claimed it
+    sa.Column("recipients", sa.Text, nullable=False),  # comma-separated
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("claimed_at", sa.BigInteger, nullable=False),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Column("pdf_sha256", sa.String(64), nullable=True),
+    sa.Column("html_sha256", sa.String(64), nullable=True),
+    sa.Column("pdf_bytes", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("tenant", "schedule", "period", name="uq_report_runs_period"),
+)

@@ -43,7 +43,15 @@ class EmailChannel:
         msg.set_content(text(notice))
         return await asyncio.to_thread(self._send, msg)
 
-    def _send(self, msg: EmailMessage) -> str:
+    def deliver(self, msg: EmailMessage, recipients: list[str]) -> str:
+        """Send ``msg`` to ``recipients`` (not the channel's own) on this channel's server — to
+        all of them or to none: when the server refuses any recipient the transaction is reset
+        before the message is sent, and the refusal names them (blocking; a worker thread)."""
+        if not recipients:
+            raise DeliveryError(f"e-mail {self.name}: no recipients", retry=False)
+        return self._send(msg, list(recipients))
+
+    def _send(self, msg: EmailMessage, recipients: list[str] | None = None) -> str:
         where = f"e-mail {self.name} (smtp://{self.host}:{self.port})"
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
@@ -57,7 +65,11 @@ class EmailChannel:
                     smtp.ehlo()
                 if self.username:
                     smtp.login(self.username, self.password)
-                refused = smtp.send_message(msg)
+                if recipients is None:
+                    refused = smtp.send_message(msg)
+                else:
+                    _all_or_none(smtp, msg, self.sender, recipients, where)
+                    return f"accepted for {len(recipients)} recipient(s)"
         except DeliveryError:
             raise
         except smtplib.SMTPResponseException as exc:
@@ -70,3 +82,23 @@ class EmailChannel:
         if refused:
             raise DeliveryError(f"{where}: recipients refused: {refused}", retry=False)
         return f"accepted for {len(self.recipients)} recipient(s)"
+
+
+def _all_or_none(
+    smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[str], where: str
+) -> None:
+    code, answer = smtp.mail(sender)
+    if code != 250:
+        smtp.rset()
+        raise DeliveryError(f"{where}: sender {sender!r} refused: {code} {answer!r}", retry=code < 500)
+    refused = {}
+    for address in recipients:
+        code, answer = smtp.rcpt(address)
+        if code not in (250, 251):
+            refused[address] = (code, answer)
+    if refused:
+        smtp.rset()
+        raise DeliveryError(f"{where}: recipient(s) refused, nothing was sent: {refused}", retry=False)
+    code, answer = smtp.data(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    if code != 250:
+        raise DeliveryError(f"{where}: message refused: {code} {answer!r}", retry=code < 500)
