@@ -896,6 +896,38 @@ class ResponseSettings:
     )
 
 
+TLP_LEVELS = ("clear", "white", "green", "amber", "red")
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    templates_dir: str = field(
+        default="",
+        metadata=_doc(
+            "Folder of case templates (YAML, docs/soc.md) added to the built-in ones; one with the "
+            "id of a built-in template replaces it. Empty = the built-in ones only."
+        ),
+    )
+    producer_name: str = field(
+        default="Norrvakt SOC",
+        metadata=_doc("Who shares a case's indicators: the STIX identity and the MISP event's creator org."),
+    )
+    tlp: str = field(
+        default="amber",
+        metadata=_doc("TLP marking of exported indicators (STIX 2.1 and MISP): clear, green, amber or red."),
+    )
+    misp_distribution: int = field(
+        default=1,
+        metadata=_doc("MISP distribution of an exported event: 0 your organisation, 1 this community, 2, 3."),
+    )
+    pivot_days: int = field(
+        default=30,
+        metadata=_doc(
+            "How far back the SOC's 'seen in other municipalities' pivot counts events and alerts."
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     max_concurrent: int = field(
@@ -955,6 +987,9 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings, metadata=_doc("State database."))
     alerts: AlertSettings = field(
         default_factory=AlertSettings, metadata=_doc("Alerts, cases, notification and escalation.")
+    )
+    cases: CaseSettings = field(
+        default_factory=CaseSettings, metadata=_doc("Case templates, observables and indicator export.")
     )
     reports: ReportSettings = field(
         default_factory=ReportSettings, metadata=_doc("Scheduled municipality and region reports.")
@@ -1157,6 +1192,19 @@ def _check_ingest_limits(sv: ServerSettings, problems: list[tuple[str, str]]) ->
         problems.append(("server.max_event_bytes", why))
 
 
+def _check_cases(c: CaseSettings, problems: list[tuple[str, str]]) -> None:
+    if c.tlp not in TLP_LEVELS:
+        problems.append(("cases.tlp", f"{c.tlp!r} — one of clear, green, amber, red"))
+    if c.misp_distribution not in (0, 1, 2, 3):
+        problems.append(("cases.misp_distribution", f"{c.misp_distribution} — 0, 1, 2 or 3"))
+    if not c.producer_name.strip():
+        problems.append(("cases.producer_name", "'' — the name others see the indicators come from"))
+    if not 1 <= c.pivot_days <= 3660:
+        problems.append(("cases.pivot_days", f"{c.pivot_days} — must be 1..3660"))
+    if c.templates_dir and not Path(c.templates_dir).is_dir():
+        problems.append(("cases.templates_dir", f"{c.templates_dir!r} — not a directory"))
+
+
 def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     _check_zone("timezone", s.timezone, problems)
     if s.log_level not in {"debug", "info", "warning", "error"}:
@@ -1176,6 +1224,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     if s.server.api_docs not in {"login", "public", "off"}:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)
+    _check_cases(s.cases, problems)
     _check_enrich(s.enrich, problems)
     _check_search_rules(s.search_rules, problems)
     _check_ingest_limits(s.server, problems)

@@ -628,6 +628,34 @@ nis2_reports = sa.Table(
 )
 
 
+# -- Case tasks from templates, migration 0017 (norrvakt/state/case_tasks.py) -------------------
+
+# One task of a case's checklist: made when a template is applied (``template`` and ``key``
+# name where it came from) or added by hand (``template`` ""). Never deleted: a task that does
+# not apply is set to not_applicable. ``done_at`` - ``created_at`` is the task's time to done.
+case_tasks = sa.Table(
+    "case_tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("title_sv", sa.String(512), nullable=False),
+    sa.Column("title_en", sa.String(512), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # open | in_progress | done | not_applicable
+    sa.Column("assignee", sa.String(128), nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),  # first set in_progress
+    sa.Column("done_at", sa.BigInteger, nullable=True),  # set done (cleared when reopened)
+    sa.Index("ix_case_tasks_case", "case_id"),
+    sa.Index("ix_case_tasks_tenant_template", "tenant", "template"),
+)
+
+
 class UnsupportedDatabase(ValueError):
     """A state database other than SQLite or PostgreSQL (the settings' check refuses such a
     ``state.url`` at start; this names it for a caller that opened one directly)."""

@@ -20,7 +20,9 @@ from norrvakt.sources import otlp_http
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
+from norrvakt.web.api import case_observables as case_observables_api
 from norrvakt.web.api import case_report as case_report_api
+from norrvakt.web.api import case_tasks as case_tasks_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.api import cluster as cluster_api
 from norrvakt.web.api import exceptions as exceptions_api
@@ -34,6 +36,7 @@ from norrvakt.web.session import SessionCodec, session_key
 from norrvakt.web.templating import STATIC, VendorFiles, vendor_dir
 from norrvakt.web.views import account as account_pages
 from norrvakt.web.views import admin as admin_pages
+from norrvakt.web.views import case_work as case_work_pages
 from norrvakt.web.views import cluster as cluster_pages
 from norrvakt.web.views import dashboards, exceptions, followup, pages, rules, soc, sso
 from norrvakt.web.views.api_docs import api_docs_router
@@ -77,6 +80,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
+    app.include_router(case_tasks_api.router)
+    app.include_router(case_observables_api.router)
     app.include_router(nis2_reports_api.router)
     app.include_router(case_report_api.router)
     app.include_router(followup_api.router)
@@ -87,6 +92,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(sso.router)
     app.include_router(admin_pages.router)
     app.include_router(soc.router)
+    app.include_router(case_work_pages.router)
     app.include_router(followup.router)
     app.include_router(rules.router)
     app.include_router(exceptions.router)

@@ -286,6 +286,34 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/cases/{case}/alerts", body={"alert_id": "{alert}"}
     ),
     ("PUT", "/api/cases/{case_id}/nis2"): _probe("PUT", "/api/cases/{case}/nis2", body={"significant": True}),
+    # -- case tasks and observables (the world's Luleå case has the lost_device tasks; task 1 is its
+    # first; its alert names Luleå's host, so observables or exports that leaked would show it) ------
+    ("GET", "/api/case-templates"): _probe("GET", "/api/case-templates", expect=OK_NO_LULEA),
+    ("GET", "/api/cases/{case_id}/tasks"): _probe("GET", "/api/cases/{case}/tasks"),
+    ("POST", "/api/cases/{case_id}/template"): _probe(
+        "POST", "/api/cases/{case}/template", body={"template": "ransomware"}
+    ),
+    ("POST", "/api/cases/{case_id}/tasks"): _probe("POST", "/api/cases/{case}/tasks", body={"title": "x"}),
+    ("PATCH", "/api/cases/{case_id}/tasks/{task_id}"): _probe(
+        "PATCH", "/api/cases/{case}/tasks/1", body={"state": "done", "assignee": "boden.iso"}
+    ),
+    ("GET", "/api/case-tasks/mttr"): Case(
+        [
+            Probe("GET", "/api/case-tasks/mttr?tenant=lulea"),
+            Probe("GET", "/api/case-tasks/mttr?since=3650d", expect=frozenset({200})),
+        ]
+    ),
+    ("GET", "/api/cases/{case_id}/observables"): _probe("GET", "/api/cases/{case}/observables"),
+    # the pivot is refused to every tenant officer, for Luleå's case and any other
+    ("GET", "/api/cases/{case_id}/observables/pivot"): _probe(
+        "GET", "/api/cases/{case}/observables/pivot?kind=host&value=lulea-host-{marker}", expect={403}
+    ),
+    ("GET", "/api/cases/{case_id}/export/stix"): _probe("GET", "/api/cases/{case}/export/stix"),
+    ("GET", "/api/cases/{case_id}/export/misp"): _probe("GET", "/api/cases/{case}/export/misp"),
+    ("GET", "/ui/cases/{case_id}/work"): _probe("GET", "/ui/cases/{case}/work"),
+    ("GET", "/ui/cases/{case_id}/pivot"): _probe(
+        "GET", "/ui/cases/{case}/pivot?kind=host&value=lulea-host-{marker}", expect={403}
+    ),
     # NIS2 report drafts and the case report: Luleå's case is significant and has an early warning
     # draft (its fields name Luleå's host); Boden's officer, who may approve drafts of Boden's,
     # can neither read, make, edit, approve, send nor export Luleå's
@@ -535,6 +563,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             },
         )
         assert exception.status_code == 200, exception.text
+        tasks = server.api("POST", f"/api/cases/{made['case_id']}/template", json={"template": "lost_device"})
+        assert tasks.status_code == 201 and tasks.json()["tasks"][0]["id"] == 1, tasks.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
