@@ -432,6 +432,26 @@ CASES: dict[tuple[str, str], Case] = {
         ]
     ),
     ("GET", "/exceptions/{exception_id}"): _probe("GET", "/exceptions/{exception}"),
+    # -- assets and directory accounts (Luleå's asset lulea-host-{marker}: its owner carries the marker) --
+    ("GET", "/api/assets"): Case(
+        [
+            Probe("GET", "/api/assets?tenant=lulea"),
+            Probe("GET", "/api/assets", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("PUT", "/api/assets/{tenant}/{host}"): _probe(
+        "PUT", "/api/assets/lulea/lulea-host-{marker}", body={"criticality": "low", "owner": "boden"}
+    ),
+    ("DELETE", "/api/assets/{tenant}/{host}"): _probe("DELETE", "/api/assets/lulea/lulea-host-{marker}"),
+    ("POST", "/api/assets/{tenant}/import"): _probe(
+        "POST", "/api/assets/lulea/import", body="host,owner,criticality,system\nx,boden,low,x\n"
+    ),
+    ("GET", "/api/directory"): Case(
+        [
+            Probe("GET", "/api/directory?tenant=lulea"),
+            Probe("GET", "/api/directory", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
 }
 
 
@@ -565,6 +585,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert exception.status_code == 200, exception.text
         tasks = server.api("POST", f"/api/cases/{made['case_id']}/template", json={"template": "lost_device"})
         assert tasks.status_code == 201 and tasks.json()["tasks"][0]["id"] == 1, tasks.text
+        asset = server.api(
+            "PUT",
+            f"/api/assets/lulea/lulea-host-{marker}",
+            json={"owner": f"Luleå secret {marker}", "criticality": "critical", "system": marker},
+        )
+        assert asset.status_code == 200, asset.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
