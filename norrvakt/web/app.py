@@ -20,7 +20,6 @@ from norrvakt.sources import otlp_http
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
-from norrvakt.web.api import assets as assets_api
 from norrvakt.web.api import case_observables as case_observables_api
 from norrvakt.web.api import case_report as case_report_api
 from norrvakt.web.api import case_tasks as case_tasks_api
@@ -30,6 +29,7 @@ from norrvakt.web.api import exceptions as exceptions_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import m365 as m365_api
 from norrvakt.web.api import nis2_reports as nis2_reports_api
+from norrvakt.web.api import periodic_reports as periodic_reports_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.headers import SecurityHeaders
 from norrvakt.web.limits import UserLimiter
@@ -79,6 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(retention.router)
     app.include_router(admin.router)
     app.include_router(reports.router)
+    app.include_router(periodic_reports_api.router)
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
     app.include_router(case_tasks_api.router)
@@ -88,7 +89,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(followup_api.router)
     app.include_router(rules_api.router)
     app.include_router(exceptions_api.router)
-    app.include_router(assets_api.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)
     app.include_router(sso.router)

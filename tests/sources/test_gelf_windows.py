@@ -17,7 +17,6 @@ import asyncio
 import socket
 import zlib
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -126,8 +125,10 @@ def samples() -> list[tuple[dict[str, Any], Event]]:
 
 
 @pytest.fixture(scope="module")
-def rules(rule_cache: Path) -> RuleSet:
-    loaded, _ = RuleSet.load([shared_data("sigma", "rules", "windows")], cache_dir=rule_cache)
+def rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    loaded, _ = RuleSet.load(
+        [shared_data("sigma", "rules", "windows")], cache_dir=tmp_path_factory.mktemp("rule-cache")
+    )
     return loaded
 
 
