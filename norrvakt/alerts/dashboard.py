@@ -44,11 +44,18 @@ def alert_dashboard(engine: sa.Engine) -> Callable[[list[str], int], dict[str, A
                     }
                 ],
             },
-            "options": {"animation": False, "plugins": {"legend": {"display": False}}},
+            # horizontal and short: five bars beside two lists, not a tall chart of mostly air
+            "options": {
+                "animation": False,
+                "indexAxis": "y",
+                "plugins": {"legend": {"display": False}},
+                "scales": {"x": {"beginAtZero": True, "ticks": {"precision": 0}}},
+            },
         }
         rows = sla.report(engine, scope, since, now_us())
         return {
             "severity_chart": chart,
+            "total": sum(levels.values()),
             "top_rules": [{"title": t, "count": n} for t, n in rules.most_common(8)],
             "sla": [
                 {

@@ -67,6 +67,8 @@ LULEA_KEYWORD_RULE = (
     "detection:\n  keywords:\n    - Luleå secret\n  condition: keywords\nlevel: low\n"
 )
 
+# A saved search, as Boden's officer would save it
+_SAVED = {"name": "iso", "query": "x", "since": "1h"}
 # A rule exception's body, as Boden's officer would send it for Luleå (or for every tenant)
 _EXCEPTION = {"rule_id": "iso-rule", "conditions": {"host.name": ["h"]}, "reason": "x", "days": 1}
 
@@ -223,22 +225,6 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/account/password"): _probe("POST", "/account/password", body="", expect={400}),
     ("GET", "/api/reports/subject-access"): _probe(
         "GET", "/api/reports/subject-access?tenant=lulea&subject=s-1"
-    ),
-    # periodic reports: Luleå's refused in every format, Boden's own holds nothing of Luleå's;
-    # the region report (every municipality) is for central roles; the runs list keeps to the scope
-    ("GET", "/api/reports/periodic/{tenant}/{period}"): Case(
-        [
-            Probe("GET", "/api/reports/periodic/lulea/2026-11?format=json"),
-            Probe("GET", "/api/reports/periodic/lulea/2026-11?format=pdf"),
-            Probe("GET", "/api/reports/periodic/boden/2026-11?format=json", expect=frozenset(OK_NO_LULEA)),
-        ]
-    ),
-    ("GET", "/api/reports/region/{period}"): _probe("GET", "/api/reports/region/2026-11?format=json"),
-    ("GET", "/api/reports/runs"): Case(
-        [
-            Probe("GET", "/api/reports/runs?tenant=lulea"),
-            Probe("GET", "/api/reports/runs", expect=frozenset(OK_NO_LULEA)),
-        ]
     ),
     ("POST", "/api/archive/export"): _probe(
         "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
@@ -448,6 +434,65 @@ CASES: dict[tuple[str, str], Case] = {
         ]
     ),
     ("GET", "/exceptions/{exception_id}"): _probe("GET", "/exceptions/{exception}"),
+    # -- saved searches ({saved} is Luleå's, shared with Luleå; {saved_private} the admin's private one
+    # of Boden; {saved_region} the SOC's region-wide one): names and queries carry the marker ---------
+    ("GET", "/api/saved-searches"): _probe("GET", "/api/saved-searches", expect=OK_NO_LULEA),
+    ("POST", "/api/saved-searches"): Case(
+        [
+            Probe("POST", "/api/saved-searches", body={**_SAVED, "tenant": "lulea"}, expect=frozenset({403})),
+            Probe(
+                "POST",
+                "/api/saved-searches",
+                body={**_SAVED, "visibility": "region"},
+                expect=frozenset({403}),
+            ),
+            # a rule over Boden's own events only: the schedule is checked, nothing of Luleå's shows
+            Probe(
+                "POST",
+                "/api/saved-searches",
+                body={
+                    **_SAVED,
+                    "query": "{marker} | count > 0 in 10m",
+                    "schedule": "5m",
+                    "visibility": "tenant",
+                },
+                expect=frozenset({200}),
+            ),
+        ]
+    ),
+    ("GET", "/api/saved-searches/{search_id}"): Case(
+        [
+            Probe("GET", "/api/saved-searches/{saved}"),
+            Probe("GET", "/api/saved-searches/{saved_private}"),
+            Probe("GET", "/api/saved-searches/{saved_region}"),
+        ]
+    ),
+    ("PATCH", "/api/saved-searches/{search_id}"): Case(
+        [
+            Probe("PATCH", "/api/saved-searches/{saved}", body={"name": "mine now"}),
+            Probe("PATCH", "/api/saved-searches/{saved_private}", body={"name": "mine now"}),
+        ]
+    ),
+    ("DELETE", "/api/saved-searches/{search_id}"): Case(
+        [
+            Probe("DELETE", "/api/saved-searches/{saved}"),
+            Probe("DELETE", "/api/saved-searches/{saved_private}"),
+        ]
+    ),
+    ("POST", "/api/saved-searches/{search_id}/run"): Case(
+        [
+            Probe("POST", "/api/saved-searches/{saved}/run", body={}),
+            Probe("POST", "/api/saved-searches/{saved_private}/run", body={}),
+            Probe("POST", "/api/saved-searches/{saved_region}/run", body={"tenant": "lulea"}),
+        ]
+    ),
+    ("POST", "/api/saved-searches/{search_id}/pin"): Case(
+        [
+            Probe("POST", "/api/saved-searches/{saved}/pin"),
+            Probe("POST", "/api/saved-searches/{saved_private}/pin"),
+        ]
+    ),
+    ("DELETE", "/api/saved-searches/{search_id}/pin"): _probe("DELETE", "/api/saved-searches/{saved}/pin"),
 }
 
 
@@ -581,6 +626,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert exception.status_code == 200, exception.text
         tasks = server.api("POST", f"/api/cases/{made['case_id']}/template", json={"template": "lost_device"})
         assert tasks.status_code == 201 and tasks.json()["tasks"][0]["id"] == 1, tasks.text
+        saved = {
+            key: server.api("POST", "/api/saved-searches", json=body)
+            for key, body in {
+                "saved": {
+                    "name": f"Luleå secret {marker}",
+                    "query": f"lulea-host-{marker}",
+                    "tenant": "lulea",
+                    "visibility": "tenant",
+                },
+                "saved_private": {
+                    "name": f"Boden secret {marker}",
+                    "query": f"lulea-host-{marker}",
+                    "tenant": "boden",
+                    "visibility": "private",
+                },
+                "saved_region": {
+                    "name": f"Region secret {marker}",
+                    "query": f"lulea-host-{marker}",
+                    "visibility": "region",
+                },
+            }.items()
+        }
+        assert all(r.status_code == 200 for r in saved.values()), [r.text for r in saved.values()]
+        pinned = server.api("POST", f"/api/saved-searches/{saved['saved'].json()['id']}/pin")
+        assert pinned.status_code == 200, pinned.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
@@ -593,6 +663,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "alert": made["id"],
             "case": made["case_id"],
             "exception": exception.json()["id"],
+            **{key: r.json()["id"] for key, r in saved.items()},
             **followup,
         }
         client.close()
@@ -607,7 +678,22 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
     server: Server = world["server"]
     client: httpx.Client = world["client"]
     for probe in case.probes:
-        ids = {k: world[k] for k in ("seq", "marker", "alert", "case", "plan", "round", "item", "exception")}
+        ids = {
+            k: world[k]
+            for k in (
+                "seq",
+                "marker",
+                "alert",
+                "case",
+                "plan",
+                "round",
+                "item",
+                "exception",
+                "saved",
+                "saved_private",
+                "saved_region",
+            )
+        }
         url = probe.url.format(**ids)
         headers = {"X-CSRF-Token": world["csrf"]}
         if probe.method == "GET" and url.startswith("/api/tail"):

@@ -223,3 +223,27 @@
     if (dialog && !dialog.open) dialog.showModal();
   });
 })();
+
+// Saved searches: the save form takes the search form's query, time range and municipality as
+// they are now (the results are swapped in by htmx, so the page's own values may be older).
+(function () {
+  "use strict";
+  document.addEventListener("submit", async (e) => {
+    const form = e.target.closest("form[data-save-search]");
+    if (!form) return;
+    e.preventDefault();
+    const search = document.getElementById("search-form");
+    const body = { name: form.elements.name.value, description: form.elements.description.value,
+      visibility: form.elements.visibility.value, level: form.elements.level.value,
+      query: search.elements.q.value, since: search.elements.since.value,
+      tenant: search.elements.tenant.value || null, schedule: form.elements.schedule.value || null };
+    const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+    const r = await fetch("/api/saved-searches", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": token }, body: JSON.stringify(body) });
+    let data = null;
+    try { data = await r.json(); } catch (err) { data = { detail: r.statusText }; }
+    const out = form.querySelector(".api-result");
+    out.textContent = r.ok ? "✓" : (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail));
+    if (r.ok) window.location.reload();
+  });
+})();

@@ -16,6 +16,7 @@ from norrvakt.event import now_us
 from norrvakt.store.analytics import SourceHealthCache, series
 from norrvakt.web.auth import tenant_scope
 from norrvakt.web.templating import render
+from norrvakt.web.views import saved_searches as saved_api
 from norrvakt.web.views.pages import page_user
 
 router = APIRouter(include_in_schema=False)
@@ -105,6 +106,7 @@ async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Res
         },
     }
     rules = rt.extras.get("ruleset_tags")
+    pinned = await saved_api.dashboard_panels(request, user, tenant or None)
     kinds = sorted({_kind(h["source"], h["tenant"]) for h in health})
     grid: dict[str, list[dict[str, Any] | None]] = {}
     for h in health:
@@ -123,6 +125,7 @@ async def dashboards(request: Request, tenant: str = "", hours: int = 24) -> Res
         alert_chart=json.dumps(alert_data["severity_chart"]) if alert_data else None,
         coverage=coverage(rules() if rules else []),
         rule_count=len(rules()) if rules else 0,
+        pinned=pinned,
     )
 
 

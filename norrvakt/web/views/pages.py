@@ -248,6 +248,9 @@ async def search_page(
     from norrvakt.event import ECS_FIELDS
 
     context["field_names"] = ["tenant", "message", *ECS_FIELDS]
+    from norrvakt.web.views.saved_searches import console_listing
+
+    context.update(await console_listing(request, user))
     del rt
     return render(request, "search.html", user, **context)
 

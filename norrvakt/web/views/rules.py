@@ -7,6 +7,7 @@ It reads through the JSON API functions and changes go through the JSON API (``P
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from norrvakt.web.api import rules as rules_api
+from norrvakt.web.api import saved_searches as saved_api
 from norrvakt.web.templating import render
 from norrvakt.web.views.exceptions import for_rules_page
 from norrvakt.web.views.pages import page_user
@@ -57,4 +59,5 @@ async def rules_page(
         switch_tenants=(["*"] if central else []) + user.scope(request.app.state.runtime.tenants),
         can_write=user.role in {"admin", "soc_analyst", "tenant_officer"},
         exception_rows=await for_rules_page(request, user),
+        search_rules=await asyncio.to_thread(saved_api.listing, request, user, True),
     )
