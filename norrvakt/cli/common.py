@@ -72,8 +72,44 @@ def call_api(
         sys.exit(2)
 
 
+def call_api_bytes(ctx: click.Context, path: str, params: dict[str, Any] | None = None) -> bytes:
+    """GET ``path`` and return the body as it is (a PDF, an HTML page): the running server's, or
+    in-process on the data directory when none runs. An error answer exits 2 with its detail."""
+    import httpx
+
+    from norrvakt.client import ApiError, answer
+    from norrvakt.node.runtime import CLI_TOKEN_FILE, read_server_file
+
+    settings = settings_of(ctx)
+    params = {k: v for k, v in (params or {}).items() if v is not None}
+    info = read_server_file(settings.data_path)
+    token_path = settings.data_path / CLI_TOKEN_FILE
+    try:
+        if info is not None and token_path.exists():
+            resp = httpx.get(
+                str(info["url"]).rstrip("/") + path,
+                params=params,
+                headers={"Authorization": f"Bearer {token_path.read_text().strip()}"},
+                timeout=300,
+            )
+            if resp.status_code >= 400:
+                answer(resp)
+            return resp.content
+        content: bytes = asyncio.run(_local(settings, "GET", path, {}, params, raw=True))
+        return content
+    except ApiError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        sys.exit(2)
+
+
 async def _local(
-    settings: Any, method: str, path: str, payload: dict[str, Any], params: dict[str, Any]
+    settings: Any,
+    method: str,
+    path: str,
+    payload: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    raw: bool = False,
 ) -> Any:
     import httpx
 
@@ -93,6 +129,8 @@ async def _local(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
             resp = await client.request(method, path, params=params, **payload)
+        if raw and resp.status_code < 400:
+            return resp.content
         return answer(resp)
     finally:
         await rt.close()

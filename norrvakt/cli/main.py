@@ -72,6 +72,7 @@ def _register() -> None:
         ingest,
         integrity,
         m365,
+        reports,
         retention,
         rules_content,
         rules_live,
@@ -97,6 +98,7 @@ def _register() -> None:
         users,
         alerts,
         followup,
+        reports,
         cluster,
         m365,
     ):

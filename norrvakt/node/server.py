@@ -40,6 +40,9 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
     from norrvakt.alerts.soc import start_soc, stop_soc  # SOC workflow: alerts, cases, notify, escalation
 
     await start_soc(runtime, url)
+    from norrvakt.reports.wiring import start_reports, stop_reports  # periodic reports by e-mail
+
+    await start_reports(runtime)
     scheduled = ScheduledSearches(runtime)  # saved searches that are alert rules
     runtime.extras["scheduled_searches"] = scheduled
     scheduled.start()
@@ -77,6 +80,7 @@ async def serve(settings: Settings, *, demo: bool = False, banner: bool = True) 
         await detection.stop()
         await scheduled.stop()
         await watch.stop()
+        await stop_reports(runtime)
         await stop_soc(runtime)
         await runtime.close()
 

@@ -95,6 +95,10 @@ def render_html(figures: dict[str, Any], language: str, zone: str) -> str:
 
 
 def render_pdf(html: str) -> bytes:
+    import logging
+
     from weasyprint import HTML
+
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # seven INFO lines per PDF
 
     return bytes(HTML(string=html).write_pdf())

@@ -29,6 +29,7 @@ from norrvakt.web.api import exceptions as exceptions_api
 from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import m365 as m365_api
 from norrvakt.web.api import nis2_reports as nis2_reports_api
+from norrvakt.web.api import periodic_reports as periodic_reports_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.api import saved_searches as saved_searches_api
 from norrvakt.web.headers import SecurityHeaders
@@ -79,6 +80,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(retention.router)
     app.include_router(admin.router)
     app.include_router(reports.router)
+    app.include_router(periodic_reports_api.router)
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
     app.include_router(case_tasks_api.router)

@@ -226,6 +226,22 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/reports/subject-access"): _probe(
         "GET", "/api/reports/subject-access?tenant=lulea&subject=s-1"
     ),
+    # periodic reports: Luleå's refused in every format, Boden's own holds nothing of Luleå's;
+    # the region report (every municipality) is for central roles; the runs list keeps to the scope
+    ("GET", "/api/reports/periodic/{tenant}/{period}"): Case(
+        [
+            Probe("GET", "/api/reports/periodic/lulea/2026-11?format=json"),
+            Probe("GET", "/api/reports/periodic/lulea/2026-11?format=pdf"),
+            Probe("GET", "/api/reports/periodic/boden/2026-11?format=json", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/reports/region/{period}"): _probe("GET", "/api/reports/region/2026-11?format=json"),
+    ("GET", "/api/reports/runs"): Case(
+        [
+            Probe("GET", "/api/reports/runs?tenant=lulea"),
+            Probe("GET", "/api/reports/runs", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
     ("POST", "/api/archive/export"): _probe(
         "POST", "/api/archive/export", body={"tenant": "lulea", "until": "now", "out_dir": "/tmp/x"}
     ),
