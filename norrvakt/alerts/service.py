@@ -126,6 +126,9 @@ class AlertService:
         self._exception_watch = VersionWatch(engine, exception_rows.RULE_EXCEPTIONS)
         self._exception_hits: dict[tuple[int, str], int] = {}  # (exception, tenant) → hits so far
         self.reload_exceptions()
+        # Moves a match's level before it is stored (assets, directory accounts: the soc wiring
+        # sets norrvakt.enrich.severity.AlertContext.adjust); None leaves levels as the rules say.
+        self.level_hook: Callable[[AlertInput], AlertInput] | None = None
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -241,6 +244,8 @@ class AlertService:
                 per_tenant["suppressed"] += 1
                 suppressed.append(self._suppressed(covering, inp))
                 continue
+            if self.level_hook is not None:
+                inp = self.level_hook(inp)
             if inp.level not in LEVEL_RANK:
                 raise InvalidInput(
                     f"alert input {i} (rule {inp.rule_id!r}, tenant {inp.tenant!r}): unknown level "

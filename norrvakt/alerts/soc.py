@@ -32,6 +32,7 @@ from norrvakt.alerts.notify.builtin import build_channel
 from norrvakt.alerts.routing import Router
 from norrvakt.alerts.service import AlertService
 from norrvakt.config import ChannelSettings, Settings
+from norrvakt.enrich.severity import AlertContext
 from norrvakt.event import SYSTEM_TENANT, Event
 from norrvakt.modules import modules_for
 
@@ -56,6 +57,8 @@ class Soc:
         self.engine = engine
         self.pipeline = pipeline
         self.alerts = AlertService(engine, settings.alerts)
+        self.context = AlertContext(engine)  # assets and directory accounts (norrvakt.enrich.severity)
+        self.alerts.level_hook = self.context.adjust
         self.alerts.warm()
         self.cases = CaseService(engine, self.alerts)
         self.dispatcher = Dispatcher(

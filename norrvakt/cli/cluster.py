@@ -346,6 +346,7 @@ def detect_cmd(
     from norrvakt.cluster.progress import ProgressReporter
     from norrvakt.cluster.watch import WatchConfig
     from norrvakt.detect.live import live_summary, load_engine, rule_overrides
+    from norrvakt.enrich.severity import AlertContext
     from norrvakt.modules import TenantModules
     from norrvakt.state.db import open_state
 
@@ -364,6 +365,7 @@ def detect_cmd(
         if engine.live is not None:
             logging.getLogger("norrvakt").info("detection: %s", live_summary(engine.live))
         alerts = AlertService(state, settings.alerts)
+        alerts.level_hook = AlertContext(state).adjust  # assets and directory accounts, as a node's intake
         modules = TenantModules(state)
         dispatcher = Dispatcher(
             state,

@@ -702,3 +702,36 @@ report_runs = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("tenant", "schedule", "period", name="uq_report_runs_period"),
 )
+
+
+# -- Enrichment, migration 0015 (norrvakt/state/assets.py, norrvakt/state/directory.py) ---------
+
+# A tenant's assets: a host (its name as events write it, lower case), who owns it, how critical
+# it is (low | medium | high | critical) and the system it belongs to (e.g. "Treserva").
+assets = sa.Table(
+    "assets",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("criticality", sa.String(16), nullable=False),
+    sa.Column("system", sa.String(255), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# The accounts of a tenant's Active Directory as the last LDAP sync saw them (sAMAccountName in
+# lower case); groups as a JSON list of names; departed = no longer in the directory.
+directory_accounts = sa.Table(
+    "directory_accounts",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("dn", sa.Text, nullable=False),
+    sa.Column("groups", sa.Text, nullable=False),
+    sa.Column("privileged", sa.Boolean, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("departed", sa.Boolean, nullable=False),
+    sa.Column("synced_at", sa.BigInteger, nullable=False),
+)

@@ -20,6 +20,7 @@ from norrvakt.sources import otlp_http
 from norrvakt.web.api import account as account_api
 from norrvakt.web.api import admin, imports, integrity, reports, retention, search, system
 from norrvakt.web.api import alerts as alerts_api
+from norrvakt.web.api import assets as assets_api
 from norrvakt.web.api import case_observables as case_observables_api
 from norrvakt.web.api import case_report as case_report_api
 from norrvakt.web.api import case_tasks as case_tasks_api
@@ -90,6 +91,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(followup_api.router)
     app.include_router(rules_api.router)
     app.include_router(exceptions_api.router)
+    app.include_router(assets_api.router)
     app.include_router(saved_searches_api.router)
     app.include_router(pages.router)
     app.include_router(dashboards.router)

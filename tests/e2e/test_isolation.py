@@ -450,6 +450,26 @@ CASES: dict[tuple[str, str], Case] = {
         ]
     ),
     ("GET", "/exceptions/{exception_id}"): _probe("GET", "/exceptions/{exception}"),
+    # -- assets and directory accounts (Luleå's asset lulea-host-{marker}: its owner carries the marker) --
+    ("GET", "/api/assets"): Case(
+        [
+            Probe("GET", "/api/assets?tenant=lulea"),
+            Probe("GET", "/api/assets", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("PUT", "/api/assets/{tenant}/{host}"): _probe(
+        "PUT", "/api/assets/lulea/lulea-host-{marker}", body={"criticality": "low", "owner": "boden"}
+    ),
+    ("DELETE", "/api/assets/{tenant}/{host}"): _probe("DELETE", "/api/assets/lulea/lulea-host-{marker}"),
+    ("POST", "/api/assets/{tenant}/import"): _probe(
+        "POST", "/api/assets/lulea/import", body="host,owner,criticality,system\nx,boden,low,x\n"
+    ),
+    ("GET", "/api/directory"): Case(
+        [
+            Probe("GET", "/api/directory?tenant=lulea"),
+            Probe("GET", "/api/directory", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
     # -- saved searches ({saved} is Luleå's, shared with Luleå; {saved_private} the admin's private one
     # of Boden; {saved_region} the SOC's region-wide one): names and queries carry the marker ---------
     ("GET", "/api/saved-searches"): _probe("GET", "/api/saved-searches", expect=OK_NO_LULEA),
@@ -667,6 +687,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert all(r.status_code == 200 for r in saved.values()), [r.text for r in saved.values()]
         pinned = server.api("POST", f"/api/saved-searches/{saved['saved'].json()['id']}/pin")
         assert pinned.status_code == 200, pinned.text
+        asset = server.api(
+            "PUT",
+            f"/api/assets/lulea/lulea-host-{marker}",
+            json={"owner": f"Luleå secret {marker}", "criticality": "critical", "system": marker},
+        )
+        assert asset.status_code == 200, asset.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
