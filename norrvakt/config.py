@@ -978,6 +978,10 @@ class Settings:
     enrich: EnrichSettings = field(
         default_factory=EnrichSettings, metadata=_doc("Enrichment of events and alerts (docs/enrichment.md).")
     )
+    response: ResponseSettings = field(
+        default_factory=ResponseSettings,
+        metadata=_doc("Response actions on other systems (docs/response.md)."),
+    )
     integrity: IntegritySettings = field(
         default_factory=IntegritySettings, metadata=_doc("Checkpoints, witnesses, verification.")
     )
@@ -1225,6 +1229,7 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)
     _check_cases(s.cases, problems)
+    _check_response(s, problems)
     _check_enrich(s.enrich, problems)
     _check_search_rules(s.search_rules, problems)
     _check_ingest_limits(s.server, problems)

@@ -6,15 +6,18 @@ Log collection (collect, keep, search, integrity) is the base every tenant has. 
 - ``soc_notification`` — the 24/7 SOC is paged: new alerts and escalations of the tenant go
   to the notification channels (without it alerts and cases still exist, for the tenant's
   own officers to read, but nobody is woken up);
-- ``followup`` — systematic log follow-up (loggkontroll) plans and rounds.
+- ``followup`` — systematic log follow-up (loggkontroll) plans and rounds;
+- ``response`` — response actions on the municipality's own systems (disable an AD or Entra ID
+  account, block an address, open a ticket; norrvakt/respond/).
 
 Admins set this per tenant (console *Administration*, ``PUT /api/admin/modules/{tenant}``);
-no recorded choice means subscribed. The choices are cached in memory — they are asked for
-on every stored batch. :meth:`TenantModules.set` reloads its own node's cache at once and
-bumps the ``tenant_modules`` version in the same transaction (:mod:`norrvakt.state.versions`);
-every other node on the state database looks at that version at most once a second and
-reloads when it moved, so a change made through one web node reaches the others (their
-detection and notification included) within about a second.
+no recorded choice means subscribed — except for the opt-in modules (``response``: Norrvakt
+changes nothing in a municipality's systems until it has said yes). The choices are cached in
+memory — they are asked for on every stored batch. :meth:`TenantModules.set` reloads its own
+node's cache at once and bumps the ``tenant_modules`` version in the same transaction
+(:mod:`norrvakt.state.versions`); every other node on the state database looks at that
+version at most once a second and reloads when it moved, so a change made through one web
+node reaches the others (their detection and notification included) within about a second.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ MODULES: dict[str, str] = {
     "detection": "Detection rules raise alerts on the tenant's events",
     "soc_notification": "The SOC is notified around the clock (alerts and escalations)",
     "followup": "Systematic log follow-up (loggkontroll)",
+    "response": "Response actions on the tenant's own systems (AD, Entra ID, firewalls, service desk)",
 }
+OPT_IN = frozenset({"response"})  # off until an admin switches it on
 
 
 class UnknownModule(ValueError):
@@ -49,15 +54,17 @@ class TenantModules:
         self.engine = engine
         self._lock = threading.Lock()
         self._off: set[tuple[str, str]] = set()
+        self._on: set[tuple[str, str]] = set()
         self.watch = VersionWatch(engine, TENANT_MODULES, every_s)  # before the first load
         self.reload()
 
     def reload(self) -> None:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(tenant_modules).where(tenant_modules.c.enabled.is_(False)))
-            off = {(str(r.tenant), str(r.module)) for r in rows}
+            rows = list(conn.execute(sa.select(tenant_modules)))
+        off = {(str(r.tenant), str(r.module)) for r in rows if not r.enabled}
+        on = {(str(r.tenant), str(r.module)) for r in rows if r.enabled}
         with self._lock:
-            self._off = off
+            self._off, self._on = off, on
 
     def enabled(self, tenant: str, module: str) -> bool:
         """Does ``tenant`` subscribe to ``module``? (Collection always.)"""
@@ -65,6 +72,8 @@ class TenantModules:
             return True
         if self.watch.moved():  # changed through another node (or this one)
             self.reload()
+        if module in OPT_IN:
+            return (tenant, module) in self._on
         return (tenant, module) not in self._off
 
     __call__ = enabled  # what LiveDetection and the dispatcher take: (tenant, module) → bool

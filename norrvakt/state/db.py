@@ -735,3 +735,72 @@ directory_accounts = sa.Table(
     sa.Column("departed", sa.Boolean, nullable=False),
     sa.Column("synced_at", sa.BigInteger, nullable=False),
 )
+
+# Response actions (issue 17, migration 0016; norrvakt/state/response_actions.py): one row per
+# action asked for — who asked, who approved, against what, and what the target system answered.
+response_actions = sa.Table(
+    "response_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.Integer, nullable=True),
+    sa.Column("alert_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    # pending_approval | running | done | failed | rejected | dry_run | undone | undo_failed
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("requested_at", sa.BigInteger, nullable=False),
+    sa.Column("approved_by", sa.String(128), nullable=True),
+    sa.Column("approved_at", sa.BigInteger, nullable=True),
+    sa.Column("executed_at", sa.BigInteger, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # what the target system answered (or why it failed)
+    sa.Column("undone_by", sa.String(128), nullable=True),
+    sa.Column("undone_at", sa.BigInteger, nullable=True),
+    sa.Column("undo_result", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_response_actions_tenant", "tenant", "requested_at"),
+    sa.Index("ix_response_actions_case", "case_id"),
+)
+
+# A tenant's blocked addresses, served to its firewalls as a threat feed until they expire.
+response_blocklist = sa.Table(
+    "response_blocklist",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),  # an address or a CIDR network
+    sa.Column("action_id", sa.Integer, nullable=True),
+    sa.Column("case_id", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("added_by", sa.String(128), nullable=False),
+    sa.Column("added_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("removed_by", sa.String(128), nullable=True),
+    sa.Column("removed_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_response_blocklist_tenant", "tenant", "expires_at"),
+)
+
+# The token a tenant's firewalls fetch the feed with (its SHA-256 only), and the AD service
+# account's password, sealed like the M365 credentials (the key file never goes in here).
+response_feed_tokens = sa.Table(
+    "response_feed_tokens",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+response_ad_credentials = sa.Table(
+    "response_ad_credentials",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

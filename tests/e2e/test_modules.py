@@ -61,6 +61,7 @@ channels = ["soc-oncall"]
                 "detection": True,
                 "soc_notification": True,
                 "followup": True,
+                "response": False,  # opt-in
             }
 
             bad = server.api("PUT", "/api/admin/modules/boden", json={"teleport": True})

@@ -8,6 +8,9 @@ payloads: the records are invented, shaped after the documented schemas).
         ms.fault("429", path="/subscriptions/content", retry_after=1)
         ms.base, ms.ca_file, ms.requests, ms.tokens_issued
 
+Users for response actions: ``ms.add_user(upn, id)``; ``GET``/``PATCH /v1.0/users/{id|upn}``
+(accountEnabled) and ``POST /v1.0/users/{id|upn}/revokeSignInSessions`` as Graph documents them.
+
 Faults are one-shot, taken by the first request whose path contains ``path``:
 ``429`` (with Retry-After), ``500``, ``timeout`` (answers after ``delay`` s), ``truncate``
 (the body cut in half), ``401`` (the token is declared expired: every token issued so far is
@@ -66,6 +69,8 @@ class State:
     certificates: dict[str, Any] = field(default_factory=dict)  # SHA-1 thumbprint hex → x509 certificate
     page_size: int = 2
     next_tokens: dict[str, int] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # object id → user (response actions)
+    revoked: dict[str, int] = field(default_factory=dict)  # object id → revokeSignInSessions calls
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -350,6 +355,48 @@ def build_app(st: State) -> Starlette:
             body["@odata.nextLink"] = f"{st.base}{request.url.path}?$skiptoken={tok}"
         return JSONResponse(body)
 
+    def find_user(request: Request) -> dict[str, Any] | None:
+        # /users/{id | userPrincipalName} (Graph takes either; a UPN matches case-insensitively)
+        key = request.path_params["uid"]
+        with st.lock:
+            return st.users.get(key) or next(
+                (u for u in st.users.values() if u["userPrincipalName"].lower() == key.lower()), None
+            )
+
+    def no_user(request: Request) -> JSONResponse:
+        uid = request.path_params["uid"]
+        return error(404, "Request_ResourceNotFound", f"Resource '{uid}' does not exist.")
+
+    async def user(request: Request) -> Response:
+        found = find_user(request)
+        if found is None:
+            return no_user(request)
+        if request.method == "GET":
+            select = request.query_params.get("$select", "")
+            wanted = [f for f in select.split(",") if f] or list(found)
+            doc = {"@odata.context": f"{st.base}/v1.0/$metadata#users/$entity"}
+            return JSONResponse(doc | {k: found[k] for k in wanted if k in found})
+        # PATCH: only the properties sent change; answer 204 No Content (Graph's "Update user")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return error(400, "BadRequest", "Unable to read JSON request payload.")
+        if not isinstance(body, dict) or any(k not in ("accountEnabled", "displayName") for k in body):
+            return error(400, "Request_BadRequest", f"the stand-in updates accountEnabled only: {body!r}")
+        if "accountEnabled" in body and not isinstance(body["accountEnabled"], bool):
+            return error(400, "Request_BadRequest", "accountEnabled must be a Boolean")
+        with st.lock:
+            found.update(body)
+        return Response(status_code=204)
+
+    async def revoke(request: Request) -> Response:
+        found = find_user(request)
+        if found is None:
+            return no_user(request)
+        with st.lock:
+            st.revoked[found["id"]] = st.revoked.get(found["id"], 0) + 1
+        return JSONResponse({"@odata.context": f"{st.base}/v1.0/$metadata#Edm.Boolean", "value": True})
+
     def wrap(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             return await api(request, handler)
@@ -363,6 +410,8 @@ def build_app(st: State) -> Starlette:
         Route("/api/v1.0/{tenant}/activity/feed/subscriptions/content", wrap(content)),
         Route("/api/v1.0/{tenant}/activity/feed/audit/{cid}", wrap(blob)),
         *[Route(path, wrap(graph)) for path in _GRAPH],
+        Route("/v1.0/users/{uid}", wrap(user), methods=["GET", "PATCH"]),
+        Route("/v1.0/users/{uid}/revokeSignInSessions", wrap(revoke), methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
@@ -424,6 +473,15 @@ class StandIn:
 
     def add_graph(self, feed: str, record: dict[str, Any]) -> None:
         self.state.graph.setdefault(feed, []).append(record)
+
+    def add_user(self, upn: str, object_id: str, enabled: bool = True) -> None:
+        """An Entra ID user that response actions can disable, enable and sign out."""
+        self.state.users[object_id] = {
+            "id": object_id,
+            "userPrincipalName": upn,
+            "displayName": upn.split("@")[0],
+            "accountEnabled": enabled,
+        }
 
     def register_certificate(self, pem: bytes) -> None:
         """A certificate uploaded to the app registration (its key may sign client assertions)."""

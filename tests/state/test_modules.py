@@ -16,13 +16,14 @@ def test_default_on_choices_persist_and_unknown_modules_are_refused(engine: sa.E
         "detection": False,
         "soc_notification": True,
         "followup": False,
+        "response": False,  # opt-in: off until switched on
     }
     assert not modules("boden", "detection") and modules("lulea", "detection")
     assert modules.enabled("boden", "collection")  # the base is not a choice
     modules.set("boden", {"followup": True}, "admin")
     again = TenantModules(engine)  # a restart reads the choices back
     assert again.table(["boden"]) == {
-        "boden": {"detection": False, "soc_notification": True, "followup": True}
+        "boden": {"detection": False, "soc_notification": True, "followup": True, "response": False}
     }
     with pytest.raises(UnknownModule, match="teleport"):
         modules.set("boden", {"teleport": True}, "admin")

@@ -89,7 +89,13 @@ class ApiClient:
     async def get_json(self, url: str, scope: str, params: dict[str, str] | None = None) -> Page:
         return await self._request("GET", url, scope, params)
 
-    async def _request(self, method: str, url: str, scope: str, params: dict[str, str] | None) -> Page:
+    async def send_json(self, method: str, url: str, scope: str, body: Any = None) -> Page:
+        """PATCH/POST a JSON body (Graph's write calls, for response actions), retried as above."""
+        return await self._request(method, url, scope, None, body)
+
+    async def _request(
+        self, method: str, url: str, scope: str, params: dict[str, str] | None, json_body: Any = None
+    ) -> Page:
         retry = self.retry
         reauthed = False
         why = ""
@@ -99,7 +105,7 @@ class ApiClient:
             self.counters.requests += 1
             try:
                 resp = await self._http.request(
-                    method, url, params=params, headers={"Authorization": f"Bearer {token}"}
+                    method, url, params=params, headers={"Authorization": f"Bearer {token}"}, json=json_body
                 )
                 body = resp.content
             except (httpx.TimeoutException, httpx.TransportError) as exc:
