@@ -48,6 +48,17 @@ def shared_data(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rule_cache() -> Path:
+    """A compiled-rule cache shared by the tests that load the same big rule set (SigmaHQ's
+    ~2,400 Windows rules take seconds to compile each time). Entries are keyed by every rule
+    file's bytes, the pipeline and the compiler's code, so no test meets a stale one; tests of
+    compiling itself load with ``use_cache=False``."""
+    path = Path(__file__).resolve().parents[1] / ".tools" / "test-rule-cache" / "direct"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+@pytest.fixture(scope="session")
 def chdb_path() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="norrvakt-chdb-") as d:
         yield Path(d)

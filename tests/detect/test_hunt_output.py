@@ -19,10 +19,10 @@ from tests.conftest import shared_data
 
 
 @pytest.fixture(scope="module")
-def detections(tmp_path_factory: pytest.TempPathFactory) -> list[Detection]:
+def detections(rule_cache: Path) -> list[Detection]:
     rules = shared_data("sigma", "rules", "windows")
     samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
-    engine, _ = DetectionEngine.load([rules], cache_dir=tmp_path_factory.mktemp("cache"))
+    engine, _ = DetectionEngine.load([rules], cache_dir=rule_cache)
     found: list[Detection] = []
     hunt(engine, samples[::3], found.append)
     return found

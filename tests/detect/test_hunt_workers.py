@@ -61,11 +61,11 @@ def spray_lines(count: int, first_record: int = 500) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+def corpus(tmp_path_factory: pytest.TempPathFactory, rule_cache: Path) -> Corpus:
     rules = shared_data("sigma", "rules", "windows")
     samples = sorted(shared_data("evtx-attack-samples").rglob("*.evtx"))
     root = tmp_path_factory.mktemp("hunt-workers")
-    cache = root / "cache"
+    cache = rule_cache
     DetectionEngine.load([rules], builtin=True, cache_dir=cache)  # compiled once for the module
     intel = root / "intel"
     intel.mkdir()

@@ -84,8 +84,8 @@ def test_the_memo_of_all_matchers_stays_within_its_bound() -> None:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def cache(rule_cache: Path) -> Path:
+    return rule_cache
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ Hit = tuple[str, int]
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, set[Hit]], dict[str, set[Hit]]]:
+def comparison(rule_cache: Path) -> tuple[dict[str, set[Hit]], dict[str, set[Hit]]]:
     peers = shared_data("peers", "zircolite-native-windows.json")
     rules_dir = shared_data("sigma", "rules", "windows")
     samples = shared_data("evtx-attack-samples")
     zircolite = {r["id"]: {(f, int(i)) for f, i in r["hits"]} for r in json.loads(peers.read_text())["rules"]}
-    rules, report = RuleSet.load([rules_dir], cache_dir=tmp_path_factory.mktemp("cache"))
+    rules, report = RuleSet.load([rules_dir], cache_dir=rule_cache)
     assert not report.not_loaded, report.summary()
     ours: dict[str, set[Hit]] = defaultdict(set)
 

@@ -22,6 +22,10 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 SYSLOG_NG = REPO / ".tools" / "syslog-ng"
+# Compiled rule sets of the test servers, shared by all of them: the cache is keyed by the
+# content of every rule file, the pipeline and the compiler's code, so a server never meets a
+# stale entry, and the ~40 servers of a run do not each compile the same rules again.
+SERVER_RULE_CACHE = REPO / ".tools" / "test-rule-cache" / "serve"
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -127,6 +131,10 @@ tenant = "{self.tenant}"
     def start(self, *args: str, timeout: float = 60, launcher: tuple[str, ...] = ()) -> Server:
         """Start `norrvakt serve`; ``launcher`` goes before it (e.g. ``prlimit --nofile=…  --``)."""
         cfg = self.write_config()
+        cache = self.data_dir / "cache"
+        if self.data_dir.is_dir() and not cache.exists() and not cache.is_symlink():
+            SERVER_RULE_CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
+            cache.symlink_to(SERVER_RULE_CACHE, target_is_directory=True)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(

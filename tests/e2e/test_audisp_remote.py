@@ -193,9 +193,8 @@ class ManagedSender(threading.Thread):
             return  # the server died
 
 
-def test_kill_9_mid_managed_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    server = _server(tmp_path)
-    server.start()
+def test_kill_9_mid_managed_stream_loses_nothing_acknowledged(server: Server) -> None:
+    # (last in the module: it kills the module's node and starts it again)
     run = uuid.uuid4().hex[:10]
     senders = [ManagedSender(server.ports["audisp"], run, base) for base in (10_000, 20_000)]
     for s in senders:
@@ -208,21 +207,18 @@ def test_kill_9_mid_managed_stream_loses_nothing_acknowledged(tmp_path: Path) ->
     acked = [i for s in senders for i in s.acked]
     assert len(acked) > 20, len(acked)
     server.start()  # journals the spool of the open events the killed workers had acknowledged
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            stats = server.api("GET", "/api/stats").json()
-            if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
-                break
-            time.sleep(0.5)
-        seen = _ids_stored(server, run)
-        missing = [i for i in acked if seen[i] == 0]
-        assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
-        # At least once, not exactly once: an event journaled just before the kill whose spool
-        # file was not yet removed is journaled again from the spool (docs/sources.md).
-        twice = [i for i, n in seen.items() if n > 1]
-        print(f"audisp kill -9: {len(acked)} events acknowledged, {len(seen)} stored, {len(twice)} twice")
-        assert len(twice) <= max(4, len(acked) // 20), f"{len(twice)} events stored twice: {twice[:10]}"
-        assert list((server.data_dir / "spool" / "audisp").glob("*.spool")) == []
-    finally:
-        server.stop()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stats = server.api("GET", "/api/stats").json()
+        if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
+            break
+        time.sleep(0.5)
+    seen = _ids_stored(server, run)
+    missing = [i for i in acked if seen[i] == 0]
+    assert missing == [], f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
+    # At least once, not exactly once: an event journaled just before the kill whose spool
+    # file was not yet removed is journaled again from the spool (docs/sources.md).
+    twice = [i for i, n in seen.items() if n > 1]
+    print(f"audisp kill -9: {len(acked)} events acknowledged, {len(seen)} stored, {len(twice)} twice")
+    assert len(twice) <= max(4, len(acked) // 20), f"{len(twice)} events stored twice: {twice[:10]}"
+    assert list((server.data_dir / "spool" / "audisp").glob("*.spool")) == []

@@ -53,7 +53,7 @@ tenant = "boden"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _server(Path(tmp_path_factory.mktemp("beats")))
+    srv = _server(Path(tmp_path_factory.mktemp("beats")), "workers = 2")
     srv.start()
     try:
         yield srv
@@ -174,9 +174,40 @@ def _wait_stored(server: Server) -> None:
         time.sleep(0.5)
 
 
-def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    server = _server(tmp_path)
-    server.start()
+def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(server: Server) -> None:
+    """The Beats connection is accepted by a parse worker; kill -9 of that worker mid-stream:
+    every window it acknowledged is stored once, and a new connection (as a Beat makes after
+    an error) goes on."""
+    run = uuid.uuid4().hex[:10]
+    # (the module's other tests share the node: the victim is the worker whose count moves now)
+    before = {
+        w["pid"]: w["received_events"] for w in server.api("GET", "/api/stats").json()["workers"]["workers"]
+    }
+    first = BeatsSender(server.ports["beats"], run, "a")
+    first.start()
+    deadline = time.monotonic() + 20
+    victim: dict[str, Any] = {}
+    while not victim and time.monotonic() < deadline:
+        workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
+        victim = next((w for w in workers if w["received_events"] > before.get(w["pid"], 0)), {})
+        time.sleep(0.2)
+    assert victim, "no worker received the beats connection"
+    time.sleep(1.0)
+    os.kill(victim["pid"], 9)
+    first.join(15)  # its connection died with the worker
+    second = BeatsSender(server.ports["beats"], run, "b")
+    second.start()
+    time.sleep(2.0)
+    second.stop.set()
+    second.join(15)
+    print(f"kill -9 of the worker: {len(first.acked)} acknowledged before, {len(second.acked)} after")
+    assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
+    _wait_stored(server)
+    assert_stored_once(server, run, first.acked + second.acked)
+
+
+def test_kill_9_mid_stream_loses_nothing_acknowledged(server: Server) -> None:
+    # (last in the module: it kills the module's node and starts it again)
     run = uuid.uuid4().hex[:10]
     senders = [BeatsSender(server.ports["beats"], run, prefix) for prefix in ("a", "b")]
     for s in senders:
@@ -190,41 +221,5 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     print(f"kill -9 of the server: {len(acked)} events acknowledged before it")
     assert len(acked) > 300, len(acked)
     server.start()
-    try:
-        _wait_stored(server)
-        assert_stored_once(server, run, acked)
-    finally:
-        server.stop()
-
-
-def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    """The Beats connection is accepted by a parse worker; kill -9 of that worker mid-stream:
-    every window it acknowledged is stored once, and a new connection (as a Beat makes after
-    an error) goes on."""
-    server = _server(tmp_path, "workers = 2")
-    server.start()
-    try:
-        run = uuid.uuid4().hex[:10]
-        first = BeatsSender(server.ports["beats"], run, "a")
-        first.start()
-        deadline = time.monotonic() + 20
-        victim: dict[str, Any] = {}
-        while not victim and time.monotonic() < deadline:
-            workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
-            victim = next((w for w in workers if w["received_events"] > 0), {})
-            time.sleep(0.2)
-        assert victim, "no worker received the beats connection"
-        time.sleep(1.0)
-        os.kill(victim["pid"], 9)
-        first.join(15)  # its connection died with the worker
-        second = BeatsSender(server.ports["beats"], run, "b")
-        second.start()
-        time.sleep(2.0)
-        second.stop.set()
-        second.join(15)
-        print(f"kill -9 of the worker: {len(first.acked)} acknowledged before, {len(second.acked)} after")
-        assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
-        _wait_stored(server)
-        assert_stored_once(server, run, first.acked + second.acked)
-    finally:
-        server.stop()
+    _wait_stored(server)
+    assert_stored_once(server, run, acked)

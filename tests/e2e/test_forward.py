@@ -60,7 +60,7 @@ shared_key_file = "{key_file}"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _server(Path(tmp_path_factory.mktemp("fwd")))
+    srv = _server(Path(tmp_path_factory.mktemp("fwd")), "workers = 2")
     srv.start()
     try:
         yield srv
@@ -227,9 +227,48 @@ class ForwardSender(threading.Thread):
             return  # the server died
 
 
-def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    server = _server(tmp_path)
-    server.start()
+def _wait_stored(server: Server) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stats = server.api("GET", "/api/stats").json()
+        if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
+            return
+        time.sleep(0.5)
+
+
+def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(server: Server) -> None:
+    """The forward connection is accepted by a parse worker; kill -9 of that worker mid-stream:
+    every chunk it acknowledged is stored once, and a new connection (as Fluent Bit makes, to
+    the other worker) goes on."""
+    run = uuid.uuid4().hex[:10]
+    # (the module's other tests share the node: the victim is the worker whose count moves now)
+    before = {
+        w["pid"]: w["received_events"] for w in server.api("GET", "/api/stats").json()["workers"]["workers"]
+    }
+    first = ForwardSender(server.ports["forward"], run, "a")
+    first.start()
+    deadline = time.monotonic() + 20
+    victim: dict[str, Any] = {}
+    while not victim and time.monotonic() < deadline:
+        workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
+        victim = next((w for w in workers if w["received_events"] > before.get(w["pid"], 0)), {})
+        time.sleep(0.2)
+    assert victim, "no worker received the forward connection"
+    time.sleep(1.0)
+    os.kill(victim["pid"], 9)
+    first.join(15)  # its connection died with the worker
+    second = ForwardSender(server.ports["forward"], run, "b")
+    second.start()
+    time.sleep(2.0)
+    second.stop.set()
+    second.join(15)
+    assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
+    _wait_stored(server)
+    assert_stored_once(server, run, first.acked + second.acked)
+
+
+def test_kill_9_mid_stream_loses_nothing_acknowledged(server: Server) -> None:
+    # (last in the module: it kills the module's node and starts it again)
     run = uuid.uuid4().hex[:10]
     senders = [ForwardSender(server.ports["forward"], run, prefix) for prefix in ("a", "b")]
     for s in senders:
@@ -242,49 +281,5 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     acked = [i for s in senders for i in s.acked]
     assert len(acked) > 300, len(acked)
     server.start()
-    try:
-        _wait_stored(server)
-        assert_stored_once(server, run, acked)
-    finally:
-        server.stop()
-
-
-def _wait_stored(server: Server) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        stats = server.api("GET", "/api/stats").json()
-        if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
-            return
-        time.sleep(0.5)
-
-
-def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    """The forward connection is accepted by a parse worker; kill -9 of that worker mid-stream:
-    every chunk it acknowledged is stored once, and a new connection (as Fluent Bit makes, to
-    the other worker) goes on."""
-    server = _server(tmp_path, "workers = 2")
-    server.start()
-    try:
-        run = uuid.uuid4().hex[:10]
-        first = ForwardSender(server.ports["forward"], run, "a")
-        first.start()
-        deadline = time.monotonic() + 20
-        victim: dict[str, Any] = {}
-        while not victim and time.monotonic() < deadline:
-            workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
-            victim = next((w for w in workers if w["received_events"] > 0), {})
-            time.sleep(0.2)
-        assert victim, "no worker received the forward connection"
-        time.sleep(1.0)
-        os.kill(victim["pid"], 9)
-        first.join(15)  # its connection died with the worker
-        second = ForwardSender(server.ports["forward"], run, "b")
-        second.start()
-        time.sleep(2.0)
-        second.stop.set()
-        second.join(15)
-        assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
-        _wait_stored(server)
-        assert_stored_once(server, run, first.acked + second.acked)
-    finally:
-        server.stop()
+    _wait_stored(server)
+    assert_stored_once(server, run, acked)

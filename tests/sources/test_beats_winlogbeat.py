@@ -153,14 +153,14 @@ def _over_beats(tmp_path: Path, docs: list[dict[str, Any]]) -> list[Event]:
     return asyncio.run(_run(tmp_path, body)).events
 
 
-def test_winlogbeat_over_beats_meets_the_rules_evtx_meets(tmp_path: Path) -> None:
+def test_winlogbeat_over_beats_meets_the_rules_evtx_meets(tmp_path: Path, rule_cache: Path) -> None:
     rules_dir = shared_data("sigma", "rules", "windows")
     samples = _samples()
     assert len(samples) > 8000
     events = _over_beats(tmp_path, [winlogbeat_doc(s[2]) for s in samples])
     assert len(events) == len(samples)
     assert all(e.kind == "event" for e in events)
-    rules, _ = RuleSet.load([rules_dir], cache_dir=tmp_path / "cache")
+    rules, _ = RuleSet.load([rules_dir], cache_dir=rule_cache)
     differ = []
     fired = 0
     for (name, record_id, _, reference), event in zip(samples, events, strict=True):

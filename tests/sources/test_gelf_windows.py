@@ -17,6 +17,7 @@ import asyncio
 import socket
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -125,10 +126,8 @@ def samples() -> list[tuple[dict[str, Any], Event]]:
 
 
 @pytest.fixture(scope="module")
-def rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
-    loaded, _ = RuleSet.load(
-        [shared_data("sigma", "rules", "windows")], cache_dir=tmp_path_factory.mktemp("rule-cache")
-    )
+def rules(rule_cache: Path) -> RuleSet:
+    loaded, _ = RuleSet.load([shared_data("sigma", "rules", "windows")], cache_dir=rule_cache)
     return loaded
 
 
