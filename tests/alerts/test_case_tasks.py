@@ -127,6 +127,7 @@ def test_state_and_assignee_changes_are_history_and_time_to_done_is_measured(
     assert actions.count("task-state") == 5 and actions.count("task-assign") == 1
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # the SQL is the same as above
 def test_time_to_done_per_template_and_task_over_cases(
     tasks: TaskService,
     cases: CaseService,
