@@ -68,6 +68,7 @@ def _register() -> None:
         alerts,
         cluster,
         config,
+        directory,
         followup,
         ingest,
         integrity,
@@ -102,6 +103,7 @@ def _register() -> None:
         cluster,
         m365,
     ):
+        directory,
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(hunt, "hunt")

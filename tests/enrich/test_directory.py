@@ -89,3 +89,29 @@ def test_nesting_cycles_and_expiry_from_entries() -> None:
     a, b = accounts_of("lulea", users, groups, ["domain admins"], now=1_800_000_000_000_000)
     assert a.username == "a" and a.privileged and a.groups == ("Domain Admins", "Inner", "Outer")
     assert b.disabled and b.departed and not b.privileged
+
+
+def test_the_command_syncs_with_the_password_from_a_file(samba_dc: SambaDC, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from norrvakt.cli.main import main
+
+    data = tmp_path / "var"
+    data.mkdir()
+    (tmp_path / "pw").write_text(samba_dc.service_password + "\n")
+    config = tmp_path / "norrvakt.toml"
+    config.write_text(
+        f'data_dir = "{data}"\n[enrich.privileged_groups]\n"*" = ["Domain Admins"]\nlulea = ["IT-Administratörer"]\n'
+    )
+    args = ["--config", str(config), "directory", "sync", "--tenant", "lulea", "--url", samba_dc.url,
+            "--base-dn", samba_dc.base_dn, "--bind-dn", samba_dc.service_dn, "--password-file",
+            str(tmp_path / "pw"), "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("lulea: ") and " privileged" in result.output
+    assert samba_dc.service_password not in result.output
+    engine = make_engine(f"sqlite:///{data / 'state.db'}")
+    with engine.connect() as conn:
+        found = {a.username: a for a in rows.listed(conn, ["lulea"])}
+    engine.dispose()
+    assert found["per.itadmin"].privileged and found["anna.admin"].privileged
