@@ -929,158 +929,6 @@ class CaseSettings:
 
 
 @dataclass(frozen=True)
-class EnrichSettings:
-    """What ingest and the console add to events and alerts (docs/enrichment.md)."""
-
-    enabled: bool = field(
-        default=True,
-        metadata=_doc("Add enrichment fields to events at ingest (off: events are stored as parsed)."),
-    )
-    windows_codes: bool = field(
-        default=True,
-        metadata=_doc(
-            "Windows codes in words at ingest: logon types, 4625 status/sub-status, Kerberos result codes,"
-            " UAC flags (winlog.logon.type_name, event.reason, winlog.kerberos.*, winlog.uac.*)."
-        ),
-    )
-    ip: bool = field(
-        default=True,
-        metadata=_doc(
-            "Country and AS of public source/destination addresses at ingest, from the offline databases"
-            " of the installed iptocc and plevin-db-network packages (source.geo.country_iso_code,"
-            " source.as.number, source.as.organization.name)."
-        ),
-    )
-    networks: dict[str, dict[str, list[str]]] = field(
-        default_factory=dict,
-        metadata=_doc(
-            'Named ranges per tenant (or "*" for all): tenant → name → CIDRs, e.g. [enrich.networks.lulea]'
-            ' "VPN-pool" = ["10.20.200.0/22"]; the narrowest range holding an address names it'
-            " (source.network.name)."
-        ),
-    )
-    privileged_groups: dict[str, list[str]] = field(
-        default_factory=lambda: {
-            "*": ["Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators"]
-        },
-        metadata=_doc(
-            'Directory groups whose members are privileged, per tenant (or "*" for all): an alert about'
-            " such a user is raised one level (docs/enrichment.md)."
-        ),
-    )
-
-
-RESPONSE_ACTIONS = (
-    "ad.disable",
-    "ad.enable",
-    "ad.force_password_change",
-    "entra.disable",
-    "entra.enable",
-    "entra.revoke_sessions",
-    "block.address",
-    "ticket.email",
-    "ticket.webhook",
-)
-# what a second person approves by default (response.require_approval)
-DESTRUCTIVE_ACTIONS = (
-    "ad.disable",
-    "ad.force_password_change",
-    "entra.disable",
-    "entra.revoke_sessions",
-    "block.address",
-)
-
-
-@dataclass(frozen=True)
-class AdTargetSettings:
-    """A municipality's Active Directory for response actions ([[response.ad]] tables)."""
-
-    tenant: str = field(default="", metadata=_doc("ad: the tenant whose directory this is."))
-    url: str = field(default="", metadata=_doc("ad: ldaps://dc.example.se:636 (LDAPS only)."))
-    base_dn: str = field(default="", metadata=_doc("ad: where accounts are looked up, e.g. DC=lulea,DC=se."))
-    bind_dn: str = field(
-        default="",
-        metadata=_doc(
-            "ad: the delegated service account; its password is stored encrypted "
-            "(PUT /api/response/ad-credential/{tenant}), never in this file."
-        ),
-    )
-    ca_file: str = field(
-        default="", metadata=_doc("ad: PEM CA to verify the DC's certificate (empty: the system's).")
-    )
-    tls_name: str = field(
-        default="", metadata=_doc("ad: the name in the DC's certificate, when the URL holds an address.")
-    )
-    protected_groups: list[str] = field(
-        default_factory=lambda: ["Domain Admins", "Enterprise Admins", "Schema Admins", "Administrators"],
-        metadata=_doc("ad: accounts in these groups are never disabled or changed by Norrvakt."),
-    )
-
-
-@dataclass(frozen=True)
-class ResponseSettings:
-    """Response actions on other systems, with a human in the loop (docs/response.md)."""
-
-    require_approval: dict[str, list[str]] = field(
-        default_factory=lambda: {"*": list(DESTRUCTIVE_ACTIONS)},
-        metadata=_doc(
-            "Actions that need a second person's approval, per tenant (or '*' for the others): "
-            "tenant → actions; a tenant's own list replaces the '*' one."
-        ),
-    )
-    max_per_hour: int = field(
-        default=30,
-        metadata=_doc(
-            "Actions run against other systems per tenant and hour (dry runs not counted); more get 429."
-        ),
-    )
-    timeout_s: float = field(
-        default=15.0,
-        metadata=_doc("How long one call to a target system (LDAP, Graph, webhook) may take (s)."),
-    )
-    ad: list[AdTargetSettings] = field(
-        default_factory=list, metadata=_doc("Active Directories, one per tenant ([[response.ad]] tables).")
-    )
-    entra: dict[str, str] = field(
-        default_factory=dict,
-        metadata=_doc(
-            "Entra ID per tenant: tenant → the id of its m365 source, whose app registration and stored"
-            " credential the Graph calls use (the app needs User.ReadWrite.All)."
-        ),
-    )
-    block_hours: float = field(
-        default=24.0,
-        metadata=_doc("How long a blocked address stays on the tenant's blocklist by default (h)."),
-    )
-    block_max_days: int = field(default=90, metadata=_doc("Longest block an analyst may set (days)."))
-    firewall_webhooks: dict[str, str] = field(
-        default_factory=dict,
-        metadata=_doc(
-            "tenant → URL told of every block and unblock (signed JSON POST), for firewalls with an API."
-        ),
-    )
-    ticket_channel: str = field(
-        default="",
-        metadata=_doc(
-            "The [[alerts.channels]] e-mail channel (its SMTP server) that ticket e-mails go through."
-        ),
-    )
-    ticket_email: dict[str, list[str]] = field(
-        default_factory=dict, metadata=_doc("tenant → the municipality's service desk address(es).")
-    )
-    ticket_webhooks: dict[str, str] = field(
-        default_factory=dict, metadata=_doc("tenant → URL a ticket is POSTed to (signed JSON).")
-    )
-    webhook_secret: str = field(
-        default="",
-        metadata=_doc(
-            "HMAC-SHA256 key of the X-Norrvakt-Signature header of firewall and ticket webhooks "
-            "(or NORRVAKT_RESPONSE_WEBHOOK_SECRET)."
-        ),
-    )
-
-
-@dataclass(frozen=True)
 class SearchSettings:
     max_concurrent: int = field(
         default=4,
@@ -1127,9 +975,6 @@ class Settings:
         default_factory=SearchRuleSettings, metadata=_doc("Saved and scheduled searches (alert rules).")
     )
     oidc: OidcSettings = field(default_factory=OidcSettings, metadata=_doc("Single sign-on (optional)."))
-    enrich: EnrichSettings = field(
-        default_factory=EnrichSettings, metadata=_doc("Enrichment of events and alerts (docs/enrichment.md).")
-    )
     enrich: EnrichSettings = field(
         default_factory=EnrichSettings, metadata=_doc("Enrichment of events and alerts (docs/enrichment.md).")
     )
@@ -1391,7 +1236,6 @@ def _check_semantics(s: Settings, problems: list[tuple[str, str]]) -> None:
     if s.server.api_docs not in {"login", "public", "off"}:
         problems.append(("server.api_docs", f"{s.server.api_docs!r} — one of login, public, off"))
     _check_search(s.search, problems)
-    _check_enrich(s.enrich, problems)
     _check_cases(s.cases, problems)
     _check_response(s, problems)
     _check_enrich(s.enrich, problems)
@@ -1567,51 +1411,6 @@ def _check_connection_limits(s: Settings, problems: list[tuple[str, str]]) -> No
         if not 1 <= src.tls_handshake_timeout_s <= 300:
             why = f"{src.tls_handshake_timeout_s} — must be 1..300 seconds"
             problems.append((f"sources[{i}].tls_handshake_timeout_s", why))
-
-
-def _check_enrich(en: EnrichSettings, problems: list[tuple[str, str]]) -> None:
-    from norrvakt.enrich.networks import NetworkSettingError, TenantNetworks
-
-    try:
-        TenantNetworks.from_setting(en.networks)
-    except NetworkSettingError as exc:
-        problems.append(("enrich.networks", str(exc)))
-
-
-def _check_response(s: Settings, problems: list[tuple[str, str]]) -> None:
-    r = s.response
-    for tenant, actions in r.require_approval.items():
-        if tenant != "*" and tenant not in s.tenants:
-            problems.append((f"response.require_approval.{tenant}", "not a tenant"))
-        for a in actions:
-            if a not in RESPONSE_ACTIONS:
-                problems.append(
-                    (f"response.require_approval.{tenant}", f"{a!r}: one of {', '.join(RESPONSE_ACTIONS)}")
-                )
-    for i, ad in enumerate(r.ad):
-        key = f"response.ad[{i}]"
-        if ad.tenant not in s.tenants:
-            problems.append((f"{key}.tenant", f"{ad.tenant!r} is not a tenant"))
-        if not ad.url.startswith("ldaps://"):
-            problems.append(
-                (f"{key}.url", f"{ad.url!r}: ldaps://host[:port] (passwords never go over plain LDAP)")
-            )
-        if not ad.base_dn or not ad.bind_dn:
-            problems.append((key, "base_dn and bind_dn are needed"))
-    tables: dict[str, dict[str, Any]] = {
-        "entra": r.entra,
-        "firewall_webhooks": r.firewall_webhooks,
-        "ticket_email": r.ticket_email,
-        "ticket_webhooks": r.ticket_webhooks,
-    }
-    for what, table in tables.items():
-        for tenant in table:
-            if tenant not in s.tenants:
-                problems.append((f"response.{what}.{tenant}", "not a tenant"))
-    if r.max_per_hour < 1:
-        problems.append(("response.max_per_hour", f"{r.max_per_hour}: at least 1"))
-    if r.block_hours <= 0 or r.block_hours > r.block_max_days * 24:
-        problems.append(("response.block_hours", f"{r.block_hours}: more than 0, at most block_max_days"))
 
 
 def _check_enrich(en: EnrichSettings, problems: list[tuple[str, str]]) -> None:
