@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from norrvakt.config import MUNICIPALITIES
+from norrvakt.enrich.display import beside
 from norrvakt.event import SYSTEM_TENANT
 from norrvakt.state.accounts import Principal
 from norrvakt.web.i18n import pick_language, translate
@@ -79,6 +80,7 @@ def tenant_name(tenant: str) -> str:
 
 
 TEMPLATES.env.filters["tenant_label"] = tenant_name
+TEMPLATES.env.globals["beside"] = beside  # enrichment next to the raw value (norrvakt.enrich.display)
 
 
 def language(request: Request) -> str:

@@ -101,11 +101,13 @@ def test_the_command_syncs_with_the_password_from_a_file(samba_dc: SambaDC, tmp_
     (tmp_path / "pw").write_text(samba_dc.service_password + "\n")
     config = tmp_path / "norrvakt.toml"
     config.write_text(
-        f'data_dir = "{data}"\n[enrich.privileged_groups]\n"*" = ["Domain Admins"]\nlulea = ["IT-Administratörer"]\n'
+        f'data_dir = "{data}"\n[enrich.privileged_groups]\n'
+        '"*" = ["Domain Admins"]\nlulea = ["IT-Administratörer"]\n'
     )
-    args = ["--config", str(config), "directory", "sync", "--tenant", "lulea", "--url", samba_dc.url,
-            "--base-dn", samba_dc.base_dn, "--bind-dn", samba_dc.service_dn, "--password-file",
-            str(tmp_path / "pw"), "--ca-file", str(samba_dc.ca_file), "--tls-name", samba_dc.tls_name]  # fmt: skip
+    args = ["--config", str(config), "directory", "sync", "--tenant", "lulea", "--url", samba_dc.url]
+    args += ["--base-dn", samba_dc.base_dn, "--bind-dn", samba_dc.service_dn]
+    args += ["--password-file", str(tmp_path / "pw"), "--ca-file", str(samba_dc.ca_file)]
+    args += ["--tls-name", samba_dc.tls_name]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("lulea: ") and " privileged" in result.output

@@ -17,6 +17,7 @@ from norrvakt.web.api import alerts as alerts_api
 from norrvakt.web.api import cases as cases_api
 from norrvakt.web.templating import render
 from norrvakt.web.views import nis2_panel
+from norrvakt.web.views.enrichment import annotate
 from norrvakt.web.views.pages import page_user
 
 router = APIRouter(include_in_schema=False)
@@ -54,6 +55,7 @@ async def alert_queue(
 ) -> Response:
     user = page_user(request)
     result = await _alerts(request, user, tenant, status, level, rule)
+    annotate(request, result["alerts"])  # asset and account as they are now (norrvakt.enrich)
     return render(
         request,
         "alerts.html",
@@ -120,6 +122,7 @@ async def case_list(
 async def case_view(case_id: int, request: Request) -> Response:
     user = page_user(request)
     case = await cases_api.get_case(case_id, request, principal=user)
+    annotate(request, case["alerts"])  # asset and account as they are now (norrvakt.enrich)
     history = (await cases_api.case_history(case_id, request, principal=user))["history"]
     evidence: list[dict[str, Any]] = []
     for alert in case["alerts"][:5]:
@@ -137,6 +140,7 @@ async def case_view(case_id: int, request: Request) -> Response:
                 "text": f"{a['rule']['title']} ×{a['count']}",
                 "level": a["level"],
                 "id": a["id"],
+                "context": a.get("context"),
             }
             for a in case["alerts"]
         ]
