@@ -46,5 +46,9 @@ class ServerClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return answer(self._http.request(method, path, **kwargs))
 
+    def stream(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``with client.stream(...) as resp:`` — a response read as it arrives (exports)."""
+        return self._http.stream(method, path, **kwargs)
+
     def close(self) -> None:
         self._http.close()

@@ -942,6 +942,14 @@ class SearchSettings:
         default=32,
         metadata=_doc("Deepest nesting of parentheses and NOT in a query (at most 100); deeper gets 400."),
     )
+    export_max_rows: int = field(
+        default=1_000_000,
+        metadata=_doc("Most rows one export (CSV / NDJSON) holds; beyond, it ends with a line saying it was cut."),
+    )
+    export_max_bytes: int = field(
+        default=1_073_741_824,
+        metadata=_doc("Most bytes one export holds (default 1 GiB); beyond, it ends with a line saying it was cut."),
+    )
 
 
 @dataclass(frozen=True)
@@ -1465,6 +1473,8 @@ def _check_search(se: SearchSettings, problems: list[tuple[str, str]]) -> None:
         ("search.max_live_tails", se.max_live_tails, 1, 1000),
         ("search.max_query_length", se.max_query_length, 1, 100_000),
         ("search.max_query_depth", se.max_query_depth, 1, 100),
+        ("search.export_max_rows", se.export_max_rows, 1, 10**10),
+        ("search.export_max_bytes", se.export_max_bytes, 1024, 2**50),
     ):
         if not low <= value <= high:
             problems.append((key, f"{value} — must be {low}..{high}"))

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from norrvakt.event import now_us
 from norrvakt.store.clickhouse import ClickHouseStore
-from norrvakt.store.query import QueryError, compile_query, parse_time, run_query
+from norrvakt.store.query import CompiledQuery, QueryError, compile_query, parse_time, run_query
 
 MAX_LIMIT = 10_000
 T = TypeVar("T")
@@ -89,3 +89,21 @@ def run_search(
         "rows": result.rows,
         "chart": result.chart,
     }
+
+
+def compile_export(
+    tenants: Sequence[str], query: str, *, since: str | None, until: str | None, max_rows: int
+) -> CompiledQuery:
+    """``query`` compiled for an export: every matching row (one past ``max_rows``, so an export
+    knows it was cut); without ``| sort`` by tenant, then newest first (read in the table's
+    order, so a big export is not sorted in memory first)."""
+    now = now_us()
+    return compile_query(
+        query,
+        tenants=list(tenants),
+        since_us=parse_time(since, now) if since else None,
+        until_us=parse_time(until, now) if until else None,
+        limit=max_rows + 1,
+        now=now,
+        key_order=True,
+    )

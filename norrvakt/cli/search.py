@@ -23,7 +23,12 @@ from norrvakt.config import Settings
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--offset", default=0, show_default=True, type=int)
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "ndjson"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "ndjson", "csv"]),
+    default="table",
+    show_default=True,
+    help="csv / ndjson: the whole result (not --limit), streamed, up to search.export_max_rows/_bytes.",
 )
 @click.pass_context
 def search(
@@ -38,16 +43,25 @@ def search(
 ) -> None:
     """Search events.
 
-    Example: `norrvakt search 'event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name'`."""
+    Example: `norrvakt search 'event.code:4625 source.ip:10.0.0.0/8 | stats count by user.name'`;
+    `norrvakt search 'event.code:4625' --since 7d --format csv > failed-logons.csv` exports."""
     from norrvakt.client import ApiError, ServerClient
 
     settings = settings_of(ctx)
-    params = {"q": query, "limit": limit, "offset": offset}
+    params: dict[str, Any] = {"q": query, "limit": limit, "offset": offset}
     for key, value in (("tenant", tenant), ("since", since), ("until", until)):
         if value:
             params[key] = value
     client = ServerClient.for_data_dir(settings.data_path)
     try:
+        if fmt in ("csv", "ndjson"):
+            from norrvakt.cli.search_export import export_local, export_remote
+
+            if client is not None:
+                export_remote(client, {**params, "format": fmt})
+            else:
+                export_local(settings, query, tenant, since, until, fmt)
+            return
         if client is not None:
             result = client.request("GET", "/api/search", params=params)
         else:
@@ -70,17 +84,12 @@ def _search_local(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
+    # No server: read the store directly. The local operator is trusted with every tenant.
+    from norrvakt.cli.search_export import local_tenants
     from norrvakt.search import run_search
     from norrvakt.store.clickhouse import StoreConfig
 
-    # No server: read the store directly. The local operator is trusted with every tenant.
-    tenants = list(settings.tenants)
-    if tenant:
-        wanted = [t.strip() for t in tenant.split(",")]
-        unknown = [t for t in wanted if t not in tenants]
-        if unknown:
-            raise ValueError(f"unknown tenant(s): {', '.join(unknown)}")
-        tenants = wanted
+    tenants = local_tenants(settings, tenant)
     from norrvakt.audit import audit_event
     from norrvakt.journal.log import JournalConfig
     from norrvakt.node.runtime import acquire_lock
@@ -114,7 +123,7 @@ def _print_search(result: dict[str, Any], fmt: str) -> None:
             click.echo(json.dumps(row, ensure_ascii=False))
         return
     console = Console()
-    if result.get("kind") == "stats":
+    if result.get("kind") in ("stats", "timechart"):
         table = Table(show_lines=False)
         columns = result.get("columns") or (list(rows[0]) if rows else [])
         for c in columns:

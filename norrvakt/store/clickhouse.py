@@ -212,6 +212,25 @@ class ClickHouseStore:
             result = reader.query(sql, parameters=parameters or {}, query_formats={"String": "bytes"})
             return list(result.column_names), [tuple(r) for r in result.result_rows]
 
+    @contextlib.contextmanager
+    def stream_columns(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Iterator[tuple[list[str], Iterator[Sequence[Sequence[Any]]]]]:
+        """Column names and the rows block by block, for results too big to hold (exports).
+
+        On a client of its own, not one of the pool's readers: an export lasts as long as its
+        reader downloads, and three slow downloads would otherwise stop every search."""
+        client = clickhouse_connect.get_client(dsn=self.config.dsn, database=self.config.database)
+        try:
+            stream = client.query_row_block_stream(
+                sql, parameters=parameters or {}, settings=settings, query_formats={"String": "bytes"}
+            )
+            with stream:
+                source: Any = stream.source  # a QueryResult (typed as the Closable it also is)
+                yield list(source.column_names), stream
+        finally:
+            client.close()
+
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         with self._insert_lock:
             return self._writer.command(sql, parameters=parameters or {})

@@ -134,6 +134,15 @@ CASES: dict[tuple[str, str], Case] = {
         ]
     ),
     ("GET", "/api/search/fields"): _probe("GET", "/api/search/fields?tenant=lulea"),
+    # the export streams the whole result: Luleå refused, Boden's own (nothing of Luleå's) allowed
+    ("GET", "/api/search/export"): Case(
+        [
+            Probe("GET", "/api/search/export?q={marker}&tenant=lulea"),
+            Probe("GET", "/api/search/export?q={marker}&format=ndjson", expect=frozenset(OK_NO_LULEA)),
+            Probe("GET", "/api/search/export?q=tenant:lulea OR {marker}", expect=frozenset(OK_NO_LULEA)),
+            Probe("GET", "/api/search/export?q={marker} | top host.name", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
     ("GET", "/api/tail"): _probe("GET", "/api/tail?q={marker}&tenant=lulea"),
     ("GET", "/search"): _probe("GET", "/search?q={marker}&tenant=lulea", expect=OK_NO_LULEA),
     ("GET", "/ui/search"): _probe("GET", "/ui/search?q={marker}&tenant=lulea", expect=OK_NO_LULEA),

@@ -1,5 +1,5 @@
 """GET /api/search — the search language over the caller's tenants — with its histogram,
-facets, field names and the live tail.
+facets, field names, the live tail and the export (CSV / NDJSON, streamed).
 
 Every search (here and in the console) runs inside :func:`searching`: the caller's tenant
 scope, the query limits (``[search]`` settings), a per-user slot (``search.max_concurrent``
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from norrvakt.errors import StatusError
 from norrvakt.search import run_search, store_call
 from norrvakt.state.accounts import Principal
 from norrvakt.store.query import parse_query
+from norrvakt.web.api.export_stream import ExportResponse, ExportStream
 from norrvakt.web.auth import current_principal, peer, tenant_scope
 from norrvakt.web.limits import Slot, UserLimiter
 
@@ -281,3 +282,69 @@ async def live_tail(
             await asyncio.sleep(1.0)
 
     return _TailResponse(stream(), slot)
+
+
+@router.get("/search/export")
+async def search_export(
+    request: Request,
+    q: str = Query("", description="Query, as for /api/search (`| head`, `| fields` apply)"),
+    tenant: str | None = Query(None, description="Tenant id(s), comma-separated; default all you may read"),
+    since: str | None = Query(None, description="15m, 2h, 7d, now-1h, ISO 8601 or epoch seconds"),
+    until: str | None = Query(None, description="Same forms as since"),
+    format: str = Query("csv", pattern="^(csv|ndjson)$", description="csv or ndjson"),
+    principal: Principal = Depends(current_principal),
+) -> StreamingResponse:
+    """The whole result as a download, streamed, up to `search.export_max_rows` rows and
+    `search.export_max_bytes` bytes (a last line says when the export was cut). Holds one of
+    the user's search slots until the download ends; audited when it starts and when it ends."""
+    from norrvakt.search import compile_export
+    from norrvakt.store.query_export import MEDIA_TYPES, ExportLimits, ExportProgress, export_chunks
+
+    rt = request.app.state.runtime
+    limits = ExportLimits(rt.settings.search.export_max_rows, rt.settings.search.export_max_bytes)
+    fmt: Any = format
+    details = {"query": _audited(q), "since": since or "", "until": until or "", "format": format}
+    async with searching(request, principal, q, tenant, "export") as s:
+        scope, slot = s.scope, s.slot
+        compiled = compile_export(s.scope, q, since=since, until=until, max_rows=limits.max_rows)
+        progress = ExportProgress()
+
+        async def audit_end(outcome: str, **end: Any) -> None:
+            await audit.record(
+                rt.pipeline, principal.username, "export", peer=peer(request), outcome=outcome,
+                tenants=",".join(scope), **details, **end,
+            )  # fmt: skip
+
+        chunks = export_chunks(rt.store, compiled, fmt, limits, progress)
+        stream = ExportStream(_store_errors(chunks), progress, audit_end)
+        await stream.start()  # a query the store refuses is still a 400 (audited by searching())
+        s.keep = True  # held until the download ends (see ExportResponse)
+    if slot is None:  # searching() yields only with a slot
+        raise RuntimeError("an export without a search slot")
+    try:
+        await audit.record(
+            rt.pipeline, principal.username, "export", peer=peer(request), outcome="unknown",
+            tenants=",".join(scope), state="started", **details,
+        )  # fmt: skip
+    except BaseException:
+        stream.close()
+        slot.release()
+        raise
+    name = f"norrvakt-search-{'-'.join(scope) if len(scope) <= 3 else 'tenants'}.{format}"
+    return ExportResponse(stream, slot, MEDIA_TYPES[format], name)
+
+
+def _store_errors(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` with the store's refusal of a too-big query as a QueryError (a 400)."""
+    from norrvakt.search import too_big
+
+    try:
+        yield from chunks
+    except Exception as exc:
+        if (mapped := too_big(exc)) is not None:
+            raise mapped from exc
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
