@@ -199,6 +199,8 @@ def test_a_search_saved_and_pinned_in_the_console_is_a_dashboard_panel(
     row.wait_for()
     row.locator("button", has_text="Pin").click()
     page.locator("#saved tr", has_text="Boden logons by host").locator("button", has_text="Unpin").wait_for()
+    page.locator("#saved").scroll_into_view_if_needed()
+    shot(page, "search-saved")
     page.goto(f"{server.url}/dashboards")
     panel = page.locator("section.pinned", has_text="Boden logons by host")
     panel.wait_for()
