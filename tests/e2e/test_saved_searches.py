@@ -157,6 +157,15 @@ def test_a_scheduled_search_fires_through_the_server_and_shows_on_the_rules_page
     assert page.status_code == 200 and f"Brute force {world['marker']}" in page.text
     assert "fired" in page.text and "host.name=lul-dc1: 6" in page.text
     assert server.wait_count(f"event.action:search mode:search-rule rule:{rule}", 1, tenant="_norrvakt") >= 1
+    off = anna.patch(f"/api/saved-searches/{made.json()['id']}", json={"enabled": False})
+    assert off.status_code == 200 and off.json()["enabled"] is False and off.json()["scheduled"] is True
+    assert f'data-search-rule="{made.json()["id"]}"' in anna.get("/rules").text
+    assert (
+        world["clients"]["bo.lulea"]
+        .patch(f"/api/saved-searches/{made.json()['id']}", json={"enabled": True})
+        .status_code
+        == 403
+    )
 
 
 def test_the_cli_runs_a_saved_search_by_name(world: dict[str, Any]) -> None:

@@ -246,4 +246,14 @@
     out.textContent = r.ok ? "✓" : (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail));
     if (r.ok) window.location.reload();
   });
+  // The rules page: switch a scheduled search on or off (its owner or the SOC).
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-search-rule]");
+    if (!button) return;
+    const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+    const r = await fetch("/api/saved-searches/" + button.dataset.searchRule, { method: "PATCH", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
+      body: JSON.stringify({ enabled: button.dataset.enabled === "true" }) });
+    if (r.ok) window.location.reload(); else button.textContent = await r.text();
+  });
 })();
