@@ -14,6 +14,7 @@ import httpx
 import pytest
 import stix2
 
+from tests.e2e.browser import browser, login, shot  # noqa: F401 - fixture
 from tests.e2e.harness import Server
 
 C2 = "185.220.101.77"
@@ -41,7 +42,7 @@ def _alert(server: Server, tenant: str, rule: str, seq: int, entities: dict[str,
     return alert
 
 
-def _user(server: Server, name: str, role: str, tenants: list[str]) -> httpx.Client:
+def _user(server: Server, name: str, role: str, tenants: list[str]) -> tuple[httpx.Client, str]:
     """A user made through the admin API with a chosen password (no CLI process), logged in."""
     password = "pw-" + secrets.token_urlsafe(15)
     made = server.api(
@@ -50,7 +51,7 @@ def _user(server: Server, name: str, role: str, tenants: list[str]) -> httpx.Cli
         json={"username": name, "role": role, "tenants": tenants, "password": password},
     )
     assert made.status_code == 200, made.text
-    return server.login(name, password)
+    return server.login(name, password), password
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +83,16 @@ def world(server: Server) -> dict[str, Any]:
         "POST", f"/api/cases/{boden_alert['case_id']}/template", json={"template": "ransomware"}
     )
     assert made.status_code == 201, made.text
-    officer = _user(server, f"lulea.{m}", "tenant_officer", ["lulea"])
-    admin = _user(server, f"soc.{m}", "soc_analyst", [])  # a region-wide role: the pivot's user
-    return {"case": first["case_id"], "officer": officer, "admin": admin, "host": host, "marker": m}
+    officer, officer_password = _user(server, f"lulea.{m}", "tenant_officer", ["lulea"])
+    admin, _ = _user(server, f"soc.{m}", "soc_analyst", [])  # a region-wide role: the pivot's user
+    return {
+        "case": first["case_id"],
+        "officer": officer,
+        "officer_login": (f"lulea.{m}", officer_password),
+        "admin": admin,
+        "host": host,
+        "marker": m,
+    }
 
 
 def _csrf(client: httpx.Client) -> dict[str, str]:
@@ -181,3 +189,32 @@ def test_exports_are_stix_and_misp_and_audited(server: Server, world: dict[str, 
     assert officer.get(f"/api/cases/{case}/export/misp", params={"include": "phone"}).status_code == 400
     query = f'event.action:export "indicators of case {case}"'
     assert server.wait_count(query, 3, tenant="_norrvakt") >= 3  # stix twice, misp once; the refused one not
+
+
+def test_the_case_page_shows_tasks_and_observables_and_changes_a_task(
+    server: Server,
+    world: dict[str, Any],
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    """In Chromium: the case page loads its tasks and observables (htmx, under the console's
+    CSP), and a task's state is changed through its form."""
+    case = world["case"]
+    applied = server.api("POST", f"/api/cases/{case}/template", json={"template": "malware_host"})
+    assert applied.status_code in (201, 409)  # 409: the first test applied it already
+    page = browser.new_page()
+    try:
+        login(page, server.url, *world["officer_login"], next_path=f"/cases/{case}")
+        page.wait_for_selector("#case-tasks tbody tr")
+        rows = page.locator("#case-tasks tbody tr")
+        assert rows.count() == 9 and "(malware_host)" in rows.nth(0).inner_text()
+        second = rows.nth(1)
+        second.locator("select[name=state]").select_option("in_progress")
+        with page.expect_navigation():
+            second.locator("form[data-method=PATCH]").first.locator("button").click()
+        page.wait_for_selector("#case-tasks tr.task-in_progress")
+        assert page.locator(f"#case-observables code:text-is('{C2}')").count() == 1
+        assert page.locator("#case-observables a[hx-get*='/pivot']").count() == 0  # no pivot for an officer
+        page.locator("#case-tasks").scroll_into_view_if_needed()
+        shot(page, "case-tasks")
+    finally:
+        page.close()
