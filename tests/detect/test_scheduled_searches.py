@@ -156,3 +156,16 @@ def test_a_rule_that_would_scan_too_much_is_refused(store: ClickHouseStore) -> N
     assert check_scan(store, rule, ["lulea"], NOW, 20) == 20
     with pytest.raises(ScanTooBig, match=r"more than search_rules\.max_scan_events"):
         check_scan(store, rule, ["lulea"], NOW, 19)
+
+
+def test_a_due_run_is_claimed_by_one_node_only(engine: sa.Engine) -> None:
+    row = _rule(engine, "x | count > 5 in 10m")
+    with engine.connect() as conn:
+        (seen_by_a,) = rows.due(conn, NOW)
+        (seen_by_b,) = rows.due(conn, NOW)  # both nodes read the row before either claims it
+    assert rows.claim(engine, seen_by_a, NOW) is True
+    assert rows.claim(engine, seen_by_b, NOW) is False
+    with engine.connect() as conn:
+        assert rows.due(conn, NOW) == []
+        stored = rows.get(conn, int(row["id"]))
+    assert stored is not None and stored["next_run_at"] == NOW + 60_000_000  # missed runs not replayed
