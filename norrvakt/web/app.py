@@ -31,6 +31,8 @@ from norrvakt.web.api import followup as followup_api
 from norrvakt.web.api import m365 as m365_api
 from norrvakt.web.api import nis2_reports as nis2_reports_api
 from norrvakt.web.api import periodic_reports as periodic_reports_api
+from norrvakt.web.api import response as response_api
+from norrvakt.web.api import response_feed as response_feed_api
 from norrvakt.web.api import rules as rules_api
 from norrvakt.web.api import saved_searches as saved_searches_api
 from norrvakt.web.headers import SecurityHeaders
@@ -42,6 +44,7 @@ from norrvakt.web.views import admin as admin_pages
 from norrvakt.web.views import case_work as case_work_pages
 from norrvakt.web.views import cluster as cluster_pages
 from norrvakt.web.views import dashboards, exceptions, followup, pages, rules, soc, sso
+from norrvakt.web.views import response_panel as response_pages
 from norrvakt.web.views.api_docs import api_docs_router
 
 if TYPE_CHECKING:
@@ -99,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(admin_pages.router)
     app.include_router(soc.router)
     app.include_router(case_work_pages.router)
+    app.include_router(response_pages.router)
     app.include_router(followup.router)
     app.include_router(rules.router)
     app.include_router(exceptions.router)
@@ -107,6 +111,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(cluster_api.router)
     app.include_router(cluster_pages.router)
     app.include_router(m365_api.router)
+    app.include_router(response_api.router)
+    app.include_router(response_feed_api.router)
     vendor = vendor_dir()
     app.include_router(api_docs_router(app, runtime.settings.server.api_docs, vendor))
     _configure_sso(runtime)

@@ -538,6 +538,47 @@ CASES: dict[tuple[str, str], Case] = {
         ]
     ),
     ("DELETE", "/api/saved-searches/{search_id}/pin"): _probe("DELETE", "/api/saved-searches/{saved}/pin"),
+    # -- response actions (Luleå's dry-run block of 203.0.113.77 carries the marker in its reason) --
+    ("POST", "/api/response/actions"): _probe(
+        "POST",
+        "/api/response/actions",
+        body={"action": "block.address", "target": "203.0.113.78", "alert_id": "{alert}", "dry_run": True},
+    ),
+    ("GET", "/api/response/actions"): Case(
+        [
+            Probe("GET", "/api/response/actions?tenant=lulea"),
+            Probe("GET", "/api/response/actions", expect=frozenset(OK_NO_LULEA)),
+            Probe("GET", "/api/response/actions?case_id={case}", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("GET", "/api/response/actions/{action_id}"): _probe("GET", "/api/response/actions/{response_action}"),
+    ("POST", "/api/response/actions/{action_id}/approve"): _probe(
+        "POST", "/api/response/actions/{response_action}/approve"
+    ),
+    ("POST", "/api/response/actions/{action_id}/reject"): _probe(
+        "POST", "/api/response/actions/{response_action}/reject", body={"note": "x"}
+    ),
+    ("POST", "/api/response/actions/{action_id}/retry"): _probe(
+        "POST", "/api/response/actions/{response_action}/retry"
+    ),
+    ("POST", "/api/response/actions/{action_id}/undo"): _probe(
+        "POST", "/api/response/actions/{response_action}/undo"
+    ),
+    ("GET", "/api/response/blocklist"): Case(
+        [
+            Probe("GET", "/api/response/blocklist?tenant=lulea"),
+            Probe("GET", "/api/response/blocklist", expect=frozenset(OK_NO_LULEA)),
+        ]
+    ),
+    ("POST", "/api/response/feed-token/{tenant}"): _probe("POST", "/api/response/feed-token/lulea"),
+    ("PUT", "/api/response/ad-credential/{tenant}"): _probe(
+        "PUT", "/api/response/ad-credential/lulea", body={"password": "x"}
+    ),
+    # the feed answers a firewall's token, never a session: Boden's officer gets 401 for Luleå's
+    ("GET", "/feeds/blocklist/{tenant}"): Case(
+        [Probe("GET", "/feeds/blocklist/lulea"), Probe("GET", "/feeds/blocklist/lulea?format=json&token=x")]
+    ),
+    ("GET", "/ui/cases/{case_id}/response"): _probe("GET", "/ui/cases/{case}/response"),
 }
 
 
@@ -702,6 +743,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             json={"owner": f"Luleå secret {marker}", "criticality": "critical", "system": marker},
         )
         assert asset.status_code == 200, asset.text
+        on = server.api("PUT", "/api/admin/modules/lulea", json={"response": True})
+        assert on.status_code == 200, on.text
+        dry = server.api(
+            "POST",
+            "/api/response/actions",
+            json={
+                "action": "block.address",
+                "target": "203.0.113.77",
+                "alert_id": made["id"],
+                "dry_run": True,
+                "reason": f"Luleå secret {marker}",
+            },
+        )
+        assert dry.status_code == 201 and dry.json()["status"] == "dry_run", dry.text
         password = server.add_user("boden.iso", "tenant_officer", "boden")
         client = server.login("boden.iso", password)  # through the login form, its CSRF token too
         csrf = client.get("/search").text.split('name="csrf_token" value="')[1].split('"')[0]
@@ -714,6 +769,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "alert": made["id"],
             "case": made["case_id"],
             "exception": exception.json()["id"],
+            "response_action": dry.json()["id"],
             **{key: r.json()["id"] for key, r in saved.items()},
             **followup,
         }
@@ -743,6 +799,7 @@ def test_a_boden_officer_gets_nothing_of_lulea(world: dict[str, Any], route: tup
                 "saved",
                 "saved_private",
                 "saved_region",
+                "response_action",
             )
         }
         url = probe.url.format(**ids)

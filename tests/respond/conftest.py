@@ -3,6 +3,8 @@ Boden), and a ResponseService whose journal keeps what it is given."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +46,22 @@ class World:
         return p.scope(ALL)
 
 
+_MIGRATED: list[Path] = []
+
+
+def _state(tmp_path: Path) -> sa.Engine:
+    """A migrated state database: migrated once per session (~1 s), copied for each test."""
+    if not _MIGRATED:
+        first = Path(tempfile.mkdtemp(prefix="norrvakt-respond-state-"))
+        open_state(sqlite_url(first)).dispose()
+        _MIGRATED.append(first / "state.db")
+    shutil.copy(_MIGRATED[0], tmp_path / "state.db")
+    return open_state(sqlite_url(tmp_path))
+
+
 def make_world(tmp_path: Path, overrides: dict[str, Any] | None = None) -> World:
     settings = load_settings(overrides={"data_dir": str(tmp_path), **(overrides or {})})
-    engine = open_state(sqlite_url(tmp_path))
+    engine = _state(tmp_path)
     alerts = AlertService(engine, settings.alerts)
     cases = CaseService(engine, alerts)
     case, _ = cases.create(ALL, "lulea", "Konto kapat: kim.target", "ana")

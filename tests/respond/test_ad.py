@@ -45,7 +45,9 @@ def ad_world(tmp_path: Path, samba_dc: SambaDC) -> Iterator[World]:
 
 def _server(dc: SambaDC) -> ldap3.Server:
     tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(dc.ca_file), valid_names=[dc.tls_name])
-    return ldap3.Server(dc.host, port=dc.ldaps_port, use_ssl=True, tls=tls, connect_timeout=5)
+    return ldap3.Server(
+        dc.host, port=dc.ldaps_port, use_ssl=True, tls=tls, connect_timeout=5, get_info=ldap3.NONE
+    )
 
 
 def _binds(dc: SambaDC, name: str) -> bool:
