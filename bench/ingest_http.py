@@ -28,6 +28,11 @@ rules of ``--sigma-rules`` (../shared/data/sigma/rules/windows) with the live-se
 to every status, level and pack, so every loaded rule runs live (the count is printed), ``none``
 turns detection off (``--no-detection`` is ``--detection none``).
 
+``--enrichment on,off`` runs once per value (issue 17's cost: enrichment must cost ingest at most
+10 %): ``on`` is the default ingest enrichment (Windows codes in words, country/AS of public
+addresses) plus named ranges for the tenant, ``off`` sets ``[enrich] enabled = false``; with both,
+``enrichment_cost`` gives the off/on ratios of the rates and CPU per event.
+
     .venv/bin/python bench/ingest_http.py [--events 200000] [--bulk] [--workers 1,2] [--ingest-port]
                                           [--profile] [--detection sigma,none] [--sigma-rules DIR]
 """
@@ -68,6 +73,12 @@ GOAL = 25_000  # Windows events/s end to end on this 2-core machine (issue #12)
 SIGMA_RULES = SHARED / "sigma" / "rules" / "windows"
 DETECTION_MODES = ("builtin", "sigma", "none")
 LIVE_COST_GOAL = 0.8  # ingest rate with every SigmaHQ Windows rule live / without detection (issue 15)
+ENRICH_MODES = ("on", "off")
+ENRICH_COST_GOAL = 0.9  # ingest rate with enrichment / without (issue 17): at most 10 % slower
+# named ranges for the bench tenant, so the "on" run also looks up the tenant's networks
+ENRICH_ON_TOML = (
+    '[enrich.networks.lulea]\n"Kommunnät" = ["10.0.0.0/8", "172.16.0.0/12"]\n"VPN-pool" = ["10.8.0.0/16"]\n'
+)
 
 
 # -- the records and the two shapes they are sent in -------------------------------------------
@@ -341,7 +352,11 @@ def _wait_receiving(srv: Any, timeout: float = 60.0) -> None:
 
 
 def run(
-    workers: int, encoded: list[bytes], args: argparse.Namespace, detection: str = "builtin"
+    workers: int,
+    encoded: list[bytes],
+    args: argparse.Namespace,
+    detection: str = "builtin",
+    enrichment: str = "on",
 ) -> dict[str, Any]:
     events = args.events
     server_toml = workers_toml(workers)
@@ -354,7 +369,10 @@ def run(
     with (
         tempfile.TemporaryDirectory(prefix="norrvakt-bench-") as tmp,
         bench_server(
-            Path(tmp), server_toml=server_toml, extra_toml=detection_toml(detection, Path(args.sigma_rules))
+            Path(tmp),
+            server_toml=server_toml,
+            extra_toml=detection_toml(detection, Path(args.sigma_rules))
+            + (ENRICH_ON_TOML if enrichment == "on" else "[enrich]\nenabled = false\n"),
         ) as srv,
     ):
         rules = live_rules(srv, Path(args.sigma_rules)) if detection != "none" else {"live_rules": 0}
@@ -416,6 +434,7 @@ def run(
         "posters": args.posters,
         "fsync": True,
         "detection": detection,
+        "enrichment": enrichment,
         **rules,
         "seconds_to_acknowledged": round(acked_s, 2),
         "events_per_s_acknowledged": round(events / acked_s),
@@ -486,6 +505,7 @@ def main() -> None:
     )
     ap.add_argument("--no-detection", action="store_true", help="the same as --detection none")
     ap.add_argument("--sigma-rules", default=str(SIGMA_RULES), help="SigmaHQ rules for --detection sigma")
+    ap.add_argument("--enrichment", default="on", help="comma-separated on,off: one run each (issue 17)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     ap.add_argument("--name", default="")
     args = ap.parse_args()
@@ -496,13 +516,16 @@ def main() -> None:
     modes = ["none"] if args.no_detection else [m.strip() for m in args.detection.split(",") if m.strip()]
     if not modes or any(m not in DETECTION_MODES for m in modes):
         raise SystemExit(f"--detection {args.detection!r}: comma-separated {', '.join(DETECTION_MODES)}")
+    enrich_modes = [m.strip() for m in args.enrichment.split(",") if m.strip()]
+    if not enrich_modes or any(m not in ENRICH_MODES for m in enrich_modes):
+        raise SystemExit(f"--enrichment {args.enrichment!r}: comma-separated {', '.join(ENRICH_MODES)}")
     for w in workers:
         workers_toml(w)  # refuse a value this code cannot run before anything starts
     records = read_records()
     encoded = [bulk_lines(r) if args.bulk else hec_event(r) for r in records]
     recognised = check_shapes(records, encoded, args.bulk)
     print(f"{len(records)} records read; {recognised} parse as Windows events here")
-    runs = [run(w, encoded, args, mode) for w in workers for mode in modes]
+    runs = [run(w, encoded, args, mode, e) for w in workers for mode in modes for e in enrich_modes]
     result: dict[str, Any] = {
         "records": len(records),
         "records_parsed_as_windows": recognised,
@@ -511,17 +534,21 @@ def main() -> None:
     if len(runs) > 1:
         base = runs[0]
         result["ratios_to_first"] = {
-            _label(r, modes): {k: round(r[k] / base[k], 2) for k in _COMPARED if base[k]} for r in runs
+            _label(r, modes, enrich_modes): {k: round(r[k] / base[k], 2) for k in _COMPARED if base[k]}
+            for r in runs
         }
         cost = live_cost(runs)
         if cost is not None:
             result["live_cost"] = cost
+        enriched = enrichment_cost(runs)
+        if enriched is not None:
+            result["enrichment_cost"] = enriched
     path = write_result(args.name, result)
     if len(runs) == 1:
         pairs = [(k, _show(v)) for k, v in runs[0].items() if k != "profile"]
         print_table(f"{args.name} ({path.relative_to(REPO)})", pairs)
     else:
-        headers = ["measure", *[_label(r, modes) for r in runs], "ratio last/first"]
+        headers = ["measure", *[_label(r, modes, enrich_modes) for r in runs], "ratio last/first"]
         rows = [
             [k, *[_show(r[k]) for r in runs], f"{runs[-1][k] / runs[0][k]:.2f}" if runs[0][k] else "-"]
             for k in _COMPARED
@@ -535,10 +562,42 @@ def main() -> None:
                 f"{c['ratio_stored']:.2f}x the stored rate and {c['ratio_detected']:.2f}x the detected "
                 f"rate without detection (goal >= {LIVE_COST_GOAL})"
             )
+        if "enrichment_cost" in result:
+            c = result["enrichment_cost"]
+            print(
+                f"enrichment cost: with enrichment {c['ratio_acknowledged']:.3f}x the acknowledged, "
+                f"{c['ratio_stored']:.3f}x the stored rate and {c['ratio_cpu_per_event']:.3f}x the CPU per "
+                f"event of the run without (goal: rates >= {ENRICH_COST_GOAL})"
+            )
 
 
-def _label(run: dict[str, Any], modes: list[str]) -> str:
-    return f"workers={run['workers']}" + (f" detection={run['detection']}" if len(modes) > 1 else "")
+def _label(run: dict[str, Any], modes: list[str], enrich_modes: list[str] | None = None) -> str:
+    label = f"workers={run['workers']}" + (f" detection={run['detection']}" if len(modes) > 1 else "")
+    return label + (f" enrichment={run['enrichment']}" if enrich_modes and len(enrich_modes) > 1 else "")
+
+
+def enrichment_cost(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Enrichment on against off, at the same workers and detection (issue 17's cost)."""
+    for on in (r for r in runs if r["enrichment"] == "on"):
+        off = next(
+            (r for r in runs if r["enrichment"] == "off" and r["workers"] == on["workers"]
+             and r["detection"] == on["detection"]),
+            None,
+        )  # fmt: skip
+        if off is None:
+            continue
+        return {
+            "workers": on["workers"],
+            "detection": on["detection"],
+            "ratio_acknowledged": round(
+                on["events_per_s_acknowledged"] / off["events_per_s_acknowledged"], 3
+            ),
+            "ratio_stored": round(on["events_per_s_stored"] / off["events_per_s_stored"], 3),
+            "ratio_detected": round(on["events_per_s_detected"] / off["events_per_s_detected"], 3),
+            "ratio_cpu_per_event": round(on["server_cpu_us_per_event"] / off["server_cpu_us_per_event"], 3),
+            "goal": ENRICH_COST_GOAL,
+        }
+    return None
 
 
 def live_cost(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
