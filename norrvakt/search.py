@@ -105,5 +105,5 @@ def compile_export(
         until_us=parse_time(until, now) if until else None,
         limit=max_rows + 1,
         now=now,
-        key_order=True,
+        stream=True,
     )

@@ -84,6 +84,7 @@ class CompiledQuery:
     plan: Plan | None = None
     keep: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    stream_limit: int | None = None  # compiled with ``stream``: read at most this many rows
 
 
 @dataclass(frozen=True)
@@ -112,16 +113,20 @@ def compile_query(
     offset: int = 0,
     order: str = "desc",
     now: int | None = None,
-    key_order: bool = False,
+    stream: bool = False,
 ) -> CompiledQuery:
     """SQL for ``query`` restricted to ``tenants`` and ``since_us <= ts < until_us``.
 
     Events come newest first (``order="asc"`` for oldest first) unless ``| sort`` says
     otherwise, ``limit``/``offset`` page them, ``| head N`` caps the whole result. Stats are
     grouped, largest first, capped by ``| head`` or 100. ``now`` (µs) anchors relative
-    times inside the query text such as ``@timestamp:>now-1h``. ``key_order`` (exports) puts
-    events without ``| sort`` in the table's key order — by tenant, then newest first — which
-    ClickHouse reads in order instead of sorting the whole result in memory.
+    times inside the query text such as ``@timestamp:>now-1h``.
+
+    ``stream`` (exports) puts events without ``| sort`` in the table's key order — by tenant,
+    then newest first — which ClickHouse reads in order instead of sorting the whole result
+    first, and leaves LIMIT out of the SQL: the reader stops after ``stream_limit`` rows. (With
+    a LIMIT below the number of matches, ClickHouse answered in one block of LIMIT rows —
+    measured — so a cut export of a million rows would have held them all.)
     """
     parsed = parse_query(query) if isinstance(query, str) else query
     _check_arguments(tenants, limit, offset, order)
@@ -135,7 +140,7 @@ def compile_query(
     bad = next((n for n in parsed.drop if n in _KEPT), None)
     if bad is not None:
         raise QueryError(f"'fields -' cannot drop '{bad}': tenant, seq and @timestamp identify an event")
-    return _compile_events(parsed, conditions, sql, limit, offset, order, key_order)
+    return _compile_events(parsed, conditions, sql, limit, offset, order, stream)
 
 
 def _check_columns(parsed: Query, columns: list[str]) -> None:
@@ -188,11 +193,11 @@ def _compile_events(
     limit: int,
     offset: int,
     order: str,
-    key_order: bool = False,
+    stream: bool = False,
 ) -> CompiledQuery:
     direction = order.upper()
     keys = [k for key in parsed.sort for k in _order_by(key.field, key.descending, sql)]
-    if key_order and not keys:  # (tenant, ts) is the table's key: read backwards, no sort
+    if stream and not keys:  # (tenant, ts) is the table's key: read backwards, no sort
         keys = [f"tenant {direction}", f"{EVENTS_TABLE}.ts {direction}", f"seq {direction}"]
     else:
         keys += [f"{EVENTS_TABLE}.ts {direction}", f"seq {direction}", "tenant"]
@@ -201,24 +206,25 @@ def _compile_events(
     select, columns = SELECT_EVENT_COLUMNS, EVENT_ROW_COLUMNS
     if parsed.fields:
         select, columns = _projection(parsed.fields, sql)
-    page = f"LIMIT {sql.param(limit, 'UInt64')} OFFSET {sql.param(offset, 'UInt64')}"
+    page = "" if stream else f"LIMIT {sql.param(limit, 'UInt64')} OFFSET {sql.param(offset, 'UInt64')}"
     matches = "count()"
     if parsed.dedup:  # the first event (in the result's order) of each combination of values
         found = [sql.column(n) for n in parsed.dedup]
         conditions = conditions + [f"{e} != ''" for e, kind in found if kind not in ("seq", "time")]
         exprs = ", ".join(e for e, _ in found)
-        page = f"LIMIT 1 BY {exprs} {page}"
+        page = f"LIMIT 1 BY {exprs} {page}".rstrip()
         matches = f"uniqExact({exprs})"
     where = " AND ".join(conditions)
     count = matches if parsed.head is None else f"least({matches}, {sql.param(parsed.head, 'UInt64')})"
     return CompiledQuery(
-        sql=f"SELECT {select} FROM {EVENTS_TABLE} WHERE {where} ORDER BY {', '.join(keys)} {page}",
+        sql=f"SELECT {select} FROM {EVENTS_TABLE} WHERE {where} ORDER BY {', '.join(keys)} {page}".rstrip(),
         parameters=sql.parameters,
         kind="events",
         columns=[c for c in columns if c not in parsed.drop],
         count_sql=f"SELECT {count} FROM {EVENTS_TABLE} WHERE {where}",
         projected=bool(parsed.fields),
         drop=parsed.drop,
+        stream_limit=limit if stream else None,
     )
 
 

@@ -22,6 +22,7 @@ ingested, source, peer``, every ECS field, ``fields`` (JSON), ``message``, ``raw
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -75,7 +76,8 @@ def export_chunks(
     progress: ExportProgress,
     settings: dict[str, Any] | None = None,
 ) -> Iterator[bytes]:
-    """The export of ``compiled`` (compiled with ``limit`` > ``limits.max_rows``) as byte chunks.
+    """The export of ``compiled`` (compiled with ``stream`` and a ``limit`` above
+    ``limits.max_rows``: :func:`norrvakt.search.compile_export`) as byte chunks.
 
     ``progress`` is updated as rows go out; ``settings`` are ClickHouse settings added to the
     query's (a tighter ``max_memory_usage``, say). Closing the generator early (a cancelled
@@ -98,8 +100,10 @@ def _events(
         compiled.columns if compiled.projected else [c for c in EVENT_CSV_COLUMNS if c not in compiled.drop]
     )
     with store.stream_columns(compiled.sql, compiled.parameters, settings) as (names, blocks):
-        docs = (_flat(event_result(compiled, dict(zip(names, r, strict=True))), compiled.projected)
-                for block in blocks for r in block)  # fmt: skip
+        rows = itertools.islice((r for block in blocks for r in block), compiled.stream_limit)
+        docs = (
+            _flat(event_result(compiled, dict(zip(names, r, strict=True))), compiled.projected) for r in rows
+        )
         yield from writer.rows(columns, docs)
 
 

@@ -19,7 +19,6 @@ import pytest
 
 from norrvakt.search import compile_export
 from norrvakt.store.clickhouse import ClickHouseStore, StoreConfig
-from norrvakt.store.query import compile_query
 from norrvakt.store.query_export import ENGINE_SETTINGS, ExportLimits, ExportProgress, export_chunks
 from norrvakt.web.api.export_stream import ExportResponse, ExportStream
 from norrvakt.web.limits import UserLimiter
@@ -51,7 +50,7 @@ def export(
     store: ClickHouseStore, q: str, fmt: Any, rows: int = 1000, size: int = 10**9, tenant: str = "lulea"
 ) -> tuple[bytes, ExportProgress]:
     progress = ExportProgress()
-    compiled = compile_query(q, tenants=[tenant], limit=rows + 1)
+    compiled = compile_export([tenant], q, since=None, until=None, max_rows=rows)
     return b"".join(export_chunks(store, compiled, fmt, ExportLimits(rows, size), progress)), progress
 
 
@@ -124,16 +123,22 @@ def test_python_holds_one_block_of_a_big_export(store: ClickHouseStore) -> None:
 
 def test_clickhouse_streams_a_big_export_without_holding_it(store: ClickHouseStore) -> None:
     """The export's query, read in the table's order, passes under a memory cap far below the
-    ~240 MB its rows hold: ClickHouse hands on blocks as it reads them, sorting nothing."""
-    compiled = compile_export(["boden"], "bulk", since=None, until=None, max_rows=BIG)
+    ~240 MB its rows hold, and hands on blocks of 1,024 rows — also when the export will be cut
+    (a LIMIT below the matches made ClickHouse answer in one block of LIMIT rows)."""
     settings = {**ENGINE_SETTINGS, "max_memory_usage": 100 * 2**20}
-    rows = text = 0
-    with store.stream_columns(compiled.sql, compiled.parameters, settings) as (names, blocks):
-        message = names.index("message")
-        for block in blocks:
-            rows += len(block)
-            text += sum(len(r[message]) for r in block)
-    assert rows == BIG and text * 3 > 100 * 2**20  # message is a third of each row
+    for max_rows in (BIG, BIG // 2):
+        compiled = compile_export(["boden"], "bulk", since=None, until=None, max_rows=max_rows)
+        rows = text = biggest = 0
+        with store.stream_columns(compiled.sql, compiled.parameters, settings) as (names, blocks):
+            message = names.index("message")
+            for block in blocks:
+                rows += len(block)
+                biggest = max(biggest, len(block))
+                text += sum(len(r[message]) for r in block)
+                if rows > max_rows:  # as export_chunks stops reading
+                    break
+        assert rows >= min(BIG, max_rows) and text * 3 > 0.45 * max_rows * 12_000
+        assert biggest <= 1024
 
 
 class _Audit:
