@@ -41,9 +41,13 @@ typecheck: $(STAMP)
 # Two processes (pytest-xdist), a test file's tests in one of them: most end-to-end tests wait
 # on their servers and senders, so two files at a time use both cores (7 instead of 13 minutes).
 # PYTEST_ARGS adds options, e.g. make unit PYTEST_ARGS=--skip-cluster (leaves out tests/cluster).
+# The tests start hundreds of Python processes (servers, parse workers, CLI calls); with
+# PYTHONDONTWRITEBYTECODE set (as on these machines) each would compile Norrvakt's sources
+# again, so the tests keep bytecode under .tools/pycache (outside the source tree).
 PYTEST_ARGS ?=
 unit: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/.tools/pycache \
+		$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
