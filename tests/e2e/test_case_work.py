@@ -31,12 +31,11 @@ def _ingest(server: Server, tenant: str, docs: list[dict[str, Any]], marker: str
     return sorted(server.search(marker, tenant=tenant)["rows"], key=lambda r: r["seq"])
 
 
-def _alert(server: Server, tenant: str, rule: str, seq: int, entities: dict[str, str]) -> dict[str, Any]:
-    resp = server.api(
-        "POST",
-        "/api/alerts",
-        json={"tenant": tenant, "rule_id": rule, "level": "high", "event_seq": seq, "entities": entities},
-    )
+def _alert(
+    server: Server, tenant: str, rule: str, seq: int, entities: dict[str, str], tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    body = {"tenant": tenant, "rule_id": rule, "level": "high", "event_seq": seq, "entities": entities}
+    resp = server.api("POST", "/api/alerts", json={**body, "tags": list(tags)})
     assert resp.status_code == 200, resp.text
     alert: dict[str, Any] = resp.json()["alerts"][0]
     return alert
@@ -75,7 +74,14 @@ def world(server: Server) -> dict[str, Any]:
     )
     host = f"lulea-pc-{m}"
     first = _alert(server, "lulea", "cw-download", lulea[0]["seq"], {"host.name": host})
-    second = _alert(server, "lulea", "cw-beacon", lulea[1]["seq"], {"host.name": host, "destination.ip": C2})
+    second = _alert(
+        server,
+        "lulea",
+        "cw-beacon",
+        lulea[1]["seq"],
+        {"host.name": host, "destination.ip": C2},
+        tags=("attack.command-and-control", "attack.t1071.001"),
+    )
     assert first["case_id"] == second["case_id"] is not None  # one host: one case
     (boden,) = _ingest(server, "boden", [{"message": f"boden beacon {m}", "destination.ip": C2}], m)
     boden_alert = _alert(server, "boden", "cw-beacon", boden["seq"], {"destination.ip": C2})
@@ -107,6 +113,10 @@ def test_a_template_gives_tasks_whose_changes_are_on_the_timeline(
     templates = server.api("GET", "/api/case-templates").json()["templates"]
     assert {t["id"] for t in templates} >= {"malware_host", "ransomware", "account_compromise"}
     officer: httpx.Client = world["officer"]
+    before = officer.get(f"/ui/cases/{case}/work").text  # the alerts' tags suggest malware on a host
+    first_option = before.split('<select id="template" name="template">')[1].split("</option>")[0]
+    assert 'value="malware_host"' in first_option and "föreslås av larmen" in first_option
+    assert before.count("föreslås av larmen") == 1
     headers = _csrf(officer)
     applied = officer.post(f"/api/cases/{case}/template", json={"template": "malware_host"}, headers=headers)
     assert applied.status_code == 201, applied.text

@@ -12,6 +12,7 @@ from norrvakt.alerts.case_tasks import STATES
 from norrvakt.alerts.sla import human
 from norrvakt.web.api import case_observables as observables_api
 from norrvakt.web.api import case_tasks as tasks_api
+from norrvakt.web.api import cases as cases_api
 from norrvakt.web.templating import language, render
 from norrvakt.web.views.pages import page_user
 
@@ -28,11 +29,17 @@ async def case_work(case_id: int, request: Request) -> Response:
         t["text"] = t["title"]["sv" if lang == "sv" else "en"]
         t["time_to_done"] = human(t["time_to_done_s"]) if t["time_to_done_s"] is not None else ""
     tasks["summary"]["mean"] = human(tasks["summary"]["mean_time_to_done_s"])
-    templates = [
-        (tid, t.title(lang))
-        for tid, t in tasks_api.templates(request).items()
-        if tid not in tasks["templates"]
-    ]
+    case = await cases_api.get_case(case_id, request, principal=user)
+    tags = [tag for a in case["alerts"] for tag in a["rule"]["tags"]]
+    # templates whose tags the case's alerts carry come first, marked as suggested
+    templates = sorted(
+        (
+            (tid, t.title(lang), t.suits(tags))
+            for tid, t in tasks_api.templates(request).items()
+            if tid not in tasks["templates"]
+        ),
+        key=lambda x: not x[2],
+    )
     return render(
         request,
         "_case_work.html",
