@@ -2,7 +2,7 @@
 bind over LDAPS, find the account, modify userAccountControl, read it back — as the approve
 button runs it (norrvakt/respond/ad.py), without the state database around it.
 
-    PYTHONPATH=. .venv/bin/python bench/response_ad.py [--rounds 20]   # root: the DC gets its own loopback address
+    PYTHONPATH=. .venv/bin/python bench/response_ad.py [--rounds 20]   # as root (see tests/ad)
 """
 
 from __future__ import annotations
