@@ -172,3 +172,27 @@ def test_other_tenants_cases_and_tasks_are_not_found(
     other = _case(cases, service, make_input)
     with pytest.raises(NotFound):  # a task of another case, through this one
         tasks.change(other, task_id, "anna", ["lulea"], state="done")
+
+
+def test_alerts_per_tenant_for_the_pivot(
+    engine: sa.Engine, service: AlertService, make_input: Callable[..., AlertInput]
+) -> None:
+    from norrvakt.state.case_tasks import alerts_per_tenant
+
+    service.ingest(
+        [
+            make_input(tenant="boden", entities={"user.name": "Anna.Berg", "host.name": "boden-pc1"}),
+            make_input(tenant="boden", rule_id="other", entities={"user.target.name": "anna.berg"}),
+            make_input(tenant="pitea", entities={"destination.ip": "185.220.101.7"}),
+        ]
+    )
+    with engine.connect() as conn:
+        users = alerts_per_tenant(
+            conn, ("user.name", "user.target.name"), "ANNA.BERG", ["boden", "pitea"], 0, fold_case=True
+        )
+        ips = alerts_per_tenant(
+            conn, ("source.ip", "destination.ip"), "185.220.101.7", ["boden", "pitea"], 0, fold_case=False
+        )
+        none = alerts_per_tenant(conn, ("destination.ip",), "185.220.101.7", ["boden"], 0, fold_case=False)
+    assert [(r["tenant"], r["alerts"]) for r in users] == [("boden", 2)]
+    assert [(r["tenant"], r["alerts"]) for r in ips] == [("pitea", 1)] and none == []
