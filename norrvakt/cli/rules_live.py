@@ -19,11 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from norrvakt.cli.common import err, print_json, settings_of
-from norrvakt.detect.live import live_summary, load_engine, rule_overrides
 
 
 def _overrides(settings: Any) -> list[dict[str, Any]]:
     """The rule settings of the state database; none when it does not exist yet."""
+    from norrvakt.detect.live import rule_overrides
     from norrvakt.state.db import make_engine
 
     url = settings.state_url()
@@ -47,6 +47,10 @@ def _overrides(settings: Any) -> list[dict[str, Any]]:
 def live_cmd(ctx: click.Context, tenant: str, not_live: bool, fmt: str) -> None:
     """Per loaded rule: live or not for TENANT, its pack, status and level, and why not."""
     settings = settings_of(ctx, existing_data_dir=False)
+    # (imported here: the detection stack is most of the CLI's start-up, and every other
+    # `norrvakt` command would pay for it)
+    from norrvakt.detect.live import live_summary, load_engine
+
     engine, report = load_engine(settings, _overrides(settings))
     live = engine.live
     if live is None:  # load_engine always sets one; a guard for mypy and future callers
