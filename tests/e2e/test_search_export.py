@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.browser import browser, login  # noqa: F401 - fixture
+from tests.e2e.browser import browser, login, shot  # noqa: F401 - fixture
 from tests.e2e.harness import Server, running_server
 
 ROWS = 60  # Luleå's events; the export limit is 40
@@ -101,6 +101,13 @@ def test_cli_exports_csv_through_the_server(world: dict[str, Any]) -> None:
     assert sorted(line.split(",")[-1] for line in lines[1:]) == ["web0", "web1", "web2"]
 
 
+# The chart is drawn: some pixel of the canvas is not transparent
+DRAWN = """() => { const c = document.querySelector('canvas[data-result-chart]');
+  if (!c || !c._chart) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+
+
 def test_console_draws_charts_and_exports_with_progress(browser: Any, world: dict[str, Any]) -> None:  # noqa: F811
     server, marker = world["server"], world["marker"]
     page = browser.new_page(viewport={"width": 1366, "height": 850}, locale="en-US", accept_downloads=True)
@@ -108,22 +115,30 @@ def test_console_draws_charts_and_exports_with_progress(browser: Any, world: dic
     page.fill("#q", f"{marker} | stats count by host.name")
     page.click("#search-form button[type=submit]")
     page.wait_for_function(
-        "() => document.getElementById('result-chart')?._chart?.data.datasets.length === 1"
+        "() => document.querySelector('canvas[data-result-chart]')?._chart?.data.datasets.length === 1"
     )
-    bars = page.evaluate("() => document.getElementById('result-chart')._chart.config.type")
+    page.wait_for_function(DRAWN)
+    bars = page.evaluate("() => document.querySelector('canvas[data-result-chart]')._chart.config.type")
     assert bars == "bar"
     assert "3 rows" in page.inner_text("#results h2") and "hits" not in page.inner_text("#results h2")
     assert (
-        page.evaluate("() => document.getElementById('result-chart')._chart.data.datasets[0].label")
+        page.evaluate(
+            "() => document.querySelector('canvas[data-result-chart]')._chart.data.datasets[0].label"
+        )
         == "count"
     )
     page.fill("#q", f"{marker} | timechart span=1h count by host.name")
     page.click("#search-form button[type=submit]")
-    page.wait_for_function("() => document.getElementById('result-chart')?._chart?.config.type === 'line'")
+    page.wait_for_function(
+        "() => document.querySelector('canvas[data-result-chart]')?._chart?.config.type === 'line'"
+    )
     series = page.evaluate(
-        "() => document.getElementById('result-chart')._chart.data.datasets.map(d => d.label)"
+        "() => document.querySelector('canvas[data-result-chart]')._chart.data.datasets.map(d => d.label)"
     )
     assert sorted(series) == ["web0", "web1", "web2"]
+    page.wait_for_function(DRAWN)
+    assert not page.is_visible(".export [data-export-cancel]")
+    shot(page, "search-timechart")
     with page.expect_download() as info:
         page.click(".export button[data-export=csv]")
     download = info.value

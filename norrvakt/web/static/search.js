@@ -7,8 +7,11 @@
   const COLORS = ["#0b5fa5", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d",
                   "#364fc7", "#868e96", "#495057"];
 
+  // The canvas has no id on purpose: htmx gives a swapped-in element with the same id as the old
+  // one the old element's attributes until it settles, then sets its own back — which reset the
+  // canvas that Chart.js had drawn (and its style attribute, which the CSP refuses).
   function drawResultChart() {
-    const canvas = document.getElementById("result-chart");
+    const canvas = document.querySelector("canvas[data-result-chart]");
     if (!canvas || !window.Chart || canvas._chart) return;
     const spec = JSON.parse(canvas.dataset.resultChart);
     const line = spec.type === "line";
@@ -110,6 +113,6 @@
   });
   document.addEventListener("DOMContentLoaded", () => {
     drawResultChart();
-    document.body.addEventListener("htmx:afterSwap", drawResultChart);
+    document.body.addEventListener("htmx:afterSettle", drawResultChart);
   });
 })();
