@@ -172,6 +172,8 @@ class ResponseService:
             raise Refused(
                 f"action {action_id}: {principal.username} asked for it; a second person must approve"
             )
+        if row["status"] != "pending_approval":
+            raise Conflict(f"action {action_id} is {row['status']}, not waiting for approval")
         await asyncio.to_thread(self._rate, row["tenant"])
         moved = store.claim(
             self.engine,

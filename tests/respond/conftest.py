@@ -59,9 +59,11 @@ def _state(tmp_path: Path) -> sa.Engine:
     return open_state(sqlite_url(tmp_path))
 
 
-def make_world(tmp_path: Path, overrides: dict[str, Any] | None = None) -> World:
+def make_world(
+    tmp_path: Path, overrides: dict[str, Any] | None = None, state_url: str | None = None
+) -> World:
     settings = load_settings(overrides={"data_dir": str(tmp_path), **(overrides or {})})
-    engine = _state(tmp_path)
+    engine = open_state(state_url) if state_url else _state(tmp_path)
     alerts = AlertService(engine, settings.alerts)
     cases = CaseService(engine, alerts)
     case, _ = cases.create(ALL, "lulea", "Konto kapat: kim.target", "ana")

@@ -110,3 +110,28 @@ def test_undo_takes_the_address_off_and_retry_only_after_a_failure(world: World)
     undone = asyncio.run(world.svc.undo(ANA, world.scope(ANA), done["id"]))
     assert undone["status"] == "undone" and undone["undone_by"] == "ana"
     assert store.active_blocks(world.engine, "lulea", now_us()) == []
+
+
+def test_the_same_on_postgresql(tmp_path: Path) -> None:
+    # the compare-and-set claim, the rate count and the blocklist queries on the other backend
+    from tests.state.postgres import cluster
+
+    w = make_world(tmp_path, {"response.max_per_hour": 1}, state_url=cluster().new_database())
+    row = _block(w)
+    with pytest.raises(Refused):
+        asyncio.run(w.svc.approve(ANA, w.scope(ANA), row["id"]))
+    assert asyncio.run(w.svc.approve(BO, w.scope(BO), row["id"]))["status"] == "done"
+    with pytest.raises(Conflict):
+        asyncio.run(w.svc.approve(LULEA_OFFICER, w.scope(LULEA_OFFICER), row["id"]))
+    with pytest.raises(TooMany):
+        _block(w, target="203.0.113.8")
+    assert [b["address"] for b in store.active_blocks(w.engine, "lulea", now_us())] == ["203.0.113.7/32"]
+    assert asyncio.run(w.svc.undo(ANA, w.scope(ANA), row["id"]))["status"] == "undone"
+    assert store.active_blocks(w.engine, "lulea", now_us()) == []
+    assert [c.action for c in w.history()][-4:] == [
+        "response-request",
+        "response-approve",
+        "response-done",
+        "response-undone",
+    ]
+    w.engine.dispose()

@@ -53,7 +53,8 @@ def test_ticket_email_and_webhook_carry_the_case_summary(tmp_path: Path) -> None
         assert got.recipients == ["servicedesk@lulea.example"] and got.tls
         msg = message_from_bytes(got.content)
         assert f"Case #{w.case_id}: Konto kapat: kim.target" in msg["Subject"]
-        assert "https://norrvakt.test/cases/" in msg.get_payload(decode=True).decode()
+        payload = msg.get_payload(decode=True)
+        assert isinstance(payload, bytes) and b"https://norrvakt.test/cases/" in payload
         sent = asyncio.run(
             w.svc.request(ANA, scope, action="ticket.webhook", target="servicedesk", case_id=w.case_id)
         )
