@@ -33,6 +33,25 @@ from norrvakt.state.versions import VersionWatch
 
 RULE_LEVEL = "norrvakt.level.rule"
 LEVEL_REASON = "norrvakt.level.reason"
+# what ingest added about the alert's addresses, kept with its entities (shown beside them)
+ADDRESS_FIELDS = tuple(
+    f"{side}.{name}"
+    for side in ("source", "destination")
+    for name in ("geo.country_iso_code", "as.number", "as.organization.name", "network.name")
+)
+
+
+def with_address_context(inp: AlertInput) -> AlertInput:
+    """``inp`` with its event's address enrichment (country, AS, named network) in its entities."""
+    if inp.event is None:
+        return inp
+    fields = inp.event.fields
+    found = {
+        k: fields[k] for k in ADDRESS_FIELDS if fields.get(k) and k.split(".", 1)[0] + ".ip" in inp.entities
+    }
+    if not found:
+        return inp
+    return replace(inp, entities={**inp.entities, **found})
 
 
 class AlertContext:
@@ -72,7 +91,9 @@ class AlertContext:
     # -- intake ---------------------------------------------------------------------------
 
     def adjust(self, inp: AlertInput) -> AlertInput:
-        """``inp`` with its level moved by its asset and user (unchanged when neither is known)."""
+        """``inp`` with its level moved by its asset and user (unchanged when neither is known), and
+        its event's address enrichment among its entities."""
+        inp = with_address_context(inp)
         self._fresh()
         if not self._assets and not self._accounts:
             return inp

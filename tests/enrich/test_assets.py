@@ -4,6 +4,7 @@ account do to an alert at intake (severity moved, the reason kept) and at view (
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,16 @@ def test_the_intake_stores_the_moved_level_and_an_edit_reaches_it(engine: sa.Eng
     assert moved.level == "high" and moved.entities[RULE_LEVEL] == "medium"
     described = ctx.describe("lulea", moved.entities)
     assert described["asset"]["system"] == "Web" and described["level"]["rule"] == "medium"
+
+
+def test_the_events_address_enrichment_goes_with_the_alert(engine: sa.Engine) -> None:
+    from norrvakt.event import Event
+
+    event = Event("lulea", 1, 1, "s", "p", ecs={"source.ip": "83.255.1.1"},
+                  fields={"source.geo.country_iso_code": "SE", "source.as.number": "1257",
+                          "destination.as.number": "15169"})  # fmt: skip
+    inp = _input("medium", **{"source.ip": "83.255.1.1"})
+    out = AlertContext(engine).adjust(replace(inp, event=event))
+    assert out.level == "medium"
+    assert out.entities["source.geo.country_iso_code"] == "SE" and out.entities["source.as.number"] == "1257"
+    assert "destination.as.number" not in out.entities  # no destination.ip among the entities
