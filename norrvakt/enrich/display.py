@@ -15,7 +15,7 @@ from collections.abc import Mapping
 # raw field → the enrichment fields that explain it, shown joined with " · "
 _EXPLAINS: dict[str, tuple[str, ...]] = {
     "LogonType": ("winlog.logon.type_name",),
-    "Status": ("winlog.logon.failure.status", "winlog.kerberos.result", "event.reason"),
+    "Status": ("winlog.logon.failure.status", "winlog.kerberos.result"),
     "SubStatus": ("winlog.logon.failure.sub_status",),
     "FailureReason": ("winlog.logon.failure.reason",),
     "TicketEncryptionType": ("winlog.kerberos.encryption_type",),
@@ -53,6 +53,8 @@ def beside(ecs: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, str]:
     for raw, names in _EXPLAINS.items():
         if raw in fields:
             words = [fields[n] for n in names if fields.get(n)]
+            if raw == "Status" and fields.get("winlog.kerberos.result") and fields.get("event.reason"):
+                words.append(fields["event.reason"])  # a Kerberos code's name says less than its meaning
             if words:
                 out[raw] = " · ".join(dict.fromkeys(words))
     return out

@@ -32,6 +32,9 @@ def test_beside_names_the_raw_fields() -> None:
     assert b["LogonType"] == "Network"
     assert b["SubStatus"] == "Bad password (the user name is correct)"
     assert "event.code" not in b and beside({}, {}) == {}
+    kerberos = beside({}, {"Status": "0x18", "winlog.kerberos.result": "KDC_ERR_PREAUTH_FAILED",
+                           "event.reason": "Pre-authentication failed (bad password)"})  # fmt: skip
+    assert kerberos["Status"] == "KDC_ERR_PREAUTH_FAILED · Pre-authentication failed (bad password)"
 
 
 def test_event_view_shows_the_words_next_to_the_value() -> None:
