@@ -3,7 +3,10 @@ officer sees nothing of Luleå's anywhere."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +281,80 @@ def test_rule_test_api(console: dict[str, Any]) -> None:
     listing = server.api("GET", "/api/rules", params={"q": "kerberoast"}).json()
     assert listing["running"] and listing["total"] >= 1 and listing["summary"]["loaded"] >= 25
     assert server.wait_count("event.action:rule-test", 3, tenant="_norrvakt") >= 3
+
+
+# -- search exports and result charts (issue 16) --------------------------------------------------
+
+# The chart is drawn: some pixel of its canvas is not transparent
+DRAWN = """() => { const c = document.querySelector('canvas[data-result-chart]');
+  if (!c || !c._chart) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+
+
+def _export_audits(server: Server, marker: str, n: int) -> list[dict[str, str]]:
+    """The export audit records naming ``marker`` (waits for ``n`` of them)."""
+    deadline = time.monotonic() + 20
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = server.search(f"event.action:export {marker}", tenant="_norrvakt")["rows"]
+        if len(rows) >= n:
+            break
+        time.sleep(0.3)
+    return [r["fields"] for r in rows]
+
+
+def test_search_export_route_and_cli(console: dict[str, Any]) -> None:
+    server: Server = console["server"]
+    marker = console["marker"]
+    q = f"lulea-{marker} | fields host.name, message"
+    resp = server.api("GET", "/api/search/export", params={"q": q, "tenant": "lulea", "format": "csv"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-disposition"] == 'attachment; filename="norrvakt-search-lulea.csv"'
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert len(rows) == 5 and {r["host.name"] for r in rows} == {"lulea-web01"}  # complete: no cut line
+    states = {r["state"]: r for r in _export_audits(server, f"lulea-{marker}", 2)}
+    assert set(states) == {"started", "complete"} and states["complete"]["rows"] == "5"
+    stats = server.api(
+        "GET", "/api/search/export", params={"q": f"{marker} | stats count by host.name", "format": "ndjson"}
+    )
+    assert [json.loads(line) for line in stats.text.splitlines()] == [
+        {"host.name": "boden-web01", "count": 5},
+        {"host.name": "lulea-web01", "count": 5},
+    ]
+    bad = server.api("GET", "/api/search/export", params={"q": f"{marker} | top 0 host.name"})
+    assert bad.status_code == 400 and "'top' needs at least 1 row at column" in bad.json()["detail"]
+    out = server.cli("search", f"{marker} | fields host.name", "--tenant", "boden", "--format", "csv")
+    assert out.splitlines()[0] == "@timestamp,tenant,seq,host.name" and len(out.splitlines()) == 6
+
+
+def test_console_result_charts_and_an_export_with_progress(browser: Any, console: dict[str, Any]) -> None:  # noqa: F811
+    server: Server = console["server"]
+    marker = console["marker"]
+    page = browser.new_page(viewport={"width": 1366, "height": 850}, locale="en-US", accept_downloads=True)
+    login(page, server.url, "admin", console["admin_pw"])
+    page.fill("#q", f"{marker} | stats count by host.name")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function(DRAWN)
+    chart = "document.querySelector('canvas[data-result-chart]')._chart"
+    assert page.evaluate(f"() => {chart}.config.type") == "bar"
+    assert page.evaluate(f"() => {chart}.data.datasets[0].label") == "count"
+    heading = page.inner_text("#results h2")
+    assert "2 rows" in heading and "hits" not in heading
+    page.fill("#q", f"{marker} | timechart span=1h count by host.name")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function(f"() => {chart.replace('._chart', '')}?._chart?.config.type === 'line'")
+    page.wait_for_function(DRAWN)
+    assert sorted(page.evaluate(f"() => {chart}.data.datasets.map(d => d.label)")) == [
+        "boden-web01",
+        "lulea-web01",
+    ]
+    assert not page.is_visible(".export [data-export-cancel]")
+    shot(page, "search-timechart")
+    with page.expect_download() as info:
+        page.click(".export button[data-export=csv]")
+    download = info.value
+    page.wait_for_function("() => document.querySelector('.export').dataset.state === 'done'")
+    assert "rows so far" in page.inner_text(".export-status")
+    assert Path(download.path()).read_text().splitlines()[0] == "_time,boden-web01,lulea-web01"
+    page.close()
