@@ -944,11 +944,15 @@ class SearchSettings:
     )
     export_max_rows: int = field(
         default=1_000_000,
-        metadata=_doc("Most rows one export (CSV / NDJSON) holds; beyond, it ends with a line saying it was cut."),
+        metadata=_doc(
+            "Most rows one export (CSV / NDJSON) holds; beyond, it ends with a line saying it was cut."
+        ),
     )
     export_max_bytes: int = field(
         default=1_073_741_824,
-        metadata=_doc("Most bytes one export holds (default 1 GiB); beyond, it ends with a line saying it was cut."),
+        metadata=_doc(
+            "Most bytes one export holds (default 1 GiB); beyond, it ends with a line saying it was cut."
+        ),
     )
 
 

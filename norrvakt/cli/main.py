@@ -102,8 +102,8 @@ def _register() -> None:
         reports,
         cluster,
         m365,
-    ):
         directory,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(hunt, "hunt")
