@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import socket
 import struct
 import threading
@@ -23,6 +22,7 @@ from fluent import sender as fluent_sender
 
 from tests.e2e.harness import Server, free_ports
 from tests.e2e.test_durability import assert_stored_once
+from tests.e2e.worker_kill import kill_the_receiving_worker, wait_stored
 
 KEY = "delad-nyckel-for-test"
 
@@ -227,44 +227,14 @@ class ForwardSender(threading.Thread):
             return  # the server died
 
 
-def _wait_stored(server: Server) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        stats = server.api("GET", "/api/stats").json()
-        if stats["indexer"]["backlog"] == 0 and stats["journal"]["backlog"]["parsing_batches"] == 0:
-            return
-        time.sleep(0.5)
-
-
 def test_kill_9_of_the_receiving_worker_loses_nothing_acknowledged(server: Server) -> None:
     """The forward connection is accepted by a parse worker; kill -9 of that worker mid-stream:
     every chunk it acknowledged is stored once, and a new connection (as Fluent Bit makes, to
     the other worker) goes on."""
     run = uuid.uuid4().hex[:10]
-    # (the module's other tests share the node: the victim is the worker whose count moves now)
-    before = {
-        w["pid"]: w["received_events"] for w in server.api("GET", "/api/stats").json()["workers"]["workers"]
-    }
-    first = ForwardSender(server.ports["forward"], run, "a")
-    first.start()
-    deadline = time.monotonic() + 20
-    victim: dict[str, Any] = {}
-    while not victim and time.monotonic() < deadline:
-        workers = server.api("GET", "/api/stats").json()["workers"]["workers"]
-        victim = next((w for w in workers if w["received_events"] > before.get(w["pid"], 0)), {})
-        time.sleep(0.2)
-    assert victim, "no worker received the forward connection"
-    time.sleep(1.0)
-    os.kill(victim["pid"], 9)
-    first.join(15)  # its connection died with the worker
-    second = ForwardSender(server.ports["forward"], run, "b")
-    second.start()
-    time.sleep(2.0)
-    second.stop.set()
-    second.join(15)
-    assert len(first.acked) > 100 and len(second.acked) > 100, (len(first.acked), len(second.acked))
-    _wait_stored(server)
-    assert_stored_once(server, run, first.acked + second.acked)
+    kill_the_receiving_worker(
+        server, run, lambda tag: ForwardSender(server.ports["forward"], run, tag), "forward"
+    )
 
 
 def test_kill_9_mid_stream_loses_nothing_acknowledged(server: Server) -> None:
@@ -281,5 +251,5 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(server: Server) -> None:
     acked = [i for s in senders for i in s.acked]
     assert len(acked) > 300, len(acked)
     server.start()
-    _wait_stored(server)
+    wait_stored(server)
     assert_stored_once(server, run, acked)
