@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from norrvakt.enrich.ingest import enrich_event
 from norrvakt.event import Event, RawRecord, canonical_bytes
 from norrvakt.parsers import parse_record
 from norrvakt.parsers.base import ParseError, flatten_json, load_json_object
@@ -393,7 +394,8 @@ def test_hec_windows_events_are_stored_as_parsed(server: Server, token: str) -> 
     rows = server.search(f"marker:{m}", tenant="boden")["rows"]
     by_record = {row["fields"]["EventRecordID"]: row for row in rows}
     for envelope in envelopes:
-        expected = parse_record(_record(orjson.dumps(envelope), "hec"))  # decoded here, from bytes
+        # decoded here, from bytes, and enriched as the server enriches (its default settings)
+        expected = enrich_event(parse_record(_record(orjson.dumps(envelope), "hec")))
         row = by_record[expected.fields["EventRecordID"]]
         assert row["message"] == expected.message
         assert {k: v for k, v in row["ecs"].items() if v} == {k: v for k, v in expected.ecs.items() if v}
